@@ -1,0 +1,245 @@
+//! `wxpush`: the operator's tool.
+//!
+//! - `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (see README).
+//! - `wxpush sandbox --port N [--apps FILE]`: the WeChat emulator alone.
+//! - `wxpush token --appid ID`: ask a running wxpush for an app's token (admin check).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use wxpush_cli::sandbox::{EmulatedApp, Emulator};
+use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
+use wxpush_shared::secrets::{AppsFile, FileSecretStore};
+use wxpush_shared::wechat::WeChatClientConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "wxpush",
+    version,
+    about = "wxpush: WeChat access_token central control, callbacks and messages"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every route locally on one port, with an embedded store.
+    Serve {
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// TOML file with one [[app]] table per app.
+        #[arg(long)]
+        apps: Option<PathBuf>,
+        /// Serve the WeChat emulator under /sandbox and point the WeChat client at it.
+        #[arg(long)]
+        sandbox: bool,
+        /// The embedded database file (default .wxpush/wxpush.redb; in memory with --sandbox).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Seconds between scheduled token refreshes.
+        #[arg(long, default_value_t = 60)]
+        refresh_every: u64,
+        /// Refresh tokens expiring within this many seconds.
+        #[arg(long, default_value_t = 900)]
+        refresh_window: u64,
+    },
+    /// Run the WeChat emulator alone (WeChat paths at the root, controls under /sandbox).
+    Sandbox {
+        #[arg(long, default_value_t = 4000)]
+        port: u16,
+        #[arg(long)]
+        apps: Option<PathBuf>,
+        /// Lifetime of issued tokens, seconds.
+        #[arg(long, default_value_t = 7200)]
+        token_ttl: i64,
+    },
+    /// Print an app's current token as a running wxpush serves it (GET /v1/apps/{appid}/token).
+    Token {
+        #[arg(long)]
+        appid: String,
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        server: String,
+    },
+}
+
+fn load_apps(path: Option<&PathBuf>, sandbox: bool) -> Result<(AppsFile, bool), String> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let file = AppsFile::parse(&text).map_err(|e| e.to_string())?;
+            FileSecretStore::from_file(file.clone()).map_err(|e| e.to_string())?;
+            Ok((file, false))
+        }
+        None if sandbox => Ok((demo_apps(), true)),
+        None => Err("give --apps FILE (or --sandbox for the demo apps)".into()),
+    }
+}
+
+/// The key for `/v1`: `WXPUSH_API_KEY`, else one generated once and kept beside the data.
+fn api_key(dir: &std::path::Path) -> Result<(String, bool), String> {
+    if let Ok(k) = std::env::var("WXPUSH_API_KEY")
+        && !k.trim().is_empty()
+    {
+        return Ok((k.trim().to_string(), false));
+    }
+    let path = dir.join("api_key");
+    if let Ok(k) = std::fs::read_to_string(&path)
+        && !k.trim().is_empty()
+    {
+        return Ok((k.trim().to_string(), true));
+    }
+    let key = format!("wxp_{:032x}", rand::random::<u128>());
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::write(&path, &key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok((key, true))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve {
+            port,
+            host,
+            apps,
+            sandbox,
+            data,
+            refresh_every,
+            refresh_window,
+        } => {
+            let (apps, demo) = load_apps(apps.as_ref(), sandbox)?;
+            let data = match data {
+                Some(p) => DataLocation::File(p),
+                None if sandbox => DataLocation::Memory,
+                None => DataLocation::File(PathBuf::from(".wxpush/wxpush.redb")),
+            };
+            let (key, printed) = api_key(std::path::Path::new(".wxpush"))?;
+            let server = start(ServeConfig {
+                host,
+                port,
+                apps: apps.clone(),
+                sandbox,
+                data,
+                api_key: key.clone(),
+                wechat: WeChatClientConfig::from_env(),
+                refresh_every: Duration::from_secs(refresh_every.max(1)),
+                refresh_window: Duration::from_secs(refresh_window),
+            })
+            .await?;
+            println!("wxpush listening on {}", server.url());
+            if printed {
+                println!("API key (WXPUSH_API_KEY unset; kept in .wxpush/api_key): {key}");
+            }
+            if sandbox {
+                println!(
+                    "WeChat sandbox: {}/sandbox  (controls: {}/sandbox/users, /sandbox/stats, ...)",
+                    server.url(),
+                    server.url()
+                );
+            }
+            if demo {
+                for a in &apps.apps {
+                    println!(
+                        "demo {}: appid={} callback_token={} encoding_aes_key={}",
+                        a.kind,
+                        a.appid,
+                        a.callback_token.as_deref().unwrap_or("-"),
+                        a.encoding_aes_key.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            println!(
+                "try: curl -H 'Authorization: Bearer {key}' {}/v1/apps/{}/token",
+                server.url(),
+                apps.apps
+                    .first()
+                    .map(|a| a.appid.as_str())
+                    .unwrap_or("APPID")
+            );
+            tokio::select! {
+                _ = server.wait() => {}
+                _ = tokio::signal::ctrl_c() => println!("stopping"),
+            }
+            Ok(())
+        }
+        Command::Sandbox {
+            port,
+            apps,
+            token_ttl,
+        } => {
+            let (apps, _) = load_apps(apps.as_ref(), true)?;
+            let emulated: Vec<EmulatedApp> = FileSecretStore::from_file(apps)
+                .map_err(|e| e.to_string())?
+                .apps()
+                .map(|a| EmulatedApp {
+                    appid: a.appid.clone(),
+                    secret: a.app_secret.expose().to_string(),
+                    kind: a.kind,
+                })
+                .collect();
+            for a in &emulated {
+                println!(
+                    "sandbox app {} ({}) secret={}",
+                    a.appid,
+                    a.kind.as_str(),
+                    a.secret
+                );
+            }
+            let emu = Emulator::new(emulated, token_ttl);
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "WeChat sandbox on http://{}",
+                listener.local_addr().map_err(|e| e.to_string())?
+            );
+            tokio::select! {
+                r = axum::serve(listener, emu.standalone_router()) => r.map_err(|e| e.to_string()),
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        Command::Token { appid, server } => {
+            let key = std::env::var("WXPUSH_API_KEY")
+                .ok()
+                .or_else(|| std::fs::read_to_string(".wxpush/api_key").ok())
+                .ok_or("set WXPUSH_API_KEY")?;
+            let url = format!("{}/v1/apps/{appid}/token", server.trim_end_matches('/'));
+            let resp = reqwest_get(&url, key.trim()).await?;
+            println!("{resp}");
+            Ok(())
+        }
+    }
+}
+
+async fn reqwest_get(url: &str, key: &str) -> Result<String, String> {
+    let resp = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(text)
+    } else {
+        Err(format!("{status}: {text}"))
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    wxpush_shared::telemetry::init_pretty_logs();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("wxpush: {e}");
+        std::process::exit(1);
+    }
+}

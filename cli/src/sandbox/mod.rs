@@ -1,0 +1,506 @@
+//! The WeChat emulator: a stand-in for `api.weixin.qq.com` that follows facts.md, plus the
+//! `/sandbox/...` controls the contract names. A test instrument for wxpush's tests and the
+//! local server's `--sandbox` mode; never used in production.
+//!
+//! Layout: [`Emulator::standalone_router`] serves WeChat's paths at the root and the controls
+//! under `/sandbox` (`wxpush sandbox --port N`; WeChat base `http://127.0.0.1:N`).
+//! [`Emulator::nested_router`] serves both under one prefix, for `wxpush serve --sandbox`
+//! (WeChat base `http://127.0.0.1:3000/sandbox`, controls at `/sandbox/users`, ...).
+
+mod rules;
+mod state;
+
+pub use state::EmulatedApp;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use state::{Fault, FaultKind, User, World, WxErr, wx_err};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wxpush_shared::clock::now_unix;
+
+/// The emulator's shared state. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    world: Mutex<World>,
+    /// Seconds added to the wall clock (`POST /sandbox/clock`), to expire tokens in tests.
+    clock_offset: AtomicI64,
+}
+
+type Query_ = Query<HashMap<String, String>>;
+
+impl Emulator {
+    /// An emulator that knows `apps` (their secrets work against it); tokens live `token_ttl` s.
+    pub fn new(apps: Vec<EmulatedApp>, token_ttl: i64) -> Emulator {
+        Emulator {
+            inner: Arc::new(Inner {
+                world: Mutex::new(World::new(apps, token_ttl)),
+                clock_offset: AtomicI64::new(0),
+            }),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        now_unix() + self.inner.clock_offset.load(Ordering::SeqCst)
+    }
+
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.inner.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls per WeChat path so far (what `GET /sandbox/stats` shows).
+    pub fn calls(&self, path: &str) -> u64 {
+        self.world().stats.get(path).copied().unwrap_or(0)
+    }
+
+    pub fn apps(&self) -> Vec<EmulatedApp> {
+        self.world().apps.values().cloned().collect()
+    }
+
+    /// WeChat's paths at the root, controls under `/sandbox`.
+    pub fn standalone_router(&self) -> Router {
+        Router::new()
+            .merge(self.wechat_routes())
+            .nest("/sandbox", self.control_routes())
+    }
+
+    /// WeChat's paths and the controls side by side, to be nested under `/sandbox`.
+    pub fn nested_router(&self) -> Router {
+        self.wechat_routes().merge(self.control_routes())
+    }
+
+    fn wechat_routes(&self) -> Router {
+        Router::new()
+            .route("/cgi-bin/token", get(classic_token))
+            .route("/cgi-bin/stable_token", post(stable_token))
+            .route("/cgi-bin/message/template/send", post(template_send))
+            .route("/cgi-bin/message/subscribe/send", post(subscribe_send))
+            .route("/cgi-bin/message/custom/send", post(custom_send))
+            .route(
+                "/cgi-bin/message/wxopen/template/uniform_send",
+                post(uniform_send),
+            )
+            .route("/cgi-bin/user/get", get(user_get))
+            .route("/cgi-bin/user/info", get(user_info))
+            .route("/cgi-bin/user/info/batchget", post(user_info_batch))
+            .route("/sns/jscode2session", get(code_to_session))
+            .with_state(self.clone())
+    }
+
+    fn control_routes(&self) -> Router {
+        Router::new()
+            .route("/users", post(add_users))
+            .route("/grants", post(add_grant))
+            .route("/login-codes", post(new_login_code))
+            .route("/faults", post(add_fault))
+            .route("/tokens/invalidate", post(invalidate_tokens))
+            .route("/messages", get(list_messages))
+            .route("/stats", get(stats))
+            .route("/reset", post(reset))
+            .route("/clock", post(advance_clock))
+            .route("/quotas", post(set_quota))
+            .with_state(self.clone())
+    }
+
+    /// One WeChat call: counted, subject to injected faults, answered as WeChat would.
+    /// A delay fault performs the call first and answers late, as a real timeout does.
+    async fn call(
+        &self,
+        path: &'static str,
+        op: impl FnOnce(&mut World, i64) -> Result<Value, WxErr>,
+    ) -> Response {
+        let now = self.now();
+        let (fault, result) = {
+            let mut world = self.world();
+            world.record_call(path);
+            let fault = world.take_fault(path);
+            let result = match &fault {
+                Some(FaultKind::ErrCode(code)) => Err(wx_err(*code, "injected fault")),
+                Some(FaultKind::HttpStatus(_)) => Err(wx_err(-1, "unused")),
+                _ => op(&mut world, now),
+            };
+            (fault, result)
+        };
+        match fault {
+            Some(FaultKind::HttpStatus(status)) => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                return (status, "<html><body>injected fault</body></html>").into_response();
+            }
+            Some(FaultKind::Delay(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            _ => {}
+        }
+        match result {
+            Ok(v) => Json(v).into_response(),
+            Err((errcode, errmsg)) => {
+                let rid: String = format!(
+                    "{:08x}-{:08x}",
+                    rand::random::<u32>(),
+                    rand::random::<u32>()
+                );
+                Json(json!({"errcode": errcode, "errmsg": format!("{errmsg} rid: {rid}")}))
+                    .into_response()
+            }
+        }
+    }
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, WxErr> {
+    serde_json::from_slice(body).map_err(|_| wx_err(47001, "data format error"))
+}
+
+async fn classic_token(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    emu.call("/cgi-bin/token", |w, now| w.classic_token(&q, now))
+        .await
+}
+
+async fn stable_token(State(emu): State<Emulator>, body: Bytes) -> Response {
+    emu.call("/cgi-bin/stable_token", |w, now| {
+        w.stable_token(&parse_json(&body)?, now)
+    })
+    .await
+}
+
+async fn template_send(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
+    emu.call("/cgi-bin/message/template/send", |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.template_send(&app, &parse_json(&body)?, now)
+    })
+    .await
+}
+
+async fn subscribe_send(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
+    emu.call("/cgi-bin/message/subscribe/send", |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.subscribe_send(&app, &parse_json(&body)?, now)
+    })
+    .await
+}
+
+async fn custom_send(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
+    emu.call("/cgi-bin/message/custom/send", |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.custom_send(&app, &parse_json(&body)?, now)
+    })
+    .await
+}
+
+/// Withdrawn on 2023-09-20: every call answers 45109.
+async fn uniform_send(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    emu.call("/cgi-bin/message/wxopen/template/uniform_send", |w, now| {
+        w.check_token(q.get("access_token"), now)?;
+        Err(wx_err(45109, "This API has been unsupported"))
+    })
+    .await
+}
+
+async fn user_get(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    emu.call("/cgi-bin/user/get", |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.user_get(&app, q.get("next_openid").map(String::as_str), now)
+    })
+    .await
+}
+
+async fn user_info(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    emu.call("/cgi-bin/user/info", |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.user_info(&app, q.get("openid").map(String::as_str), now)
+    })
+    .await
+}
+
+async fn user_info_batch(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
+    emu.call("/cgi-bin/user/info/batchget", |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.user_info_batch(&app, &parse_json(&body)?, now)
+    })
+    .await
+}
+
+async fn code_to_session(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    emu.call("/sns/jscode2session", |w, now| w.code_to_session(&q, now))
+        .await
+}
+
+// ---------------------------------------------------------------- controls
+
+fn control_error(status: StatusCode, message: impl Into<String>) -> Response {
+    let code = if status == StatusCode::NOT_FOUND {
+        "unknown_app"
+    } else {
+        "bad_request"
+    };
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+fn parse_control<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| control_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+}
+
+fn known_app(world: &World, appid: &str) -> Result<(), Response> {
+    if world.apps.contains_key(appid) {
+        Ok(())
+    } else {
+        Err(control_error(
+            StatusCode::NOT_FOUND,
+            format!("the sandbox does not know app {appid}"),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    appid: String,
+    openid: String,
+    #[serde(default)]
+    unionid: Option<String>,
+    #[serde(default = "yes")]
+    subscribed: bool,
+    /// Unix seconds of the user's last interaction (opens the 48-hour customer-service window).
+    #[serde(default)]
+    last_interaction: Option<i64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+/// `POST /sandbox/users`: one user object, or an array of them.
+async fn add_users(State(emu): State<Emulator>, body: Bytes) -> Response {
+    let users = match parse_control::<OneOrMany<NewUser>>(&body) {
+        Ok(OneOrMany::One(u)) => vec![u],
+        Ok(OneOrMany::Many(v)) => v,
+        Err(r) => return r,
+    };
+    let now = emu.now();
+    let mut world = emu.world();
+    for u in &users {
+        if let Err(r) = known_app(&world, &u.appid) {
+            return r;
+        }
+        if u.openid.is_empty() {
+            return control_error(StatusCode::BAD_REQUEST, "openid must not be empty");
+        }
+    }
+    let added = users.len();
+    for u in users {
+        let user = User {
+            unionid: u.unionid,
+            subscribed: u.subscribed,
+            subscribe_time: now,
+            last_interaction: u.last_interaction,
+        };
+        world.add_user(&u.appid, &u.openid, user);
+    }
+    Json(json!({"added": added})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGrant {
+    appid: String,
+    openid: String,
+    template_id: String,
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn add_grant(State(emu): State<Emulator>, body: Bytes) -> Response {
+    let g: NewGrant = match parse_control(&body) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let mut world = emu.world();
+    if let Err(r) = known_app(&world, &g.appid) {
+        return r;
+    }
+    world.add_grant(&g.appid, &g.openid, &g.template_id, g.count);
+    Json(json!({"granted": g.count})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCode {
+    appid: String,
+    openid: String,
+}
+
+async fn new_login_code(State(emu): State<Emulator>, body: Bytes) -> Response {
+    let c: NewCode = match parse_control(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let now = emu.now();
+    let mut world = emu.world();
+    if let Err(r) = known_app(&world, &c.appid) {
+        return r;
+    }
+    let code = world.new_login_code(&c.appid, &c.openid, now);
+    Json(json!({"code": code})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewFault {
+    path: String,
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    http_status: Option<u16>,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+    #[serde(default = "one")]
+    times: u32,
+}
+
+async fn add_fault(State(emu): State<Emulator>, body: Bytes) -> Response {
+    let f: NewFault = match parse_control(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let kind = match (f.errcode, f.http_status, f.delay_ms) {
+        (Some(c), None, None) => FaultKind::ErrCode(c),
+        (None, Some(s), None) if (100..=599).contains(&s) => FaultKind::HttpStatus(s),
+        (None, None, Some(ms)) if ms <= 60_000 => FaultKind::Delay(ms),
+        _ => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of errcode, http_status (100-599) or delay_ms (<= 60000)",
+            );
+        }
+    };
+    let path = f
+        .path
+        .strip_prefix("/sandbox")
+        .unwrap_or(&f.path)
+        .to_string();
+    if !path.starts_with("/cgi-bin/") && !path.starts_with("/sns/") {
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            "path must be a WeChat path such as /cgi-bin/message/template/send",
+        );
+    }
+    emu.world().faults.push(Fault {
+        path,
+        kind,
+        remaining: f.times.max(1),
+    });
+    Json(json!({"queued": f.times.max(1)})).into_response()
+}
+
+#[derive(Deserialize)]
+struct AppOnly {
+    appid: String,
+}
+
+async fn invalidate_tokens(State(emu): State<Emulator>, body: Bytes) -> Response {
+    let a: AppOnly = match parse_control(&body) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut world = emu.world();
+    if let Err(r) = known_app(&world, &a.appid) {
+        return r;
+    }
+    let n = world.invalidate_tokens(&a.appid);
+    Json(json!({"invalidated": n})).into_response()
+}
+
+async fn list_messages(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    let world = emu.world();
+    let messages: Vec<&Value> = world
+        .messages
+        .iter()
+        .filter(|m| {
+            q.get("appid")
+                .is_none_or(|a| m.get("appid").and_then(Value::as_str) == Some(a))
+        })
+        .collect();
+    Json(json!(messages)).into_response()
+}
+
+async fn stats(State(emu): State<Emulator>) -> Response {
+    Json(json!(emu.world().stats)).into_response()
+}
+
+async fn reset(State(emu): State<Emulator>) -> Response {
+    emu.world().reset();
+    emu.inner.clock_offset.store(0, Ordering::SeqCst);
+    Json(json!({"reset": true})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Clock {
+    advance_secs: i64,
+}
+
+/// Extension: moves the emulator's clock forward (token expiry, quota days, code expiry).
+async fn advance_clock(State(emu): State<Emulator>, body: Bytes) -> Response {
+    let c: Clock = match parse_control(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if c.advance_secs < 0 {
+        return control_error(StatusCode::BAD_REQUEST, "advance_secs must not be negative");
+    }
+    let offset = emu
+        .inner
+        .clock_offset
+        .fetch_add(c.advance_secs, Ordering::SeqCst)
+        + c.advance_secs;
+    Json(json!({"offset_secs": offset, "now": emu.now()})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Quota {
+    path: String,
+    daily_limit: u64,
+}
+
+/// Extension: sets a path's daily quota per app (to reach 45009 without 2 000 calls).
+async fn set_quota(State(emu): State<Emulator>, body: Bytes) -> Response {
+    let q: Quota = match parse_control(&body) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let path = q
+        .path
+        .strip_prefix("/sandbox")
+        .unwrap_or(&q.path)
+        .to_string();
+    emu.world().daily_limits.insert(path, q.daily_limit);
+    Json(json!({"daily_limit": q.daily_limit})).into_response()
+}

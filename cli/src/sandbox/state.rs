@@ -1,0 +1,742 @@
+//! The emulator's world: apps, tokens, users, grants, login codes, delivered messages, and
+//! WeChat's rules over them (facts.md). Pure logic over plain data, driven by `mod.rs`.
+
+use super::rules::check_subscribe_value;
+use rand::RngExt;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use wxpush_shared::AppKind;
+
+/// A WeChat error answer: `(errcode, errmsg)`.
+pub type WxErr = (i64, String);
+
+pub fn wx_err(code: i64, msg: &str) -> WxErr {
+    (code, msg.to_string())
+}
+
+pub const TOKEN_OVERLAP_SECS: i64 = 300;
+pub const STABLE_ROTATE_WITHIN_SECS: i64 = 300;
+pub const FORCE_REFRESH_MIN_GAP_SECS: i64 = 30;
+pub const FORCE_REFRESH_PER_DAY: usize = 20;
+pub const CUSTOM_WINDOW_SECS: i64 = 48 * 3600;
+pub const CUSTOM_PER_INTERACTION: u32 = 5;
+pub const LOGIN_CODE_TTL_SECS: i64 = 300;
+pub const FOLLOWERS_PER_PAGE: usize = 10_000;
+pub const BATCHGET_MAX: usize = 100;
+
+/// Daily quota per app and path (facts.md §6); overridable with `POST /sandbox/quotas`.
+pub fn default_daily_limit(path: &str) -> u64 {
+    match path {
+        "/cgi-bin/token" => 2_000,
+        "/cgi-bin/stable_token" => 500_000,
+        "/cgi-bin/message/template/send" => 100_000,
+        "/cgi-bin/message/subscribe/send" => 10_000_000,
+        "/cgi-bin/message/custom/send" => 500_000,
+        "/cgi-bin/user/get" => 500,
+        "/cgi-bin/user/info" | "/cgi-bin/user/info/batchget" => 5_000_000,
+        _ => u64::MAX,
+    }
+}
+
+/// Per-minute limits: stable_token 10 000/min per app; jscode2session 100/min per user.
+pub fn minute_limit(path: &str) -> u64 {
+    match path {
+        "/cgi-bin/stable_token" => 10_000,
+        "/sns/jscode2session" => 100,
+        _ => u64::MAX,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EmulatedApp {
+    pub appid: String,
+    pub secret: String,
+    pub kind: AppKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Classic,
+    Stable,
+}
+
+#[derive(Clone, Debug)]
+struct IssuedToken {
+    appid: String,
+    family: Family,
+    expires_at: i64,
+    revoked: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub unionid: Option<String>,
+    pub subscribed: bool,
+    pub subscribe_time: i64,
+    pub last_interaction: Option<i64>,
+}
+
+#[derive(Default)]
+struct AppUsers {
+    order: Vec<String>,
+    by_openid: HashMap<String, User>,
+}
+
+struct LoginCode {
+    appid: String,
+    openid: String,
+    issued_at: i64,
+    used: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum FaultKind {
+    ErrCode(i64),
+    HttpStatus(u16),
+    Delay(u64),
+}
+
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub path: String,
+    pub kind: FaultKind,
+    pub remaining: u32,
+}
+
+#[derive(Default)]
+pub struct World {
+    pub apps: BTreeMap<String, EmulatedApp>,
+    tokens: HashMap<String, IssuedToken>,
+    current: HashMap<(String, Family), String>,
+    force_log: HashMap<String, Vec<i64>>,
+    users: HashMap<String, AppUsers>,
+    grants: HashMap<(String, String, String), u32>,
+    login_codes: HashMap<String, LoginCode>,
+    pub faults: Vec<Fault>,
+    pub messages: Vec<Value>,
+    pub stats: BTreeMap<String, u64>,
+    daily_used: HashMap<(String, String), (i64, u64)>,
+    minute_used: HashMap<(String, String), (i64, u64)>,
+    pub daily_limits: HashMap<String, u64>,
+    client_msg_ids: HashMap<(String, String), i64>,
+    custom_sent: HashMap<(String, String), (i64, u32)>,
+    next_msgid: i64,
+    pub token_ttl: i64,
+}
+
+fn random_alnum(len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+impl World {
+    pub fn new(apps: Vec<EmulatedApp>, token_ttl: i64) -> World {
+        World {
+            apps: apps.into_iter().map(|a| (a.appid.clone(), a)).collect(),
+            next_msgid: 3_000_000_000,
+            token_ttl,
+            ..World::default()
+        }
+    }
+
+    /// Everything but the apps and the token lifetime back to empty.
+    pub fn reset(&mut self) {
+        let apps = std::mem::take(&mut self.apps);
+        *self = World::new(apps.into_values().collect(), self.token_ttl);
+    }
+
+    pub fn record_call(&mut self, path: &str) {
+        *self.stats.entry(path.to_string()).or_default() += 1;
+    }
+
+    /// The next injected fault for `path`, used up by one.
+    pub fn take_fault(&mut self, path: &str) -> Option<FaultKind> {
+        let idx = self
+            .faults
+            .iter()
+            .position(|f| f.path == path && f.remaining > 0)?;
+        let fault = &mut self.faults[idx];
+        fault.remaining -= 1;
+        let kind = fault.kind.clone();
+        if fault.remaining == 0 {
+            self.faults.remove(idx);
+        }
+        Some(kind)
+    }
+
+    fn charge_quota(&mut self, key: &str, path: &str, now: i64) -> Result<(), WxErr> {
+        let day = now.div_euclid(86_400);
+        let limit = self
+            .daily_limits
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| default_daily_limit(path));
+        let used = self
+            .daily_used
+            .entry((key.to_string(), path.to_string()))
+            .or_insert((day, 0));
+        if used.0 != day {
+            *used = (day, 0);
+        }
+        if used.1 >= limit {
+            return Err(wx_err(45009, "reach max api daily quota limit"));
+        }
+        let minute = now.div_euclid(60);
+        let mlimit = minute_limit(path);
+        let mused = self
+            .minute_used
+            .entry((key.to_string(), path.to_string()))
+            .or_insert((minute, 0));
+        if mused.0 != minute {
+            *mused = (minute, 0);
+        }
+        if mused.1 >= mlimit {
+            return Err(wx_err(
+                45011,
+                "api minute-quota reach limit  mustslower  retry next minute",
+            ));
+        }
+        used.1 += 1;
+        mused.1 += 1;
+        Ok(())
+    }
+
+    fn check_credentials(
+        &self,
+        appid: Option<&str>,
+        secret: Option<&str>,
+    ) -> Result<&EmulatedApp, WxErr> {
+        let appid = appid
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| wx_err(41002, "appid missing"))?;
+        let app = self
+            .apps
+            .get(appid)
+            .ok_or_else(|| wx_err(40013, "invalid appid"))?;
+        let secret = secret
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| wx_err(41004, "appsecret missing"))?;
+        if secret != app.secret {
+            return Err(wx_err(40125, "invalid appsecret"));
+        }
+        Ok(app)
+    }
+
+    /// Issues a new token of `family`, leaving the previous one 5 minutes and killing older ones.
+    fn rotate(&mut self, appid: &str, family: Family, now: i64) -> (String, i64) {
+        let key = (appid.to_string(), family);
+        let previous = self.current.get(&key).cloned();
+        for (tok, info) in self.tokens.iter_mut() {
+            if info.appid == appid && info.family == family {
+                if Some(tok) == previous.as_ref() {
+                    info.expires_at = info.expires_at.min(now + TOKEN_OVERLAP_SECS);
+                } else {
+                    info.revoked = true;
+                }
+            }
+        }
+        self.tokens
+            .retain(|_, info| !(info.revoked && info.expires_at < now - 86_400));
+        let token = format!("{}_{}", random_alnum(24), random_alnum(112));
+        let expires_at = now + self.token_ttl;
+        self.tokens.insert(
+            token.clone(),
+            IssuedToken {
+                appid: appid.to_string(),
+                family,
+                expires_at,
+                revoked: false,
+            },
+        );
+        self.current.insert(key, token.clone());
+        (token, self.token_ttl)
+    }
+
+    /// `GET /cgi-bin/token`: every call rotates.
+    pub fn classic_token(&mut self, q: &HashMap<String, String>, now: i64) -> Result<Value, WxErr> {
+        if q.get("grant_type").map(String::as_str) != Some("client_credential") {
+            return Err(wx_err(40002, "invalid grant_type"));
+        }
+        let appid = self
+            .check_credentials(
+                q.get("appid").map(String::as_str),
+                q.get("secret").map(String::as_str),
+            )?
+            .appid
+            .clone();
+        self.charge_quota(&appid, "/cgi-bin/token", now)?;
+        let (token, expires_in) = self.rotate(&appid, Family::Classic, now);
+        Ok(json!({"access_token": token, "expires_in": expires_in}))
+    }
+
+    /// `POST /cgi-bin/stable_token`: same token while it has more than 5 minutes left;
+    /// `force_refresh` rotates (20 a day, 30 s apart).
+    pub fn stable_token(&mut self, body: &Value, now: i64) -> Result<Value, WxErr> {
+        if body.get("grant_type").and_then(Value::as_str) != Some("client_credential") {
+            return Err(wx_err(40002, "invalid grant_type"));
+        }
+        let appid = self
+            .check_credentials(
+                body.get("appid").and_then(Value::as_str),
+                body.get("secret").and_then(Value::as_str),
+            )?
+            .appid
+            .clone();
+        self.charge_quota(&appid, "/cgi-bin/stable_token", now)?;
+        let force = body
+            .get("force_refresh")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let live = self
+            .current
+            .get(&(appid.clone(), Family::Stable))
+            .and_then(|t| self.tokens.get(t).map(|i| (t.clone(), i.clone())))
+            .filter(|(_, i)| !i.revoked && i.expires_at > now);
+        if force {
+            let log = self.force_log.entry(appid.clone()).or_default();
+            log.retain(|t| *t > now - 86_400);
+            let too_soon = log
+                .last()
+                .is_some_and(|t| now - t < FORCE_REFRESH_MIN_GAP_SECS);
+            if log.len() >= FORCE_REFRESH_PER_DAY {
+                return Err(wx_err(
+                    45009,
+                    "reach max api daily quota limit (force_refresh)",
+                ));
+            }
+            if !too_soon || live.is_none() {
+                log.push(now);
+                let (token, expires_in) = self.rotate(&appid, Family::Stable, now);
+                return Ok(json!({"access_token": token, "expires_in": expires_in}));
+            }
+        }
+        match live {
+            Some((token, info)) if force || info.expires_at - now > STABLE_ROTATE_WITHIN_SECS => {
+                Ok(json!({"access_token": token, "expires_in": info.expires_at - now}))
+            }
+            _ => {
+                let (token, expires_in) = self.rotate(&appid, Family::Stable, now);
+                Ok(json!({"access_token": token, "expires_in": expires_in}))
+            }
+        }
+    }
+
+    /// `POST /sandbox/tokens/invalidate`: every token of the app now answers 40001.
+    pub fn invalidate_tokens(&mut self, appid: &str) -> usize {
+        let mut n = 0;
+        for info in self
+            .tokens
+            .values_mut()
+            .filter(|i| i.appid == appid && !i.revoked)
+        {
+            info.revoked = true;
+            n += 1;
+        }
+        n
+    }
+
+    /// The app an `access_token` belongs to, or WeChat's error for it.
+    pub fn check_token(&self, token: Option<&String>, now: i64) -> Result<EmulatedApp, WxErr> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| wx_err(41001, "access_token missing"))?;
+        let info = self.tokens.get(token).ok_or_else(|| {
+            wx_err(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            )
+        })?;
+        if info.revoked {
+            return Err(wx_err(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            ));
+        }
+        if info.expires_at <= now {
+            return Err(wx_err(42001, "access_token expired"));
+        }
+        self.apps
+            .get(&info.appid)
+            .cloned()
+            .ok_or_else(|| wx_err(40001, "invalid credential"))
+    }
+
+    pub fn add_user(&mut self, appid: &str, openid: &str, user: User) {
+        let users = self.users.entry(appid.to_string()).or_default();
+        if users.by_openid.insert(openid.to_string(), user).is_none() {
+            users.order.push(openid.to_string());
+        }
+    }
+
+    fn user(&self, appid: &str, openid: &str) -> Option<&User> {
+        self.users.get(appid).and_then(|u| u.by_openid.get(openid))
+    }
+
+    pub fn add_grant(&mut self, appid: &str, openid: &str, template_id: &str, count: u32) {
+        *self
+            .grants
+            .entry((appid.into(), openid.into(), template_id.into()))
+            .or_default() += count;
+    }
+
+    pub fn new_login_code(&mut self, appid: &str, openid: &str, now: i64) -> String {
+        let code = random_alnum(32);
+        self.login_codes.insert(
+            code.clone(),
+            LoginCode {
+                appid: appid.into(),
+                openid: openid.into(),
+                issued_at: now,
+                used: false,
+            },
+        );
+        code
+    }
+
+    fn deliver(&mut self, appid: &str, path: &str, touser: &str, body: &Value, now: i64) -> i64 {
+        self.next_msgid += 1;
+        let msgid = self.next_msgid;
+        self.messages.push(json!({
+            "appid": appid, "path": path, "touser": touser, "msgid": msgid, "body": body, "at": now,
+        }));
+        msgid
+    }
+
+    pub fn template_send(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        const PATH: &str = "/cgi-bin/message/template/send";
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        self.charge_quota(&app.appid, PATH, now)?;
+        let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
+        let user = self
+            .user(&app.appid, touser)
+            .ok_or_else(|| wx_err(40003, "invalid openid"))?;
+        if !user.subscribed {
+            return Err(wx_err(43004, "require subscribe"));
+        }
+        template_id(body)?;
+        check_data(body, false)?;
+        if let Some(url) = body.get("url")
+            && !url.is_string()
+        {
+            return Err(wx_err(47001, "data format error: url"));
+        }
+        if let Some(mp) = body.get("miniprogram")
+            && mp
+                .get("appid")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            return Err(wx_err(40013, "invalid appid: miniprogram.appid"));
+        }
+        let client_msg_id = body
+            .get("client_msg_id")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty());
+        if let Some(cid) = client_msg_id
+            && let Some(msgid) = self
+                .client_msg_ids
+                .get(&(app.appid.clone(), cid.to_string()))
+        {
+            // WeChat does not send the same client_msg_id twice.
+            return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+        }
+        let msgid = self.deliver(&app.appid, PATH, touser, body, now);
+        if let Some(cid) = client_msg_id {
+            self.client_msg_ids
+                .insert((app.appid.clone(), cid.to_string()), msgid);
+        }
+        Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
+    }
+
+    pub fn subscribe_send(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        const PATH: &str = "/cgi-bin/message/subscribe/send";
+        if app.kind != AppKind::MiniProgram {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        self.charge_quota(&app.appid, PATH, now)?;
+        let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
+        if self.user(&app.appid, touser).is_none() {
+            return Err(wx_err(40003, "invalid openid"));
+        }
+        let template = template_id(body)?;
+        check_data(body, true)?;
+        if let Some(state) = body.get("miniprogram_state")
+            && !matches!(state.as_str(), Some("developer" | "trial" | "formal"))
+        {
+            return Err(wx_err(47003, "argument invalid! miniprogram_state"));
+        }
+        if let Some(lang) = body.get("lang")
+            && !matches!(lang.as_str(), Some("zh_CN" | "en_US" | "zh_HK" | "zh_TW"))
+        {
+            return Err(wx_err(47003, "argument invalid! lang"));
+        }
+        let key = (app.appid.clone(), touser.to_string(), template);
+        match self.grants.get_mut(&key) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => return Err(wx_err(43101, "user refuse to accept the msg")),
+        }
+        let msgid = self.deliver(&app.appid, PATH, touser, body, now);
+        Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
+    }
+
+    pub fn custom_send(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        const PATH: &str = "/cgi-bin/message/custom/send";
+        self.charge_quota(&app.appid, PATH, now)?;
+        let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
+        let user = self
+            .user(&app.appid, touser)
+            .ok_or_else(|| wx_err(40003, "invalid openid"))?;
+        let msgtype = body.get("msgtype").and_then(Value::as_str).unwrap_or("");
+        const TYPES: &[&str] = &[
+            "text",
+            "image",
+            "voice",
+            "video",
+            "music",
+            "news",
+            "mpnews",
+            "mpnewsarticle",
+            "msgmenu",
+            "wxcard",
+            "miniprogrampage",
+            "link",
+        ];
+        if !TYPES.contains(&msgtype) {
+            return Err(wx_err(40008, "invalid message type"));
+        }
+        let Some(content) = body.get(msgtype).filter(|v| v.is_object()) else {
+            return Err(wx_err(47001, "data format error"));
+        };
+        if msgtype == "text" {
+            let text = content.get("content").and_then(Value::as_str).unwrap_or("");
+            if text.is_empty() {
+                return Err(wx_err(44003, "empty content"));
+            }
+            if text.len() > 2048 {
+                return Err(wx_err(45002, "content size out of limit"));
+            }
+        }
+        let last = user
+            .last_interaction
+            .filter(|t| now - t <= CUSTOM_WINDOW_SECS);
+        let Some(last) = last else {
+            return Err(wx_err(
+                45015,
+                "response out of time limit or subscription is canceled",
+            ));
+        };
+        let sent = self
+            .custom_sent
+            .entry((app.appid.clone(), touser.to_string()))
+            .or_insert((last, 0));
+        if sent.0 != last {
+            *sent = (last, 0);
+        }
+        if sent.1 >= CUSTOM_PER_INTERACTION {
+            return Err(wx_err(45047, "out of response count limit"));
+        }
+        sent.1 += 1;
+        self.deliver(&app.appid, PATH, touser, body, now);
+        Ok(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    pub fn user_get(
+        &mut self,
+        app: &EmulatedApp,
+        next: Option<&str>,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        self.charge_quota(&app.appid, "/cgi-bin/user/get", now)?;
+        let empty = AppUsers::default();
+        let users = self.users.get(&app.appid).unwrap_or(&empty);
+        let followers: Vec<&String> = users
+            .order
+            .iter()
+            .filter(|o| users.by_openid.get(*o).is_some_and(|u| u.subscribed))
+            .collect();
+        let start = match next.filter(|n| !n.is_empty()) {
+            None => 0,
+            Some(n) => followers
+                .iter()
+                .position(|o| *o == n)
+                .map(|i| i + 1)
+                .ok_or_else(|| wx_err(40003, "invalid next_openid"))?,
+        };
+        let page: Vec<&String> = followers
+            .iter()
+            .skip(start)
+            .take(FOLLOWERS_PER_PAGE)
+            .copied()
+            .collect();
+        let mut answer = json!({"total": followers.len(), "count": page.len()});
+        if page.is_empty() {
+            answer["next_openid"] = json!("");
+        } else {
+            answer["next_openid"] = json!(page.last());
+            answer["data"] = json!({"openid": page});
+        }
+        Ok(answer)
+    }
+
+    fn user_info_value(&self, appid: &str, openid: &str) -> Result<Value, WxErr> {
+        let user = self
+            .user(appid, openid)
+            .ok_or_else(|| wx_err(40003, "invalid openid"))?;
+        if !user.subscribed {
+            return Ok(json!({"subscribe": 0, "openid": openid}));
+        }
+        let mut v = json!({
+            "subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": user.subscribe_time,
+            "remark": "", "groupid": 0, "tagid_list": [], "subscribe_scene": "ADD_SCENE_SEARCH",
+            "qr_scene": 0, "qr_scene_str": "",
+        });
+        if let Some(u) = &user.unionid {
+            v["unionid"] = json!(u);
+        }
+        Ok(v)
+    }
+
+    pub fn user_info(
+        &mut self,
+        app: &EmulatedApp,
+        openid: Option<&str>,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        self.charge_quota(&app.appid, "/cgi-bin/user/info", now)?;
+        self.user_info_value(&app.appid, openid.unwrap_or(""))
+    }
+
+    pub fn user_info_batch(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        self.charge_quota(&app.appid, "/cgi-bin/user/info/batchget", now)?;
+        let list = body
+            .get("user_list")
+            .and_then(Value::as_array)
+            .ok_or_else(|| wx_err(47001, "data format error"))?;
+        if list.is_empty() || list.len() > BATCHGET_MAX {
+            return Err(wx_err(40032, "invalid openid list size"));
+        }
+        let infos = list
+            .iter()
+            .map(|e| {
+                self.user_info_value(
+                    &app.appid,
+                    e.get("openid").and_then(Value::as_str).unwrap_or(""),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({"user_info_list": infos}))
+    }
+
+    pub fn code_to_session(
+        &mut self,
+        q: &HashMap<String, String>,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        let app = self
+            .check_credentials(
+                q.get("appid").map(String::as_str),
+                q.get("secret").map(String::as_str),
+            )?
+            .clone();
+        if app.kind != AppKind::MiniProgram {
+            return Err(wx_err(40013, "invalid appid"));
+        }
+        if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
+            return Err(wx_err(40002, "invalid grant_type"));
+        }
+        let code = q
+            .get("js_code")
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| wx_err(41008, "missing code"))?;
+        let login = self
+            .login_codes
+            .get(code)
+            .ok_or_else(|| wx_err(40029, "invalid code"))?;
+        if login.used || login.appid != app.appid || now - login.issued_at > LOGIN_CODE_TTL_SECS {
+            return Err(wx_err(40029, "invalid code"));
+        }
+        let openid = login.openid.clone();
+        self.charge_quota(
+            &format!("{}#{openid}", app.appid),
+            "/sns/jscode2session",
+            now,
+        )?;
+        if let Some(l) = self.login_codes.get_mut(code) {
+            l.used = true;
+        }
+        let mut v = json!({"openid": openid, "session_key": format!("{}==", random_alnum(22))});
+        if let Some(u) = self
+            .user(&app.appid, &openid)
+            .and_then(|u| u.unionid.clone())
+        {
+            v["unionid"] = json!(u);
+        }
+        Ok(v)
+    }
+}
+
+fn template_id(body: &Value) -> Result<String, WxErr> {
+    body.get("template_id")
+        .and_then(Value::as_str)
+        .filter(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+        .map(str::to_string)
+        .ok_or_else(|| wx_err(40037, "invalid template_id"))
+}
+
+/// `data` must be `{key: {"value": "<string>"}}`; subscribe values follow the type table.
+fn check_data(body: &Value, subscribe_rules: bool) -> Result<(), WxErr> {
+    let data = body
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or_else(|| wx_err(47003, "argument invalid! data is empty"))?;
+    for (key, entry) in data {
+        let value = entry.get("value").and_then(Value::as_str).ok_or_else(|| {
+            wx_err(
+                47003,
+                &format!("argument invalid! data.{key}.value is empty"),
+            )
+        })?;
+        if subscribe_rules && let Some(msg) = check_subscribe_value(key, value) {
+            return Err(wx_err(47003, &msg));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! `wxpush serve`: every route in one process over the Lambdas' own handlers, with an
+//! embedded store, a timer in place of the EventBridge schedule, and optionally the WeChat
+//! emulator under `/sandbox`.
+
+use crate::sandbox::{EmulatedApp, Emulator};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use redb::Database;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use wxpush_send::{MAX_BODY_BYTES, SendService, error_response};
+use wxpush_shared::ApiError;
+use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
+use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy, TokenStore};
+use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
+
+/// Where the embedded state lives.
+#[derive(Clone, Debug)]
+pub enum DataLocation {
+    File(PathBuf),
+    /// Gone when the process ends (the default with `--sandbox`, whose emulator starts empty).
+    Memory,
+}
+
+pub struct ServeConfig {
+    pub host: String,
+    pub port: u16,
+    pub apps: AppsFile,
+    pub sandbox: bool,
+    pub data: DataLocation,
+    pub api_key: String,
+    /// `WECHAT_API_BASE` when not in sandbox mode.
+    pub wechat: WeChatClientConfig,
+    pub refresh_every: Duration,
+    pub refresh_window: Duration,
+}
+
+/// A running local server; dropping it stops it.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    pub emulator: Option<Emulator>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub async fn wait(mut self) {
+        if let Some(server) = self.tasks.first_mut() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    send: Arc<SendService>,
+    api_key: Arc<String>,
+}
+
+/// The demo apps of `--sandbox` without `--apps`: one official account and one mini program
+/// sharing a unionid space, with fresh secrets each start.
+pub fn demo_apps() -> AppsFile {
+    let secret = || format!("{:032x}", rand::random::<u128>());
+    let aes_key = || {
+        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..43)
+            .map(|_| CHARS[rand::random_range(0..CHARS.len())] as char)
+            .collect::<String>()
+    };
+    AppsFile {
+        apps: vec![
+            AppEntry {
+                appid: "wxd0000000000000a1".into(),
+                kind: "official_account".into(),
+                app_secret: secret(),
+                callback_token: Some(format!("demo{:08x}", rand::random::<u32>())),
+                encoding_aes_key: Some(aes_key()),
+                ..AppEntry::default()
+            },
+            AppEntry {
+                appid: "wxd0000000000000b2".into(),
+                kind: "mini_program".into(),
+                app_secret: secret(),
+                callback_token: Some(format!("demo{:08x}", rand::random::<u32>())),
+                encoding_aes_key: Some(aes_key()),
+                linked_official_account: Some("wxd0000000000000a1".into()),
+                ..AppEntry::default()
+            },
+        ],
+    }
+}
+
+fn open_db(data: &DataLocation) -> Result<Arc<Database>, String> {
+    let db = match data {
+        DataLocation::Memory => {
+            Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())
+        }
+        DataLocation::File(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            Database::create(path)
+        }
+    };
+    db.map(Arc::new)
+        .map_err(|e| format!("cannot open the embedded database: {e}"))
+}
+
+/// Binds and starts serving; returns once the port is open.
+pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
+    let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", cfg.host, cfg.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let file_store = FileSecretStore::from_file(cfg.apps.clone()).map_err(|e| e.to_string())?;
+
+    let mut wechat_cfg = cfg.wechat.clone();
+    let emulator = cfg.sandbox.then(|| {
+        let apps = file_store
+            .apps()
+            .map(|a| EmulatedApp {
+                appid: a.appid.clone(),
+                secret: a.app_secret.expose().to_string(),
+                kind: a.kind,
+            })
+            .collect();
+        Emulator::new(apps, 7200)
+    });
+    if emulator.is_some() {
+        wechat_cfg.api_base = format!("http://{addr}/sandbox");
+    }
+    let secrets: Arc<dyn SecretStore> = Arc::new(file_store);
+    let store: Arc<dyn TokenStore> = Arc::new(EmbeddedTokenStore::new(open_db(&cfg.data)?));
+    let wechat: Arc<dyn WeChatApi> =
+        Arc::new(HttpWeChatClient::new(wechat_cfg).map_err(|e| e.to_string())?);
+    let tokens = Arc::new(TokenManager::new(
+        store,
+        secrets,
+        wechat,
+        TokenPolicy::default(),
+    ));
+    let state = AppState {
+        send: Arc::new(SendService {
+            tokens: tokens.clone(),
+        }),
+        api_key: Arc::new(cfg.api_key),
+    };
+
+    let mut router = Router::new()
+        .route("/v1/{*rest}", axum::routing::any(private_api))
+        .with_state(state);
+    if let Some(emu) = &emulator {
+        router = router.nest("/sandbox", emu.nested_router());
+    }
+    let router = router.fallback(not_found);
+
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            warn!(error = %e, "local server stopped");
+        }
+    });
+    // The EventBridge schedule's stand-in.
+    let (every, window) = (cfg.refresh_every, cfg.refresh_window);
+    let timer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let report = wxpush_token_refresh::refresh_all(tokens.clone(), window).await;
+            if !report.failed.is_empty() {
+                warn!(failed = ?report.failed, "scheduled token refresh had failures");
+            }
+        }
+    });
+    info!(%addr, sandbox = emulator.is_some(), "wxpush local server listening");
+    Ok(RunningServer {
+        addr,
+        emulator,
+        tasks: vec![server, timer],
+    })
+}
+
+async fn not_found(req: Request) -> Response {
+    into_axum(error_response(&ApiError::NotFound(
+        req.uri().path().to_string(),
+    )))
+}
+
+fn bearer_ok(req: &Request, key: &str) -> bool {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Constant-time, and the lengths compared in the same pass.
+    !key.is_empty() && bool::from(given.as_bytes().ct_eq(key.as_bytes()))
+}
+
+/// `/v1/...`: the bearer key stands in for IAM, then the Lambda's own handler.
+async fn private_api(State(state): State<AppState>, req: Request) -> Response {
+    if !bearer_ok(&req, &state.api_key) {
+        let mut resp = into_axum(error_response(&ApiError::Unauthorized));
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return resp;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return into_axum(error_response(&ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            }));
+        }
+    };
+    let lambda_req =
+        lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
+    into_axum(wxpush_send::handle(&state.send, lambda_req).await)
+}
+
+fn into_axum(resp: lambda_http::Response<lambda_http::Body>) -> Response {
+    let (parts, body) = resp.into_parts();
+    let body = match body {
+        lambda_http::Body::Empty => Body::empty(),
+        lambda_http::Body::Text(t) => Body::from(t),
+        lambda_http::Body::Binary(b) => Body::from(b),
+        _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,128 @@
+//! The private `/v1` API: IAM-authorised behind API Gateway on AWS, bearer-key protected
+//! in `wxpush serve`. Both call [`handle`] with the same `lambda_http::Request`.
+//!
+//! Routes so far: `GET /v1/apps/{appid}/token`. The handler is thin: it routes, parses and
+//! maps errors; the logic lives in `wxpush_shared`.
+
+use http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use std::sync::Arc;
+use tracing::{info, warn};
+use wxpush_shared::ApiError;
+use wxpush_shared::clock::now_unix;
+use wxpush_shared::token::TokenManager;
+
+/// Lambda's own payload limit; a larger body is refused with 413 before it is parsed.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// What the handler needs, built once per Lambda instance (or once per `wxpush serve`).
+#[derive(Clone)]
+pub struct SendService {
+    pub tokens: Arc<TokenManager>,
+}
+
+enum Route<'a> {
+    Token { appid: &'a str },
+}
+
+/// Matches the path; `Err` is a 404 or a 405 with the methods that are allowed.
+fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let (route, allowed) = match segments.as_slice() {
+        ["v1", "apps", appid, "token"] => (Route::Token { appid }, Method::GET),
+        _ => return Err(ApiError::NotFound(path.to_string())),
+    };
+    if *method != allowed {
+        return Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path: path.to_string(),
+        });
+    }
+    Ok(route)
+}
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// The one place an [`ApiError`] becomes an HTTP response.
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    let status = err.status();
+    if status.is_server_error() {
+        warn!(code = err.code(), status = status.as_u16(), error = %err, "request failed");
+    } else {
+        info!(
+            code = err.code(),
+            status = status.as_u16(),
+            "request refused"
+        );
+    }
+    let mut resp = json_response(status, &err.body());
+    if let ApiError::MethodNotAllowed { .. } = err
+        && let Ok(v) = header::HeaderValue::from_str("GET")
+    {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
+}
+
+pub async fn handle(svc: &SendService, req: Request) -> Response<Body> {
+    match dispatch(svc, &req).await {
+        Ok(resp) => resp,
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, ApiError> {
+    if req.body().len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    match route(req.method(), req.uri().path())? {
+        Route::Token { appid } => get_token(svc, appid).await,
+    }
+}
+
+/// `GET /v1/apps/{appid}/token`: the central control's token, for the company's services.
+async fn get_token(svc: &SendService, appid: &str) -> Result<Response<Body>, ApiError> {
+    let token = svc.tokens.get(appid).await?;
+    let body = json!({
+        "appid": appid,
+        "access_token": token.token.expose(),
+        "expires_at": token.expires_at,
+        "expires_in": (token.expires_at - now_unix()).max(0),
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing() {
+        assert!(matches!(
+            route(&Method::GET, "/v1/apps/wx1/token"),
+            Ok(Route::Token { appid: "wx1" })
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/v1/apps/wx1/token"),
+            Err(ApiError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v1/apps/wx1"),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v2/apps/wx1/token"),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+}

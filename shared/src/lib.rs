@@ -1,0 +1,23 @@
+//! wxpush core library: everything the Lambdas, the local server and the CLI share.
+//!
+//! One module per concept, so a reader finds its owner quickly:
+//! - [`app`]: an app's configuration and the [`Secret`] wrapper that never prints its value.
+//! - [`secrets`]: where app configuration comes from (`SecretStore`: SSM or a local TOML file).
+//! - [`wechat`]: WeChat payload types, the typed WeChat error and the HTTP client (`WeChatApi`).
+//! - [`token`]: the access_token central control (`TokenStore`: DynamoDB or embedded, and the
+//!   `TokenManager` with its cache, lease and compare-and-invalidate).
+//! - [`error`]: the API error enum and its one mapping to HTTP.
+//! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing.
+
+pub mod app;
+pub mod aws;
+pub mod clock;
+pub mod error;
+pub mod runtime;
+pub mod secrets;
+pub mod telemetry;
+pub mod token;
+pub mod wechat;
+
+pub use app::{AppConfig, AppKind, Secret, TokenApi, is_valid_appid};
+pub use error::ApiError;

@@ -1,0 +1,68 @@
+//! Cold-start wiring for the Lambdas: every client built once, from the environment.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPUSH_TABLE` | the DynamoDB table | required |
+//! | `WXPUSH_SSM_PREFIX` | SSM prefix of the apps | `/wxpush` |
+//! | `WXPUSH_SECRETS_TTL_SECS` | how long app config is cached in memory | 300 |
+//! | `WXPUSH_REFRESH_WINDOW_SECS` | scheduled refresh: tokens expiring within it | 900 |
+//! | `WECHAT_API_BASE`, `WECHAT_TIMEOUT_MS` | the WeChat client | api.weixin.qq.com, 5000 |
+
+use crate::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
+use crate::token::{DynamoTokenStore, TokenManager, TokenPolicy, TokenStore};
+use crate::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bounded so a misconfigured prefix cannot grow memory without limit.
+pub const SECRET_CACHE_CAPACITY: usize = 512;
+
+#[derive(Clone)]
+pub struct AwsDeps {
+    pub tokens: Arc<TokenManager>,
+    pub refresh_window: Duration,
+}
+
+fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(Duration::from_secs(default)),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{name} must be a number of seconds")),
+    }
+}
+
+impl AwsDeps {
+    pub async fn from_env() -> Result<AwsDeps, String> {
+        let table =
+            std::env::var("WXPUSH_TABLE").map_err(|_| "WXPUSH_TABLE is not set".to_string())?;
+        let prefix = std::env::var("WXPUSH_SSM_PREFIX").unwrap_or_else(|_| "/wxpush".to_string());
+        let secrets_ttl = env_secs("WXPUSH_SECRETS_TTL_SECS", 300)?;
+        let refresh_window = env_secs("WXPUSH_REFRESH_WINDOW_SECS", 900)?;
+        let sdk = crate::aws::load_sdk_config().await;
+        let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table,
+        ));
+        let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
+            SsmSecretStore::new(aws_sdk_ssm::Client::new(&sdk), &prefix),
+            secrets_ttl,
+            SECRET_CACHE_CAPACITY,
+        ));
+        let wechat: Arc<dyn WeChatApi> = Arc::new(
+            HttpWeChatClient::new(WeChatClientConfig::from_env()).map_err(|e| e.to_string())?,
+        );
+        let tokens = Arc::new(TokenManager::new(
+            store,
+            secrets,
+            wechat,
+            TokenPolicy::default(),
+        ));
+        Ok(AwsDeps {
+            tokens,
+            refresh_window,
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! App configuration from the local `--apps` TOML file (one `[[app]]` table per app).
+
+use super::{ConfigError, SecretStore, build_app_config};
+use crate::app::AppConfig;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One `[[app]]` table: the same fields as the SSM parameters.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEntry {
+    pub appid: String,
+    pub kind: String,
+    #[serde(default)]
+    pub app_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_official_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_api: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppsFile {
+    #[serde(default, rename = "app")]
+    pub apps: Vec<AppEntry>,
+}
+
+impl AppsFile {
+    pub fn parse(text: &str) -> Result<AppsFile, ConfigError> {
+        // toml's message quotes the offending line, which may hold a secret: keep only the position.
+        toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| format!(" at byte {}", s.start))
+                .unwrap_or_default();
+            ConfigError::Backend(format!("the apps file is not valid TOML for wxpush{at}"))
+        })
+    }
+}
+
+/// Apps from a TOML file, checked in full when loaded: a bad file fails at start, naming
+/// the app and the field.
+#[derive(Clone, Debug)]
+pub struct FileSecretStore {
+    apps: BTreeMap<String, Arc<AppConfig>>,
+}
+
+impl FileSecretStore {
+    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::Backend(format!("cannot read apps file {}: {e}", path.display()))
+        })?;
+        Self::from_file(AppsFile::parse(&text)?)
+    }
+
+    pub fn from_file(file: AppsFile) -> Result<Self, ConfigError> {
+        let mut apps = BTreeMap::new();
+        for entry in file.apps {
+            if !crate::app::is_valid_appid(&entry.appid) {
+                return Err(ConfigError::InvalidParameter {
+                    appid: entry.appid.clone(),
+                    name: "appid".into(),
+                    reason: "must be wx followed by 16 hex characters".into(),
+                });
+            }
+            let appid = entry.appid.clone();
+            let config = build_app_config(&appid, |name| match name {
+                "app_secret" => Some(entry.app_secret.clone()),
+                "kind" => Some(entry.kind.clone()),
+                "callback_token" => entry.callback_token.clone(),
+                "encoding_aes_key" => entry.encoding_aes_key.clone(),
+                "linked_official_account" => entry.linked_official_account.clone(),
+                "token_api" => entry.token_api.clone(),
+                _ => None,
+            })?;
+            if apps.insert(appid.clone(), Arc::new(config)).is_some() {
+                return Err(ConfigError::InvalidParameter {
+                    appid,
+                    name: "appid".into(),
+                    reason: "listed twice".into(),
+                });
+            }
+        }
+        Ok(FileSecretStore { apps })
+    }
+
+    pub fn apps(&self) -> impl Iterator<Item = &Arc<AppConfig>> {
+        self.apps.values()
+    }
+}
+
+#[async_trait]
+impl SecretStore for FileSecretStore {
+    async fn app(&self, appid: &str) -> Result<Arc<AppConfig>, ConfigError> {
+        self.apps
+            .get(appid)
+            .cloned()
+            .ok_or_else(|| ConfigError::UnknownApp {
+                appid: appid.to_string(),
+            })
+    }
+
+    async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
+        Ok(self.apps.keys().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_and_checks() {
+        let ok = AppsFile::parse(
+            r#"
+            [[app]]
+            appid = "wx0123456789abcdef"
+            kind = "official_account"
+            app_secret = "s3cr3t"
+            callback_token = "tok"
+            "#,
+        )
+        .unwrap();
+        let store = FileSecretStore::from_file(ok).unwrap();
+        assert_eq!(store.apps().count(), 1);
+
+        let empty_secret = AppsFile::parse(
+            "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"mini_program\"\napp_secret = \"\"\n",
+        )
+        .unwrap();
+        let err = FileSecretStore::from_file(empty_secret).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::MissingParameter {
+                appid: "wx0123456789abcdef".into(),
+                name: "app_secret".into()
+            }
+        );
+
+        let bad_toml =
+            AppsFile::parse("[[app]]\nappid = \"wx0\"\napp_secret = \"hunter2").unwrap_err();
+        assert!(!bad_toml.to_string().contains("hunter2"), "{bad_toml}");
+    }
+}

@@ -1,0 +1,317 @@
+//! The reqwest implementation of [`WeChatApi`].
+
+use super::WeChatApi;
+use super::error::{WeChatCallError, WeChatError};
+use super::types::*;
+use crate::app::{AppConfig, TokenApi};
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+
+#[derive(Clone, Debug)]
+pub struct WeChatClientConfig {
+    /// `WECHAT_API_BASE`; no trailing slash.
+    pub api_base: String,
+    /// Whole-request timeout (`WECHAT_TIMEOUT_MS`, default 5000).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for WeChatClientConfig {
+    fn default() -> Self {
+        WeChatClientConfig {
+            api_base: DEFAULT_API_BASE.to_string(),
+            timeout: Duration::from_millis(5000),
+            connect_timeout: Duration::from_millis(2000),
+        }
+    }
+}
+
+impl WeChatClientConfig {
+    /// From `WECHAT_API_BASE` and `WECHAT_TIMEOUT_MS`, with defaults.
+    pub fn from_env() -> Self {
+        let mut cfg = WeChatClientConfig::default();
+        if let Ok(base) = std::env::var("WECHAT_API_BASE")
+            && !base.trim().is_empty()
+        {
+            cfg.api_base = base.trim().trim_end_matches('/').to_string();
+        }
+        if let Some(ms) = std::env::var("WECHAT_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            cfg.timeout = Duration::from_millis(ms.max(1));
+        }
+        cfg
+    }
+}
+
+/// One HTTP client (connection pool, TLS config) built at cold start and reused.
+#[derive(Clone, Debug)]
+pub struct HttpWeChatClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl HttpWeChatClient {
+    pub fn new(cfg: WeChatClientConfig) -> Result<Self, WeChatCallError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!("wxpush/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| WeChatCallError::Connect(e.without_url().to_string()))?;
+        Ok(HttpWeChatClient {
+            http,
+            base: cfg.api_base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, WeChatCallError> {
+        let req = self.http.get(format!("{}{}", self.base, path)).query(query);
+        self.execute(req).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T, WeChatCallError> {
+        let req = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .query(query)
+            .json(body);
+        self.execute(req).await
+    }
+
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, WeChatCallError> {
+        let resp = req.send().await.map_err(transport_error)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            return Err(WeChatCallError::Http {
+                status: status.as_u16(),
+            });
+        }
+        parse_answer(&bytes)
+    }
+}
+
+/// Turns a WeChat answer into `T`, or the typed error when `errcode` is non-zero.
+pub(crate) fn parse_answer<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WeChatCallError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| WeChatCallError::Decode(format!("not JSON: {e}")))?;
+    let errcode = value.get("errcode").and_then(|c| c.as_i64()).unwrap_or(0);
+    if errcode != 0 {
+        let errmsg = value
+            .get("errmsg")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_string();
+        return Err(WeChatError { errcode, errmsg }.into());
+    }
+    serde_json::from_value(value).map_err(|e| WeChatCallError::Decode(e.to_string()))
+}
+
+/// Maps a reqwest error without its URL (the URL carries the access_token or AppSecret).
+fn transport_error(e: reqwest::Error) -> WeChatCallError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        WeChatCallError::Timeout
+    } else if e.is_connect() {
+        WeChatCallError::Connect(e.to_string())
+    } else {
+        WeChatCallError::Interrupted(e.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct StableTokenRequest<'a> {
+    grant_type: &'a str,
+    appid: &'a str,
+    secret: &'a str,
+    force_refresh: bool,
+}
+
+#[derive(Serialize)]
+struct BatchGetRequest<'a> {
+    user_list: Vec<BatchGetEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct BatchGetEntry<'a> {
+    openid: &'a str,
+    lang: &'a str,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchGetResponse {
+    #[serde(default)]
+    user_info_list: Vec<UserInfo>,
+}
+
+#[derive(serde::Deserialize)]
+struct Ack {}
+
+#[async_trait]
+impl WeChatApi for HttpWeChatClient {
+    async fn fetch_token(&self, app: &AppConfig) -> Result<IssuedToken, WeChatCallError> {
+        match app.token_api {
+            TokenApi::Stable => {
+                let body = StableTokenRequest {
+                    grant_type: "client_credential",
+                    appid: &app.appid,
+                    secret: app.app_secret.expose(),
+                    force_refresh: false,
+                };
+                self.post("/cgi-bin/stable_token", &[], &body).await
+            }
+            TokenApi::Classic => {
+                let query = [
+                    ("grant_type", "client_credential"),
+                    ("appid", app.appid.as_str()),
+                    ("secret", app.app_secret.expose()),
+                ];
+                self.get("/cgi-bin/token", &query).await
+            }
+        }
+    }
+
+    async fn send_template(
+        &self,
+        token: &str,
+        msg: &TemplateMessage,
+    ) -> Result<SentMessage, WeChatCallError> {
+        self.post(
+            "/cgi-bin/message/template/send",
+            &[("access_token", token)],
+            msg,
+        )
+        .await
+    }
+
+    async fn send_subscribe(
+        &self,
+        token: &str,
+        msg: &SubscribeMessage,
+    ) -> Result<SentMessage, WeChatCallError> {
+        self.post(
+            "/cgi-bin/message/subscribe/send",
+            &[("access_token", token)],
+            msg,
+        )
+        .await
+    }
+
+    async fn send_custom(&self, token: &str, msg: &CustomMessage) -> Result<(), WeChatCallError> {
+        let _: Ack = self
+            .post(
+                "/cgi-bin/message/custom/send",
+                &[("access_token", token)],
+                msg,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_followers(
+        &self,
+        token: &str,
+        next_openid: Option<&str>,
+    ) -> Result<FollowerPage, WeChatCallError> {
+        let mut query = vec![("access_token", token)];
+        if let Some(next) = next_openid.filter(|n| !n.is_empty()) {
+            query.push(("next_openid", next));
+        }
+        self.get("/cgi-bin/user/get", &query).await
+    }
+
+    async fn user_info(&self, token: &str, openid: &str) -> Result<UserInfo, WeChatCallError> {
+        self.get(
+            "/cgi-bin/user/info",
+            &[
+                ("access_token", token),
+                ("openid", openid),
+                ("lang", "zh_CN"),
+            ],
+        )
+        .await
+    }
+
+    async fn user_info_batch(
+        &self,
+        token: &str,
+        openids: &[String],
+    ) -> Result<Vec<UserInfo>, WeChatCallError> {
+        let body = BatchGetRequest {
+            user_list: openids
+                .iter()
+                .map(|o| BatchGetEntry {
+                    openid: o,
+                    lang: "zh_CN",
+                })
+                .collect(),
+        };
+        let resp: BatchGetResponse = self
+            .post(
+                "/cgi-bin/user/info/batchget",
+                &[("access_token", token)],
+                &body,
+            )
+            .await?;
+        Ok(resp.user_info_list)
+    }
+
+    async fn code_to_session(
+        &self,
+        app: &AppConfig,
+        code: &str,
+    ) -> Result<CodeSession, WeChatCallError> {
+        let query = [
+            ("appid", app.appid.as_str()),
+            ("secret", app.app_secret.expose()),
+            ("js_code", code),
+            ("grant_type", "authorization_code"),
+        ];
+        self.get("/sns/jscode2session", &query).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errcode_becomes_typed_error() {
+        let err = parse_answer::<SentMessage>(
+            br#"{"errcode":43101,"errmsg":"user refuse to accept the msg rid: x"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.errcode(), Some(43101));
+        let ok: SentMessage =
+            parse_answer(br#"{"errcode":0,"errmsg":"ok","msgid":200228332}"#).unwrap();
+        assert_eq!(ok.msgid, Some(200228332));
+        assert!(matches!(
+            parse_answer::<SentMessage>(b"<html>"),
+            Err(WeChatCallError::Decode(_))
+        ));
+    }
+}

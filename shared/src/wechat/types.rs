@@ -1,0 +1,203 @@
+//! WeChat request and response bodies (facts.md §1, §4, §5).
+
+use crate::app::Secret;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An access_token as WeChat issued it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct IssuedToken {
+    pub access_token: Secret,
+    pub expires_in: i64,
+}
+
+/// `{"value": "..."}` in a template or subscribe message's `data`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataValue {
+    pub value: String,
+    /// Ignored by WeChat since 2023-05-04; kept so old callers' payloads round-trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MiniProgramLink {
+    pub appid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagepath: Option<String>,
+}
+
+/// `POST /cgi-bin/message/template/send` (official account).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemplateMessage {
+    pub touser: String,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miniprogram: Option<MiniProgramLink>,
+    /// WeChat does not send the same `client_msg_id` twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    pub data: BTreeMap<String, DataValue>,
+}
+
+/// `POST /cgi-bin/message/subscribe/send` (mini program).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeMessage {
+    pub touser: String,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miniprogram_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    pub data: BTreeMap<String, DataValue>,
+}
+
+/// `POST /cgi-bin/message/custom/send`: `touser`, `msgtype` and the object named by it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomMessage {
+    pub touser: String,
+    #[serde(flatten)]
+    pub body: CustomBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "msgtype", rename_all = "lowercase")]
+pub enum CustomBody {
+    Text {
+        text: CustomText,
+    },
+    Image {
+        image: CustomMedia,
+    },
+    News {
+        news: CustomNews,
+    },
+    Miniprogrampage {
+        miniprogrampage: CustomMiniProgramPage,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomText {
+    pub content: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomMedia {
+    pub media_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomNews {
+    pub articles: Vec<CustomArticle>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomArticle {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picurl: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomMiniProgramPage {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appid: Option<String>,
+    pub pagepath: String,
+    pub thumb_media_id: String,
+}
+
+/// A send WeChat accepted. `msgid` matches the later TEMPLATESENDJOBFINISH `MsgID`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SentMessage {
+    #[serde(default)]
+    pub msgid: Option<i64>,
+}
+
+/// One page of `GET /cgi-bin/user/get`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FollowerPage {
+    #[serde(default)]
+    pub total: u64,
+    #[serde(default)]
+    pub count: u64,
+    #[serde(default)]
+    pub data: Option<FollowerOpenids>,
+    #[serde(default)]
+    pub next_openid: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FollowerOpenids {
+    #[serde(default)]
+    pub openid: Vec<String>,
+}
+
+impl FollowerPage {
+    pub fn openids(&self) -> &[String] {
+        self.data
+            .as_ref()
+            .map(|d| d.openid.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// `GET /cgi-bin/user/info` and each entry of `user/info/batchget`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UserInfo {
+    /// 0: not following (most other fields are then absent).
+    #[serde(default)]
+    pub subscribe: i64,
+    pub openid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_scene: Option<String>,
+}
+
+/// `GET /sns/jscode2session`. The `session_key` is a [`Secret`]: never returned or logged.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CodeSession {
+    pub openid: String,
+    #[serde(default)]
+    pub unionid: Option<String>,
+    pub session_key: Secret,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_message_shape() {
+        let m = CustomMessage {
+            touser: "o1".into(),
+            body: CustomBody::Text {
+                text: CustomText {
+                    content: "hi".into(),
+                },
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"touser": "o1", "msgtype": "text", "text": {"content": "hi"}})
+        );
+    }
+
+    #[test]
+    fn follower_page_without_data() {
+        let p: FollowerPage =
+            serde_json::from_str(r#"{"total":0,"count":0,"next_openid":""}"#).unwrap();
+        assert!(p.openids().is_empty());
+    }
+}
