@@ -1,1 +1,237 @@
+//! Shared test fixtures: moto (real AWS APIs on 127.0.0.1 through the real SDK) and the
+//! WeChat emulator, started in-process on port 0 and stopped when dropped.
 
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_ssm::types::ParameterType;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use wxpush_cli::sandbox::{EmulatedApp, Emulator};
+use wxpush_shared::AppKind;
+use wxpush_shared::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
+use wxpush_shared::token::{DynamoTokenStore, TokenManager, TokenPolicy, TokenStore};
+use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
+
+/// The SDK configuration for moto. Panics (rather than skipping) when the suite was not
+/// started through `scripts/test`, so a test can never pass without its backing server.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the suite with `bash scripts/test`, which starts moto",
+    );
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "tests only talk to 127.0.0.1, not {endpoint}"
+    );
+    wxpush_shared::aws::load_sdk_config().await
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// A fresh table shaped like the one in template.yaml (pk/sk strings, TTL on `ttl`).
+pub async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
+    let name = unique("wxpush-test-");
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table in moto");
+    client
+        .update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("ttl")
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable TTL in moto");
+    name
+}
+
+/// An app's parameters in SSM as template.yaml documents them. `None` leaves one out.
+pub struct SsmApp<'a> {
+    pub appid: &'a str,
+    pub kind: Option<&'a str>,
+    pub app_secret: Option<&'a str>,
+    pub token_api: Option<&'a str>,
+}
+
+pub async fn put_app(ssm: &aws_sdk_ssm::Client, prefix: &str, app: SsmApp<'_>) {
+    let mut params = vec![(
+        "callback_token",
+        Some("cbtoken"),
+        ParameterType::SecureString,
+    )];
+    params.push(("app_secret", app.app_secret, ParameterType::SecureString));
+    params.push(("kind", app.kind, ParameterType::String));
+    params.push(("token_api", app.token_api, ParameterType::String));
+    for (name, value, kind) in params {
+        if let Some(value) = value {
+            ssm.put_parameter()
+                .name(format!("{prefix}/apps/{}/{name}", app.appid))
+                .value(value)
+                .r#type(kind)
+                .overwrite(true)
+                .send()
+                .await
+                .expect("put parameter in moto");
+        }
+    }
+}
+
+pub fn random_appid() -> String {
+    format!("wx{:016x}", rand::random::<u64>())
+}
+
+/// The emulator on 127.0.0.1:0; stopped when dropped.
+pub struct EmulatorServer {
+    pub emu: Emulator,
+    pub base: String,
+    handle: JoinHandle<()>,
+}
+
+impl Drop for EmulatorServer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl EmulatorServer {
+    pub async fn start(apps: Vec<EmulatedApp>) -> EmulatorServer {
+        let emu = Emulator::new(apps, 7200);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = emu.standalone_router();
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        EmulatorServer { emu, base, handle }
+    }
+
+    pub fn client(&self, timeout_ms: u64) -> Arc<dyn WeChatApi> {
+        Arc::new(
+            HttpWeChatClient::new(WeChatClientConfig {
+                api_base: self.base.clone(),
+                timeout: Duration::from_millis(timeout_ms),
+                connect_timeout: Duration::from_millis(1000),
+            })
+            .unwrap(),
+        )
+    }
+
+    /// A control call (`/sandbox/...`) answering JSON.
+    pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/sandbox{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "control {path} failed: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn emulated(appid: &str, secret: &str, kind: AppKind) -> EmulatedApp {
+    EmulatedApp {
+        appid: appid.into(),
+        secret: secret.into(),
+        kind,
+    }
+}
+
+/// Everything a token test needs: one moto table, one SSM prefix, the emulator.
+pub struct TokenWorld {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub table: String,
+    pub prefix: String,
+    pub emulator: EmulatorServer,
+}
+
+impl TokenWorld {
+    pub async fn new(apps: Vec<EmulatedApp>) -> TokenWorld {
+        let sdk = sdk_config().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let ssm = aws_sdk_ssm::Client::new(&sdk);
+        let table = create_table(&dynamo).await;
+        let prefix = format!("/{}", unique("wxpush-test-"));
+        let emulator = EmulatorServer::start(apps).await;
+        TokenWorld {
+            dynamo,
+            ssm,
+            table,
+            prefix,
+            emulator,
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn TokenStore> {
+        Arc::new(DynamoTokenStore::new(
+            self.dynamo.clone(),
+            self.table.clone(),
+        ))
+    }
+
+    pub fn secrets(&self) -> Arc<dyn SecretStore> {
+        Arc::new(CachedSecretStore::new(
+            SsmSecretStore::new(self.ssm.clone(), &self.prefix),
+            Duration::from_secs(300),
+            64,
+        ))
+    }
+
+    /// A new manager, as a new Lambda instance would have: own cache, own lease identity,
+    /// own SSM cache and HTTP client.
+    pub fn manager(&self, policy: TokenPolicy, timeout_ms: u64) -> Arc<TokenManager> {
+        Arc::new(TokenManager::new(
+            self.store(),
+            self.secrets(),
+            self.emulator.client(timeout_ms),
+            policy,
+        ))
+    }
+}
