@@ -112,6 +112,8 @@ impl Emulator {
             .route("/reset", post(reset))
             .route("/clock", post(advance_clock))
             .route("/quotas", post(set_quota))
+            // Bulk user loads (tens of thousands of followers) exceed axum's 2 MB default.
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .with_state(self.clone())
     }
 
