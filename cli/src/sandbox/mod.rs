@@ -253,19 +253,24 @@ fn control_error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn parse_control<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| control_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+/// A refused control call; becomes a contract-shaped error response.
+struct ControlError(StatusCode, String);
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        control_error(self.0, self.1)
+    }
 }
 
-fn known_app(world: &World, appid: &str) -> Result<(), Response> {
+fn parse_control<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> {
+    serde_json::from_slice(body).map_err(|e| ControlError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+}
+
+fn known_app(world: &World, appid: &str) -> Result<(), ControlError> {
     if world.apps.contains_key(appid) {
         Ok(())
     } else {
-        Err(control_error(
-            StatusCode::NOT_FOUND,
-            format!("the sandbox does not know app {appid}"),
-        ))
+        Err(ControlError(StatusCode::NOT_FOUND, format!("the sandbox does not know app {appid}")))
     }
 }
 
@@ -299,13 +304,13 @@ async fn add_users(State(emu): State<Emulator>, body: Bytes) -> Response {
     let users = match parse_control::<OneOrMany<NewUser>>(&body) {
         Ok(OneOrMany::One(u)) => vec![u],
         Ok(OneOrMany::Many(v)) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let now = emu.now();
     let mut world = emu.world();
     for u in &users {
         if let Err(r) = known_app(&world, &u.appid) {
-            return r;
+            return r.into_response();
         }
         if u.openid.is_empty() {
             return control_error(StatusCode::BAD_REQUEST, "openid must not be empty");
@@ -341,11 +346,11 @@ fn one() -> u32 {
 async fn add_grant(State(emu): State<Emulator>, body: Bytes) -> Response {
     let g: NewGrant = match parse_control(&body) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut world = emu.world();
     if let Err(r) = known_app(&world, &g.appid) {
-        return r;
+        return r.into_response();
     }
     world.add_grant(&g.appid, &g.openid, &g.template_id, g.count);
     Json(json!({"granted": g.count})).into_response()
@@ -361,12 +366,12 @@ struct NewCode {
 async fn new_login_code(State(emu): State<Emulator>, body: Bytes) -> Response {
     let c: NewCode = match parse_control(&body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let now = emu.now();
     let mut world = emu.world();
     if let Err(r) = known_app(&world, &c.appid) {
-        return r;
+        return r.into_response();
     }
     let code = world.new_login_code(&c.appid, &c.openid, now);
     Json(json!({"code": code})).into_response()
@@ -389,7 +394,7 @@ struct NewFault {
 async fn add_fault(State(emu): State<Emulator>, body: Bytes) -> Response {
     let f: NewFault = match parse_control(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let kind = match (f.errcode, f.http_status, f.delay_ms) {
         (Some(c), None, None) => FaultKind::ErrCode(c),
@@ -429,11 +434,11 @@ struct AppOnly {
 async fn invalidate_tokens(State(emu): State<Emulator>, body: Bytes) -> Response {
     let a: AppOnly = match parse_control(&body) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut world = emu.world();
     if let Err(r) = known_app(&world, &a.appid) {
-        return r;
+        return r.into_response();
     }
     let n = world.invalidate_tokens(&a.appid);
     Json(json!({"invalidated": n})).into_response()
@@ -472,7 +477,7 @@ struct Clock {
 async fn advance_clock(State(emu): State<Emulator>, body: Bytes) -> Response {
     let c: Clock = match parse_control(&body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if c.advance_secs < 0 {
         return control_error(StatusCode::BAD_REQUEST, "advance_secs must not be negative");
@@ -496,7 +501,7 @@ struct Quota {
 async fn set_quota(State(emu): State<Emulator>, body: Bytes) -> Response {
     let q: Quota = match parse_control(&body) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let path = q
         .path

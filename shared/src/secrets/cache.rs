@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 /// do not exist (the callback route is public) does not become a stream of SSM calls.
 const NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
+/// A lookup's outcome and when it was made.
+type Entry = (Instant, Result<Arc<AppConfig>, ConfigError>);
+
 pub struct CachedSecretStore<S> {
     inner: S,
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<String, (Instant, Result<Arc<AppConfig>, ConfigError>)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl<S: SecretStore> CachedSecretStore<S> {
