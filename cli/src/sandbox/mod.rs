@@ -263,14 +263,18 @@ impl IntoResponse for ControlError {
 }
 
 fn parse_control<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> {
-    serde_json::from_slice(body).map_err(|e| ControlError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ControlError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
 }
 
 fn known_app(world: &World, appid: &str) -> Result<(), ControlError> {
     if world.apps.contains_key(appid) {
         Ok(())
     } else {
-        Err(ControlError(StatusCode::NOT_FOUND, format!("the sandbox does not know app {appid}")))
+        Err(ControlError(
+            StatusCode::NOT_FOUND,
+            format!("the sandbox does not know app {appid}"),
+        ))
     }
 }
 

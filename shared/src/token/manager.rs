@@ -83,6 +83,9 @@ pub struct TokenManager {
     /// Identifies this instance as a lease holder.
     owner: String,
     cache: Mutex<HashMap<String, CachedToken>>,
+    /// One slow-path lookup per app per instance: concurrent callers that miss the cache
+    /// wait for the first one's result instead of each reading the store.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenManager {
@@ -100,6 +103,7 @@ impl TokenManager {
             policy,
             owner,
             cache: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -117,6 +121,14 @@ impl TokenManager {
     /// When WeChat fails (down, out of quota) and the stored token is still valid, that token
     /// is returned; only when none is valid does this fail.
     pub async fn get(&self, appid: &str) -> Result<AccessToken, TokenError> {
+        if let Some(hit) = self.cached(appid) {
+            return Ok(hit);
+        }
+        let gate = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.entry(appid.to_string()).or_default().clone()
+        };
+        let _turn = gate.lock().await;
         if let Some(hit) = self.cached(appid) {
             return Ok(hit);
         }

@@ -1,0 +1,107 @@
+"""Cold start and peak RSS of the token-refresh release binary, run end to end through a
+Lambda Runtime API served here (the same HTTP protocol Lambda's runtime uses), with real
+EventBridge scheduled-event JSON, moto for DynamoDB/SSM and the WeChat emulator.
+
+Usage (from scripts/bench, which starts moto and the emulator):
+  python scripts/bench_cold_start.py BINARY EMULATOR_BASE APPID SECRET RUNS
+"""
+import json, os, subprocess, sys, threading, time, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+
+binary, emulator_base, appid, secret, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+event = open(os.path.join(os.path.dirname(__file__), "..", "tests", "data", "eventbridge-scheduled-event.json")).read()
+
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+assert endpoint.startswith("http://127.0.0.1:"), endpoint
+table = "wxpush-bench-" + uuid.uuid4().hex[:8]
+prefix = "/wxpush-bench-" + uuid.uuid4().hex[:8]
+ddb = boto3.client("dynamodb")
+ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+ssm = boto3.client("ssm")
+ssm.put_parameter(Name=f"{prefix}/apps/{appid}/app_secret", Value=secret, Type="SecureString")
+ssm.put_parameter(Name=f"{prefix}/apps/{appid}/kind", Value="official_account", Type="String")
+
+state = {}
+lock = threading.Condition()
+
+class RuntimeApi(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        if self.path != "/2018-06-01/runtime/invocation/next":
+            self.send_error(404); return
+        with lock:
+            if state.get("served"):
+                # One invocation per process: park the runtime's next poll until it is killed.
+                lock.wait(timeout=30)
+                self.send_error(503); return
+            state["served"] = True
+            state["next_at"] = time.perf_counter()
+        body = event.encode()
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", state["request_id"])
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 60000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:token-refresh")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        payload = self.rfile.read(length)
+        with lock:
+            state["done_at"] = time.perf_counter()
+            state["outcome"] = "error" if self.path.endswith("/error") else "response"
+            state["payload"] = payload.decode(errors="replace")
+            lock.notify_all()
+        self.send_response(202)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+api = f"127.0.0.1:{server.server_address[1]}"
+
+results = []
+for i in range(runs):
+    with lock:
+        state.clear()
+        state["request_id"] = str(uuid.uuid4())
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME="token-refresh",
+               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+               AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench",
+               WXPUSH_TABLE=table, WXPUSH_SSM_PREFIX=prefix, WECHAT_API_BASE=emulator_base)
+    start = time.perf_counter()
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with lock:
+        lock.wait_for(lambda: "done_at" in state, timeout=30)
+    hwm_kb = None
+    try:
+        for line in open(f"/proc/{proc.pid}/status"):
+            if line.startswith("VmHWM:"):
+                hwm_kb = int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    proc.kill(); proc.wait(timeout=10)
+    with lock:
+        lock.notify_all()
+        if "done_at" not in state:
+            sys.exit(f"run {i}: no answer through the Runtime API within 30 s")
+        results.append({
+            "run": i + 1,
+            "init_ms": (state["next_at"] - start) * 1000,
+            "first_response_ms": (state["done_at"] - start) * 1000,
+            "peak_rss_mib": (hwm_kb or 0) / 1024,
+            "outcome": state["outcome"],
+            "payload": state["payload"][:200],
+        })
+server.shutdown()
+print(json.dumps(results))
