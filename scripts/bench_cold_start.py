@@ -39,7 +39,11 @@ class RuntimeApi(BaseHTTPRequestHandler):
             if state.get("served"):
                 # One invocation per process: park the runtime's next poll until it is killed.
                 lock.wait(timeout=30)
-                self.send_error(503); return
+                try:
+                    self.send_error(503)
+                except OSError:
+                    pass  # the runtime was killed while parked
+                return
             state["served"] = True
             state["next_at"] = time.perf_counter()
         body = event.encode()
