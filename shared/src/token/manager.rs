@@ -124,6 +124,9 @@ impl TokenManager {
         if let Some(hit) = self.cached(appid) {
             return Ok(hit);
         }
+        // Unknown apps fail here, before anything is written to the store (and before they
+        // get a slot in `in_flight`, which so stays bounded by the configured apps).
+        let app = self.secrets.app(appid).await?;
         let gate = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             in_flight.entry(appid.to_string()).or_default().clone()
@@ -132,8 +135,6 @@ impl TokenManager {
         if let Some(hit) = self.cached(appid) {
             return Ok(hit);
         }
-        // Unknown apps fail here, before anything is written to the store.
-        let app = self.secrets.app(appid).await?;
         let deadline = Instant::now() + self.policy.wait;
         loop {
             let (now, now_ms) = (now_unix(), now_unix_millis());
