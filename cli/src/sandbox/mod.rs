@@ -240,31 +240,35 @@ async fn code_to_session(State(emu): State<Emulator>, Query(q): Query_) -> Respo
 
 // ---------------------------------------------------------------- controls
 
-fn control_error(status: StatusCode, message: impl Into<String>) -> Response {
-    let code = if status == StatusCode::NOT_FOUND {
-        "unknown_app"
-    } else {
-        "bad_request"
-    };
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message.into()}})),
-    )
-        .into_response()
-}
-
-/// A refused control call; becomes a contract-shaped error response.
+/// A refused control call; answers in the contract's error shape.
 struct ControlError(StatusCode, String);
 
-impl IntoResponse for ControlError {
-    fn into_response(self) -> Response {
-        control_error(self.0, self.1)
+impl ControlError {
+    fn bad_request(message: impl Into<String>) -> ControlError {
+        ControlError(StatusCode::BAD_REQUEST, message.into())
     }
 }
 
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let code = if self.0 == StatusCode::NOT_FOUND {
+            "unknown_app"
+        } else {
+            "bad_request"
+        };
+        (
+            self.0,
+            Json(json!({"error": {"code": code, "message": self.1}})),
+        )
+            .into_response()
+    }
+}
+
+type ControlResult = Result<Json<Value>, ControlError>;
+
 fn parse_control<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> {
     serde_json::from_slice(body)
-        .map_err(|e| ControlError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+        .map_err(|e| ControlError::bad_request(format!("invalid body: {e}")))
 }
 
 fn known_app(world: &World, appid: &str) -> Result<(), ControlError> {
@@ -303,21 +307,18 @@ enum OneOrMany<T> {
     Many(Vec<T>),
 }
 
-/// `POST /sandbox/users`: one user object, or an array of them.
-async fn add_users(State(emu): State<Emulator>, body: Bytes) -> Response {
-    let users = match parse_control::<OneOrMany<NewUser>>(&body) {
-        Ok(OneOrMany::One(u)) => vec![u],
-        Ok(OneOrMany::Many(v)) => v,
-        Err(r) => return r.into_response(),
+/// `POST /sandbox/users`: one user object, or an array of them. All are checked before any is added.
+async fn add_users(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let users = match parse_control::<OneOrMany<NewUser>>(&body)? {
+        OneOrMany::One(u) => vec![u],
+        OneOrMany::Many(v) => v,
     };
     let now = emu.now();
     let mut world = emu.world();
     for u in &users {
-        if let Err(r) = known_app(&world, &u.appid) {
-            return r.into_response();
-        }
+        known_app(&world, &u.appid)?;
         if u.openid.is_empty() {
-            return control_error(StatusCode::BAD_REQUEST, "openid must not be empty");
+            return Err(ControlError::bad_request("openid must not be empty"));
         }
     }
     let added = users.len();
@@ -330,7 +331,7 @@ async fn add_users(State(emu): State<Emulator>, body: Bytes) -> Response {
         };
         world.add_user(&u.appid, &u.openid, user);
     }
-    Json(json!({"added": added})).into_response()
+    Ok(Json(json!({"added": added})))
 }
 
 #[derive(Deserialize)]
@@ -347,17 +348,12 @@ fn one() -> u32 {
     1
 }
 
-async fn add_grant(State(emu): State<Emulator>, body: Bytes) -> Response {
-    let g: NewGrant = match parse_control(&body) {
-        Ok(g) => g,
-        Err(r) => return r.into_response(),
-    };
+async fn add_grant(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let g: NewGrant = parse_control(&body)?;
     let mut world = emu.world();
-    if let Err(r) = known_app(&world, &g.appid) {
-        return r.into_response();
-    }
+    known_app(&world, &g.appid)?;
     world.add_grant(&g.appid, &g.openid, &g.template_id, g.count);
-    Json(json!({"granted": g.count})).into_response()
+    Ok(Json(json!({"granted": g.count})))
 }
 
 #[derive(Deserialize)]
@@ -367,18 +363,13 @@ struct NewCode {
     openid: String,
 }
 
-async fn new_login_code(State(emu): State<Emulator>, body: Bytes) -> Response {
-    let c: NewCode = match parse_control(&body) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+async fn new_login_code(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let c: NewCode = parse_control(&body)?;
     let now = emu.now();
     let mut world = emu.world();
-    if let Err(r) = known_app(&world, &c.appid) {
-        return r.into_response();
-    }
+    known_app(&world, &c.appid)?;
     let code = world.new_login_code(&c.appid, &c.openid, now);
-    Json(json!({"code": code})).into_response()
+    Ok(Json(json!({"code": code})))
 }
 
 #[derive(Deserialize)]
@@ -395,39 +386,36 @@ struct NewFault {
     times: u32,
 }
 
-async fn add_fault(State(emu): State<Emulator>, body: Bytes) -> Response {
-    let f: NewFault = match parse_control(&body) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
+/// A WeChat path as the controls accept it: with or without the `/sandbox` prefix.
+fn wechat_path(path: &str) -> &str {
+    path.strip_prefix("/sandbox").unwrap_or(path)
+}
+
+async fn add_fault(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let f: NewFault = parse_control(&body)?;
     let kind = match (f.errcode, f.http_status, f.delay_ms) {
         (Some(c), None, None) => FaultKind::ErrCode(c),
         (None, Some(s), None) if (100..=599).contains(&s) => FaultKind::HttpStatus(s),
         (None, None, Some(ms)) if ms <= 60_000 => FaultKind::Delay(ms),
         _ => {
-            return control_error(
-                StatusCode::BAD_REQUEST,
+            return Err(ControlError::bad_request(
                 "give exactly one of errcode, http_status (100-599) or delay_ms (<= 60000)",
-            );
+            ));
         }
     };
-    let path = f
-        .path
-        .strip_prefix("/sandbox")
-        .unwrap_or(&f.path)
-        .to_string();
+    let path = wechat_path(&f.path).to_string();
     if !path.starts_with("/cgi-bin/") && !path.starts_with("/sns/") {
-        return control_error(
-            StatusCode::BAD_REQUEST,
+        return Err(ControlError::bad_request(
             "path must be a WeChat path such as /cgi-bin/message/template/send",
-        );
+        ));
     }
+    let times = f.times.max(1);
     emu.world().faults.push(Fault {
         path,
         kind,
-        remaining: f.times.max(1),
+        remaining: times,
     });
-    Json(json!({"queued": f.times.max(1)})).into_response()
+    Ok(Json(json!({"queued": times})))
 }
 
 #[derive(Deserialize)]
@@ -435,20 +423,15 @@ struct AppOnly {
     appid: String,
 }
 
-async fn invalidate_tokens(State(emu): State<Emulator>, body: Bytes) -> Response {
-    let a: AppOnly = match parse_control(&body) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
+async fn invalidate_tokens(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let a: AppOnly = parse_control(&body)?;
     let mut world = emu.world();
-    if let Err(r) = known_app(&world, &a.appid) {
-        return r.into_response();
-    }
+    known_app(&world, &a.appid)?;
     let n = world.invalidate_tokens(&a.appid);
-    Json(json!({"invalidated": n})).into_response()
+    Ok(Json(json!({"invalidated": n})))
 }
 
-async fn list_messages(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+async fn list_messages(State(emu): State<Emulator>, Query(q): Query_) -> Json<Value> {
     let world = emu.world();
     let messages: Vec<&Value> = world
         .messages
@@ -458,17 +441,17 @@ async fn list_messages(State(emu): State<Emulator>, Query(q): Query_) -> Respons
                 .is_none_or(|a| m.get("appid").and_then(Value::as_str) == Some(a))
         })
         .collect();
-    Json(json!(messages)).into_response()
+    Json(json!(messages))
 }
 
-async fn stats(State(emu): State<Emulator>) -> Response {
-    Json(json!(emu.world().stats)).into_response()
+async fn stats(State(emu): State<Emulator>) -> Json<Value> {
+    Json(json!(emu.world().stats))
 }
 
-async fn reset(State(emu): State<Emulator>) -> Response {
+async fn reset(State(emu): State<Emulator>) -> Json<Value> {
     emu.world().reset();
     emu.inner.clock_offset.store(0, Ordering::SeqCst);
-    Json(json!({"reset": true})).into_response()
+    Json(json!({"reset": true}))
 }
 
 #[derive(Deserialize)]
@@ -478,20 +461,19 @@ struct Clock {
 }
 
 /// Extension: moves the emulator's clock forward (token expiry, quota days, code expiry).
-async fn advance_clock(State(emu): State<Emulator>, body: Bytes) -> Response {
-    let c: Clock = match parse_control(&body) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+async fn advance_clock(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let c: Clock = parse_control(&body)?;
     if c.advance_secs < 0 {
-        return control_error(StatusCode::BAD_REQUEST, "advance_secs must not be negative");
+        return Err(ControlError::bad_request(
+            "advance_secs must not be negative",
+        ));
     }
     let offset = emu
         .inner
         .clock_offset
         .fetch_add(c.advance_secs, Ordering::SeqCst)
         + c.advance_secs;
-    Json(json!({"offset_secs": offset, "now": emu.now()})).into_response()
+    Ok(Json(json!({"offset_secs": offset, "now": emu.now()})))
 }
 
 #[derive(Deserialize)]
@@ -502,16 +484,10 @@ struct Quota {
 }
 
 /// Extension: sets a path's daily quota per app (to reach 45009 without 2 000 calls).
-async fn set_quota(State(emu): State<Emulator>, body: Bytes) -> Response {
-    let q: Quota = match parse_control(&body) {
-        Ok(q) => q,
-        Err(r) => return r.into_response(),
-    };
-    let path = q
-        .path
-        .strip_prefix("/sandbox")
-        .unwrap_or(&q.path)
-        .to_string();
-    emu.world().daily_limits.insert(path, q.daily_limit);
-    Json(json!({"daily_limit": q.daily_limit})).into_response()
+async fn set_quota(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let q: Quota = parse_control(&body)?;
+    emu.world()
+        .daily_limits
+        .insert(wechat_path(&q.path).to_string(), q.daily_limit);
+    Ok(Json(json!({"daily_limit": q.daily_limit})))
 }
