@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use wxpush_cli::sandbox::{EmulatedApp, Emulator};
 use wxpush_shared::AppKind;
 use wxpush_shared::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
-use wxpush_shared::token::{DynamoTokenStore, TokenManager, TokenPolicy, TokenStore};
+use wxpush_shared::token::{AccessToken, DynamoTokenStore, TokenManager, TokenPolicy, TokenStore};
 use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
 
 /// The SDK configuration for moto. Panics (rather than skipping) when the suite was not
@@ -234,4 +234,40 @@ impl TokenWorld {
             policy,
         ))
     }
+}
+
+impl TokenWorld {
+    /// A world with one official account known to the emulator and configured in SSM.
+    pub async fn with_app(secret: &str, token_api: Option<&str>) -> (TokenWorld, String) {
+        let appid = random_appid();
+        let world = TokenWorld::new(vec![emulated(&appid, secret, AppKind::OfficialAccount)]).await;
+        let app = SsmApp {
+            appid: &appid,
+            kind: Some("official_account"),
+            app_secret: Some(secret),
+            token_api,
+        };
+        put_app(&world.ssm, &world.prefix, app).await;
+        (world, appid)
+    }
+}
+
+/// `requests` concurrent `get`s spread round-robin over `managers` (as Lambda instances),
+/// each required to succeed.
+pub async fn concurrent_gets(
+    managers: &[Arc<TokenManager>],
+    appid: &str,
+    requests: usize,
+) -> Vec<AccessToken> {
+    let tasks: Vec<_> = (0..requests)
+        .map(|i| {
+            let (m, appid) = (managers[i % managers.len()].clone(), appid.to_string());
+            tokio::spawn(async move { m.get(&appid).await })
+        })
+        .collect();
+    let mut tokens = Vec::with_capacity(requests);
+    for t in tasks {
+        tokens.push(t.await.expect("task").expect("every caller gets a token"));
+    }
+    tokens
 }

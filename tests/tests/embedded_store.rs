@@ -7,7 +7,7 @@ use wxpush_shared::AppKind;
 use wxpush_shared::clock::now_unix_millis;
 use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
 use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy, TokenStore};
-use wxpush_tests::{EmulatorServer, emulated};
+use wxpush_tests::{EmulatorServer, concurrent_gets, emulated};
 
 const APPID: &str = "wx00000000000000e1";
 
@@ -62,15 +62,7 @@ async fn embedded_store_one_call_lease_takeover_and_compare_and_invalidate() {
             ))
         })
         .collect();
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let m = managers[i % 20].clone();
-        tasks.push(tokio::spawn(async move { m.get(APPID).await.unwrap() }));
-    }
-    let mut tokens = Vec::new();
-    for t in tasks {
-        tokens.push(t.await.unwrap());
-    }
+    let tokens = concurrent_gets(&managers, APPID, 50).await;
     assert!(tokens.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(emu.emu.calls("/cgi-bin/stable_token"), 1);
 

@@ -103,19 +103,7 @@ async fn refresh_handler_over_a_real_eventbridge_scheduled_event() {
 
 #[tokio::test]
 async fn send_handler_over_real_api_gateway_v2_events() {
-    let appid = random_appid();
-    let world = TokenWorld::new(vec![emulated(&appid, "secret-1", AppKind::OfficialAccount)]).await;
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &appid,
-            kind: Some("official_account"),
-            app_secret: Some("secret-1"),
-            token_api: None,
-        },
-    )
-    .await;
+    let (world, appid) = TokenWorld::with_app("secret-1", None).await;
     let svc = SendService {
         tokens: world.manager(TokenPolicy::default(), 2000),
     };

@@ -6,26 +6,13 @@ use std::time::Duration;
 use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::secrets::ConfigError;
 use wxpush_shared::token::{TokenError, TokenPolicy};
-use wxpush_shared::{ApiError, AppKind, Secret};
-use wxpush_tests::{SsmApp, TokenWorld, emulated, put_app, random_appid};
+use wxpush_shared::{ApiError, Secret};
+use wxpush_tests::{SsmApp, TokenWorld, concurrent_gets, put_app, random_appid};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 async fn world_with_app(token_api: Option<&str>) -> (TokenWorld, String) {
-    let appid = random_appid();
-    let world = TokenWorld::new(vec![emulated(&appid, SECRET, AppKind::OfficialAccount)]).await;
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &appid,
-            kind: Some("official_account"),
-            app_secret: Some(SECRET),
-            token_api,
-        },
-    )
-    .await;
-    (world, appid)
+    TokenWorld::with_app(SECRET, token_api).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -38,16 +25,7 @@ async fn fifty_requests_over_twenty_instances_cost_one_wechat_call() {
         let managers: Vec<_> = (0..20)
             .map(|_| world.manager(TokenPolicy::default(), 5000))
             .collect();
-        let mut tasks = Vec::new();
-        for i in 0..50 {
-            let m = managers[i % 20].clone();
-            let appid = appid.clone();
-            tasks.push(tokio::spawn(async move { m.get(&appid).await }));
-        }
-        let mut tokens = Vec::new();
-        for t in tasks {
-            tokens.push(t.await.unwrap().expect("every caller gets a token"));
-        }
+        let tokens = concurrent_gets(&managers, &appid, 50).await;
         assert!(
             tokens.windows(2).all(|w| w[0].token == w[1].token),
             "all callers share one token"
@@ -63,14 +41,8 @@ async fn fifty_requests_over_twenty_instances_cost_one_wechat_call() {
         let fresh: Vec<_> = (0..20)
             .map(|_| world.manager(TokenPolicy::default(), 5000))
             .collect();
-        let mut tasks = Vec::new();
-        for i in 0..50 {
-            let m = fresh[i % 20].clone();
-            let appid = appid.clone();
-            tasks.push(tokio::spawn(async move { m.get(&appid).await }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap().token, tokens[0].token);
+        for t in concurrent_gets(&fresh, &appid, 50).await {
+            assert_eq!(t.token, tokens[0].token);
         }
         assert_eq!(
             world.emulator.emu.calls(path),
