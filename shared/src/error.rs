@@ -14,8 +14,13 @@ use thiserror::Error;
 pub enum ApiError {
     #[error("no route for {0}")]
     NotFound(String),
+    /// `allow` is the route's method(s), sent back in the `Allow` header.
     #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: &'static str,
+    },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("missing or wrong credentials")]

@@ -30,13 +30,14 @@ enum Route<'a> {
 fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let (route, allowed) = match segments.as_slice() {
-        ["v1", "apps", appid, "token"] => (Route::Token { appid }, Method::GET),
+        ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
         _ => return Err(ApiError::NotFound(path.to_string())),
     };
-    if *method != allowed {
+    if method.as_str() != allowed {
         return Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_string(),
+            allow: allowed,
         });
     }
     Ok(route)
@@ -64,10 +65,9 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
         );
     }
     let mut resp = json_response(status, &err.body());
-    if let ApiError::MethodNotAllowed { .. } = err
-        && let Ok(v) = header::HeaderValue::from_str("GET")
-    {
-        resp.headers_mut().insert(header::ALLOW, v);
+    if let ApiError::MethodNotAllowed { allow, .. } = err {
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
     }
     resp
 }
