@@ -2,7 +2,7 @@
 //! embedded store, a timer in place of the EventBridge schedule, and optionally the WeChat
 //! emulator under `/sandbox`.
 
-use crate::sandbox::{EmulatedApp, Emulator};
+use crate::sandbox::{EmulatedApp, Emulator, random_alnum};
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -79,12 +79,7 @@ struct AppState {
 /// sharing a unionid space, with fresh secrets each start.
 pub fn demo_apps() -> AppsFile {
     let secret = || format!("{:032x}", rand::random::<u128>());
-    let aes_key = || {
-        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..43)
-            .map(|_| CHARS[rand::random_range(0..CHARS.len())] as char)
-            .collect::<String>()
-    };
+    let aes_key = || random_alnum(43);
     AppsFile {
         apps: vec![
             AppEntry {

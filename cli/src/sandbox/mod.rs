@@ -10,7 +10,7 @@
 mod rules;
 mod state;
 
-pub use state::EmulatedApp;
+pub use state::{EmulatedApp, random_alnum};
 
 use axum::Json;
 use axum::Router;

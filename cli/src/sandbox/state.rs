@@ -124,7 +124,8 @@ pub struct World {
     pub token_ttl: i64,
 }
 
-fn random_alnum(len: usize) -> String {
+/// `len` random characters of [A-Za-z0-9] (tokens, codes, EncodingAESKeys).
+pub fn random_alnum(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..len)
