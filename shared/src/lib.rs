@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod aws;
+pub mod callback;
 pub mod clock;
 pub mod error;
 pub mod runtime;

@@ -1,0 +1,219 @@
+//! WeChat's safe-mode message crypto (the WXBizMsgCrypt protocol, facts.md §3):
+//! AES-256-CBC with IV = key[0..16], PKCS#7 padding to 32-byte blocks, and the plaintext
+//! `random(16) || msg_len (u32 BE) || msg || appid`.
+
+use aes::cipher::block_padding::NoPadding;
+use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use thiserror::Error;
+
+type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
+type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
+
+/// WeChat pads to 32 bytes, not to the AES block of 16.
+const PAD_BLOCK: usize = 32;
+
+/// EncodingAESKey + "=" carries 2 unused low bits that WeChat's own decoders ignore; a strict
+/// decoder would refuse most real keys (facts.md §3.1).
+const KEY_ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+/// The errors of Tencent's WXBizMsgCrypt library, with its codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum CryptoError {
+    #[error("the EncodingAESKey is not 43 characters of [A-Za-z0-9]")]
+    IllegalAesKey,
+    #[error("the message was encrypted for another appid")]
+    ValidateAppid,
+    #[error("the ciphertext is not valid base64")]
+    DecodeBase64,
+    #[error("the ciphertext does not decrypt (length is not a whole number of blocks)")]
+    DecryptAes,
+    #[error("the decrypted message is malformed (padding, length field or encoding)")]
+    IllegalBuffer,
+}
+
+impl CryptoError {
+    /// The WXBizMsgCrypt error code.
+    pub fn code(self) -> i32 {
+        match self {
+            CryptoError::IllegalAesKey => -40004,
+            CryptoError::ValidateAppid => -40005,
+            CryptoError::DecryptAes => -40007,
+            CryptoError::IllegalBuffer => -40008,
+            CryptoError::DecodeBase64 => -40010,
+        }
+    }
+}
+
+/// One app's message crypto, built from its EncodingAESKey.
+#[derive(Clone)]
+pub struct MsgCrypt {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for MsgCrypt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MsgCrypt(***)")
+    }
+}
+
+impl MsgCrypt {
+    pub fn new(encoding_aes_key: &str) -> Result<MsgCrypt, CryptoError> {
+        if encoding_aes_key.len() != 43
+            || !encoding_aes_key.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(CryptoError::IllegalAesKey);
+        }
+        let bytes = KEY_ENGINE
+            .decode(format!("{encoding_aes_key}="))
+            .map_err(|_| CryptoError::IllegalAesKey)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::IllegalAesKey)?;
+        Ok(MsgCrypt { key })
+    }
+
+    fn iv(&self) -> [u8; 16] {
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(&self.key[..16]);
+        iv
+    }
+
+    /// The message inside `encrypt` (the base64 `Encrypt` field), checked to be for `appid`.
+    pub fn decrypt(&self, encrypt: &str, appid: &str) -> Result<String, CryptoError> {
+        let mut buf = STANDARD
+            .decode(encrypt.trim())
+            .map_err(|_| CryptoError::DecodeBase64)?;
+        if buf.is_empty() || buf.len() % 16 != 0 {
+            return Err(CryptoError::DecryptAes);
+        }
+        let plain = Aes256CbcDec::new(&self.key.into(), &self.iv().into())
+            .decrypt_padded::<NoPadding>(&mut buf)
+            .map_err(|_| CryptoError::DecryptAes)?;
+        let pad = *plain.last().ok_or(CryptoError::IllegalBuffer)? as usize;
+        if pad == 0
+            || pad > PAD_BLOCK
+            || pad > plain.len()
+            || plain[plain.len() - pad..]
+                .iter()
+                .any(|&b| b as usize != pad)
+        {
+            return Err(CryptoError::IllegalBuffer);
+        }
+        let full = &plain[..plain.len() - pad];
+        if full.len() < 20 {
+            return Err(CryptoError::IllegalBuffer);
+        }
+        let msg_len = u32::from_be_bytes([full[16], full[17], full[18], full[19]]) as usize;
+        let rest = &full[20..];
+        if msg_len > rest.len() {
+            return Err(CryptoError::IllegalBuffer);
+        }
+        let (msg, receiver) = rest.split_at(msg_len);
+        if receiver != appid.as_bytes() {
+            return Err(CryptoError::ValidateAppid);
+        }
+        String::from_utf8(msg.to_vec()).map_err(|_| CryptoError::IllegalBuffer)
+    }
+
+    /// Encrypts `msg` for `appid` with the given 16-byte random prefix (base64 `Encrypt`).
+    pub fn encrypt(&self, msg: &str, appid: &str, random16: &[u8; 16]) -> String {
+        let mut full = Vec::with_capacity(20 + msg.len() + appid.len() + PAD_BLOCK);
+        full.extend_from_slice(random16);
+        full.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        full.extend_from_slice(msg.as_bytes());
+        full.extend_from_slice(appid.as_bytes());
+        let pad = PAD_BLOCK - full.len() % PAD_BLOCK;
+        full.extend(std::iter::repeat_n(pad as u8, pad));
+        let len = full.len();
+        let cipher = Aes256CbcEnc::new(&self.key.into(), &self.iv().into())
+            .encrypt_padded::<NoPadding>(&mut full, len)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        STANDARD.encode(cipher)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn official_mp_reply_example() {
+        // facts.md §3.8: the MP doc's worked reply.
+        let crypt = MsgCrypt::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let encrypt = crypt.encrypt(
+            r#"{"demo_resp":"good luck"}"#,
+            "wxba5fad812f8e6fb9",
+            b"707722b803182950",
+        );
+        assert_eq!(
+            encrypt,
+            "ELGduP2YcVatjqIS+eZbp80MNLoAUWvzzyJxgGzxZO/5sAvd070Bs6qrLARC9nVHm48Y4hyRbtzve1L32tmxSQ=="
+        );
+        assert_eq!(
+            crypt.decrypt(&encrypt, "wxba5fad812f8e6fb9").unwrap(),
+            r#"{"demo_resp":"good luck"}"#
+        );
+        assert_eq!(
+            crypt.decrypt(&encrypt, "wx0000000000000000"),
+            Err(CryptoError::ValidateAppid)
+        );
+    }
+
+    #[test]
+    fn keys_with_trailing_bits_are_accepted() {
+        for key in [
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        ] {
+            assert!(MsgCrypt::new(key).is_ok(), "{key}");
+        }
+        assert_eq!(
+            MsgCrypt::new("short").unwrap_err(),
+            CryptoError::IllegalAesKey
+        );
+        assert_eq!(
+            MsgCrypt::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEF+").unwrap_err(),
+            CryptoError::IllegalAesKey
+        );
+    }
+
+    fn key_strategy() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            proptest::sample::select(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".to_vec(),
+            ),
+            43,
+        )
+        .prop_map(|v| String::from_utf8(v).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn encrypt_then_decrypt_round_trips(key in key_strategy(), msg in ".{0,600}", random in any::<[u8; 16]>()) {
+            let crypt = MsgCrypt::new(&key).unwrap();
+            let encrypt = crypt.encrypt(&msg, "wx0123456789abcdef", &random);
+            prop_assert_eq!(crypt.decrypt(&encrypt, "wx0123456789abcdef").unwrap(), msg);
+        }
+
+        #[test]
+        fn garbage_never_panics(input in proptest::collection::vec(any::<u8>(), 0..400), flip in any::<usize>()) {
+            let crypt = MsgCrypt::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap();
+            let b64 = STANDARD.encode(&input);
+            // Random bytes never pass as a message for this appid (it would take a matching pad, length and appid).
+            prop_assert!(crypt.decrypt(&b64, "wx0123456789abcdef").is_err());
+            // A real ciphertext with one byte changed: an error or (rarely) a different message, never a panic.
+            let good = crypt.encrypt("hello", "wx0123456789abcdef", &[7; 16]);
+            let mut bytes = STANDARD.decode(&good).unwrap();
+            let at = flip % bytes.len();
+            bytes[at] ^= 0x5a;
+            let _ = crypt.decrypt(&STANDARD.encode(&bytes), "wx0123456789abcdef");
+            let _ = crypt.decrypt(&String::from_utf8_lossy(&input), "wx0123456789abcdef");
+        }
+    }
+}

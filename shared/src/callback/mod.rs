@@ -1,0 +1,5 @@
+//! WeChat server callbacks: signatures, safe-mode crypto, message parsing, and the service
+//! that verifies, decrypts, dedupes and records what WeChat pushes.
+
+pub mod crypto;
+pub mod signature;
