@@ -2,4 +2,5 @@
 //! that verifies, decrypts, dedupes and records what WeChat pushes.
 
 pub mod crypto;
+pub mod message;
 pub mod signature;
