@@ -16,8 +16,11 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use wxpush_send::{MAX_BODY_BYTES, SendService, error_response};
+use wxpush_send::{MAX_BODY_BYTES, SendService};
 use wxpush_shared::ApiError;
+use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
+use wxpush_shared::callback::store::{CallbackStore, EmbeddedCallbackStore};
+use wxpush_shared::http::error_response;
 use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
 use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy, TokenStore};
 use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
@@ -72,6 +75,7 @@ impl Drop for RunningServer {
 #[derive(Clone)]
 struct AppState {
     send: Arc<SendService>,
+    callback: Arc<CallbackService>,
     api_key: Arc<String>,
 }
 
@@ -144,12 +148,14 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         wechat_cfg.api_base = format!("http://{addr}/sandbox");
     }
     let secrets: Arc<dyn SecretStore> = Arc::new(file_store);
-    let store: Arc<dyn TokenStore> = Arc::new(EmbeddedTokenStore::new(open_db(&cfg.data)?));
+    let db = open_db(&cfg.data)?;
+    let store: Arc<dyn TokenStore> = Arc::new(EmbeddedTokenStore::new(db.clone()));
+    let callback_store: Arc<dyn CallbackStore> = Arc::new(EmbeddedCallbackStore::new(db));
     let wechat: Arc<dyn WeChatApi> =
         Arc::new(HttpWeChatClient::new(wechat_cfg).map_err(|e| e.to_string())?);
     let tokens = Arc::new(TokenManager::new(
         store,
-        secrets,
+        secrets.clone(),
         wechat,
         TokenPolicy::default(),
     ));
@@ -157,11 +163,17 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         send: Arc::new(SendService {
             tokens: tokens.clone(),
         }),
+        callback: Arc::new(CallbackService::new(
+            secrets,
+            callback_store,
+            tokens.clone(),
+        )),
         api_key: Arc::new(cfg.api_key),
     };
 
     let mut router = Router::new()
         .route("/v1/{*rest}", axum::routing::any(private_api))
+        .route("/wechat/{*rest}", axum::routing::any(wechat_callback))
         .with_state(state);
     if let Some(emu) = &emulator {
         router = router.nest("/sandbox", emu.nested_router());
@@ -196,9 +208,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
 }
 
 async fn not_found(req: Request) -> Response {
-    into_axum(error_response(&ApiError::NotFound(
-        req.uri().path().to_string(),
-    )))
+    refuse(ApiError::NotFound(req.uri().path().to_string()))
 }
 
 fn bearer_ok(req: &Request, key: &str) -> bool {
@@ -215,25 +225,42 @@ fn bearer_ok(req: &Request, key: &str) -> bool {
 /// `/v1/...`: the bearer key stands in for IAM, then the Lambda's own handler.
 async fn private_api(State(state): State<AppState>, req: Request) -> Response {
     if !bearer_ok(&req, &state.api_key) {
-        let mut resp = into_axum(error_response(&ApiError::Unauthorized));
+        let mut resp = refuse(ApiError::Unauthorized);
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer"),
         );
         return resp;
     }
+    match into_lambda(req, MAX_BODY_BYTES).await {
+        Ok(req) => into_axum(wxpush_send::handle(&state.send, req).await),
+        Err(resp) => resp,
+    }
+}
+
+/// `/wechat/...`: public, as on API Gateway; the callback Lambda's own handler.
+async fn wechat_callback(State(state): State<AppState>, req: Request) -> Response {
+    match into_lambda(req, MAX_CALLBACK_BODY).await {
+        Ok(req) => into_axum(wxpush_callback::handle(&state.callback, req).await),
+        Err(resp) => resp,
+    }
+}
+
+/// The request as the Lambda would get it, or 413 past `limit` bytes.
+async fn into_lambda(req: Request, limit: usize) -> Result<lambda_http::Request, Response> {
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return into_axum(error_response(&ApiError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            }));
-        }
-    };
-    let lambda_req =
-        lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
-    into_axum(wxpush_send::handle(&state.send, lambda_req).await)
+    let bytes = to_bytes(body, limit)
+        .await
+        .map_err(|_| refuse(ApiError::PayloadTooLarge { limit }))?;
+    Ok(lambda_http::Request::from_parts(
+        parts,
+        lambda_http::Body::from(bytes.to_vec()),
+    ))
+}
+
+/// A refusal, through the shared error mapping.
+fn refuse(err: ApiError) -> Response {
+    error_response(&err).map(Body::from)
 }
 
 fn into_axum(resp: lambda_http::Response<lambda_http::Body>) -> Response {

@@ -25,6 +25,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("missing or wrong credentials")]
     Unauthorized,
+    /// A callback whose signature, or timestamp, does not check out.
+    #[error("{0}")]
+    SignatureRejected(String),
     #[error("app {appid} is not configured in wxpush")]
     UnknownApp { appid: String },
     #[error("{0}")]
@@ -52,7 +55,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::UnknownApp { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::SignatureRejected(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Misconfigured { .. } | ApiError::Internal(_) => {
@@ -70,6 +73,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::SignatureRejected(_) => "invalid_signature",
             ApiError::UnknownApp { .. } => "unknown_app",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Validation { .. } => "validation_failed",

@@ -14,6 +14,7 @@ pub mod aws;
 pub mod callback;
 pub mod clock;
 pub mod error;
+pub mod http;
 pub mod runtime;
 pub mod secrets;
 pub mod telemetry;

@@ -8,6 +8,7 @@
 //! | `WXPUSH_REFRESH_WINDOW_SECS` | scheduled refresh: tokens expiring within it | 900 |
 //! | `WECHAT_API_BASE`, `WECHAT_TIMEOUT_MS` | the WeChat client | api.weixin.qq.com, 5000 |
 
+use crate::callback::store::{CallbackStore, DynamoCallbackStore};
 use crate::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
 use crate::token::{DynamoTokenStore, TokenManager, TokenPolicy, TokenStore};
 use crate::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
@@ -20,6 +21,8 @@ pub const SECRET_CACHE_CAPACITY: usize = 512;
 #[derive(Clone)]
 pub struct AwsDeps {
     pub tokens: Arc<TokenManager>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub callback_store: Arc<dyn CallbackStore>,
     pub refresh_window: Duration,
 }
 
@@ -42,10 +45,10 @@ impl AwsDeps {
         let secrets_ttl = env_secs("WXPUSH_SECRETS_TTL_SECS", 300)?;
         let refresh_window = env_secs("WXPUSH_REFRESH_WINDOW_SECS", 900)?;
         let sdk = crate::aws::load_sdk_config().await;
-        let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            table,
-        ));
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(dynamo.clone(), &table));
+        let callback_store: Arc<dyn CallbackStore> =
+            Arc::new(DynamoCallbackStore::new(dynamo, table));
         let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
             SsmSecretStore::new(aws_sdk_ssm::Client::new(&sdk), &prefix),
             secrets_ttl,
@@ -56,12 +59,14 @@ impl AwsDeps {
         );
         let tokens = Arc::new(TokenManager::new(
             store,
-            secrets,
+            secrets.clone(),
             wechat,
             TokenPolicy::default(),
         ));
         Ok(AwsDeps {
             tokens,
+            secrets,
+            callback_store,
             refresh_window,
         })
     }

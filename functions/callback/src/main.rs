@@ -1,21 +1,19 @@
-//! Lambda entry point of the public WeChat callback (`/wechat/{appid}`).
-//!
-//! Signature verification, safe-mode decryption and event handling are the callback issue's
-//! work and not built yet: until then every request is refused with 503 `not_implemented`,
-//! so WeChat retries instead of believing an event was recorded.
+//! Lambda entry point of the public WeChat callback: clients built once, then `handle`.
 
-use lambda_http::{Body, Error, Request, Response, service_fn};
+use lambda_http::{Error, Request, service_fn};
+use std::convert::Infallible;
+use std::sync::Arc;
+use wxpush_callback::{Service, handle};
+use wxpush_shared::runtime::AwsDeps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::run(service_fn(|_req: Request| async {
-        Response::builder()
-            .status(503)
-            .header("content-type", "application/json")
-            .body(Body::from(
-                r#"{"error":{"code":"not_implemented","message":"the WeChat callback is not built yet"}}"#,
-            ))
-            .map_err(Error::from)
+    wxpush_shared::telemetry::init_json_logs();
+    let deps = AwsDeps::from_env().await?;
+    let svc = Arc::new(Service::new(deps.secrets, deps.callback_store, deps.tokens));
+    lambda_http::run(service_fn(move |req: Request| {
+        let svc = svc.clone();
+        async move { Ok::<_, Infallible>(handle(&svc, req).await) }
     }))
     .await
 }

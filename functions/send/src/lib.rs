@@ -4,13 +4,13 @@
 //! Routes so far: `GET /v1/apps/{appid}/token`. The handler is thin: it routes, parses and
 //! maps errors; the logic lives in `wxpush_shared`.
 
-use http::{Method, StatusCode, header};
+use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use std::sync::Arc;
-use tracing::{info, warn};
 use wxpush_shared::ApiError;
 use wxpush_shared::clock::now_unix;
+use wxpush_shared::http::{error_response, json_response};
 use wxpush_shared::token::TokenManager;
 
 /// Lambda's own payload limit; a larger body is refused with 413 before it is parsed.
@@ -43,39 +43,15 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     Ok(route)
 }
 
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_else(|_| Response::new(Body::Empty))
-}
-
-/// The one place an [`ApiError`] becomes an HTTP response.
-pub fn error_response(err: &ApiError) -> Response<Body> {
-    let status = err.status();
-    if status.is_server_error() {
-        warn!(code = err.code(), status = status.as_u16(), error = %err, "request failed");
-    } else {
-        info!(
-            code = err.code(),
-            status = status.as_u16(),
-            "request refused"
-        );
-    }
-    let mut resp = json_response(status, &err.body());
-    if let ApiError::MethodNotAllowed { allow, .. } = err {
-        resp.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
-    }
-    resp
+/// A shared-crate response as a Lambda response.
+pub fn to_lambda(resp: http::Response<String>) -> Response<Body> {
+    resp.map(Body::from)
 }
 
 pub async fn handle(svc: &SendService, req: Request) -> Response<Body> {
     match dispatch(svc, &req).await {
         Ok(resp) => resp,
-        Err(err) => error_response(&err),
+        Err(err) => to_lambda(error_response(&err)),
     }
 }
 
@@ -99,7 +75,7 @@ async fn get_token(svc: &SendService, appid: &str) -> Result<Response<Body>, Api
         "expires_at": token.expires_at,
         "expires_in": (token.expires_at - now_unix()).max(0),
     });
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(to_lambda(json_response(StatusCode::OK, &body)))
 }
 
 #[cfg(test)]

@@ -3,4 +3,7 @@
 
 pub mod crypto;
 pub mod message;
+pub mod service;
 pub mod signature;
+pub mod state;
+pub mod store;

@@ -1,0 +1,58 @@
+//! The public WeChat callback `/wechat/{appid}`: API Gateway (no auth) on AWS, mounted as is
+//! in `wxpush serve`. Thin: routing and HTTP; the logic is `wxpush_shared::callback`.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use wxpush_shared::ApiError;
+use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
+use wxpush_shared::clock::now_unix;
+use wxpush_shared::http::{error_response, query_map, text_response};
+
+pub use wxpush_shared::callback::service::CallbackService as Service;
+
+pub async fn handle(svc: &CallbackService, req: Request) -> Response<Body> {
+    let resp = match dispatch(svc, &req).await {
+        Ok(resp) => resp,
+        Err(err) => error_response(&err),
+    };
+    resp.map(Body::from)
+}
+
+async fn dispatch(
+    svc: &CallbackService,
+    req: &Request,
+) -> Result<http::Response<String>, ApiError> {
+    let path = req.uri().path();
+    let appid = match path
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["wechat", appid] => appid.to_string(),
+        _ => return Err(ApiError::NotFound(path.to_string())),
+    };
+    let query = query_map(req.uri());
+    match *req.method() {
+        Method::GET => Ok(text_response(
+            StatusCode::OK,
+            svc.verify_url(&appid, &query).await?,
+        )),
+        Method::POST => {
+            if req.body().len() > MAX_CALLBACK_BODY {
+                return Err(ApiError::PayloadTooLarge {
+                    limit: MAX_CALLBACK_BODY,
+                });
+            }
+            svc.receive(&appid, &query, req.body().as_ref(), now_unix())
+                .await?;
+            Ok(text_response(StatusCode::OK, "success".into()))
+        }
+        _ => Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: path.to_string(),
+            allow: "GET, POST",
+        }),
+    }
+}

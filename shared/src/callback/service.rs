@@ -1,0 +1,238 @@
+//! The callback's logic: verify, decrypt, parse, dedupe, act, record — in that order, and
+//! `success` only once the event and its effects are stored.
+
+use super::crypto::MsgCrypt;
+use super::message::{InboundMessage, parse_fields, parse_message};
+use super::signature;
+use super::state::{Attr, Enrichment, ItemKey, plan};
+use super::store::{CallbackStore, Recorded};
+use crate::app::{AppConfig, AppKind, Secret};
+use crate::error::ApiError;
+use crate::secrets::SecretStore;
+use crate::token::TokenManager;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// The largest body WeChat's pushes need; larger ones are refused with 413.
+pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
+/// How far a callback's timestamp may be from now, either way.
+pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
+
+pub struct CallbackService {
+    secrets: Arc<dyn SecretStore>,
+    store: Arc<dyn CallbackStore>,
+    /// For `user/info` (the unionid of a new follower).
+    tokens: Arc<TokenManager>,
+}
+
+type Query = HashMap<String, String>;
+
+fn param<'q>(query: &'q Query, name: &str) -> Result<&'q str, ApiError> {
+    query
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("query parameter `{name}` is missing")))
+}
+
+impl CallbackService {
+    pub fn new(
+        secrets: Arc<dyn SecretStore>,
+        store: Arc<dyn CallbackStore>,
+        tokens: Arc<TokenManager>,
+    ) -> Self {
+        CallbackService {
+            secrets,
+            store,
+            tokens,
+        }
+    }
+
+    async fn app_with_token(&self, appid: &str) -> Result<(Arc<AppConfig>, Secret), ApiError> {
+        let app = self.secrets.app(appid).await?;
+        let token = app
+            .callback_token
+            .clone()
+            .ok_or_else(|| ApiError::Misconfigured {
+                appid: appid.to_string(),
+                message: "parameter `callback_token` is missing".into(),
+            })?;
+        Ok((app, token))
+    }
+
+    /// `GET /wechat/{appid}`: WeChat's URL check. Returns `echostr` when the signature is right.
+    pub async fn verify_url(&self, appid: &str, query: &Query) -> Result<String, ApiError> {
+        let (_, token) = self.app_with_token(appid).await?;
+        let (sig, ts, nonce, echostr) = (
+            param(query, "signature")?,
+            param(query, "timestamp")?,
+            param(query, "nonce")?,
+            param(query, "echostr")?,
+        );
+        if !signature::verify(sig, &[token.expose(), ts, nonce]) {
+            return Err(ApiError::SignatureRejected(
+                "the signature does not match".into(),
+            ));
+        }
+        Ok(echostr.to_string())
+    }
+
+    /// `POST /wechat/{appid}`: a message or event. `Ok` means it is durably recorded (now or
+    /// by an earlier delivery) and WeChat may be told `success`.
+    pub async fn receive(
+        &self,
+        appid: &str,
+        query: &Query,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Recorded, ApiError> {
+        if body.len() > MAX_CALLBACK_BODY {
+            return Err(ApiError::PayloadTooLarge {
+                limit: MAX_CALLBACK_BODY,
+            });
+        }
+        let (app, token) = self.app_with_token(appid).await?;
+        let sig = query
+            .get("signature")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::SignatureRejected("the signature is missing".into()))?;
+        let (ts, nonce) = (param(query, "timestamp")?, param(query, "nonce")?);
+        if !signature::verify(sig, &[token.expose(), ts, nonce]) {
+            return Err(ApiError::SignatureRejected(
+                "the signature does not match".into(),
+            ));
+        }
+        let ts_value: i64 = ts
+            .parse()
+            .map_err(|_| ApiError::SignatureRejected("the timestamp is not a number".into()))?;
+        if (now - ts_value).abs() > TIMESTAMP_WINDOW_SECS {
+            return Err(ApiError::SignatureRejected(format!(
+                "the timestamp is more than {TIMESTAMP_WINDOW_SECS} s away from now"
+            )));
+        }
+        let body = std::str::from_utf8(body)
+            .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
+        let plaintext = match query.get("encrypt_type").map(String::as_str) {
+            None | Some("") | Some("raw") => body.to_string(),
+            Some("aes") => self.decrypt(&app, &token, query, ts, nonce, body)?,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown encrypt_type `{other}`"
+                )));
+            }
+        };
+        let msg = parse_message(&plaintext).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let event_key = ItemKey::event(appid, &msg.dedupe_key());
+        if self
+            .store
+            .get(&event_key)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
+            info!(appid, "callback retry acknowledged without processing");
+            return Ok(Recorded::Duplicate);
+        }
+        let extra = self.enrich(&app, &msg).await?;
+        let ops = plan(appid, &msg, &plaintext, now, &extra);
+        let recorded = self.store.record(&ops, now).await.map_err(store_error)?;
+        info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
+        Ok(recorded)
+    }
+
+    /// Safe or compatible mode: `msg_signature` over the `Encrypt` field, then AES, then the
+    /// appid inside must be this app's.
+    fn decrypt(
+        &self,
+        app: &AppConfig,
+        token: &Secret,
+        query: &Query,
+        ts: &str,
+        nonce: &str,
+        body: &str,
+    ) -> Result<String, ApiError> {
+        let encrypt = parse_fields(body)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
+            .encrypt
+            .ok_or_else(|| {
+                ApiError::BadRequest("encrypt_type=aes but the body has no Encrypt".into())
+            })?;
+        let msg_sig = query
+            .get("msg_signature")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::SignatureRejected("msg_signature is missing".into()))?;
+        if !signature::verify(msg_sig, &[token.expose(), ts, nonce, &encrypt]) {
+            return Err(ApiError::SignatureRejected(
+                "msg_signature does not match".into(),
+            ));
+        }
+        let key = app
+            .encoding_aes_key
+            .as_ref()
+            .ok_or_else(|| ApiError::Misconfigured {
+                appid: app.appid.clone(),
+                message: "safe mode needs parameter `encoding_aes_key`".into(),
+            })?;
+        let crypt = MsgCrypt::new(key.expose()).map_err(|e| ApiError::Misconfigured {
+            appid: app.appid.clone(),
+            message: format!("encoding_aes_key: {e}"),
+        })?;
+        crypt
+            .decrypt(&encrypt, &app.appid)
+            .map_err(|e| ApiError::BadRequest(format!("cannot decrypt ({}): {e}", e.code())))
+    }
+
+    /// The follower's unionid: stored already, else from `user/info` for a new follower.
+    /// WeChat being unreachable does not lose the event: it is recorded without a unionid
+    /// (the follower sync fills it in).
+    async fn enrich(&self, app: &AppConfig, msg: &InboundMessage) -> Result<Enrichment, ApiError> {
+        let Some(event @ ("subscribe" | "unsubscribe")) = msg.event() else {
+            return Ok(Enrichment::default());
+        };
+        let account = self
+            .store
+            .get(&ItemKey::account(&app.appid, &msg.from_user_name))
+            .await
+            .map_err(store_error)?;
+        if let Some(Attr::S(u)) = account.as_ref().and_then(|a| a.get("unionid")) {
+            return Ok(Enrichment {
+                unionid: Some(u.clone()),
+            });
+        }
+        if event != "subscribe" || app.kind != AppKind::OfficialAccount {
+            return Ok(Enrichment::default());
+        }
+        let lookup = async {
+            let token = self
+                .tokens
+                .get(&app.appid)
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = self
+                .tokens
+                .wechat()
+                .user_info(token.token.expose(), &msg.from_user_name)
+                .await;
+            if let Err(e) = &info
+                && e.class() == crate::wechat::ErrorClass::TokenInvalid
+            {
+                let _ = self.tokens.invalidate(&app.appid, &token).await;
+            }
+            info.map_err(|e| e.to_string())
+        };
+        match lookup.await {
+            Ok(info) => Ok(Enrichment {
+                unionid: info.unionid,
+            }),
+            Err(e) => {
+                warn!(appid = %app.appid, error = %e, "user/info failed; recording the follower without a unionid");
+                Ok(Enrichment::default())
+            }
+        }
+    }
+}
+
+fn store_error(e: crate::token::StoreError) -> ApiError {
+    ApiError::StoreUnavailable(e.to_string())
+}

@@ -1,0 +1,285 @@
+//! What a callback changes, planned once as backend-neutral operations that the DynamoDB and
+//! embedded stores each apply in one transaction with the event's dedupe record — so an
+//! event is either recorded with all its effects, or not at all (and WeChat retries).
+
+use super::message::InboundMessage;
+use std::collections::BTreeMap;
+
+/// How long an event (and so its dedupe key) is kept. WeChat retries within seconds.
+pub const EVENT_TTL_SECS: i64 = 7 * 86_400;
+
+/// A stored attribute value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attr {
+    S(String),
+    N(i64),
+    Bool(bool),
+}
+
+pub type Attrs = BTreeMap<String, Attr>;
+
+pub fn attrs<const N: usize>(pairs: [(&str, Attr); N]) -> Attrs {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// An item's key in the wxpush table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ItemKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl ItemKey {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> ItemKey {
+        ItemKey {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+    /// The (appid, openid) → account item: subscription state and unionid.
+    pub fn account(appid: &str, openid: &str) -> ItemKey {
+        ItemKey::new(format!("acct#{appid}#{openid}"), "account")
+    }
+    /// One of a unionid's accounts: `Query pk = union#{unionid}` lists them all.
+    pub fn union_account(unionid: &str, appid: &str) -> ItemKey {
+        ItemKey::new(format!("union#{unionid}"), format!("acct#{appid}"))
+    }
+    /// A template message's delivery status, by WeChat's msgid.
+    pub fn delivery(appid: &str, msgid: &str) -> ItemKey {
+        ItemKey::new(format!("wxmsg#{appid}#{msgid}"), "delivery")
+    }
+    /// A user's subscribe-message grant for one template.
+    pub fn grant(appid: &str, openid: &str, template_id: &str) -> ItemKey {
+        ItemKey::new(
+            format!("grant#{appid}#{openid}"),
+            format!("tpl#{template_id}"),
+        )
+    }
+    pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
+        ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
+    }
+}
+
+/// The net effect of one event on one template grant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantChange {
+    /// `accepted` / `rejected`, when the event says.
+    pub status: Option<&'static str>,
+    /// One-time acceptances added (popup `accept`).
+    pub add: i64,
+    /// Earlier acceptances cleared (reject, or WeChat reporting no subscription left);
+    /// `add` still applies after the clear.
+    pub clear: bool,
+    pub sent: Option<(String, i64, String)>,
+}
+
+/// One operation of an event's transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// The event record; the whole transaction is a duplicate if it exists.
+    InsertEvent {
+        key: ItemKey,
+        attrs: Attrs,
+    },
+    /// Written unless the item holds a newer `event_time` (out-of-order retries).
+    SetIfNewer {
+        key: ItemKey,
+        event_time: i64,
+        attrs: Attrs,
+    },
+    /// Written as is (latest wins).
+    Set {
+        key: ItemKey,
+        attrs: Attrs,
+    },
+    Grant {
+        key: ItemKey,
+        change: GrantChange,
+    },
+}
+
+/// What the caller learns beyond the event itself (the unionid from `user/info`).
+#[derive(Clone, Debug, Default)]
+pub struct Enrichment {
+    pub unionid: Option<String>,
+}
+
+/// `TEMPLATESENDJOBFINISH` statuses (facts.md §2.4): `success`, `failed:user block`,
+/// `failed: system failed`, and anything else starting with `failed`.
+pub fn delivery_state(raw: &str) -> &'static str {
+    let compact: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if compact == "success" {
+        "delivered"
+    } else if compact == "failed:userblock" {
+        "user_blocked"
+    } else if compact.starts_with("failed") {
+        "failed"
+    } else {
+        "unknown"
+    }
+}
+
+/// The operations recording `msg` for `appid`: the event itself, then its effects.
+pub fn plan(
+    appid: &str,
+    msg: &InboundMessage,
+    body: &str,
+    now: i64,
+    extra: &Enrichment,
+) -> Vec<Op> {
+    let s = |v: &str| Attr::S(v.to_string());
+    let mut event = attrs([
+        ("appid", s(appid)),
+        ("msg_type", s(&msg.msg_type)),
+        ("from_user", s(&msg.from_user_name)),
+        ("create_time", Attr::N(msg.create_time)),
+        ("received_at", Attr::N(now)),
+        ("body", s(body)),
+        ("ttl", Attr::N(now + EVENT_TTL_SECS)),
+    ]);
+    if let Some(e) = msg.event() {
+        event.insert("event".into(), s(e));
+    }
+    let mut ops = vec![Op::InsertEvent {
+        key: ItemKey::event(appid, &msg.dedupe_key()),
+        attrs: event,
+    }];
+    let openid = msg.from_user_name.as_str();
+    match msg.event() {
+        Some(e @ ("subscribe" | "unsubscribe")) => {
+            let subscribed = e == "subscribe";
+            let mut account = attrs([
+                ("appid", s(appid)),
+                ("openid", s(openid)),
+                ("subscribed", Attr::Bool(subscribed)),
+                ("updated_at", Attr::N(now)),
+            ]);
+            if let Some(u) = &extra.unionid {
+                account.insert("unionid".into(), s(u));
+                let union = attrs([
+                    ("appid", s(appid)),
+                    ("openid", s(openid)),
+                    ("subscribed", Attr::Bool(subscribed)),
+                    ("updated_at", Attr::N(now)),
+                ]);
+                ops.push(Op::SetIfNewer {
+                    key: ItemKey::union_account(u, appid),
+                    event_time: msg.create_time,
+                    attrs: union,
+                });
+            }
+            ops.insert(
+                1,
+                Op::SetIfNewer {
+                    key: ItemKey::account(appid, openid),
+                    event_time: msg.create_time,
+                    attrs: account,
+                },
+            );
+        }
+        Some("TEMPLATESENDJOBFINISH") => {
+            if let Some(msgid) = &msg.fields.msg_id {
+                let raw = msg.fields.status.clone().unwrap_or_default();
+                let attrs = attrs([
+                    ("appid", s(appid)),
+                    ("wechat_msgid", s(msgid)),
+                    ("state", s(delivery_state(&raw))),
+                    ("status_raw", s(&raw)),
+                    ("event_time", Attr::N(msg.create_time)),
+                    ("updated_at", Attr::N(now)),
+                ]);
+                ops.push(Op::Set {
+                    key: ItemKey::delivery(appid, msgid),
+                    attrs,
+                });
+            }
+        }
+        Some(
+            e @ ("subscribe_msg_popup_event"
+            | "subscribe_msg_change_event"
+            | "subscribe_msg_sent_event"),
+        ) => {
+            let mut per_template: BTreeMap<String, GrantChange> = BTreeMap::new();
+            for item in msg
+                .fields
+                .subscribe_items
+                .iter()
+                .filter(|i| !i.template_id.is_empty())
+            {
+                let change = per_template.entry(item.template_id.clone()).or_default();
+                match (e, item.status.as_deref()) {
+                    ("subscribe_msg_popup_event", Some("accept")) => {
+                        change.status = Some("accepted");
+                        change.add += 1;
+                    }
+                    ("subscribe_msg_change_event", Some("accept")) => {
+                        change.status = Some("accepted")
+                    }
+                    (_, Some("reject")) => {
+                        change.status = Some("rejected");
+                        change.clear = true;
+                        change.add = 0;
+                    }
+                    ("subscribe_msg_sent_event", _) => {
+                        let code = item.error_code.unwrap_or(0);
+                        if code == 43101 {
+                            change.clear = true;
+                        }
+                        change.sent = Some((
+                            item.msg_id.clone().unwrap_or_default(),
+                            code,
+                            item.error_status.clone().unwrap_or_default(),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            for (template_id, change) in per_template {
+                ops.push(Op::Grant {
+                    key: ItemKey::grant(appid, openid, &template_id),
+                    change,
+                });
+            }
+        }
+        _ => {}
+    }
+    ops
+}
+
+/// Applies a grant change to stored attributes (the embedded store; DynamoDB does the same
+/// with an update expression).
+pub fn apply_grant(existing: &mut Attrs, change: &GrantChange, now: i64) {
+    if let Some(status) = change.status {
+        existing.insert("status".into(), Attr::S(status.into()));
+    }
+    let available = match existing.get("available") {
+        Some(Attr::N(n)) => *n,
+        _ => 0,
+    };
+    let available = if change.clear { 0 } else { available } + change.add;
+    existing.insert("available".into(), Attr::N(available));
+    if let Some((msgid, code, status)) = &change.sent {
+        existing.insert("last_msgid".into(), Attr::S(msgid.clone()));
+        existing.insert("last_error_code".into(), Attr::N(*code));
+        existing.insert("last_error_status".into(), Attr::S(status.clone()));
+    }
+    existing.insert("updated_at".into(), Attr::N(now));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_states() {
+        assert_eq!(delivery_state("success"), "delivered");
+        assert_eq!(delivery_state("failed:user block"), "user_blocked");
+        assert_eq!(delivery_state("failed: system failed"), "failed");
+        assert_eq!(delivery_state("failed:freq limit"), "failed");
+        assert_eq!(delivery_state("pending"), "unknown");
+    }
+}

@@ -1,0 +1,445 @@
+//! [`CallbackStore`]: applies an event's planned operations atomically — DynamoDB
+//! `TransactWriteItems`, or one redb write transaction locally.
+
+use super::state::{Attr, Attrs, ItemKey, Op, apply_grant};
+use crate::token::StoreError;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// First delivery: the event and all its effects are stored.
+    New,
+    /// A retry of an event already recorded: nothing changed.
+    Duplicate,
+}
+
+#[async_trait]
+pub trait CallbackStore: Send + Sync {
+    /// Applies `ops` (an `InsertEvent` first) all together, or reports a duplicate.
+    async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError>;
+    async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError>;
+    /// Every item under `pk`, by sort key.
+    async fn query(&self, pk: &str) -> Result<Vec<(String, Attrs)>, StoreError>;
+}
+
+fn backend(op: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend {
+        op,
+        message: e.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------ DynamoDB
+
+#[derive(Clone, Debug)]
+pub struct DynamoCallbackStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoCallbackStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoCallbackStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn to_av(a: &Attr) -> AttributeValue {
+    match a {
+        Attr::S(s) => AttributeValue::S(s.clone()),
+        Attr::N(n) => AttributeValue::N(n.to_string()),
+        Attr::Bool(b) => AttributeValue::Bool(*b),
+    }
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Attrs {
+    item.iter()
+        .filter(|(k, _)| k.as_str() != "pk" && k.as_str() != "sk")
+        .filter_map(|(k, v)| {
+            let a = match v {
+                AttributeValue::S(s) => Attr::S(s.clone()),
+                AttributeValue::N(n) => Attr::N(n.parse().ok()?),
+                AttributeValue::Bool(b) => Attr::Bool(*b),
+                _ => return None,
+            };
+            Some((k.clone(), a))
+        })
+        .collect()
+}
+
+fn key_map(key: &ItemKey) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), AttributeValue::S(key.pk.clone())),
+        ("sk".to_string(), AttributeValue::S(key.sk.clone())),
+    ])
+}
+
+/// `SET #a0 = :a0, #a1 = :a1, ...` with names and values, so no reserved word can clash.
+struct Expr {
+    sets: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    fn new() -> Expr {
+        Expr {
+            sets: vec![],
+            names: HashMap::new(),
+            values: HashMap::new(),
+        }
+    }
+    fn name(&mut self, attr: &str) -> String {
+        let n = format!("#a{}", self.names.len());
+        self.names.insert(n.clone(), attr.to_string());
+        n
+    }
+    fn value(&mut self, v: AttributeValue) -> String {
+        let n = format!(":v{}", self.values.len());
+        self.values.insert(n.clone(), v);
+        n
+    }
+    fn set(&mut self, attr: &str, v: AttributeValue) {
+        let (n, v) = (self.name(attr), self.value(v));
+        self.sets.push(format!("{n} = {v}"));
+    }
+    fn update(
+        self,
+        table: &str,
+        key: &ItemKey,
+        condition: Option<String>,
+    ) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(table)
+            .set_key(Some(key_map(key)))
+            .update_expression(format!("SET {}", self.sets.join(", ")))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .build()
+            .map_err(|e| backend("build update", e))
+    }
+}
+
+impl DynamoCallbackStore {
+    fn item(&self, op: &Op, now: i64) -> Result<TransactWriteItem, StoreError> {
+        let put = |key: &ItemKey,
+                   attrs: &Attrs,
+                   condition: Option<&str>|
+         -> Result<TransactWriteItem, StoreError> {
+            let mut item = key_map(key);
+            item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .set_condition_expression(condition.map(str::to_string))
+                .build()
+                .map_err(|e| backend("build put", e))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        match op {
+            Op::InsertEvent { key, attrs } => put(key, attrs, Some("attribute_not_exists(pk)")),
+            Op::Set { key, attrs } => put(key, attrs, None),
+            Op::SetIfNewer {
+                key,
+                event_time,
+                attrs,
+            } => {
+                let mut e = Expr::new();
+                for (k, v) in attrs {
+                    e.set(k, to_av(v));
+                }
+                let (t_name, t_val) = (
+                    e.name("event_time"),
+                    e.value(AttributeValue::N(event_time.to_string())),
+                );
+                e.sets.push(format!("{t_name} = {t_val}"));
+                let cond = format!("attribute_not_exists({t_name}) OR {t_name} <= {t_val}");
+                Ok(TransactWriteItem::builder()
+                    .update(e.update(&self.table, key, Some(cond))?)
+                    .build())
+            }
+            Op::Grant { key, change } => {
+                let mut e = Expr::new();
+                if let Some(status) = change.status {
+                    e.set("status", AttributeValue::S(status.into()));
+                }
+                let available = e.name("available");
+                let add = e.value(AttributeValue::N(change.add.to_string()));
+                if change.clear {
+                    e.sets.push(format!("{available} = {add}"));
+                } else {
+                    let zero = e.value(AttributeValue::N("0".into()));
+                    e.sets.push(format!(
+                        "{available} = if_not_exists({available}, {zero}) + {add}"
+                    ));
+                }
+                if let Some((msgid, code, status)) = &change.sent {
+                    e.set("last_msgid", AttributeValue::S(msgid.clone()));
+                    e.set("last_error_code", AttributeValue::N(code.to_string()));
+                    e.set("last_error_status", AttributeValue::S(status.clone()));
+                }
+                e.set("updated_at", AttributeValue::N(now.to_string()));
+                Ok(TransactWriteItem::builder()
+                    .update(e.update(&self.table, key, None)?)
+                    .build())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CallbackStore for DynamoCallbackStore {
+    async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
+        let mut ops: Vec<&Op> = ops.iter().collect();
+        // At most two attempts: the second without the updates a newer event already superseded.
+        for _ in 0..2 {
+            let items = ops
+                .iter()
+                .map(|op| self.item(op, now))
+                .collect::<Result<Vec<_>, _>>()?;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Recorded::New),
+                Err(e) => e,
+            };
+            let reasons: Vec<bool> = match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                    .collect(),
+                _ => return Err(backend("TransactWriteItems", DisplayErrorContext(err))),
+            };
+            if reasons.first() == Some(&true) {
+                return Ok(Recorded::Duplicate);
+            }
+            if !reasons.iter().any(|failed| *failed) {
+                return Err(backend("TransactWriteItems", DisplayErrorContext(err)));
+            }
+            ops = ops
+                .into_iter()
+                .zip(reasons.iter().chain(std::iter::repeat(&false)))
+                .filter(|(_, f)| !**f)
+                .map(|(op, _)| op)
+                .collect();
+        }
+        Err(backend("TransactWriteItems", "conditions kept failing"))
+    }
+
+    async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", DisplayErrorContext(e)))?;
+        Ok(out.item().map(from_item))
+    }
+
+    async fn query(&self, pk: &str) -> Result<Vec<(String, Attrs)>, StoreError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        // Bounded: a unionid has a handful of accounts, a user a handful of templates.
+        for _ in 0..100 {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query", DisplayErrorContext(e)))?;
+            for item in out.items() {
+                let sk = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                rows.push((sk, from_item(item)));
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(rows)
+    }
+}
+
+// ------------------------------------------------------------------ embedded (redb)
+
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+/// Separates pk and sk in the embedded key; sorts below every printable character.
+const SEP: char = '\u{1f}';
+
+#[derive(Clone)]
+pub struct EmbeddedCallbackStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedCallbackStore {
+    pub fn new(db: Arc<Database>) -> Self {
+        EmbeddedCallbackStore { db }
+    }
+}
+
+fn embedded_key(key: &ItemKey) -> String {
+    format!("{}{SEP}{}", key.pk, key.sk)
+}
+
+fn encode(attrs: &Attrs) -> Vec<u8> {
+    let map: serde_json::Map<String, serde_json::Value> = attrs
+        .iter()
+        .map(|(k, v)| {
+            let j = match v {
+                Attr::S(s) => serde_json::Value::from(s.clone()),
+                Attr::N(n) => serde_json::Value::from(*n),
+                Attr::Bool(b) => serde_json::Value::from(*b),
+            };
+            (k.clone(), j)
+        })
+        .collect();
+    serde_json::to_vec(&map).unwrap_or_default()
+}
+
+fn decode(bytes: &[u8]) -> Result<Attrs, StoreError> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            appid: String::new(),
+            message: e.to_string(),
+        })?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let a = match v {
+                serde_json::Value::String(s) => Attr::S(s),
+                serde_json::Value::Number(n) => Attr::N(n.as_i64()?),
+                serde_json::Value::Bool(b) => Attr::Bool(b),
+                _ => return None,
+            };
+            Some((k, a))
+        })
+        .collect())
+}
+
+#[async_trait]
+impl CallbackStore for EmbeddedCallbackStore {
+    async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
+        let db = self.db.clone();
+        let ops = ops.to_vec();
+        tokio::task::spawn_blocking(move || -> Result<Recorded, StoreError> {
+            let txn = db.begin_write().map_err(|e| backend("begin", e))?;
+            {
+                let mut table = txn.open_table(STATE).map_err(|e| backend("open", e))?;
+                let read = |table: &redb::Table<&str, &[u8]>,
+                            key: &str|
+                 -> Result<Option<Attrs>, StoreError> {
+                    match table.get(key).map_err(|e| backend("get", e))? {
+                        None => Ok(None),
+                        Some(v) => decode(v.value()).map(Some),
+                    }
+                };
+                for op in &ops {
+                    let (key, attrs) = match op {
+                        Op::InsertEvent { key, attrs } => {
+                            if read(&table, &embedded_key(key))?.is_some() {
+                                // Nothing was written yet: the event is first in every plan.
+                                return Ok(Recorded::Duplicate);
+                            }
+                            (key, attrs.clone())
+                        }
+                        Op::Set { key, attrs } => (key, attrs.clone()),
+                        Op::SetIfNewer {
+                            key,
+                            event_time,
+                            attrs,
+                        } => {
+                            let mut row = read(&table, &embedded_key(key))?.unwrap_or_default();
+                            if matches!(row.get("event_time"), Some(Attr::N(t)) if t > event_time) {
+                                continue;
+                            }
+                            row.extend(attrs.clone());
+                            row.insert("event_time".into(), Attr::N(*event_time));
+                            (key, row)
+                        }
+                        Op::Grant { key, change } => {
+                            let mut row = read(&table, &embedded_key(key))?.unwrap_or_default();
+                            apply_grant(&mut row, change, now);
+                            (key, row)
+                        }
+                    };
+                    table
+                        .insert(embedded_key(key).as_str(), encode(&attrs).as_slice())
+                        .map_err(|e| backend("insert", e))?;
+                }
+            }
+            txn.commit().map_err(|e| backend("commit", e))?;
+            Ok(Recorded::New)
+        })
+        .await
+        .map_err(|e| backend("task", e))?
+    }
+
+    async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError> {
+        let rows = self.scan(embedded_key(key), true).await?;
+        Ok(rows.into_iter().next().map(|(_, a)| a))
+    }
+
+    async fn query(&self, pk: &str) -> Result<Vec<(String, Attrs)>, StoreError> {
+        self.scan(format!("{pk}{SEP}"), false).await
+    }
+}
+
+impl EmbeddedCallbackStore {
+    /// The row at `key` (`exact`), or every row whose key starts with it.
+    async fn scan(&self, key: String, exact: bool) -> Result<Vec<(String, Attrs)>, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<(String, Attrs)>, StoreError> {
+            let txn = db.begin_read().map_err(|e| backend("begin", e))?;
+            let table = match txn.open_table(STATE) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+                Err(e) => return Err(backend("open", e)),
+            };
+            let mut rows = Vec::new();
+            for entry in table
+                .range(key.as_str()..)
+                .map_err(|e| backend("range", e))?
+            {
+                let (k, v) = entry.map_err(|e| backend("range", e))?;
+                let k = k.value();
+                if (exact && k != key) || (!exact && !k.starts_with(key.as_str())) {
+                    break;
+                }
+                let sk = k
+                    .split_once(SEP)
+                    .map(|(_, sk)| sk.to_string())
+                    .unwrap_or_default();
+                rows.push((sk, decode(v.value())?));
+            }
+            Ok(rows)
+        })
+        .await
+        .map_err(|e| backend("task", e))?
+    }
+}

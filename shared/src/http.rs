@@ -1,0 +1,57 @@
+//! The one place an [`ApiError`] (or a JSON value) becomes an HTTP response, shared by every
+//! Lambda and the local server. Bodies are `String`; each entry point wraps them in its own
+//! body type.
+
+use crate::ApiError;
+use http::{HeaderValue, Response, StatusCode, header};
+use tracing::{info, warn};
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<String> {
+    let mut resp = Response::new(body.to_string());
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub fn text_response(status: StatusCode, body: String) -> Response<String> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+pub fn error_response(err: &ApiError) -> Response<String> {
+    let status = err.status();
+    if status.is_server_error() {
+        warn!(code = err.code(), status = status.as_u16(), error = %err, "request failed");
+    } else {
+        info!(
+            code = err.code(),
+            status = status.as_u16(),
+            "request refused"
+        );
+    }
+    let mut resp = json_response(status, &err.body());
+    if let ApiError::MethodNotAllowed { allow, .. } = err {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
+}
+
+/// The query string as a map (first value wins), percent-decoded.
+pub fn query_map(uri: &http::Uri) -> std::collections::HashMap<String, String> {
+    let mut map = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    map
+}
