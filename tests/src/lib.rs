@@ -271,3 +271,74 @@ pub async fn concurrent_gets(
     }
     tokens
 }
+
+/// A callback service over an in-memory embedded store, for `apps` (appid, token, aes key,
+/// kind), with the emulator behind its token manager. Returns the store for inspection.
+pub async fn callback_service(
+    apps: &[(&str, &str, Option<&str>, AppKind)],
+) -> (
+    wxpush_shared::callback::service::CallbackService,
+    Arc<dyn wxpush_shared::callback::store::CallbackStore>,
+    EmulatorServer,
+) {
+    use wxpush_shared::callback::store::{CallbackStore, EmbeddedCallbackStore};
+    use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore};
+    use wxpush_shared::token::EmbeddedTokenStore;
+    let emulator = EmulatorServer::start(
+        apps.iter()
+            .map(|(id, _, _, kind)| emulated(id, "cb-secret", *kind))
+            .collect(),
+    )
+    .await;
+    let file = AppsFile {
+        apps: apps
+            .iter()
+            .map(|(appid, token, key, kind)| AppEntry {
+                appid: appid.to_string(),
+                kind: kind.as_str().into(),
+                app_secret: "cb-secret".into(),
+                callback_token: Some(token.to_string()),
+                encoding_aes_key: key.map(str::to_string),
+                ..AppEntry::default()
+            })
+            .collect(),
+    };
+    let secrets: Arc<dyn SecretStore> = Arc::new(FileSecretStore::from_file(file).unwrap());
+    let db = Arc::new(
+        redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap(),
+    );
+    let store: Arc<dyn CallbackStore> = Arc::new(EmbeddedCallbackStore::new(db.clone()));
+    let tokens = Arc::new(TokenManager::new(
+        Arc::new(EmbeddedTokenStore::new(db)),
+        secrets.clone(),
+        emulator.client(2000),
+        TokenPolicy::default(),
+    ));
+    (
+        wxpush_shared::callback::service::CallbackService::new(secrets, store.clone(), tokens),
+        store,
+        emulator,
+    )
+}
+
+/// A query map as WeChat sends it: `signature` over (token, timestamp, nonce), plus `extra`.
+pub fn signed_query(
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    extra: &[(&str, &str)],
+) -> std::collections::HashMap<String, String> {
+    let mut q: std::collections::HashMap<String, String> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    q.insert(
+        "signature".into(),
+        wxpush_shared::callback::signature::compute(&[token, timestamp, nonce]),
+    );
+    q.insert("timestamp".into(), timestamp.into());
+    q.insert("nonce".into(), nonce.into());
+    q
+}
