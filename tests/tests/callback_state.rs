@@ -1,0 +1,320 @@
+//! Each callback event kind ends in the right stored state (real moto DynamoDB), retries are
+//! processed once, and a store that cannot write is never acknowledged.
+
+use serde_json::json;
+use std::sync::Arc;
+use wxpush_shared::callback::service::CallbackService;
+use wxpush_shared::callback::state::{Attr, ItemKey};
+use wxpush_shared::callback::store::{CallbackStore, DynamoCallbackStore, Recorded};
+use wxpush_shared::clock::now_unix;
+use wxpush_shared::token::TokenPolicy;
+use wxpush_tests::{TokenWorld, signed_query};
+
+const TOKEN: &str = "cbtoken"; // what put_app stores as callback_token
+
+struct World {
+    world: TokenWorld,
+    appid: String,
+    store: Arc<dyn CallbackStore>,
+    svc: CallbackService,
+}
+
+async fn world() -> World {
+    let (world, appid) = TokenWorld::with_app("cb-app-secret", None).await;
+    let store: Arc<dyn CallbackStore> = Arc::new(DynamoCallbackStore::new(
+        world.dynamo.clone(),
+        world.table.clone(),
+    ));
+    let svc = CallbackService::new(
+        world.secrets(),
+        store.clone(),
+        world.manager(TokenPolicy::default(), 2000),
+    );
+    World {
+        world,
+        appid,
+        store,
+        svc,
+    }
+}
+
+impl World {
+    async fn push(&self, xml: &str) -> Result<Recorded, wxpush_shared::ApiError> {
+        let now = now_unix();
+        let q = signed_query(TOKEN, &now.to_string(), "4242", &[]);
+        self.svc.receive(&self.appid, &q, xml.as_bytes(), now).await
+    }
+    async fn grant(&self, template_id: &str) -> wxpush_shared::callback::state::Attrs {
+        self.item(ItemKey::grant(&self.appid, "mpuser", template_id))
+            .await
+            .unwrap()
+    }
+    async fn item(&self, key: ItemKey) -> Option<wxpush_shared::callback::state::Attrs> {
+        self.store.get(&key).await.unwrap()
+    }
+}
+
+fn event(from: &str, time: i64, event: &str, extra: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[{from}]]></FromUserName>\
+         <CreateTime>{time}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>{extra}</xml>"
+    )
+}
+
+#[tokio::test]
+async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping() {
+    let w = world().await;
+    w.world
+        .emulator
+        .control(
+            "/users",
+            json!({"appid": w.appid, "openid": "fan1", "unionid": "union-1"}),
+        )
+        .await;
+    let t = now_unix();
+    let sub = event(
+        "fan1",
+        t,
+        "subscribe",
+        "<EventKey><![CDATA[qrscene_42]]></EventKey>",
+    );
+    assert_eq!(w.push(&sub).await.unwrap(), Recorded::New);
+    assert_eq!(
+        w.push(&sub).await.unwrap(),
+        Recorded::Duplicate,
+        "WeChat's retry"
+    );
+    assert_eq!(
+        w.world.emulator.emu.calls("/cgi-bin/user/info"),
+        1,
+        "user/info once, not per retry"
+    );
+    let account = w.item(ItemKey::account(&w.appid, "fan1")).await.unwrap();
+    assert_eq!(account["subscribed"], Attr::Bool(true));
+    assert_eq!(account["unionid"], Attr::S("union-1".into()));
+    let accounts = w.store.query("union#union-1").await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].1["openid"], Attr::S("fan1".into()));
+
+    let unsub = event(
+        "fan1",
+        t + 5,
+        "unsubscribe",
+        "<EventKey><![CDATA[]]></EventKey>",
+    );
+    assert_eq!(w.push(&unsub).await.unwrap(), Recorded::New);
+    assert_eq!(
+        w.item(ItemKey::account(&w.appid, "fan1")).await.unwrap()["subscribed"],
+        Attr::Bool(false)
+    );
+    assert_eq!(
+        w.store.query("union#union-1").await.unwrap()[0].1["subscribed"],
+        Attr::Bool(false)
+    );
+    assert_eq!(
+        w.world.emulator.emu.calls("/cgi-bin/user/info"),
+        1,
+        "the unionid came from the store"
+    );
+
+    // An older subscribe delivered late is recorded, but does not undo the newer unsubscribe.
+    let late = event("fan1", t - 60, "subscribe", "");
+    assert_eq!(w.push(&late).await.unwrap(), Recorded::New);
+    assert_eq!(
+        w.item(ItemKey::account(&w.appid, "fan1")).await.unwrap()["subscribed"],
+        Attr::Bool(false)
+    );
+
+    // user/info failing does not lose the event: the follower is recorded without a unionid.
+    w.world
+        .emulator
+        .control(
+            "/faults",
+            json!({"path": "/cgi-bin/user/info", "errcode": -1}),
+        )
+        .await;
+    assert_eq!(
+        w.push(&event("fan2", t, "subscribe", "")).await.unwrap(),
+        Recorded::New
+    );
+    let fan2 = w.item(ItemKey::account(&w.appid, "fan2")).await.unwrap();
+    assert_eq!(fan2["subscribed"], Attr::Bool(true));
+    assert!(!fan2.contains_key("unionid"));
+}
+
+#[tokio::test]
+async fn template_job_finish_sets_the_delivery_status() {
+    let w = world().await;
+    let t = now_unix();
+    for (msgid, status, state) in [
+        ("1001", "success", "delivered"),
+        ("1002", "failed:user block", "user_blocked"),
+        ("1003", "failed: system failed", "failed"),
+    ] {
+        let xml = event(
+            "fan",
+            t,
+            "TEMPLATESENDJOBFINISH",
+            &format!("<MsgID>{msgid}</MsgID><Status><![CDATA[{status}]]></Status>"),
+        );
+        assert_eq!(w.push(&xml).await.unwrap(), Recorded::New, "{status}");
+        let d = w.item(ItemKey::delivery(&w.appid, msgid)).await.unwrap();
+        assert_eq!(
+            (d["state"].clone(), d["status_raw"].clone()),
+            (Attr::S(state.into()), Attr::S(status.into()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn subscribe_message_events_keep_per_template_grants() {
+    let w = world().await;
+    let t = now_unix();
+    let popup = |time: i64, list: &str| {
+        event(
+            "mpuser",
+            time,
+            "subscribe_msg_popup_event",
+            &format!("<SubscribeMsgPopupEvent>{list}</SubscribeMsgPopupEvent>"),
+        )
+    };
+    let item = |tpl: &str, status: &str| {
+        format!(
+            "<List><TemplateId><![CDATA[{tpl}]]></TemplateId><SubscribeStatusString><![CDATA[{status}]]></SubscribeStatusString><PopupScene>0</PopupScene></List>"
+        )
+    };
+    assert_eq!(
+        w.push(&popup(
+            t,
+            &format!("{}{}", item("T1", "accept"), item("T2", "reject"))
+        ))
+        .await
+        .unwrap(),
+        Recorded::New
+    );
+    let t1 = w.grant("T1").await;
+    assert_eq!(
+        (t1["status"].clone(), t1["available"].clone()),
+        (Attr::S("accepted".into()), Attr::N(1))
+    );
+    let t2 = w.grant("T2").await;
+    assert_eq!(
+        (t2["status"].clone(), t2["available"].clone()),
+        (Attr::S("rejected".into()), Attr::N(0))
+    );
+
+    // A second one-time acceptance adds up; its retry does not.
+    let again = popup(t + 1, &item("T1", "accept"));
+    assert_eq!(w.push(&again).await.unwrap(), Recorded::New);
+    assert_eq!(w.push(&again).await.unwrap(), Recorded::Duplicate);
+    assert_eq!(w.grant("T1").await["available"], Attr::N(2));
+
+    // WeChat reports a send: recorded against the template.
+    let sent = event(
+        "mpuser",
+        t + 2,
+        "subscribe_msg_sent_event",
+        "<SubscribeMsgSentEvent><List><TemplateId>T1</TemplateId><MsgID>777</MsgID><ErrorCode>0</ErrorCode><ErrorStatus><![CDATA[success]]></ErrorStatus></List></SubscribeMsgSentEvent>",
+    );
+    assert_eq!(w.push(&sent).await.unwrap(), Recorded::New);
+    let t1 = w.grant("T1").await;
+    assert_eq!(
+        (t1["last_msgid"].clone(), t1["last_error_code"].clone()),
+        (Attr::S("777".into()), Attr::N(0))
+    );
+
+    // The user turns the template off in settings.
+    let change = event(
+        "mpuser",
+        t + 3,
+        "subscribe_msg_change_event",
+        "<SubscribeMsgChangeEvent><List><TemplateId>T1</TemplateId><SubscribeStatusString>reject</SubscribeStatusString></List></SubscribeMsgChangeEvent>",
+    );
+    assert_eq!(w.push(&change).await.unwrap(), Recorded::New);
+    let t1 = w.grant("T1").await;
+    assert_eq!(
+        (t1["status"].clone(), t1["available"].clone()),
+        (Attr::S("rejected".into()), Attr::N(0))
+    );
+}
+
+#[tokio::test]
+async fn retries_are_processed_once_and_same_second_events_both_are() {
+    let w = world().await;
+    let t = now_unix();
+    let text = |id: u64| {
+        format!(
+            "<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName><CreateTime>{t}</CreateTime><MsgType>text</MsgType><Content>hi</Content><MsgId>{id}</MsgId></xml>"
+        )
+    };
+    assert_eq!(
+        w.push(&text(24_000_000_000_000_001)).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        w.push(&text(24_000_000_000_000_001)).await.unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(
+        w.push(&text(24_000_000_000_000_002)).await.unwrap(),
+        Recorded::New,
+        "same second, other MsgId"
+    );
+    // Two different events of one user in the same second.
+    assert_eq!(
+        w.push(&event("u", t, "CLICK", "<EventKey>MENU_A</EventKey>"))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        w.push(&event("u", t, "CLICK", "<EventKey>MENU_B</EventKey>"))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        w.push(&event("u", t, "VIEW", "<EventKey>MENU_A</EventKey>"))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        w.push(&event("u", t, "CLICK", "<EventKey>MENU_A</EventKey>"))
+            .await
+            .unwrap(),
+        Recorded::Duplicate
+    );
+    // Unknown events are recorded and acknowledged, never refused.
+    let unknown = event("u", t, "some_future_event", "<Whatever>1</Whatever>");
+    assert_eq!(w.push(&unknown).await.unwrap(), Recorded::New);
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_write_is_never_acknowledged() {
+    let w = world().await;
+    let broken: Arc<dyn CallbackStore> = Arc::new(DynamoCallbackStore::new(
+        w.world.dynamo.clone(),
+        "no-such-table",
+    ));
+    let svc = CallbackService::new(
+        w.world.secrets(),
+        broken,
+        w.world.manager(TokenPolicy::default(), 2000),
+    );
+    let now = now_unix();
+    let q = signed_query(TOKEN, &now.to_string(), "1", &[]);
+    let err = svc
+        .receive(&w.appid, &q, event("u", now, "CLICK", "").as_bytes(), now)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status().as_u16(), err.code()),
+        (503, "store_unavailable")
+    );
+    // The same event still goes through once the store works (nothing half-written blocks it).
+    assert_eq!(
+        w.push(&event("u", now, "CLICK", "")).await.unwrap(),
+        Recorded::New
+    );
+}
