@@ -1,17 +1,33 @@
-"""Cold start and peak RSS of the token-refresh release binary, run end to end through a
-Lambda Runtime API served here (the same HTTP protocol Lambda's runtime uses), with real
-EventBridge scheduled-event JSON, moto for DynamoDB/SSM and the WeChat emulator.
+"""Cold start and peak RSS of a release Lambda binary, run end to end through a Lambda
+Runtime API served here (the same HTTP protocol Lambda's runtime uses), with moto for
+DynamoDB/SSM and the WeChat emulator.
+
+MODE `refresh`: token-refresh with a real EventBridge scheduled event.
+MODE `callback`: callback with a real API Gateway v2 event (a signed URL verification).
 
 Usage (from scripts/bench, which starts moto and the emulator):
-  python scripts/bench_cold_start.py BINARY EMULATOR_BASE APPID SECRET RUNS
+  python scripts/bench_cold_start.py BINARY EMULATOR_BASE APPID SECRET RUNS MODE
 """
-import json, os, subprocess, sys, threading, time, uuid
+import hashlib, json, os, subprocess, sys, threading, time, urllib.parse, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 
-binary, emulator_base, appid, secret, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-event = open(os.path.join(os.path.dirname(__file__), "..", "tests", "data", "eventbridge-scheduled-event.json")).read()
+binary, emulator_base, appid, secret, runs, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+data = os.path.join(os.path.dirname(__file__), "..", "tests", "data")
+callback_token = "bench-callback-token"
+if mode == "refresh":
+    event = open(os.path.join(data, "eventbridge-scheduled-event.json")).read()
+else:
+    ts, nonce = str(int(time.time())), "271828"
+    sig = hashlib.sha1("".join(sorted([callback_token, ts, nonce])).encode()).hexdigest()
+    query = {"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "5837397749254"}
+    e = json.load(open(os.path.join(data, "apigw-v2-wechat-post.json")))
+    path = f"/wechat/{appid}"
+    e.update(rawPath=path, rawQueryString=urllib.parse.urlencode(query), queryStringParameters=query, routeKey="GET /wechat/{appid}")
+    e["requestContext"]["http"].update(method="GET", path=path)
+    e["pathParameters"] = {"appid": appid}
+    event = json.dumps(e)
 
 endpoint = os.environ["AWS_ENDPOINT_URL"]
 assert endpoint.startswith("http://127.0.0.1:"), endpoint
@@ -24,6 +40,7 @@ ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
 ssm = boto3.client("ssm")
 ssm.put_parameter(Name=f"{prefix}/apps/{appid}/app_secret", Value=secret, Type="SecureString")
 ssm.put_parameter(Name=f"{prefix}/apps/{appid}/kind", Value="official_account", Type="String")
+ssm.put_parameter(Name=f"{prefix}/apps/{appid}/callback_token", Value=callback_token, Type="SecureString")
 
 state = {}
 lock = threading.Condition()
@@ -50,7 +67,7 @@ class RuntimeApi(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Lambda-Runtime-Aws-Request-Id", state["request_id"])
         self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 60000))
-        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:token-refresh")
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:" + os.path.basename(binary))
         self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -74,12 +91,20 @@ server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 api = f"127.0.0.1:{server.server_address[1]}"
 
+def outcome(st):
+    """`response`/`error`, with the HTTP status for an API Gateway answer."""
+    try:
+        status = json.loads(st["payload"]).get("statusCode")
+    except (ValueError, AttributeError):
+        status = None
+    return st["outcome"] + (f" (HTTP {status})" if status else "")
+
 results = []
 for i in range(runs):
     with lock:
         state.clear()
         state["request_id"] = str(uuid.uuid4())
-    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME="token-refresh",
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME=os.path.basename(binary),
                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench",
                WXPUSH_TABLE=table, WXPUSH_SSM_PREFIX=prefix, WECHAT_API_BASE=emulator_base)
@@ -104,7 +129,7 @@ for i in range(runs):
             "init_ms": (state["next_at"] - start) * 1000,
             "first_response_ms": (state["done_at"] - start) * 1000,
             "peak_rss_mib": (hwm_kb or 0) / 1024,
-            "outcome": state["outcome"],
+            "outcome": outcome(state),
             "payload": state["payload"][:200],
         })
 server.shutdown()

@@ -124,9 +124,6 @@ impl TokenManager {
         if let Some(hit) = self.cached(appid) {
             return Ok(hit);
         }
-        // Unknown apps fail here, before anything is written to the store (and before they
-        // get a slot in `in_flight`, which so stays bounded by the configured apps).
-        let app = self.secrets.app(appid).await?;
         let gate = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             in_flight.entry(appid.to_string()).or_default().clone()
@@ -135,6 +132,15 @@ impl TokenManager {
         if let Some(hit) = self.cached(appid) {
             return Ok(hit);
         }
+        // Unknown apps fail here, before anything is written to the store; their slot is
+        // dropped again, so `in_flight` stays bounded by the configured apps.
+        let app = match self.secrets.app(appid).await {
+            Ok(app) => app,
+            Err(e) => {
+                self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(appid);
+                return Err(e.into());
+            }
+        };
         let deadline = Instant::now() + self.policy.wait;
         loop {
             let (now, now_ms) = (now_unix(), now_unix_millis());
