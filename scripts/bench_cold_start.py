@@ -109,7 +109,7 @@ for i in range(runs):
                AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench",
                WXPUSH_TABLE=table, WXPUSH_SSM_PREFIX=prefix, WECHAT_API_BASE=emulator_base)
     start = time.perf_counter()
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_LOG", os.devnull), "ab"))
     with lock:
         lock.wait_for(lambda: "done_at" in state, timeout=30)
     hwm_kb = None

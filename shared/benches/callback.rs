@@ -24,7 +24,9 @@ fn two_kb_message() -> String {
 fn bench(c: &mut Criterion) {
     let crypt = MsgCrypt::new(KEY).unwrap();
     let encrypt = crypt.encrypt(&two_kb_message(), APPID, b"0123456789abcdef");
-    let body = format!("<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
+    let body = format!(
+        "<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    );
     let (ts, nonce) = ("1700000000", "1320562132");
     let url_sig = signature::compute(&[TOKEN, ts, nonce]);
     let msg_sig = signature::compute(&[TOKEN, ts, nonce, &encrypt]);

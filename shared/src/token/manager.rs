@@ -137,7 +137,10 @@ impl TokenManager {
         let app = match self.secrets.app(appid).await {
             Ok(app) => app,
             Err(e) => {
-                self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(appid);
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(appid);
                 return Err(e.into());
             }
         };
