@@ -183,6 +183,51 @@ mod tests {
         );
     }
 
+    /// Encrypts a hand-built plaintext (random, a chosen length field, the rest), padded right.
+    fn encrypt_raw(crypt: &MsgCrypt, msg_len: u32, rest: &[u8]) -> String {
+        let mut full = vec![b'r'; 16];
+        full.extend_from_slice(&msg_len.to_be_bytes());
+        full.extend_from_slice(rest);
+        let pad = PAD_BLOCK - full.len() % PAD_BLOCK;
+        full.extend(std::iter::repeat_n(pad as u8, pad));
+        let len = full.len();
+        let cipher = Aes256CbcEnc::new(&crypt.key.into(), &crypt.iv().into())
+            .encrypt_padded::<NoPadding>(&mut full, len)
+            .unwrap()
+            .to_vec();
+        STANDARD.encode(cipher)
+    }
+
+    #[test]
+    fn wrong_length_fields_are_illegal_buffers() {
+        let crypt = MsgCrypt::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap();
+        let rest = b"<xml>hi</xml>wx0123456789abcdef";
+        assert_eq!(
+            crypt
+                .decrypt(&encrypt_raw(&crypt, 13, rest), "wx0123456789abcdef")
+                .unwrap(),
+            "<xml>hi</xml>"
+        );
+        for bad_len in [14, rest.len() as u32 + 1, u32::MAX] {
+            assert_eq!(
+                crypt.decrypt(&encrypt_raw(&crypt, bad_len, rest), "wx0123456789abcdef"),
+                Err(if bad_len == 14 {
+                    CryptoError::ValidateAppid
+                } else {
+                    CryptoError::IllegalBuffer
+                }),
+                "{bad_len}"
+            );
+        }
+        // Invalid UTF-8 inside a well-formed envelope.
+        let mut bytes = vec![0xff, 0xfe];
+        bytes.extend_from_slice(b"wx0123456789abcdef");
+        assert_eq!(
+            crypt.decrypt(&encrypt_raw(&crypt, 2, &bytes), "wx0123456789abcdef"),
+            Err(CryptoError::IllegalBuffer)
+        );
+    }
+
     fn key_strategy() -> impl Strategy<Value = String> {
         proptest::collection::vec(
             proptest::sample::select(
