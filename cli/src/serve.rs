@@ -19,9 +19,9 @@ use tracing::{info, warn};
 use wxpush_send::{MAX_BODY_BYTES, SendService};
 use wxpush_shared::ApiError;
 use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
-use wxpush_shared::callback::store::{CallbackStore, EmbeddedCallbackStore};
 use wxpush_shared::http::error_response;
 use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
+use wxpush_shared::store::{EmbeddedStateStore, StateStore};
 use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy, TokenStore};
 use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
 
@@ -150,7 +150,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     let secrets: Arc<dyn SecretStore> = Arc::new(file_store);
     let db = open_db(&cfg.data)?;
     let store: Arc<dyn TokenStore> = Arc::new(EmbeddedTokenStore::new(db.clone()));
-    let callback_store: Arc<dyn CallbackStore> = Arc::new(EmbeddedCallbackStore::new(db));
+    let callback_store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db));
     let wechat: Arc<dyn WeChatApi> =
         Arc::new(HttpWeChatClient::new(wechat_cfg).map_err(|e| e.to_string())?);
     let tokens = Arc::new(TokenManager::new(

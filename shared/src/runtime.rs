@@ -8,8 +8,8 @@
 //! | `WXPUSH_REFRESH_WINDOW_SECS` | scheduled refresh: tokens expiring within it | 900 |
 //! | `WECHAT_API_BASE`, `WECHAT_TIMEOUT_MS` | the WeChat client | api.weixin.qq.com, 5000 |
 
-use crate::callback::store::{CallbackStore, DynamoCallbackStore};
 use crate::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
+use crate::store::{DynamoStateStore, StateStore};
 use crate::token::{DynamoTokenStore, TokenManager, TokenPolicy, TokenStore};
 use crate::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ pub const SECRET_CACHE_CAPACITY: usize = 512;
 pub struct AwsDeps {
     pub tokens: Arc<TokenManager>,
     pub secrets: Arc<dyn SecretStore>,
-    pub callback_store: Arc<dyn CallbackStore>,
+    pub callback_store: Arc<dyn StateStore>,
     pub refresh_window: Duration,
 }
 
@@ -47,8 +47,7 @@ impl AwsDeps {
         let sdk = crate::aws::load_sdk_config().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(dynamo.clone(), &table));
-        let callback_store: Arc<dyn CallbackStore> =
-            Arc::new(DynamoCallbackStore::new(dynamo, table));
+        let callback_store: Arc<dyn StateStore> = Arc::new(DynamoStateStore::new(dynamo, table));
         let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
             SsmSecretStore::new(aws_sdk_ssm::Client::new(&sdk), &prefix),
             secrets_ttl,

@@ -278,11 +278,11 @@ pub async fn callback_service(
     apps: &[(&str, &str, Option<&str>, AppKind)],
 ) -> (
     wxpush_shared::callback::service::CallbackService,
-    Arc<dyn wxpush_shared::callback::store::CallbackStore>,
+    Arc<dyn wxpush_shared::store::StateStore>,
     EmulatorServer,
 ) {
-    use wxpush_shared::callback::store::{CallbackStore, EmbeddedCallbackStore};
     use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore};
+    use wxpush_shared::store::{EmbeddedStateStore, StateStore};
     use wxpush_shared::token::EmbeddedTokenStore;
     let emulator = EmulatorServer::start(
         apps.iter()
@@ -309,7 +309,7 @@ pub async fn callback_service(
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .unwrap(),
     );
-    let store: Arc<dyn CallbackStore> = Arc::new(EmbeddedCallbackStore::new(db.clone()));
+    let store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db.clone()));
     let tokens = Arc::new(TokenManager::new(
         Arc::new(EmbeddedTokenStore::new(db)),
         secrets.clone(),

@@ -4,9 +4,9 @@
 use serde_json::json;
 use std::sync::Arc;
 use wxpush_shared::callback::service::CallbackService;
-use wxpush_shared::callback::state::{Attr, ItemKey};
-use wxpush_shared::callback::store::{CallbackStore, DynamoCallbackStore, Recorded};
 use wxpush_shared::clock::now_unix;
+use wxpush_shared::store::{Attr, ItemKey};
+use wxpush_shared::store::{DynamoStateStore, Recorded, StateStore};
 use wxpush_shared::token::TokenPolicy;
 use wxpush_tests::{TokenWorld, signed_query};
 
@@ -15,13 +15,13 @@ const TOKEN: &str = "cbtoken"; // what put_app stores as callback_token
 struct World {
     world: TokenWorld,
     appid: String,
-    store: Arc<dyn CallbackStore>,
+    store: Arc<dyn StateStore>,
     svc: CallbackService,
 }
 
 async fn world() -> World {
     let (world, appid) = TokenWorld::with_app("cb-app-secret", None).await;
-    let store: Arc<dyn CallbackStore> = Arc::new(DynamoCallbackStore::new(
+    let store: Arc<dyn StateStore> = Arc::new(DynamoStateStore::new(
         world.dynamo.clone(),
         world.table.clone(),
     ));
@@ -44,12 +44,12 @@ impl World {
         let q = signed_query(TOKEN, &now.to_string(), "4242", &[]);
         self.svc.receive(&self.appid, &q, xml.as_bytes(), now).await
     }
-    async fn grant(&self, template_id: &str) -> wxpush_shared::callback::state::Attrs {
+    async fn grant(&self, template_id: &str) -> wxpush_shared::store::Attrs {
         self.item(ItemKey::grant(&self.appid, "mpuser", template_id))
             .await
             .unwrap()
     }
-    async fn item(&self, key: ItemKey) -> Option<wxpush_shared::callback::state::Attrs> {
+    async fn item(&self, key: ItemKey) -> Option<wxpush_shared::store::Attrs> {
         self.store.get(&key).await.unwrap()
     }
 }
@@ -293,7 +293,7 @@ async fn retries_are_processed_once_and_same_second_events_both_are() {
 #[tokio::test]
 async fn a_store_that_cannot_write_is_never_acknowledged() {
     let w = world().await;
-    let broken: Arc<dyn CallbackStore> = Arc::new(DynamoCallbackStore::new(
+    let broken: Arc<dyn StateStore> = Arc::new(DynamoStateStore::new(
         w.world.dynamo.clone(),
         "no-such-table",
     ));

@@ -6,8 +6,8 @@ use wxpush_shared::AppKind;
 use wxpush_shared::callback::crypto::{CryptoError, MsgCrypt};
 use wxpush_shared::callback::message::parse_message;
 use wxpush_shared::callback::signature;
-use wxpush_shared::callback::state::{Attr, ItemKey};
-use wxpush_shared::callback::store::Recorded;
+use wxpush_shared::store::Recorded;
+use wxpush_shared::store::{Attr, ItemKey};
 use wxpush_tests::{callback_service, signed_query};
 
 fn vectors() -> Value {

@@ -6,4 +6,3 @@ pub mod message;
 pub mod service;
 pub mod signature;
 pub mod state;
-pub mod store;

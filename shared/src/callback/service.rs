@@ -4,11 +4,12 @@
 use super::crypto::MsgCrypt;
 use super::message::{InboundMessage, parse_fields, parse_message};
 use super::signature;
-use super::state::{Attr, Enrichment, ItemKey, plan};
-use super::store::{CallbackStore, Recorded};
+use super::state::{Enrichment, plan};
 use crate::app::{AppConfig, AppKind, Secret};
 use crate::error::ApiError;
 use crate::secrets::SecretStore;
+use crate::store::{Attr, ItemKey};
+use crate::store::{Recorded, StateStore};
 use crate::token::TokenManager;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
 
 pub struct CallbackService {
     secrets: Arc<dyn SecretStore>,
-    store: Arc<dyn CallbackStore>,
+    store: Arc<dyn StateStore>,
     /// For `user/info` (the unionid of a new follower).
     tokens: Arc<TokenManager>,
 }
@@ -39,7 +40,7 @@ fn param<'q>(query: &'q Query, name: &str) -> Result<&'q str, ApiError> {
 impl CallbackService {
     pub fn new(
         secrets: Arc<dyn SecretStore>,
-        store: Arc<dyn CallbackStore>,
+        store: Arc<dyn StateStore>,
         tokens: Arc<TokenManager>,
     ) -> Self {
         CallbackService {

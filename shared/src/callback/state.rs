@@ -3,100 +3,11 @@
 //! event is either recorded with all its effects, or not at all (and WeChat retries).
 
 use super::message::InboundMessage;
+use crate::store::{Attr, GrantChange, ItemKey, Op, attrs};
 use std::collections::BTreeMap;
 
 /// How long an event (and so its dedupe key) is kept. WeChat retries within seconds.
 pub const EVENT_TTL_SECS: i64 = 7 * 86_400;
-
-/// A stored attribute value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Attr {
-    S(String),
-    N(i64),
-    Bool(bool),
-}
-
-pub type Attrs = BTreeMap<String, Attr>;
-
-pub fn attrs<const N: usize>(pairs: [(&str, Attr); N]) -> Attrs {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-/// An item's key in the wxpush table.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ItemKey {
-    pub pk: String,
-    pub sk: String,
-}
-
-impl ItemKey {
-    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> ItemKey {
-        ItemKey {
-            pk: pk.into(),
-            sk: sk.into(),
-        }
-    }
-    /// The (appid, openid) → account item: subscription state and unionid.
-    pub fn account(appid: &str, openid: &str) -> ItemKey {
-        ItemKey::new(format!("acct#{appid}#{openid}"), "account")
-    }
-    /// One of a unionid's accounts: `Query pk = union#{unionid}` lists them all.
-    pub fn union_account(unionid: &str, appid: &str) -> ItemKey {
-        ItemKey::new(format!("union#{unionid}"), format!("acct#{appid}"))
-    }
-    /// A template message's delivery status, by WeChat's msgid.
-    pub fn delivery(appid: &str, msgid: &str) -> ItemKey {
-        ItemKey::new(format!("wxmsg#{appid}#{msgid}"), "delivery")
-    }
-    /// A user's subscribe-message grant for one template.
-    pub fn grant(appid: &str, openid: &str, template_id: &str) -> ItemKey {
-        ItemKey::new(
-            format!("grant#{appid}#{openid}"),
-            format!("tpl#{template_id}"),
-        )
-    }
-    pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
-        ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
-    }
-}
-
-/// The net effect of one event on one template grant.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GrantChange {
-    /// `accepted` / `rejected`, when the event says.
-    pub status: Option<&'static str>,
-    /// One-time acceptances added (popup `accept`).
-    pub add: i64,
-    /// Earlier acceptances cleared (reject, or WeChat reporting no subscription left);
-    /// `add` still applies after the clear.
-    pub clear: bool,
-    pub sent: Option<(String, i64, String)>,
-}
-
-/// One operation of an event's transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
-    /// The event record; the whole transaction is a duplicate if it exists.
-    InsertEvent {
-        key: ItemKey,
-        attrs: Attrs,
-    },
-    /// Written unless the item holds a newer `event_time` (out-of-order retries).
-    SetIfNewer {
-        key: ItemKey,
-        event_time: i64,
-        attrs: Attrs,
-    },
-    /// Written as is (latest wins).
-    Set {
-        key: ItemKey,
-        attrs: Attrs,
-    },
-    Grant {
-        key: ItemKey,
-        change: GrantChange,
-    },
-}
 
 /// What the caller learns beyond the event itself (the unionid from `user/info`).
 #[derive(Clone, Debug, Default)]
@@ -144,7 +55,7 @@ pub fn plan(
     if let Some(e) = msg.event() {
         event.insert("event".into(), s(e));
     }
-    let mut ops = vec![Op::InsertEvent {
+    let mut ops = vec![Op::Insert {
         key: ItemKey::event(appid, &msg.dedupe_key()),
         attrs: event,
     }];
@@ -248,26 +159,6 @@ pub fn plan(
         _ => {}
     }
     ops
-}
-
-/// Applies a grant change to stored attributes (the embedded store; DynamoDB does the same
-/// with an update expression).
-pub fn apply_grant(existing: &mut Attrs, change: &GrantChange, now: i64) {
-    if let Some(status) = change.status {
-        existing.insert("status".into(), Attr::S(status.into()));
-    }
-    let available = match existing.get("available") {
-        Some(Attr::N(n)) => *n,
-        _ => 0,
-    };
-    let available = if change.clear { 0 } else { available } + change.add;
-    existing.insert("available".into(), Attr::N(available));
-    if let Some((msgid, code, status)) = &change.sent {
-        existing.insert("last_msgid".into(), Attr::S(msgid.clone()));
-        existing.insert("last_error_code".into(), Attr::N(*code));
-        existing.insert("last_error_status".into(), Attr::S(status.clone()));
-    }
-    existing.insert("updated_at".into(), Attr::N(now));
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ impl HttpWeChatClient {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Sends are not idempotent at WeChat: wxpush decides every retry itself.
+            .retry(reqwest::retry::never())
             .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!("wxpush/", env!("CARGO_PKG_VERSION")))
             .build()

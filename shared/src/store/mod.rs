@@ -1,7 +1,10 @@
-//! [`CallbackStore`]: applies an event's planned operations atomically — DynamoDB
-//! `TransactWriteItems`, or one redb write transaction locally.
+//! [`StateStore`]: wxpush's state in one table — DynamoDB (`TransactWriteItems` for a set of
+//! operations that must succeed together) or redb locally (one write transaction).
 
-use super::state::{Attr, Attrs, ItemKey, Op, apply_grant};
+mod types;
+
+pub use types::*;
+
 use crate::token::StoreError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -20,8 +23,8 @@ pub enum Recorded {
 }
 
 #[async_trait]
-pub trait CallbackStore: Send + Sync {
-    /// Applies `ops` (an `InsertEvent` first) all together, or reports a duplicate.
+pub trait StateStore: Send + Sync {
+    /// Applies `ops` (an `Insert` first) all together, or reports a duplicate.
     async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError>;
     async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError>;
     /// Every item under `pk`, by sort key.
@@ -38,14 +41,14 @@ fn backend(op: &'static str, e: impl std::fmt::Display) -> StoreError {
 // ------------------------------------------------------------------ DynamoDB
 
 #[derive(Clone, Debug)]
-pub struct DynamoCallbackStore {
+pub struct DynamoStateStore {
     client: Client,
     table: String,
 }
 
-impl DynamoCallbackStore {
+impl DynamoStateStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoCallbackStore {
+        DynamoStateStore {
             client,
             table: table.into(),
         }
@@ -129,7 +132,7 @@ impl Expr {
     }
 }
 
-impl DynamoCallbackStore {
+impl DynamoStateStore {
     fn item(&self, op: &Op, now: i64) -> Result<TransactWriteItem, StoreError> {
         let put = |key: &ItemKey,
                    attrs: &Attrs,
@@ -146,7 +149,15 @@ impl DynamoCallbackStore {
             Ok(TransactWriteItem::builder().put(put).build())
         };
         match op {
-            Op::InsertEvent { key, attrs } => put(key, attrs, Some("attribute_not_exists(pk)")),
+            Op::Insert { key, attrs } => put(key, attrs, Some("attribute_not_exists(pk)")),
+            Op::Delete { key } => {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(key)))
+                    .build()
+                    .map_err(|e| backend("build delete", e))?;
+                Ok(TransactWriteItem::builder().delete(delete).build())
+            }
             Op::Set { key, attrs } => put(key, attrs, None),
             Op::SetIfNewer {
                 key,
@@ -197,7 +208,7 @@ impl DynamoCallbackStore {
 }
 
 #[async_trait]
-impl CallbackStore for DynamoCallbackStore {
+impl StateStore for DynamoStateStore {
     async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
         let mut ops: Vec<&Op> = ops.iter().collect();
         // At most two attempts: the second without the updates a newer event already superseded.
@@ -293,13 +304,13 @@ const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 const SEP: char = '\u{1f}';
 
 #[derive(Clone)]
-pub struct EmbeddedCallbackStore {
+pub struct EmbeddedStateStore {
     db: Arc<Database>,
 }
 
-impl EmbeddedCallbackStore {
+impl EmbeddedStateStore {
     pub fn new(db: Arc<Database>) -> Self {
-        EmbeddedCallbackStore { db }
+        EmbeddedStateStore { db }
     }
 }
 
@@ -343,7 +354,7 @@ fn decode(bytes: &[u8]) -> Result<Attrs, StoreError> {
 }
 
 #[async_trait]
-impl CallbackStore for EmbeddedCallbackStore {
+impl StateStore for EmbeddedStateStore {
     async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
         let db = self.db.clone();
         let ops = ops.to_vec();
@@ -361,7 +372,7 @@ impl CallbackStore for EmbeddedCallbackStore {
                 };
                 for op in &ops {
                     let (key, attrs) = match op {
-                        Op::InsertEvent { key, attrs } => {
+                        Op::Insert { key, attrs } => {
                             if read(&table, &embedded_key(key))?.is_some() {
                                 // Nothing was written yet: the event is first in every plan.
                                 return Ok(Recorded::Duplicate);
@@ -381,6 +392,12 @@ impl CallbackStore for EmbeddedCallbackStore {
                             row.extend(attrs.clone());
                             row.insert("event_time".into(), Attr::N(*event_time));
                             (key, row)
+                        }
+                        Op::Delete { key } => {
+                            table
+                                .remove(embedded_key(key).as_str())
+                                .map_err(|e| backend("remove", e))?;
+                            continue;
                         }
                         Op::Grant { key, change } => {
                             let mut row = read(&table, &embedded_key(key))?.unwrap_or_default();
@@ -410,7 +427,7 @@ impl CallbackStore for EmbeddedCallbackStore {
     }
 }
 
-impl EmbeddedCallbackStore {
+impl EmbeddedStateStore {
     /// The row at `key` (`exact`), or every row whose key starts with it.
     async fn scan(&self, key: String, exact: bool) -> Result<Vec<(String, Attrs)>, StoreError> {
         let db = self.db.clone();

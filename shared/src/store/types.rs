@@ -1,0 +1,126 @@
+//! The stored shapes: attribute values, item keys, and the operations a [`super::StateStore`]
+//! applies together.
+
+use std::collections::BTreeMap;
+
+/// A stored attribute value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attr {
+    S(String),
+    N(i64),
+    Bool(bool),
+}
+
+pub type Attrs = BTreeMap<String, Attr>;
+
+pub fn attrs<const N: usize>(pairs: [(&str, Attr); N]) -> Attrs {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// An item's key in the wxpush table.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ItemKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl ItemKey {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> ItemKey {
+        ItemKey {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+    /// The (appid, openid) → account item: subscription state and unionid.
+    pub fn account(appid: &str, openid: &str) -> ItemKey {
+        ItemKey::new(format!("acct#{appid}#{openid}"), "account")
+    }
+    /// One of a unionid's accounts: `Query pk = union#{unionid}` lists them all.
+    pub fn union_account(unionid: &str, appid: &str) -> ItemKey {
+        ItemKey::new(format!("union#{unionid}"), format!("acct#{appid}"))
+    }
+    /// A template message's delivery status, by WeChat's msgid.
+    pub fn delivery(appid: &str, msgid: &str) -> ItemKey {
+        ItemKey::new(format!("wxmsg#{appid}#{msgid}"), "delivery")
+    }
+    /// A user's subscribe-message grant for one template.
+    pub fn grant(appid: &str, openid: &str, template_id: &str) -> ItemKey {
+        ItemKey::new(
+            format!("grant#{appid}#{openid}"),
+            format!("tpl#{template_id}"),
+        )
+    }
+    /// An `Idempotency-Key` of the send API: the request's hash and, once done, its answer.
+    pub fn idempotency(appid: &str, key: &str) -> ItemKey {
+        ItemKey::new(format!("idem#{appid}#{key}"), "idempotency")
+    }
+    /// A message sent through the API, by wxpush's id.
+    pub fn message(appid: &str, id: &str) -> ItemKey {
+        ItemKey::new(format!("msg#{appid}#{id}"), "message")
+    }
+    pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
+        ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
+    }
+}
+
+/// The net effect of one event on one template grant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantChange {
+    /// `accepted` / `rejected`, when the event says.
+    pub status: Option<&'static str>,
+    /// One-time acceptances added (popup `accept`).
+    pub add: i64,
+    /// Earlier acceptances cleared (reject, or WeChat reporting no subscription left);
+    /// `add` still applies after the clear.
+    pub clear: bool,
+    pub sent: Option<(String, i64, String)>,
+}
+
+/// One operation of a set applied together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Put only if absent; when it is the first operation and the item exists, nothing is
+    /// written and the outcome is [`super::Recorded::Duplicate`].
+    Insert {
+        key: ItemKey,
+        attrs: Attrs,
+    },
+    /// Written unless the item holds a newer `event_time` (out-of-order retries).
+    SetIfNewer {
+        key: ItemKey,
+        event_time: i64,
+        attrs: Attrs,
+    },
+    /// Written as is (latest wins).
+    Set {
+        key: ItemKey,
+        attrs: Attrs,
+    },
+    Grant {
+        key: ItemKey,
+        change: GrantChange,
+    },
+    Delete {
+        key: ItemKey,
+    },
+}
+
+/// Applies a grant change to stored attributes (the embedded store; DynamoDB does the same
+/// with an update expression).
+pub fn apply_grant(existing: &mut Attrs, change: &GrantChange, now: i64) {
+    if let Some(status) = change.status {
+        existing.insert("status".into(), Attr::S(status.into()));
+    }
+    let available = match existing.get("available") {
+        Some(Attr::N(n)) => *n,
+        _ => 0,
+    };
+    let available = if change.clear { 0 } else { available } + change.add;
+    existing.insert("available".into(), Attr::N(available));
+    if let Some((msgid, code, status)) = &change.sent {
+        existing.insert("last_msgid".into(), Attr::S(msgid.clone()));
+        existing.insert("last_error_code".into(), Attr::N(*code));
+        existing.insert("last_error_status".into(), Attr::S(status.clone()));
+    }
+    existing.insert("updated_at".into(), Attr::N(now));
+}
