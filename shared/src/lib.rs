@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod runtime;
 pub mod secrets;
+pub mod send;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -1,0 +1,3 @@
+//! Sending messages: validation, recipients, idempotency, retries, records.
+
+pub mod validate;

@@ -1,0 +1,712 @@
+//! The send API's request body, checked before WeChat is called: every refusal is a 422
+//! naming the field (facts.md §4.1, §4.2, §4.4 for WeChat's own limits).
+
+use crate::error::ApiError;
+use crate::wechat::{
+    CustomArticle, CustomBody, CustomMedia, CustomMiniProgramPage, CustomNews, CustomText,
+    DataValue, MiniProgramLink,
+};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    Template,
+    Subscribe,
+    Uniform,
+    Custom,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Template => "template",
+            MessageKind::Subscribe => "subscribe",
+            MessageKind::Uniform => "uniform",
+            MessageKind::Custom => "custom",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    OpenId(String),
+    UnionId(String),
+}
+
+/// Template fields (for `template` and `uniform`), without `touser`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateFields {
+    pub template_id: String,
+    pub data: BTreeMap<String, DataValue>,
+    pub url: Option<String>,
+    pub miniprogram: Option<MiniProgramLink>,
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscribeFields {
+    pub template_id: String,
+    pub data: BTreeMap<String, DataValue>,
+    pub page: Option<String>,
+    pub miniprogram_state: Option<String>,
+    pub lang: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Payload {
+    Template(TemplateFields),
+    Subscribe(SubscribeFields),
+    Custom(CustomBody),
+}
+
+/// A checked send request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendRequest {
+    pub kind: MessageKind,
+    pub to: Recipient,
+    pub payload: Payload,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    ApiError::Validation {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn is_chinese(c: char) -> bool {
+    matches!(c, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}' | '\u{f900}'..='\u{faff}')
+}
+
+fn is_symbol(c: char) -> bool {
+    c.is_ascii_punctuation() || (!c.is_alphanumeric() && !c.is_whitespace() && !is_chinese(c))
+}
+
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn opt_str(&self, name: &str) -> Result<Option<&'a str>, ApiError> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(invalid(name, "must be a string")),
+        }
+    }
+    fn req_str(&self, name: &str) -> Result<&'a str, ApiError> {
+        self.opt_str(name)?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| invalid(name, "is required"))
+    }
+}
+
+fn id_like(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    if value.is_empty()
+        || value.len() > max
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(invalid(
+            field,
+            format!("must be 1-{max} characters of [A-Za-z0-9_-]"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+fn http_url(field: &str, value: &str) -> Result<String, ApiError> {
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.len() <= 1024
+        && value
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(
+            field,
+            "must be an http(s) URL of at most 1024 characters",
+        ))
+    }
+}
+
+fn page_path(field: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty()
+        || value.len() > 1024
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            field,
+            "must be a mini program page path (no spaces, at most 1024 characters)",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// `data`: `{key: {"value": "<string>"}}`, keys as WeChat names them (`thing1`, `keyword2`).
+fn data_map(obj: &Map<String, Value>) -> Result<BTreeMap<String, DataValue>, ApiError> {
+    let data = match obj.get("data") {
+        Some(Value::Object(d)) if !d.is_empty() => d,
+        Some(Value::Object(_)) | None | Some(Value::Null) => {
+            return Err(invalid("data", "is required and must not be empty"));
+        }
+        Some(_) => {
+            return Err(invalid(
+                "data",
+                "must be an object of {\"key\": {\"value\": \"...\"}}",
+            ));
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (key, entry) in data {
+        let field = format!("data.{key}");
+        if key.is_empty()
+            || key.len() > 64
+            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(invalid(
+                &field,
+                "keys are the template's {{key.DATA}} names",
+            ));
+        }
+        let value = match entry.get("value") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(_)) => {
+                return Err(invalid(
+                    format!("{field}.value"),
+                    "must be a string (send \"42\", not 42)",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    format!("{field}.value"),
+                    "is required and must be a string",
+                ));
+            }
+        };
+        let color = match entry.get("color") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) => Some(c.clone()),
+            Some(_) => return Err(invalid(format!("{field}.color"), "must be a string")),
+        };
+        out.insert(key.clone(), DataValue { value, color });
+    }
+    Ok(out)
+}
+
+/// The 2023 template rules: at most 20 characters a field and no line breaks (WeChat would
+/// truncate silently; wxpush refuses instead). `first` and `remark` are no longer shown and
+/// are left alone.
+fn check_template_values(data: &BTreeMap<String, DataValue>) -> Result<(), ApiError> {
+    for (key, v) in data {
+        if key == "first" || key == "remark" {
+            continue;
+        }
+        if v.value.trim().is_empty() {
+            return Err(invalid(format!("data.{key}.value"), "must not be empty"));
+        }
+        if v.value.chars().count() > 20 {
+            return Err(invalid(
+                format!("data.{key}.value"),
+                "template fields hold at most 20 characters since 2023-05-04",
+            ));
+        }
+        if v.value.contains(['\n', '\r']) {
+            return Err(invalid(
+                format!("data.{key}.value"),
+                "template fields may not contain line breaks",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A subscribe value by its key's type (the `thing` of `thing1`), counted in characters.
+pub fn check_subscribe_value(key: &str, value: &str) -> Result<(), String> {
+    let kind: String = key
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
+        .collect();
+    let n = value.chars().count();
+    if value.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    let rule: Option<(bool, &str)> = match kind.as_str() {
+        "thing" => Some((n <= 20, "thing: at most 20 characters")),
+        "number" => Some((
+            n <= 32
+                && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && value.chars().filter(|c| *c == '.').count() <= 1,
+            "number: at most 32 digits, a decimal point allowed",
+        )),
+        "letter" => Some((
+            n <= 32 && value.chars().all(|c| c.is_ascii_alphabetic()),
+            "letter: at most 32 letters",
+        )),
+        "symbol" => Some((
+            n <= 5 && value.chars().all(is_symbol),
+            "symbol: at most 5 symbols",
+        )),
+        "character_string" => Some((
+            n <= 32
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || is_symbol(c)),
+            "character_string: at most 32 digits, letters or symbols",
+        )),
+        "time" | "date" => Some((
+            n <= 64 && value.chars().any(|c| c.is_ascii_digit()),
+            "time/date: a date or 24-hour time such as 2019年10月1日 15:01",
+        )),
+        "amount" => {
+            let digits = value.chars().filter(|c| c.is_ascii_digit()).count();
+            let body = value.trim_end_matches('元');
+            let mut chars = body.chars();
+            let first = chars.next().unwrap_or(' ');
+            let rest_ok = chars.all(|c| c.is_ascii_digit() || c == '.');
+            Some((
+                (1..=10).contains(&digits)
+                    && (is_symbol(first) || first.is_ascii_digit())
+                    && rest_ok,
+                "amount: a currency symbol and at most 10 digits, e.g. ¥100.50",
+            ))
+        }
+        "phone_number" => Some((
+            n <= 17
+                && value.chars().all(|c| {
+                    c.is_ascii_digit() || c == '+' || c == '-' || c == ' ' || c == '(' || c == ')'
+                }),
+            "phone_number: at most 17 digits and symbols",
+        )),
+        "car_number" => {
+            let chars: Vec<char> = value.chars().collect();
+            let ok = n <= 8
+                && chars.iter().enumerate().all(|(i, c)| {
+                    c.is_ascii_alphanumeric()
+                        || (is_chinese(*c) && (i == 0 || i + 1 == chars.len()))
+                });
+            Some((
+                ok,
+                "car_number: at most 8 characters; only the first and last may be Chinese",
+            ))
+        }
+        "name" => {
+            let ok = if value.chars().any(is_chinese) {
+                n <= 10
+            } else {
+                n <= 20
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphabetic() || is_symbol(c) || c == ' ')
+            };
+            Some((ok, "name: at most 10 Chinese characters or 20 letters"))
+        }
+        "phrase" => Some((
+            n <= 5 && value.chars().all(is_chinese),
+            "phrase: at most 5 Chinese characters",
+        )),
+        _ => None,
+    };
+    match rule {
+        Some((false, why)) => Err(why.to_string()),
+        _ => Ok(()),
+    }
+}
+
+fn recipient(obj: &Map<String, Value>) -> Result<Recipient, ApiError> {
+    let to = obj
+        .get("to")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("to", "is required: {\"openid\": ...} or {\"unionid\": ...}"))?;
+    let pick = |name: &str| -> Result<Option<String>, ApiError> {
+        match to.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s))
+                if !s.is_empty()
+                    && s.len() <= 128
+                    && !s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Ok(Some(s.clone()))
+            }
+            Some(_) => Err(invalid(
+                format!("to.{name}"),
+                "must be a non-empty id without spaces",
+            )),
+        }
+    };
+    if let Some(extra) = to.keys().find(|k| *k != "openid" && *k != "unionid") {
+        return Err(invalid(
+            format!("to.{extra}"),
+            "unknown field; give openid or unionid",
+        ));
+    }
+    match (pick("openid")?, pick("unionid")?) {
+        (Some(o), None) => Ok(Recipient::OpenId(o)),
+        (None, Some(u)) => Ok(Recipient::UnionId(u)),
+        _ => Err(invalid("to", "give exactly one of openid or unionid")),
+    }
+}
+
+fn custom_body(f: &Fields<'_>) -> Result<CustomBody, ApiError> {
+    let msgtype = f.req_str("msgtype")?;
+    let object = |name: &str| -> Result<Fields<'_>, ApiError> {
+        f.obj
+            .get(name)
+            .and_then(Value::as_object)
+            .map(|obj| Fields { obj })
+            .ok_or_else(|| invalid(name, format!("is required for msgtype {name}")))
+    };
+    Ok(match msgtype {
+        "text" => {
+            let o = object("text")?;
+            let content = o
+                .req_str("content")
+                .map_err(|_| invalid("text.content", "is required"))?;
+            if content.len() > 2048 {
+                return Err(invalid("text.content", "at most 2048 bytes"));
+            }
+            CustomBody::Text {
+                text: CustomText {
+                    content: content.to_string(),
+                },
+            }
+        }
+        "image" => {
+            let o = object("image")?;
+            let media_id = o
+                .req_str("media_id")
+                .map_err(|_| invalid("image.media_id", "is required"))?;
+            CustomBody::Image {
+                image: CustomMedia {
+                    media_id: media_id.to_string(),
+                },
+            }
+        }
+        "news" => {
+            let o = object("news")?;
+            let articles = o
+                .obj
+                .get("articles")
+                .and_then(Value::as_array)
+                .filter(|a| a.len() == 1)
+                .ok_or_else(|| {
+                    invalid(
+                        "news.articles",
+                        "must hold exactly one article (WeChat sends one per message)",
+                    )
+                })?;
+            let a = articles[0]
+                .as_object()
+                .map(|obj| Fields { obj })
+                .ok_or_else(|| invalid("news.articles[0]", "must be an object"))?;
+            let title = a
+                .req_str("title")
+                .map_err(|_| invalid("news.articles[0].title", "is required"))?;
+            let url = http_url(
+                "news.articles[0].url",
+                a.req_str("url")
+                    .map_err(|_| invalid("news.articles[0].url", "is required"))?,
+            )?;
+            let picurl = a
+                .opt_str("picurl")?
+                .map(|p| http_url("news.articles[0].picurl", p))
+                .transpose()?;
+            CustomBody::News {
+                news: CustomNews {
+                    articles: vec![CustomArticle {
+                        title: title.to_string(),
+                        description: a.opt_str("description")?.map(str::to_string),
+                        url,
+                        picurl,
+                    }],
+                },
+            }
+        }
+        "miniprogrampage" => {
+            let o = object("miniprogrampage")?;
+            let field = |n: &str| format!("miniprogrampage.{n}");
+            let title = o
+                .req_str("title")
+                .map_err(|_| invalid(field("title"), "is required"))?;
+            let pagepath = page_path(
+                &field("pagepath"),
+                o.req_str("pagepath")
+                    .map_err(|_| invalid(field("pagepath"), "is required"))?,
+            )?;
+            let thumb = o
+                .req_str("thumb_media_id")
+                .map_err(|_| invalid(field("thumb_media_id"), "is required"))?;
+            let appid = o.opt_str("appid")?.map(str::to_string);
+            if let Some(a) = &appid
+                && !crate::app::is_valid_appid(a)
+            {
+                return Err(invalid(
+                    field("appid"),
+                    "must be an appid (wx + 16 hex characters)",
+                ));
+            }
+            CustomBody::Miniprogrampage {
+                miniprogrampage: CustomMiniProgramPage {
+                    title: title.to_string(),
+                    appid,
+                    pagepath,
+                    thumb_media_id: thumb.to_string(),
+                },
+            }
+        }
+        other => {
+            return Err(invalid(
+                "msgtype",
+                format!("`{other}` is not one of text, image, news, miniprogrampage"),
+            ));
+        }
+    })
+}
+
+const COMMON: &[&str] = &["type", "to"];
+const TEMPLATE_FIELDS: &[&str] = &["template_id", "data", "url", "miniprogram", "client_msg_id"];
+const SUBSCRIBE_FIELDS: &[&str] = &["template_id", "data", "page", "miniprogram_state", "lang"];
+const CUSTOM_FIELDS: &[&str] = &["msgtype", "text", "image", "news", "miniprogrampage"];
+
+/// Parses and checks a send body. Malformed JSON is a 400; everything else a 422 naming the field.
+pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))?;
+    let f = Fields { obj };
+    let kind = match f.req_str("type")? {
+        "template" => MessageKind::Template,
+        "subscribe" => MessageKind::Subscribe,
+        "uniform" => MessageKind::Uniform,
+        "custom" => MessageKind::Custom,
+        other => {
+            return Err(invalid(
+                "type",
+                format!("`{other}` is not one of template, subscribe, uniform, custom"),
+            ));
+        }
+    };
+    let allowed = match kind {
+        MessageKind::Template | MessageKind::Uniform => TEMPLATE_FIELDS,
+        MessageKind::Subscribe => SUBSCRIBE_FIELDS,
+        MessageKind::Custom => CUSTOM_FIELDS,
+    };
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !COMMON.contains(&k.as_str()) && !allowed.contains(&k.as_str()))
+    {
+        return Err(invalid(
+            extra.as_str(),
+            format!("is not a field of a {} message", kind.as_str()),
+        ));
+    }
+    let to = recipient(obj)?;
+    let payload = match kind {
+        MessageKind::Template | MessageKind::Uniform => {
+            let template_id = id_like("template_id", f.req_str("template_id")?, 128)?;
+            let data = data_map(obj)?;
+            check_template_values(&data)?;
+            let url = f.opt_str("url")?.map(|u| http_url("url", u)).transpose()?;
+            let miniprogram = match obj.get("miniprogram") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(m)) => {
+                    let m = Fields { obj: m };
+                    let appid = m
+                        .req_str("appid")
+                        .map_err(|_| invalid("miniprogram.appid", "is required"))?;
+                    if !crate::app::is_valid_appid(appid) {
+                        return Err(invalid(
+                            "miniprogram.appid",
+                            "must be an appid (wx + 16 hex characters)",
+                        ));
+                    }
+                    let pagepath = m
+                        .opt_str("pagepath")?
+                        .map(|p| page_path("miniprogram.pagepath", p))
+                        .transpose()?;
+                    Some(MiniProgramLink {
+                        appid: appid.to_string(),
+                        pagepath,
+                    })
+                }
+                Some(_) => return Err(invalid("miniprogram", "must be {\"appid\", \"pagepath\"}")),
+            };
+            let client_msg_id = f
+                .opt_str("client_msg_id")?
+                .map(|c| id_like("client_msg_id", c, 64))
+                .transpose()?;
+            Payload::Template(TemplateFields {
+                template_id,
+                data,
+                url,
+                miniprogram,
+                client_msg_id,
+            })
+        }
+        MessageKind::Subscribe => {
+            let template_id = id_like("template_id", f.req_str("template_id")?, 128)?;
+            let data = data_map(obj)?;
+            for (key, v) in &data {
+                check_subscribe_value(key, &v.value)
+                    .map_err(|why| invalid(format!("data.{key}.value"), why))?;
+            }
+            let page = f
+                .opt_str("page")?
+                .map(|p| page_path("page", p))
+                .transpose()?;
+            let miniprogram_state = f.opt_str("miniprogram_state")?.map(str::to_string);
+            if let Some(s) = &miniprogram_state
+                && !matches!(s.as_str(), "developer" | "trial" | "formal")
+            {
+                return Err(invalid(
+                    "miniprogram_state",
+                    "must be developer, trial or formal",
+                ));
+            }
+            let lang = f.opt_str("lang")?.map(str::to_string);
+            if let Some(l) = &lang
+                && !matches!(l.as_str(), "zh_CN" | "en_US" | "zh_HK" | "zh_TW")
+            {
+                return Err(invalid("lang", "must be zh_CN, en_US, zh_HK or zh_TW"));
+            }
+            Payload::Subscribe(SubscribeFields {
+                template_id,
+                data,
+                page,
+                miniprogram_state,
+                lang,
+            })
+        }
+        MessageKind::Custom => Payload::Custom(custom_body(&f)?),
+    };
+    Ok(SendRequest { kind, to, payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field_of(body: Value) -> String {
+        match parse_send_request(body.to_string().as_bytes()) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_requests() {
+        let t = parse_send_request(json!({"type": "template", "to": {"openid": "o1"}, "template_id": "T-1_x", "data": {"thing1": {"value": "到货了"}}, "url": "https://example.com/a"}).to_string().as_bytes()).unwrap();
+        assert_eq!(t.kind, MessageKind::Template);
+        let s = parse_send_request(json!({"type": "subscribe", "to": {"unionid": "u1"}, "template_id": "T", "page": "pages/index?x=1", "data": {"phrase1": {"value": "配送中"}, "number2": {"value": "339208499"}, "amount3": {"value": "¥100.50元"}, "time4": {"value": "2019年10月1日 15:01"}}}).to_string().as_bytes()).unwrap();
+        assert_eq!(s.to, Recipient::UnionId("u1".into()));
+        let c = parse_send_request(json!({"type": "custom", "to": {"openid": "o"}, "msgtype": "text", "text": {"content": "你好"}}).to_string().as_bytes()).unwrap();
+        assert!(matches!(
+            c.payload,
+            Payload::Custom(CustomBody::Text { .. })
+        ));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        assert_eq!(
+            field_of(json!({"type": "fax", "to": {"openid": "o"}})),
+            "type"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "template", "to": {}, "template_id": "T", "data": {"a": {"value": "b"}}})
+            ),
+            "to"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "template", "to": {"openid": "o", "unionid": "u"}, "template_id": "T", "data": {"a": {"value": "b"}}})
+            ),
+            "to"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "template", "to": {"openid": "o"}, "data": {"a": {"value": "b"}}})
+            ),
+            "template_id"
+        );
+        assert_eq!(
+            field_of(json!({"type": "template", "to": {"openid": "o"}, "template_id": "T"})),
+            "data"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "template", "to": {"openid": "o"}, "template_id": "T", "data": {"a": {"value": 42}}})
+            ),
+            "data.a.value"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "template", "to": {"openid": "o"}, "template_id": "T", "data": {"a": {"value": "一二三四五六七八九十一二三四五六七八九十一"}}})
+            ),
+            "data.a.value"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "template", "to": {"openid": "o"}, "template_id": "T", "data": {"a": {"value": "x"}}, "url": "javascript:alert(1)"})
+            ),
+            "url"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "template", "to": {"openid": "o"}, "template_id": "T", "data": {"a": {"value": "x"}}, "page": "p"})
+            ),
+            "page"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "subscribe", "to": {"openid": "o"}, "template_id": "T", "data": {"phrase1": {"value": "abc"}}})
+            ),
+            "data.phrase1.value"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "subscribe", "to": {"openid": "o"}, "template_id": "T", "data": {"thing1": {"value": "x"}}, "lang": "fr"})
+            ),
+            "lang"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "custom", "to": {"openid": "o"}, "msgtype": "text", "text": {}})
+            ),
+            "text.content"
+        );
+        assert_eq!(
+            field_of(
+                json!({"type": "custom", "to": {"openid": "o"}, "msgtype": "news", "news": {"articles": []}})
+            ),
+            "news.articles"
+        );
+        assert!(matches!(
+            parse_send_request(b"{not json"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn subscribe_limits_count_characters_not_bytes() {
+        assert!(check_subscribe_value("thing1", &"字".repeat(20)).is_ok());
+        assert!(check_subscribe_value("thing1", &"字".repeat(21)).is_err());
+        assert!(check_subscribe_value("phrase1", "配送中").is_ok());
+        assert!(check_subscribe_value("name1", "张三").is_ok());
+        assert!(check_subscribe_value("name1", &"张".repeat(11)).is_err());
+        assert!(check_subscribe_value("car_number1", "粤A8Z888挂").is_ok());
+        assert!(check_subscribe_value("car_number1", "粤A8中888").is_err());
+        assert!(check_subscribe_value("phone_number1", "+86-0766-66888866").is_ok());
+        assert!(check_subscribe_value("character_string1", "订单").is_err());
+        assert!(check_subscribe_value("keyword1", "anything goes").is_ok());
+    }
+}
