@@ -150,7 +150,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     let secrets: Arc<dyn SecretStore> = Arc::new(file_store);
     let db = open_db(&cfg.data)?;
     let store: Arc<dyn TokenStore> = Arc::new(EmbeddedTokenStore::new(db.clone()));
-    let callback_store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db));
+    let state_store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db));
+    let wechat_timeout = wechat_cfg.timeout;
     let wechat: Arc<dyn WeChatApi> =
         Arc::new(HttpWeChatClient::new(wechat_cfg).map_err(|e| e.to_string())?);
     let tokens = Arc::new(TokenManager::new(
@@ -160,14 +161,12 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         TokenPolicy::default(),
     ));
     let state = AppState {
-        send: Arc::new(SendService {
-            tokens: tokens.clone(),
-        }),
-        callback: Arc::new(CallbackService::new(
-            secrets,
-            callback_store,
+        send: Arc::new(SendService::new(
             tokens.clone(),
+            state_store.clone(),
+            wechat_timeout,
         )),
+        callback: Arc::new(CallbackService::new(secrets, state_store, tokens.clone())),
         api_key: Arc::new(cfg.api_key),
     };
 

@@ -22,7 +22,7 @@ pub const SECRET_CACHE_CAPACITY: usize = 512;
 pub struct AwsDeps {
     pub tokens: Arc<TokenManager>,
     pub secrets: Arc<dyn SecretStore>,
-    pub callback_store: Arc<dyn StateStore>,
+    pub state_store: Arc<dyn StateStore>,
     pub refresh_window: Duration,
 }
 
@@ -47,7 +47,7 @@ impl AwsDeps {
         let sdk = crate::aws::load_sdk_config().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(dynamo.clone(), &table));
-        let callback_store: Arc<dyn StateStore> = Arc::new(DynamoStateStore::new(dynamo, table));
+        let state_store: Arc<dyn StateStore> = Arc::new(DynamoStateStore::new(dynamo, table));
         let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
             SsmSecretStore::new(aws_sdk_ssm::Client::new(&sdk), &prefix),
             secrets_ttl,
@@ -65,7 +65,7 @@ impl AwsDeps {
         Ok(AwsDeps {
             tokens,
             secrets,
-            callback_store,
+            state_store,
             refresh_window,
         })
     }

@@ -216,6 +216,13 @@ impl TokenWorld {
         ))
     }
 
+    pub fn state_store(&self) -> Arc<dyn wxpush_shared::store::StateStore> {
+        Arc::new(wxpush_shared::store::DynamoStateStore::new(
+            self.dynamo.clone(),
+            self.table.clone(),
+        ))
+    }
+
     pub fn secrets(&self) -> Arc<dyn SecretStore> {
         Arc::new(CachedSecretStore::new(
             SsmSecretStore::new(self.ssm.clone(), &self.prefix),

@@ -104,9 +104,11 @@ async fn refresh_handler_over_a_real_eventbridge_scheduled_event() {
 #[tokio::test]
 async fn send_handler_over_real_api_gateway_v2_events() {
     let (world, appid) = TokenWorld::with_app("secret-1", None).await;
-    let svc = SendService {
-        tokens: world.manager(TokenPolicy::default(), 2000),
-    };
+    let svc = SendService::new(
+        world.manager(TokenPolicy::default(), 2000),
+        world.state_store(),
+        Duration::from_millis(2000),
+    );
 
     let resp = handle(&svc, apigw_get_token(&appid, "GET")).await;
     assert_eq!(resp.status(), 200);

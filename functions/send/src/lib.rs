@@ -1,16 +1,21 @@
 //! The private `/v1` API: IAM-authorised behind API Gateway on AWS, bearer-key protected
 //! in `wxpush serve`. Both call [`handle`] with the same `lambda_http::Request`.
 //!
-//! Routes so far: `GET /v1/apps/{appid}/token`. The handler is thin: it routes, parses and
+//! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
+//! `GET /v1/apps/{appid}/messages/{id}`. The handler is thin: it routes, parses and
 //! maps errors; the logic lives in `wxpush_shared`.
 
 use http::{Method, StatusCode};
+use lambda_http::RequestExt;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wxpush_shared::ApiError;
-use wxpush_shared::clock::now_unix;
+use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::http::{error_response, json_response};
+use wxpush_shared::send::service::Sender;
+use wxpush_shared::store::StateStore;
 use wxpush_shared::token::TokenManager;
 
 /// Lambda's own payload limit; a larger body is refused with 413 before it is parsed.
@@ -20,10 +25,28 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 #[derive(Clone)]
 pub struct SendService {
     pub tokens: Arc<TokenManager>,
+    pub sender: Arc<Sender>,
 }
+
+impl SendService {
+    /// `wechat_timeout`: the WeChat client's per-request timeout (to budget retries).
+    pub fn new(
+        tokens: Arc<TokenManager>,
+        store: Arc<dyn StateStore>,
+        wechat_timeout: Duration,
+    ) -> SendService {
+        let sender = Arc::new(Sender::new(tokens.clone(), store, wechat_timeout));
+        SendService { tokens, sender }
+    }
+}
+
+/// Without a Lambda deadline (the local server), a send may take this long.
+const LOCAL_BUDGET: Duration = Duration::from_secs(25);
 
 enum Route<'a> {
     Token { appid: &'a str },
+    Send { appid: &'a str },
+    Message { appid: &'a str, id: &'a str },
 }
 
 /// Matches the path; `Err` is a 404 or a 405 with the methods that are allowed.
@@ -31,6 +54,8 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let (route, allowed) = match segments.as_slice() {
         ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
+        ["v1", "apps", appid, "messages"] => (Route::Send { appid }, "POST"),
+        ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
         _ => return Err(ApiError::NotFound(path.to_string())),
     };
     if method.as_str() != allowed {
@@ -63,6 +88,36 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
     }
     match route(req.method(), req.uri().path())? {
         Route::Token { appid } => get_token(svc, appid).await,
+        Route::Send { appid } => {
+            let key = match req.headers().get("idempotency-key") {
+                None => None,
+                Some(v) => Some(v.to_str().map_err(|_| ApiError::Validation {
+                    field: "Idempotency-Key".into(),
+                    message: "must be printable ASCII".into(),
+                })?),
+            };
+            let outcome = svc
+                .sender
+                .send(appid, req.body().as_ref(), key, deadline(req))
+                .await?;
+            Ok(to_lambda(json_response(outcome.status, &outcome.body)))
+        }
+        Route::Message { appid, id } => Ok(to_lambda(json_response(
+            StatusCode::OK,
+            &svc.sender.message(appid, id).await?,
+        ))),
+    }
+}
+
+/// When the send must be done by: the Lambda's deadline, or [`LOCAL_BUDGET`] from now.
+fn deadline(req: &Request) -> Instant {
+    let now = Instant::now();
+    match req.lambda_context_ref() {
+        Some(ctx) if ctx.deadline > 0 => {
+            let left = (ctx.deadline as i64 - now_unix_millis()).max(0) as u64;
+            now + Duration::from_millis(left)
+        }
+        _ => now + LOCAL_BUDGET,
     }
 }
 

@@ -10,9 +10,8 @@ use wxpush_shared::runtime::AwsDeps;
 async fn main() -> Result<(), Error> {
     wxpush_shared::telemetry::init_json_logs();
     let deps = AwsDeps::from_env().await?;
-    let svc = Arc::new(SendService {
-        tokens: deps.tokens,
-    });
+    let timeout = wxpush_shared::wechat::WeChatClientConfig::from_env().timeout;
+    let svc = Arc::new(SendService::new(deps.tokens, deps.state_store, timeout));
     lambda_http::run(service_fn(move |req: Request| {
         let svc = svc.clone();
         async move { Ok::<_, Infallible>(handle(&svc, req).await) }
