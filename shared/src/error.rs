@@ -97,6 +97,9 @@ impl ApiError {
         if let Some(errcode) = self.wechat_errcode() {
             error["wechat_errcode"] = json!(errcode);
         }
+        if let ApiError::Validation { field, .. } = self {
+            error["field"] = json!(field);
+        }
         json!({ "error": error })
     }
 
