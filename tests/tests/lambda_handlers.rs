@@ -219,6 +219,28 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .unwrap();
     assert_eq!(sent["errcode"], 0);
 
+    // The send route, over the same server.
+    let resp = http
+        .post(format!("{}/v1/apps/{appid}/messages", server.url()))
+        .bearer_auth("test-key")
+        .header("idempotency-key", "local-1")
+        .json(&json!({"type": "template", "to": {"openid": "o1"}, "template_id": "T", "data": {"k": {"value": "v"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = http
+        .get(format!("{}/v1/apps/{appid}/messages/{id}", server.url()))
+        .bearer_auth("test-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "sent");
+
     // Unknown routes and oversize bodies.
     let resp = http
         .get(format!("{}/nowhere", server.url()))
@@ -246,4 +268,78 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .send()
         .await;
     assert!(stopped.is_err(), "the server stops when dropped");
+}
+
+/// `POST /v1/apps/{appid}/messages` and `GET .../messages/{id}` as API Gateway delivers them.
+fn apigw_v1(
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    idempotency_key: Option<&str>,
+) -> lambda_http::Request {
+    let mut e: Value = serde_json::from_str(&fixture("apigw-v2-get-token.json")).unwrap();
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["routeKey"] = json!("ANY /v1/{proxy+}");
+    if let Some(b) = body {
+        e["body"] = json!(b.to_string());
+        e["headers"]["content-type"] = json!("application/json");
+    }
+    if let Some(k) = idempotency_key {
+        e["headers"]["idempotency-key"] = json!(k);
+    }
+    lambda_http::request::from_str(&e.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn send_route_over_real_api_gateway_v2_events() {
+    let (world, appid) = TokenWorld::with_app("secret-2", None).await;
+    world
+        .emulator
+        .control("/users", json!({"appid": appid, "openid": "fan"}))
+        .await;
+    let svc = SendService::new(
+        world.manager(TokenPolicy::default(), 2000),
+        world.state_store(),
+        Duration::from_millis(2000),
+    );
+    let body = json!({"type": "template", "to": {"openid": "fan"}, "template_id": "T1", "data": {"thing1": {"value": "你好"}}});
+    let path = format!("/v1/apps/{appid}/messages");
+    let resp = handle(&svc, apigw_v1("POST", &path, Some(&body), Some("req-7"))).await;
+    assert_eq!(resp.status(), 200);
+    let sent = body_json(&resp);
+    let again = handle(&svc, apigw_v1("POST", &path, Some(&body), Some("req-7"))).await;
+    assert_eq!(body_json(&again), sent);
+    let id = sent["id"].as_str().unwrap();
+    let resp = handle(&svc, apigw_v1("GET", &format!("{path}/{id}"), None, None)).await;
+    assert_eq!(
+        (resp.status().as_u16(), body_json(&resp)["status"].as_str()),
+        (200, Some("sent"))
+    );
+    let resp = handle(&svc, apigw_v1("GET", &path, None, None)).await;
+    assert_eq!(
+        (
+            resp.status().as_u16(),
+            resp.headers()["allow"].to_str().unwrap()
+        ),
+        (405, "POST")
+    );
+    let resp = handle(
+        &svc,
+        apigw_v1("POST", &path, Some(&json!({"type": "template"})), None),
+    )
+    .await;
+    assert_eq!(resp.status(), 422);
+    assert_eq!(body_json(&resp)["error"]["field"], "to");
+    assert_eq!(
+        world
+            .emulator
+            .get(&format!("/sandbox/messages?appid={appid}"))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
