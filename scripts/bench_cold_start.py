@@ -87,9 +87,6 @@ class RuntimeApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"{}")
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-api = f"127.0.0.1:{server.server_address[1]}"
 
 def outcome(st):
     """`response`/`error`, with the HTTP status for an API Gateway answer."""
@@ -104,6 +101,12 @@ for i in range(runs):
     with lock:
         state.clear()
         state["request_id"] = str(uuid.uuid4())
+    # A fresh Runtime API per run: a late request of the previous (killed) process can then
+    # never be taken for this run's first /next.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RuntimeApi)
+    server.daemon_threads, server.block_on_close = True, False
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = f"127.0.0.1:{server.server_address[1]}"
     env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME=os.path.basename(binary),
                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench",
@@ -122,6 +125,9 @@ for i in range(runs):
     proc.kill(); proc.wait(timeout=10)
     with lock:
         lock.notify_all()
+    server.shutdown()
+    server.server_close()
+    with lock:
         if "done_at" not in state:
             sys.exit(f"run {i}: no answer through the Runtime API within 30 s")
         results.append({
@@ -132,5 +138,4 @@ for i in range(runs):
             "outcome": outcome(state),
             "payload": state["payload"][:200],
         })
-server.shutdown()
 print(json.dumps(results))
