@@ -460,7 +460,12 @@ impl Sender {
                 ErrorClass::TokenInvalid if !token_retried => {
                     token_retried = true;
                     let _ = self.tokens.invalidate(appid, &token).await;
-                    token = self.tokens.get(appid).await.map_err(token_error)?;
+                    token = match self.tokens.get(appid).await {
+                        Ok(t) => t,
+                        // An earlier attempt may have gone out: never release the key then.
+                        Err(_) if maybe_sent => return Err(Failure::Unknown(err)),
+                        Err(e) => return Err(token_error(e)),
+                    };
                 }
                 ErrorClass::Retryable if fits => {
                     warn!(appid, attempt, error = %err, "WeChat busy; retrying");
