@@ -15,6 +15,7 @@ pub mod callback;
 pub mod clock;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod runtime;
 pub mod secrets;
 pub mod send;

@@ -109,6 +109,7 @@ impl Emulator {
             .route("/tokens/invalidate", post(invalidate_tokens))
             .route("/messages", get(list_messages))
             .route("/stats", get(stats))
+            .route("/session-keys", get(session_keys))
             .route("/reset", post(reset))
             .route("/clock", post(advance_clock))
             .route("/quotas", post(set_quota))
@@ -442,6 +443,11 @@ async fn list_messages(State(emu): State<Emulator>, Query(q): Query_) -> Json<Va
         })
         .collect();
     Json(json!(messages))
+}
+
+/// Extension: every session_key `jscode2session` issued (to check wxpush never exposes one).
+async fn session_keys(State(emu): State<Emulator>) -> Json<Value> {
+    Json(json!(emu.world().session_keys))
 }
 
 async fn stats(State(emu): State<Emulator>) -> Json<Value> {

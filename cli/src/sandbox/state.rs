@@ -112,6 +112,8 @@ pub struct World {
     users: HashMap<String, AppUsers>,
     grants: HashMap<(String, String, String), u32>,
     login_codes: HashMap<String, LoginCode>,
+    /// Every session_key issued, so tests can prove wxpush never shows or keeps one.
+    pub session_keys: Vec<Value>,
     pub faults: Vec<Fault>,
     pub messages: Vec<Value>,
     pub stats: BTreeMap<String, u64>,
@@ -699,7 +701,10 @@ impl World {
         if let Some(l) = self.login_codes.get_mut(code) {
             l.used = true;
         }
-        let mut v = json!({"openid": openid, "session_key": format!("{}==", random_alnum(22))});
+        let session_key = format!("{}==", random_alnum(22));
+        self.session_keys
+            .push(json!({"appid": app.appid, "openid": openid, "session_key": session_key}));
+        let mut v = json!({"openid": openid, "session_key": session_key});
         if let Some(u) = self
             .user(&app.appid, &openid)
             .and_then(|u| u.unionid.clone())

@@ -2,7 +2,7 @@
 //! in `wxpush serve`. Both call [`handle`] with the same `lambda_http::Request`.
 //!
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
-//! `GET /v1/apps/{appid}/messages/{id}`. The handler is thin: it routes, parses and
+//! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`, `GET /v1/users/{unionid}`. The handler is thin: it routes, parses and
 //! maps errors; the logic lives in `wxpush_shared`.
 
 use http::{Method, StatusCode};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use wxpush_shared::ApiError;
 use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::http::{error_response, json_response};
+use wxpush_shared::identity::Identity;
 use wxpush_shared::send::service::Sender;
 use wxpush_shared::store::StateStore;
 use wxpush_shared::token::TokenManager;
@@ -26,6 +27,7 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub struct SendService {
     pub tokens: Arc<TokenManager>,
     pub sender: Arc<Sender>,
+    pub identity: Arc<Identity>,
 }
 
 impl SendService {
@@ -35,8 +37,13 @@ impl SendService {
         store: Arc<dyn StateStore>,
         wechat_timeout: Duration,
     ) -> SendService {
-        let sender = Arc::new(Sender::new(tokens.clone(), store, wechat_timeout));
-        SendService { tokens, sender }
+        let sender = Arc::new(Sender::new(tokens.clone(), store.clone(), wechat_timeout));
+        let identity = Arc::new(Identity::new(tokens.clone(), store));
+        SendService {
+            tokens,
+            sender,
+            identity,
+        }
     }
 }
 
@@ -47,6 +54,8 @@ enum Route<'a> {
     Token { appid: &'a str },
     Send { appid: &'a str },
     Message { appid: &'a str, id: &'a str },
+    Login { appid: &'a str },
+    User { unionid: &'a str },
 }
 
 /// Matches the path; `Err` is a 404 or a 405 with the methods that are allowed.
@@ -56,6 +65,8 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
         ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
         ["v1", "apps", appid, "messages"] => (Route::Send { appid }, "POST"),
         ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
+        ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
+        ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
         _ => return Err(ApiError::NotFound(path.to_string())),
     };
     if method.as_str() != allowed {
@@ -102,11 +113,14 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
                 .await?;
             Ok(to_lambda(json_response(outcome.status, &outcome.body)))
         }
-        Route::Message { appid, id } => Ok(to_lambda(json_response(
-            StatusCode::OK,
-            &svc.sender.message(appid, id).await?,
-        ))),
+        Route::Message { appid, id } => ok(svc.sender.message(appid, id).await?),
+        Route::Login { appid } => ok(svc.identity.login(appid, req.body().as_ref()).await?),
+        Route::User { unionid } => ok(svc.identity.user(unionid).await?),
     }
+}
+
+fn ok(body: serde_json::Value) -> Result<Response<Body>, ApiError> {
+    Ok(to_lambda(json_response(StatusCode::OK, &body)))
 }
 
 /// When the send must be done by: the Lambda's deadline, or [`LOCAL_BUDGET`] from now.
