@@ -25,9 +25,14 @@ impl Write for Captured {
 }
 
 fn request(method: &str, path: &str, body: Option<Value>) -> lambda_http::Request {
-    let mut e: Value =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/apigw-v2-get-token.json")).unwrap())
-            .unwrap();
+    let mut e: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/apigw-v2-get-token.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     e["rawPath"] = json!(path);
     e["requestContext"]["http"]["path"] = json!(path);
     e["requestContext"]["http"]["method"] = json!(method);
@@ -39,66 +44,189 @@ fn request(method: &str, path: &str, body: Option<Value>) -> lambda_http::Reques
 
 async fn call(svc: &SendService, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let resp = handle(svc, request(method, path, body)).await;
-    (resp.status().as_u16(), serde_json::from_slice(resp.body().as_ref()).unwrap())
+    (
+        resp.status().as_u16(),
+        serde_json::from_slice(resp.body().as_ref()).unwrap(),
+    )
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn login_maps_the_user_and_never_shows_the_session_key() {
     let logs = Captured::default();
     let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let (mp, oa) = (random_appid(), random_appid());
-    let world = TokenWorld::new(vec![emulated(&mp, "mp-s", AppKind::MiniProgram), emulated(&oa, "oa-s", AppKind::OfficialAccount)]).await;
-    put_app(&world.ssm, &world.prefix, SsmApp { appid: &mp, kind: Some("mini_program"), app_secret: Some("mp-s"), token_api: None }).await;
-    put_app(&world.ssm, &world.prefix, SsmApp { appid: &oa, kind: Some("official_account"), app_secret: Some("oa-s"), token_api: None }).await;
-    let svc = SendService::new(world.manager(TokenPolicy::default(), 2000), world.state_store(), std::time::Duration::from_secs(2));
+    let world = TokenWorld::new(vec![
+        emulated(&mp, "mp-s", AppKind::MiniProgram),
+        emulated(&oa, "oa-s", AppKind::OfficialAccount),
+    ])
+    .await;
+    put_app(
+        &world.ssm,
+        &world.prefix,
+        SsmApp {
+            appid: &mp,
+            kind: Some("mini_program"),
+            app_secret: Some("mp-s"),
+            token_api: None,
+        },
+    )
+    .await;
+    put_app(
+        &world.ssm,
+        &world.prefix,
+        SsmApp {
+            appid: &oa,
+            kind: Some("official_account"),
+            app_secret: Some("oa-s"),
+            token_api: None,
+        },
+    )
+    .await;
+    let svc = SendService::new(
+        world.manager(TokenPolicy::default(), 2000),
+        world.state_store(),
+        std::time::Duration::from_secs(2),
+    );
     let emu = &world.emulator;
-    emu.control("/users", json!({"appid": mp, "openid": "mp-o1", "unionid": "U-100"})).await;
-    let code = emu.control("/login-codes", json!({"appid": mp, "openid": "mp-o1"})).await["code"].as_str().unwrap().to_string();
+    emu.control(
+        "/users",
+        json!({"appid": mp, "openid": "mp-o1", "unionid": "U-100"}),
+    )
+    .await;
+    let code = emu
+        .control("/login-codes", json!({"appid": mp, "openid": "mp-o1"}))
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = format!("/v1/apps/{mp}/sessions");
 
     let (status, body) = call(&svc, "POST", &path, Some(json!({"code": code}))).await;
-    assert_eq!((status, body.clone()), (200, json!({"openid": "mp-o1", "unionid": "U-100"})));
+    assert_eq!(
+        (status, body.clone()),
+        (200, json!({"openid": "mp-o1", "unionid": "U-100"}))
+    );
 
     // A used code, a made-up code, throttling and a high-risk user.
     let (status, body) = call(&svc, "POST", &path, Some(json!({"code": code}))).await;
-    assert_eq!((status, body["error"]["code"].as_str(), body["error"]["wechat_errcode"].as_i64()), (400, Some("invalid_code"), Some(40029)));
-    assert_eq!(call(&svc, "POST", &path, Some(json!({"code": "nope"}))).await.0, 400);
+    assert_eq!(
+        (
+            status,
+            body["error"]["code"].as_str(),
+            body["error"]["wechat_errcode"].as_i64()
+        ),
+        (400, Some("invalid_code"), Some(40029))
+    );
+    assert_eq!(
+        call(&svc, "POST", &path, Some(json!({"code": "nope"})))
+            .await
+            .0,
+        400
+    );
     for (errcode, status, name) in [(45011, 429, "rate_limited"), (40226, 403, "high_risk_user")] {
-        emu.control("/faults", json!({"path": "/sns/jscode2session", "errcode": errcode})).await;
-        let fresh = emu.control("/login-codes", json!({"appid": mp, "openid": "mp-o1"})).await["code"].as_str().unwrap().to_string();
+        emu.control(
+            "/faults",
+            json!({"path": "/sns/jscode2session", "errcode": errcode}),
+        )
+        .await;
+        let fresh = emu
+            .control("/login-codes", json!({"appid": mp, "openid": "mp-o1"}))
+            .await["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let (got, body) = call(&svc, "POST", &path, Some(json!({"code": fresh}))).await;
         assert_eq!((got, body["error"]["code"].as_str()), (status, Some(name)));
     }
-    assert_eq!(call(&svc, "POST", &path, Some(json!({}))).await.1["error"]["field"], "code");
-    assert_eq!(call(&svc, "POST", &format!("/v1/apps/{oa}/sessions"), Some(json!({"code": "x"}))).await.0, 422);
+    assert_eq!(
+        call(&svc, "POST", &path, Some(json!({}))).await.1["error"]["field"],
+        "code"
+    );
+    assert_eq!(
+        call(
+            &svc,
+            "POST",
+            &format!("/v1/apps/{oa}/sessions"),
+            Some(json!({"code": "x"}))
+        )
+        .await
+        .0,
+        422
+    );
 
     // The directory: the login's mapping plus the official account's follower.
     let store = world.state_store();
-    let acct = store.get(&ItemKey::account(&mp, "mp-o1")).await.unwrap().unwrap();
+    let acct = store
+        .get(&ItemKey::account(&mp, "mp-o1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(acct["unionid"], Attr::S("U-100".into()));
-    let callback = wxpush_shared::callback::service::CallbackService::new(world.secrets(), world.state_store(), world.manager(TokenPolicy::default(), 2000));
-    emu.control("/users", json!({"appid": oa, "openid": "oa-o1", "unionid": "U-100"})).await;
+    let callback = wxpush_shared::callback::service::CallbackService::new(
+        world.secrets(),
+        world.state_store(),
+        world.manager(TokenPolicy::default(), 2000),
+    );
+    emu.control(
+        "/users",
+        json!({"appid": oa, "openid": "oa-o1", "unionid": "U-100"}),
+    )
+    .await;
     let now = wxpush_shared::clock::now_unix();
-    let xml = format!("<xml><ToUserName>gh</ToUserName><FromUserName>oa-o1</FromUserName><CreateTime>{now}</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>");
-    callback.receive(&oa, &wxpush_tests::signed_query("cbtoken", &now.to_string(), "1", &[]), xml.as_bytes(), now).await.unwrap();
+    let xml = format!(
+        "<xml><ToUserName>gh</ToUserName><FromUserName>oa-o1</FromUserName><CreateTime>{now}</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>"
+    );
+    callback
+        .receive(
+            &oa,
+            &wxpush_tests::signed_query("cbtoken", &now.to_string(), "1", &[]),
+            xml.as_bytes(),
+            now,
+        )
+        .await
+        .unwrap();
     let (status, user) = call(&svc, "GET", "/v1/users/U-100", None).await;
     assert_eq!(status, 200);
     let mut accounts = user["accounts"].as_array().unwrap().clone();
     accounts.sort_by_key(|a| a["openid"].as_str().unwrap().to_string());
-    assert_eq!(accounts, vec![json!({"appid": mp, "openid": "mp-o1", "subscribed": null}), json!({"appid": oa, "openid": "oa-o1", "subscribed": true})]);
+    assert_eq!(
+        accounts,
+        vec![
+            json!({"appid": mp, "openid": "mp-o1", "subscribed": null}),
+            json!({"appid": oa, "openid": "oa-o1", "subscribed": true})
+        ]
+    );
     assert_eq!(call(&svc, "GET", "/v1/users/U-nobody", None).await.0, 404);
 
     // Every session_key WeChat issued: in no response, stored item or log line.
-    let keys: Vec<String> = emu.get("/sandbox/session-keys").await.as_array().unwrap().iter().map(|k| k["session_key"].as_str().unwrap().to_string()).collect();
+    let keys: Vec<String> = emu
+        .get("/sandbox/session-keys")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["session_key"].as_str().unwrap().to_string())
+        .collect();
     assert!(!keys.is_empty());
-    let stored = format!("{:?} {:?}", store.query(&format!("acct#{mp}#mp-o1")).await.unwrap(), store.query("union#U-100").await.unwrap());
+    let stored = format!(
+        "{:?} {:?}",
+        store.query(&format!("acct#{mp}")).await.unwrap(),
+        store.query("union#U-100").await.unwrap()
+    );
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("mini program login"), "logs were captured");
     for key in &keys {
-        assert!(!stored.contains(key.as_str()) && !logged.contains(key.as_str()), "session_key leaked");
+        assert!(
+            !stored.contains(key.as_str()) && !logged.contains(key.as_str()),
+            "session_key leaked"
+        );
         assert!(!body.to_string().contains(key.as_str()));
     }
 }

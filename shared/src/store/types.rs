@@ -31,9 +31,10 @@ impl ItemKey {
             sk: sk.into(),
         }
     }
-    /// The (appid, openid) → account item: subscription state and unionid.
+    /// The (appid, openid) → account item: subscription state and unionid. One `GetItem` by
+    /// (appid, openid); `Query pk = acct#{appid}` lists an app's known users (follower sync).
     pub fn account(appid: &str, openid: &str) -> ItemKey {
-        ItemKey::new(format!("acct#{appid}#{openid}"), "account")
+        ItemKey::new(format!("acct#{appid}"), format!("openid#{openid}"))
     }
     /// One of a unionid's accounts: `Query pk = union#{unionid}` lists them all.
     pub fn union_account(unionid: &str, appid: &str) -> ItemKey {
