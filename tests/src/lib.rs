@@ -349,3 +349,74 @@ pub fn signed_query(
     q.insert("nonce".into(), nonce.into());
     q
 }
+
+impl TokenWorld {
+    /// An official account and a mini program linked to it (`linked_official_account`), both
+    /// known to the emulator (secrets `oa-secret`, `mp-secret`) and configured in SSM.
+    pub async fn with_oa_and_mp() -> (TokenWorld, String, String) {
+        let (oa, mp) = (random_appid(), random_appid());
+        let world = TokenWorld::new(vec![
+            emulated(&oa, "oa-secret", AppKind::OfficialAccount),
+            emulated(&mp, "mp-secret", AppKind::MiniProgram),
+        ])
+        .await;
+        let apps = [
+            (&oa, "official_account", "oa-secret"),
+            (&mp, "mini_program", "mp-secret"),
+        ];
+        for (appid, kind, secret) in apps {
+            put_app(
+                &world.ssm,
+                &world.prefix,
+                SsmApp {
+                    appid,
+                    kind: Some(kind),
+                    app_secret: Some(secret),
+                    token_api: None,
+                },
+            )
+            .await;
+        }
+        world
+            .ssm
+            .put_parameter()
+            .name(format!(
+                "{}/apps/{mp}/linked_official_account",
+                world.prefix
+            ))
+            .value(&oa)
+            .r#type(ParameterType::String)
+            .send()
+            .await
+            .expect("put parameter in moto");
+        (world, oa, mp)
+    }
+}
+
+/// A real API Gateway v2 (HTTP API) event for the private `/v1` API, from the fixture, with
+/// `method`, `path`, an optional JSON body and extra headers.
+pub fn apigw_v1_request(
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    headers: &[(&str, &str)],
+) -> lambda_http::Request {
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/apigw-v2-get-token.json"
+    ))
+    .unwrap();
+    let mut e: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+    e["rawPath"] = serde_json::json!(path);
+    e["requestContext"]["http"]["path"] = serde_json::json!(path);
+    e["requestContext"]["http"]["method"] = serde_json::json!(method);
+    e["routeKey"] = serde_json::json!("ANY /v1/{proxy+}");
+    if let Some(b) = body {
+        e["body"] = serde_json::json!(b.to_string());
+        e["headers"]["content-type"] = serde_json::json!("application/json");
+    }
+    for (name, value) in headers {
+        e["headers"][*name] = serde_json::json!(value);
+    }
+    lambda_http::request::from_str(&e.to_string()).expect("a real API Gateway v2 event parses")
+}

@@ -5,10 +5,9 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use wxpush_send::{SendService, handle};
-use wxpush_shared::AppKind;
 use wxpush_shared::store::{Attr, ItemKey};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{SsmApp, TokenWorld, emulated, put_app, random_appid};
+use wxpush_tests::{TokenWorld, apigw_v1_request};
 
 /// Log lines, captured as the JSON subscriber would write them.
 #[derive(Clone, Default)]
@@ -24,26 +23,8 @@ impl Write for Captured {
     }
 }
 
-fn request(method: &str, path: &str, body: Option<Value>) -> lambda_http::Request {
-    let mut e: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/data/apigw-v2-get-token.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["requestContext"]["http"]["method"] = json!(method);
-    if let Some(b) = body {
-        e["body"] = json!(b.to_string());
-    }
-    lambda_http::request::from_str(&e.to_string()).unwrap()
-}
-
 async fn call(svc: &SendService, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let resp = handle(svc, request(method, path, body)).await;
+    let resp = handle(svc, apigw_v1_request(method, path, body.as_ref(), &[])).await;
     (
         resp.status().as_u16(),
         serde_json::from_slice(resp.body().as_ref()).unwrap(),
@@ -61,34 +42,7 @@ async fn login_maps_the_user_and_never_shows_the_session_key() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let (mp, oa) = (random_appid(), random_appid());
-    let world = TokenWorld::new(vec![
-        emulated(&mp, "mp-s", AppKind::MiniProgram),
-        emulated(&oa, "oa-s", AppKind::OfficialAccount),
-    ])
-    .await;
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &mp,
-            kind: Some("mini_program"),
-            app_secret: Some("mp-s"),
-            token_api: None,
-        },
-    )
-    .await;
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &oa,
-            kind: Some("official_account"),
-            app_secret: Some("oa-s"),
-            token_api: None,
-        },
-    )
-    .await;
+    let (world, oa, mp) = TokenWorld::with_oa_and_mp().await;
     let svc = SendService::new(
         world.manager(TokenPolicy::default(), 2000),
         world.state_store(),

@@ -10,7 +10,7 @@ use wxpush_shared::clock::now_unix;
 use wxpush_shared::secrets::{AppEntry, AppsFile};
 use wxpush_shared::token::TokenPolicy;
 use wxpush_shared::wechat::WeChatClientConfig;
-use wxpush_tests::{SsmApp, TokenWorld, emulated, put_app, random_appid};
+use wxpush_tests::{SsmApp, TokenWorld, apigw_v1_request, emulated, put_app, random_appid};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -277,19 +277,11 @@ fn apigw_v1(
     body: Option<&Value>,
     idempotency_key: Option<&str>,
 ) -> lambda_http::Request {
-    let mut e: Value = serde_json::from_str(&fixture("apigw-v2-get-token.json")).unwrap();
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["routeKey"] = json!("ANY /v1/{proxy+}");
-    if let Some(b) = body {
-        e["body"] = json!(b.to_string());
-        e["headers"]["content-type"] = json!("application/json");
-    }
-    if let Some(k) = idempotency_key {
-        e["headers"]["idempotency-key"] = json!(k);
-    }
-    lambda_http::request::from_str(&e.to_string()).unwrap()
+    let headers: Vec<(&str, &str)> = idempotency_key
+        .map(|k| ("idempotency-key", k))
+        .into_iter()
+        .collect();
+    apigw_v1_request(method, path, body, &headers)
 }
 
 #[tokio::test]

@@ -5,11 +5,10 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use wxpush_send::SendService;
-use wxpush_shared::AppKind;
 use wxpush_shared::clock::now_unix;
 use wxpush_shared::store::{Attr, ItemKey, Op, attrs};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{SsmApp, TokenWorld, emulated, put_app, random_appid};
+use wxpush_tests::{TokenWorld, random_appid};
 
 struct World {
     world: TokenWorld,
@@ -21,46 +20,7 @@ struct World {
 const TIMEOUT_MS: u64 = 700;
 
 async fn world() -> World {
-    let (oa, mp) = (random_appid(), random_appid());
-    let world = TokenWorld::new(vec![
-        emulated(&oa, "oa-secret", AppKind::OfficialAccount),
-        emulated(&mp, "mp-secret", AppKind::MiniProgram),
-    ])
-    .await;
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &oa,
-            kind: Some("official_account"),
-            app_secret: Some("oa-secret"),
-            token_api: None,
-        },
-    )
-    .await;
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &mp,
-            kind: Some("mini_program"),
-            app_secret: Some("mp-secret"),
-            token_api: None,
-        },
-    )
-    .await;
-    world
-        .ssm
-        .put_parameter()
-        .name(format!(
-            "{}/apps/{mp}/linked_official_account",
-            world.prefix
-        ))
-        .value(&oa)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .send()
-        .await
-        .unwrap();
+    let (world, oa, mp) = TokenWorld::with_oa_and_mp().await;
     let svc = SendService::new(
         world.manager(TokenPolicy::default(), TIMEOUT_MS),
         world.state_store(),
