@@ -420,3 +420,24 @@ pub fn apigw_v1_request(
     }
     lambda_http::request::from_str(&e.to_string()).expect("a real API Gateway v2 event parses")
 }
+
+/// `wxpush serve --sandbox` in-process on 127.0.0.1:0 with an in-memory store; stops when dropped.
+pub async fn local_server(
+    apps: wxpush_shared::secrets::AppsFile,
+    api_key: &str,
+) -> wxpush_cli::serve::RunningServer {
+    use wxpush_cli::serve::{DataLocation, ServeConfig, start};
+    start(ServeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        apps,
+        sandbox: true,
+        data: DataLocation::Memory,
+        api_key: api_key.into(),
+        wechat: WeChatClientConfig::default(),
+        refresh_every: Duration::from_secs(3600),
+        refresh_window: Duration::from_secs(900),
+    })
+    .await
+    .expect("the local server starts")
+}

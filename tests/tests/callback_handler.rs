@@ -5,17 +5,14 @@ use base64::Engine;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::time::Duration;
 use wxpush_callback::handle;
-use wxpush_cli::serve::{DataLocation, ServeConfig, start};
 use wxpush_shared::AppKind;
 use wxpush_shared::callback::crypto::MsgCrypt;
 use wxpush_shared::callback::service::CallbackService;
 use wxpush_shared::callback::signature;
 use wxpush_shared::clock::now_unix;
 use wxpush_shared::secrets::{AppEntry, AppsFile};
-use wxpush_shared::wechat::WeChatClientConfig;
-use wxpush_tests::{callback_service, signed_query};
+use wxpush_tests::{callback_service, local_server, signed_query};
 
 const OA: &str = "wx00000000000000c1";
 const MP: &str = "wx00000000000000c2";
@@ -206,19 +203,7 @@ async fn wxpush_serve_mounts_the_callback() {
             ..AppEntry::default()
         }],
     };
-    let server = start(ServeConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        apps,
-        sandbox: true,
-        data: DataLocation::Memory,
-        api_key: "k".into(),
-        wechat: WeChatClientConfig::default(),
-        refresh_every: Duration::from_secs(3600),
-        refresh_window: Duration::from_secs(900),
-    })
-    .await
-    .unwrap();
+    let server = local_server(apps, "k").await;
     let http = reqwest::Client::new();
     let now = now_unix();
     let q = signed_query(TOKEN, &now.to_string(), "9", &[("echostr", "hello-echo")]);

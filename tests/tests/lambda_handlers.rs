@@ -3,14 +3,14 @@
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::time::Duration;
-use wxpush_cli::serve::{DataLocation, ServeConfig, start};
 use wxpush_send::{SendService, handle};
 use wxpush_shared::AppKind;
 use wxpush_shared::clock::now_unix;
 use wxpush_shared::secrets::{AppEntry, AppsFile};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_shared::wechat::WeChatClientConfig;
-use wxpush_tests::{SsmApp, TokenWorld, apigw_v1_request, emulated, put_app, random_appid};
+use wxpush_tests::{
+    SsmApp, TokenWorld, apigw_v1_request, emulated, local_server, put_app, random_appid,
+};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -151,19 +151,7 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
             ..AppEntry::default()
         }],
     };
-    let server = start(ServeConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        apps,
-        sandbox: true,
-        data: DataLocation::Memory,
-        api_key: "test-key".into(),
-        wechat: WeChatClientConfig::default(),
-        refresh_every: Duration::from_secs(3600),
-        refresh_window: Duration::from_secs(900),
-    })
-    .await
-    .unwrap();
+    let server = local_server(apps, "test-key").await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/apps/{appid}/token", server.url());
     for auth in [
