@@ -16,15 +16,17 @@ use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recorded {
-    /// First delivery: the event and all its effects are stored.
+    /// Everything was written (an event and all its effects, say).
     New,
-    /// A retry of an event already recorded: nothing changed.
+    /// An `Insert` found its item: a retry of something already recorded; nothing changed.
     Duplicate,
 }
 
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// Applies `ops` (an `Insert` first) all together, or reports a duplicate.
+    /// Applies `ops` all together. If an `Insert` finds its item already there, nothing is
+    /// written and the result is `Duplicate`; a `SetIfNewer` that finds a newer item is left
+    /// out and the rest still applies.
     async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError>;
     async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError>;
     /// Every item under `pk`, by sort key.
@@ -235,7 +237,11 @@ impl StateStore for DynamoStateStore {
                     .collect(),
                 _ => return Err(backend("TransactWriteItems", DisplayErrorContext(err))),
             };
-            if reasons.first() == Some(&true) {
+            let insert_failed = ops
+                .iter()
+                .zip(&reasons)
+                .any(|(op, failed)| *failed && matches!(op, Op::Insert { .. }));
+            if insert_failed {
                 return Ok(Recorded::Duplicate);
             }
             if !reasons.iter().any(|failed| *failed) {
@@ -374,7 +380,7 @@ impl StateStore for EmbeddedStateStore {
                     let (key, attrs) = match op {
                         Op::Insert { key, attrs } => {
                             if read(&table, &embedded_key(key))?.is_some() {
-                                // Nothing was written yet: the event is first in every plan.
+                                // Returning drops the transaction uncommitted: earlier ops are discarded.
                                 return Ok(Recorded::Duplicate);
                             }
                             (key, attrs.clone())

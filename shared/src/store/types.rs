@@ -80,8 +80,8 @@ pub struct GrantChange {
 /// One operation of a set applied together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Put only if absent; when it is the first operation and the item exists, nothing is
-    /// written and the outcome is [`super::Recorded::Duplicate`].
+    /// Put only if absent; when the item exists, nothing of the set is written and the outcome
+    /// is [`super::Recorded::Duplicate`].
     Insert {
         key: ItemKey,
         attrs: Attrs,
