@@ -1,5 +1,6 @@
 //! The operator's tool as a library, so tests start the local server and the WeChat
 //! emulator in-process, exactly as `wxpush serve` and `wxpush sandbox` do.
 
+pub mod admin;
 pub mod sandbox;
 pub mod serve;

@@ -3,10 +3,13 @@
 //! - `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (see README).
 //! - `wxpush sandbox --port N [--apps FILE]`: the WeChat emulator alone.
 //! - `wxpush token --appid ID`: ask a running wxpush for an app's token (admin check).
+//! - `wxpush sync-followers --appid ID`: run an official account's follower sync and follow
+//!   it with a progress bar.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
+use wxpush_cli::admin::{ApiClient, SyncFollowers, sync_followers};
 use wxpush_cli::sandbox::{EmulatedApp, Emulator};
 use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
 use wxpush_shared::secrets::{AppsFile, FileSecretStore};
@@ -64,6 +67,33 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:3000")]
         server: String,
     },
+    /// Sync an official account's followers (user/get + batchget) through a running wxpush
+    /// and follow the progress; resumes a failed sync unless --restart.
+    SyncFollowers {
+        #[arg(long)]
+        appid: String,
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        server: String,
+        /// Start over instead of resuming a failed sync.
+        #[arg(long)]
+        restart: bool,
+        /// Seconds between progress reads.
+        #[arg(long, default_value_t = 1.0)]
+        poll: f64,
+        /// Stop following after this many seconds (the sync itself goes on).
+        #[arg(long, default_value_t = 86_400)]
+        give_up_after: u64,
+    },
+}
+
+/// The `/v1` key: `WXPUSH_API_KEY`, else the one `wxpush serve` generated.
+fn client_key() -> Result<String, String> {
+    std::env::var("WXPUSH_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .or_else(|| std::fs::read_to_string(".wxpush/api_key").ok())
+        .map(|k| k.trim().to_string())
+        .ok_or_else(|| "set WXPUSH_API_KEY".to_string())
 }
 
 fn load_apps(path: Option<&PathBuf>, sandbox: bool) -> Result<(AppsFile, bool), String> {
@@ -132,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 wechat: WeChatClientConfig::from_env(),
                 refresh_every: Duration::from_secs(refresh_every.max(1)),
                 refresh_window: Duration::from_secs(refresh_window),
+                sync: Default::default(),
             })
             .await?;
             println!("wxpush listening on {}", server.url());
@@ -207,31 +238,32 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Token { appid, server } => {
-            let key = std::env::var("WXPUSH_API_KEY")
-                .ok()
-                .or_else(|| std::fs::read_to_string(".wxpush/api_key").ok())
-                .ok_or("set WXPUSH_API_KEY")?;
-            let url = format!("{}/v1/apps/{appid}/token", server.trim_end_matches('/'));
-            let resp = reqwest_get(&url, key.trim()).await?;
-            println!("{resp}");
+            let api = ApiClient::new(&server, &client_key()?)?;
+            match api.get(&format!("/v1/apps/{appid}/token")).await? {
+                Ok(token) => println!("{token}"),
+                Err(f) => return Err(f.to_string()),
+            }
             Ok(())
         }
-    }
-}
-
-async fn reqwest_get(url: &str, key: &str) -> Result<String, String> {
-    let resp = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(key)
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    let status = resp.status();
-    let text = resp.text().await.map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(text)
-    } else {
-        Err(format!("{status}: {text}"))
+        Command::SyncFollowers {
+            appid,
+            server,
+            restart,
+            poll,
+            give_up_after,
+        } => {
+            let api = ApiClient::new(&server, &client_key()?)?;
+            let args = SyncFollowers {
+                appid,
+                restart,
+                poll_every: Duration::from_secs_f64(poll.clamp(0.05, 3600.0)),
+                give_up_after: Duration::from_secs(give_up_after),
+                show_progress: true,
+            };
+            let done = sync_followers(&api, &args).await?;
+            println!("{done}");
+            Ok(())
+        }
     }
 }
 

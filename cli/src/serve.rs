@@ -19,7 +19,9 @@ use tracing::{info, warn};
 use wxpush_send::{MAX_BODY_BYTES, SendService};
 use wxpush_shared::ApiError;
 use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
+use wxpush_shared::followers::{FollowerSync, SyncConfig, run_local_worker};
 use wxpush_shared::http::error_response;
+use wxpush_shared::queue::LocalJobQueue;
 use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
 use wxpush_shared::store::{EmbeddedStateStore, StateStore};
 use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy, TokenStore};
@@ -44,7 +46,13 @@ pub struct ServeConfig {
     pub wechat: WeChatClientConfig,
     pub refresh_every: Duration,
     pub refresh_window: Duration,
+    /// The follower sync's settings (checkpoints, concurrency, retries).
+    pub sync: SyncConfig,
 }
+
+/// How long one local job step may run before it checkpoints and queues its continuation
+/// (a Lambda gets up to 15 minutes; the local worker takes turns between runs sooner).
+pub const LOCAL_JOB_BUDGET: Duration = Duration::from_secs(120);
 
 /// A running local server; dropping it stops it.
 pub struct RunningServer {
@@ -160,12 +168,20 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         wechat,
         TokenPolicy::default(),
     ));
+    // SQS's stand-in: an in-process queue and one worker task.
+    let (queue, jobs) = LocalJobQueue::new();
+    let followers = Arc::new(FollowerSync::new(
+        tokens.clone(),
+        state_store.clone(),
+        Arc::new(queue),
+        cfg.sync.clone(),
+    ));
+    let worker = tokio::spawn(run_local_worker(followers.clone(), jobs, LOCAL_JOB_BUDGET));
     let state = AppState {
-        send: Arc::new(SendService::new(
-            tokens.clone(),
-            state_store.clone(),
-            wechat_timeout,
-        )),
+        send: Arc::new(
+            SendService::new(tokens.clone(), state_store.clone(), wechat_timeout)
+                .with_followers(followers),
+        ),
         callback: Arc::new(CallbackService::new(secrets, state_store, tokens.clone())),
         api_key: Arc::new(cfg.api_key),
     };
@@ -202,7 +218,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     Ok(RunningServer {
         addr,
         emulator,
-        tasks: vec![server, timer],
+        tasks: vec![server, timer, worker],
     })
 }
 

@@ -43,8 +43,16 @@ pub enum ApiError {
         message: String,
         errcode: Option<i64>,
     },
+    /// The request clashes with the current state (a run in progress, say).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The thing asked about does not exist (yet).
+    #[error("{message}")]
+    Missing { code: &'static str, message: String },
     #[error("the state store is unavailable: {0}")]
     StoreUnavailable(String),
+    #[error("the job queue is unavailable: {0}")]
+    QueueUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -62,7 +70,11 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             ApiError::WeChat { status, .. } => *status,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Missing { .. } => StatusCode::NOT_FOUND,
+            ApiError::StoreUnavailable(_) | ApiError::QueueUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -79,7 +91,9 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::Misconfigured { .. } => "app_misconfigured",
             ApiError::WeChat { code, .. } => code,
+            ApiError::Conflict { code, .. } | ApiError::Missing { code, .. } => code,
             ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::QueueUnavailable(_) => "queue_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }

@@ -6,6 +6,9 @@
 //! - [`wechat`]: WeChat payload types, the typed WeChat error and the HTTP client (`WeChatApi`).
 //! - [`token`]: the access_token central control (`TokenStore`: DynamoDB or embedded, and the
 //!   `TokenManager` with its cache, lease and compare-and-invalidate).
+//! - [`store`]: wxpush's state (`StateStore`: DynamoDB or embedded) and its item keys.
+//! - [`callback`], [`send`], [`identity`], [`followers`]: the services behind the routes.
+//! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel).
 //! - [`error`]: the API error enum and its one mapping to HTTP.
 //! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing.
 
@@ -14,8 +17,10 @@ pub mod aws;
 pub mod callback;
 pub mod clock;
 pub mod error;
+pub mod followers;
 pub mod http;
 pub mod identity;
+pub mod queue;
 pub mod runtime;
 pub mod secrets;
 pub mod send;

@@ -6,8 +6,10 @@
 //! | `WXPUSH_SSM_PREFIX` | SSM prefix of the apps | `/wxpush` |
 //! | `WXPUSH_SECRETS_TTL_SECS` | how long app config is cached in memory | 300 |
 //! | `WXPUSH_REFRESH_WINDOW_SECS` | scheduled refresh: tokens expiring within it | 900 |
+//! | `WXPUSH_QUEUE_URL` | the SQS queue of background jobs (follower sync) | none: jobs are refused |
 //! | `WECHAT_API_BASE`, `WECHAT_TIMEOUT_MS` | the WeChat client | api.weixin.qq.com, 5000 |
 
+use crate::queue::{Job, JobQueue, QueueError, SqsJobQueue};
 use crate::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
 use crate::store::{DynamoStateStore, StateStore};
 use crate::token::{DynamoTokenStore, TokenManager, TokenPolicy, TokenStore};
@@ -23,7 +25,20 @@ pub struct AwsDeps {
     pub tokens: Arc<TokenManager>,
     pub secrets: Arc<dyn SecretStore>,
     pub state_store: Arc<dyn StateStore>,
+    pub queue: Arc<dyn JobQueue>,
     pub refresh_window: Duration,
+}
+
+/// The queue of a deployment without `WXPUSH_QUEUE_URL`: every job is refused, saying why.
+pub struct UnconfiguredQueue;
+
+#[async_trait::async_trait]
+impl JobQueue for UnconfiguredQueue {
+    async fn enqueue(&self, _job: &Job) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable(
+            "WXPUSH_QUEUE_URL is not set for this function".into(),
+        ))
+    }
 }
 
 fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
@@ -48,6 +63,12 @@ impl AwsDeps {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(dynamo.clone(), &table));
         let state_store: Arc<dyn StateStore> = Arc::new(DynamoStateStore::new(dynamo, table));
+        let queue: Arc<dyn JobQueue> = match std::env::var("WXPUSH_QUEUE_URL") {
+            Ok(url) if !url.trim().is_empty() => {
+                Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&sdk), url.trim()))
+            }
+            _ => Arc::new(UnconfiguredQueue),
+        };
         let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
             SsmSecretStore::new(aws_sdk_ssm::Client::new(&sdk), &prefix),
             secrets_ttl,
@@ -66,6 +87,7 @@ impl AwsDeps {
             tokens,
             secrets,
             state_store,
+            queue,
             refresh_window,
         })
     }

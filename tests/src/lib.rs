@@ -163,6 +163,20 @@ impl EmulatorServer {
         resp.json().await.unwrap()
     }
 
+    /// Drops every pending injected fault (`DELETE /sandbox/faults`).
+    pub async fn clear_faults(&self) {
+        let resp = reqwest::Client::new()
+            .delete(format!("{}/sandbox/faults", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "clearing faults: {}",
+            resp.status()
+        );
+    }
+
     pub async fn get(&self, path: &str) -> serde_json::Value {
         reqwest::Client::new()
             .get(format!("{}{path}", self.base))
@@ -437,6 +451,10 @@ pub async fn local_server(
         wechat: WeChatClientConfig::default(),
         refresh_every: Duration::from_secs(3600),
         refresh_window: Duration::from_secs(900),
+        sync: wxpush_shared::followers::SyncConfig {
+            backoff: Duration::from_millis(10),
+            ..Default::default()
+        },
     })
     .await
     .expect("the local server starts")

@@ -105,7 +105,7 @@ impl Emulator {
             .route("/users", post(add_users))
             .route("/grants", post(add_grant))
             .route("/login-codes", post(new_login_code))
-            .route("/faults", post(add_fault))
+            .route("/faults", post(add_fault).delete(clear_faults))
             .route("/tokens/invalidate", post(invalidate_tokens))
             .route("/messages", get(list_messages))
             .route("/stats", get(stats))
@@ -417,6 +417,14 @@ async fn add_fault(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
         remaining: times,
     });
     Ok(Json(json!({"queued": times})))
+}
+
+/// `DELETE /sandbox/faults` (an extension): every pending fault is dropped.
+async fn clear_faults(State(emu): State<Emulator>) -> ControlResult {
+    let mut world = emu.world();
+    let cleared: u64 = world.faults.iter().map(|f| f.remaining as u64).sum();
+    world.faults.clear();
+    Ok(Json(json!({"cleared": cleared})))
 }
 
 #[derive(Deserialize)]

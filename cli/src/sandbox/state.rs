@@ -575,26 +575,25 @@ impl World {
         self.charge_quota(&app.appid, "/cgi-bin/user/get", now)?;
         let empty = AppUsers::default();
         let users = self.users.get(&app.appid).unwrap_or(&empty);
-        let followers: Vec<&String> = users
-            .order
-            .iter()
-            .filter(|o| users.by_openid.get(*o).is_some_and(|u| u.subscribed))
-            .collect();
+        let following = |o: &&String| users.by_openid.get(*o).is_some_and(|u| u.subscribed);
+        // `next_openid` is a place in the account's (stable) user order, so it stays valid
+        // when that user unfollows between two pages.
         let start = match next.filter(|n| !n.is_empty()) {
             None => 0,
-            Some(n) => followers
+            Some(n) => users
+                .order
                 .iter()
-                .position(|o| *o == n)
+                .position(|o| o == n)
                 .map(|i| i + 1)
                 .ok_or_else(|| wx_err(40003, "invalid next_openid"))?,
         };
-        let page: Vec<&String> = followers
+        let total = users.order.iter().filter(following).count();
+        let page: Vec<&String> = users.order[start..]
             .iter()
-            .skip(start)
+            .filter(following)
             .take(FOLLOWERS_PER_PAGE)
-            .copied()
             .collect();
-        let mut answer = json!({"total": followers.len(), "count": page.len()});
+        let mut answer = json!({"total": total, "count": page.len()});
         if page.is_empty() {
             answer["next_openid"] = json!("");
         } else {

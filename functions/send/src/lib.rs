@@ -2,8 +2,9 @@
 //! in `wxpush serve`. Both call [`handle`] with the same `lambda_http::Request`.
 //!
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
-//! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`, `GET /v1/users/{unionid}`. The handler is thin: it routes, parses and
-//! maps errors; the logic lives in `wxpush_shared`.
+//! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
+//! `GET /v1/users/{unionid}`, `POST`/`GET /v1/apps/{appid}/followers/sync`. The handler is
+//! thin: it routes, parses and maps errors; the logic lives in `wxpush_shared`.
 
 use http::{Method, StatusCode};
 use lambda_http::RequestExt;
@@ -13,8 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wxpush_shared::ApiError;
 use wxpush_shared::clock::{now_unix, now_unix_millis};
+use wxpush_shared::followers::{FollowerSync, SyncConfig};
 use wxpush_shared::http::{error_response, json_response};
 use wxpush_shared::identity::Identity;
+use wxpush_shared::queue::JobQueue;
+use wxpush_shared::runtime::UnconfiguredQueue;
 use wxpush_shared::send::service::Sender;
 use wxpush_shared::store::StateStore;
 use wxpush_shared::token::TokenManager;
@@ -28,6 +32,7 @@ pub struct SendService {
     pub tokens: Arc<TokenManager>,
     pub sender: Arc<Sender>,
     pub identity: Arc<Identity>,
+    pub followers: Arc<FollowerSync>,
 }
 
 impl SendService {
@@ -38,12 +43,26 @@ impl SendService {
         wechat_timeout: Duration,
     ) -> SendService {
         let sender = Arc::new(Sender::new(tokens.clone(), store.clone(), wechat_timeout));
-        let identity = Arc::new(Identity::new(tokens.clone(), store));
+        let identity = Arc::new(Identity::new(tokens.clone(), store.clone()));
+        let queue: Arc<dyn JobQueue> = Arc::new(UnconfiguredQueue);
+        let followers = Arc::new(FollowerSync::new(
+            tokens.clone(),
+            store,
+            queue,
+            SyncConfig::default(),
+        ));
         SendService {
             tokens,
             sender,
             identity,
+            followers,
         }
+    }
+
+    /// The follower sync to start runs with (its queue reaches the workers).
+    pub fn with_followers(mut self, followers: Arc<FollowerSync>) -> SendService {
+        self.followers = followers;
+        self
     }
 }
 
@@ -56,6 +75,8 @@ enum Route<'a> {
     Message { appid: &'a str, id: &'a str },
     Login { appid: &'a str },
     User { unionid: &'a str },
+    SyncStart { appid: &'a str },
+    SyncProgress { appid: &'a str },
 }
 
 /// Matches the path; `Err` is a 404 or a 405 with the methods that are allowed.
@@ -67,9 +88,13 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
         ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
         ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
         ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
+        ["v1", "apps", appid, "followers", "sync"] => match method.as_str() {
+            "POST" => return Ok(Route::SyncStart { appid }),
+            _ => (Route::SyncProgress { appid }, "GET, POST"),
+        },
         _ => return Err(ApiError::NotFound(path.to_string())),
     };
-    if method.as_str() != allowed {
+    if method.as_str() != allowed.split(", ").next().unwrap_or(allowed) {
         return Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_string(),
@@ -116,6 +141,11 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
         Route::Message { appid, id } => ok(svc.sender.message(appid, id).await?),
         Route::Login { appid } => ok(svc.identity.login(appid, req.body().as_ref()).await?),
         Route::User { unionid } => ok(svc.identity.user(unionid).await?),
+        Route::SyncStart { appid } => {
+            let body = svc.followers.start(appid, req.body().as_ref()).await?;
+            Ok(to_lambda(json_response(StatusCode::ACCEPTED, &body)))
+        }
+        Route::SyncProgress { appid } => ok(svc.followers.progress(appid).await?),
     }
 }
 
@@ -160,6 +190,21 @@ mod tests {
         assert!(matches!(
             route(&Method::POST, "/v1/apps/wx1/token"),
             Err(ApiError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/v1/apps/wx1/followers/sync"),
+            Ok(Route::SyncStart { appid: "wx1" })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v1/apps/wx1/followers/sync/"),
+            Ok(Route::SyncProgress { appid: "wx1" })
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, "/v1/apps/wx1/followers/sync"),
+            Err(ApiError::MethodNotAllowed {
+                allow: "GET, POST",
+                ..
+            })
         ));
         assert!(matches!(
             route(&Method::GET, "/v1/apps/wx1"),

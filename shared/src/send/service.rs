@@ -514,7 +514,7 @@ impl Sender {
             .map_err(store_error)?
         {
             Recorded::New => return Ok(Claim::Claimed((item, id))),
-            Recorded::Duplicate => {}
+            Recorded::Duplicate | Recorded::Conflict => {}
         }
         let existing = self
             .store

@@ -20,6 +20,16 @@ pub enum Recorded {
     New,
     /// An `Insert` found its item: a retry of something already recorded; nothing changed.
     Duplicate,
+    /// A `PutIfVersion` found another version: someone else changed the item; nothing changed.
+    Conflict,
+}
+
+/// One page of a [`StateStore::query_page`].
+#[derive(Clone, Debug, Default)]
+pub struct QueryPage {
+    pub rows: Vec<(String, Attrs)>,
+    /// The sort key to continue after, when there may be more.
+    pub next_after: Option<String>,
 }
 
 #[async_trait]
@@ -31,6 +41,13 @@ pub trait StateStore: Send + Sync {
     async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError>;
     /// Every item under `pk`, by sort key.
     async fn query(&self, pk: &str) -> Result<Vec<(String, Attrs)>, StoreError>;
+    /// At most `limit` items under `pk` whose sort key comes after `after`, by sort key.
+    async fn query_page(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<QueryPage, StoreError>;
 }
 
 fn backend(op: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -161,6 +178,31 @@ impl DynamoStateStore {
                 Ok(TransactWriteItem::builder().delete(delete).build())
             }
             Op::Set { key, attrs } => put(key, attrs, None),
+            Op::PutIfVersion {
+                key,
+                attrs,
+                expected: None,
+            } => put(key, attrs, Some("attribute_not_exists(pk)")),
+            Op::PutIfVersion {
+                key,
+                attrs,
+                expected: Some(version),
+            } => {
+                let mut item = key_map(key);
+                item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("#version = :expected")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(
+                        ":expected",
+                        AttributeValue::N(version.to_string()),
+                    )
+                    .build()
+                    .map_err(|e| backend("build put", e))?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            }
             Op::SetIfNewer {
                 key,
                 event_time,
@@ -237,12 +279,16 @@ impl StateStore for DynamoStateStore {
                     .collect(),
                 _ => return Err(backend("TransactWriteItems", DisplayErrorContext(err))),
             };
-            let insert_failed = ops
-                .iter()
-                .zip(&reasons)
-                .any(|(op, failed)| *failed && matches!(op, Op::Insert { .. }));
-            if insert_failed {
+            let guard_failed = |guard: fn(&Op) -> bool| {
+                ops.iter()
+                    .zip(&reasons)
+                    .any(|(op, failed)| *failed && guard(op))
+            };
+            if guard_failed(|op| matches!(op, Op::Insert { .. })) {
                 return Ok(Recorded::Duplicate);
+            }
+            if guard_failed(|op| matches!(op, Op::PutIfVersion { .. })) {
+                return Ok(Recorded::Conflict);
             }
             if !reasons.iter().any(|failed| *failed) {
                 return Err(backend("TransactWriteItems", DisplayErrorContext(err)));
@@ -300,6 +346,48 @@ impl StateStore for DynamoStateStore {
             }
         }
         Ok(rows)
+    }
+
+    async fn query_page(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<QueryPage, StoreError> {
+        let start = after.map(|sk| {
+            HashMap::from([
+                ("pk".to_string(), AttributeValue::S(pk.to_string())),
+                ("sk".to_string(), AttributeValue::S(sk.to_string())),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+            .consistent_read(true)
+            .limit(limit.clamp(1, 10_000) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| backend("Query", DisplayErrorContext(e)))?;
+        let sk_of = |item: &HashMap<String, AttributeValue>| {
+            item.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let rows: Vec<(String, Attrs)> = out
+            .items()
+            .iter()
+            .map(|item| (sk_of(item), from_item(item)))
+            .collect();
+        let next_after = match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => Some(sk_of(k)),
+            _ => None,
+        };
+        Ok(QueryPage { rows, next_after })
     }
 }
 
@@ -386,6 +474,27 @@ impl StateStore for EmbeddedStateStore {
                             (key, attrs.clone())
                         }
                         Op::Set { key, attrs } => (key, attrs.clone()),
+                        Op::PutIfVersion {
+                            key,
+                            attrs,
+                            expected,
+                        } => {
+                            let found = read(&table, &embedded_key(key))?.map(|row| {
+                                match row.get("version") {
+                                    Some(Attr::N(v)) => Some(*v),
+                                    _ => None,
+                                }
+                            });
+                            let matches = match (expected, found) {
+                                (None, None) => true,
+                                (Some(want), Some(Some(have))) => *want == have,
+                                _ => false,
+                            };
+                            if !matches {
+                                return Ok(Recorded::Conflict);
+                            }
+                            (key, attrs.clone())
+                        }
                         Op::SetIfNewer {
                             key,
                             event_time,
@@ -424,35 +533,63 @@ impl StateStore for EmbeddedStateStore {
     }
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError> {
-        let rows = self.scan(embedded_key(key), true).await?;
-        Ok(rows.into_iter().next().map(|(_, a)| a))
+        let page = self.scan(embedded_key(key), true, None, 1).await?;
+        Ok(page.rows.into_iter().next().map(|(_, a)| a))
     }
 
     async fn query(&self, pk: &str) -> Result<Vec<(String, Attrs)>, StoreError> {
-        self.scan(format!("{pk}{SEP}"), false).await
+        self.scan(format!("{pk}{SEP}"), false, None, usize::MAX)
+            .await
+            .map(|page| page.rows)
+    }
+
+    async fn query_page(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<QueryPage, StoreError> {
+        let after = after.map(|sk| format!("{pk}{SEP}{sk}"));
+        self.scan(format!("{pk}{SEP}"), false, after, limit.max(1))
+            .await
     }
 }
 
 impl EmbeddedStateStore {
-    /// The row at `key` (`exact`), or every row whose key starts with it.
-    async fn scan(&self, key: String, exact: bool) -> Result<Vec<(String, Attrs)>, StoreError> {
+    /// The row at `key` (`exact`), or up to `limit` rows whose key starts with it (after the
+    /// full key `after`, when given).
+    async fn scan(
+        &self,
+        key: String,
+        exact: bool,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<QueryPage, StoreError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || -> Result<Vec<(String, Attrs)>, StoreError> {
+        tokio::task::spawn_blocking(move || -> Result<QueryPage, StoreError> {
             let txn = db.begin_read().map_err(|e| backend("begin", e))?;
             let table = match txn.open_table(STATE) {
                 Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(QueryPage::default()),
                 Err(e) => return Err(backend("open", e)),
             };
             let mut rows = Vec::new();
-            for entry in table
-                .range(key.as_str()..)
-                .map_err(|e| backend("range", e))?
-            {
+            let range = match &after {
+                Some(a) => table.range::<&str>((
+                    std::ops::Bound::Excluded(a.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range(key.as_str()..),
+            };
+            for entry in range.map_err(|e| backend("range", e))? {
                 let (k, v) = entry.map_err(|e| backend("range", e))?;
                 let k = k.value();
                 if (exact && k != key) || (!exact && !k.starts_with(key.as_str())) {
                     break;
+                }
+                if rows.len() == limit {
+                    let next_after = rows.last().map(|(sk, _): &(String, Attrs)| sk.clone());
+                    return Ok(QueryPage { rows, next_after });
                 }
                 let sk = k
                     .split_once(SEP)
@@ -460,7 +597,10 @@ impl EmbeddedStateStore {
                     .unwrap_or_default();
                 rows.push((sk, decode(v.value())?));
             }
-            Ok(rows)
+            Ok(QueryPage {
+                rows,
+                next_after: None,
+            })
         })
         .await
         .map_err(|e| backend("task", e))?

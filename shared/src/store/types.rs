@@ -62,6 +62,10 @@ impl ItemKey {
     pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
         ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
     }
+    /// An official account's follower sync: its state, counters and cursor.
+    pub fn follower_sync(appid: &str) -> ItemKey {
+        ItemKey::new(format!("sync#{appid}"), "followers")
+    }
 }
 
 /// The net effect of one event on one template grant.
@@ -103,6 +107,14 @@ pub enum Op {
     },
     Delete {
         key: ItemKey,
+    },
+    /// Replaces the whole item only if its `version` attribute is `expected` (`None`: only if
+    /// the item is absent). When it is not, nothing of the set is written and the outcome is
+    /// [`super::Recorded::Conflict`]. `attrs` carries the new `version`.
+    PutIfVersion {
+        key: ItemKey,
+        attrs: Attrs,
+        expected: Option<i64>,
     },
 }
 

@@ -1,0 +1,52 @@
+//! The SQS worker: each record is one [`Job`]; a record whose job fails on the store or the
+//! queue is reported back (partial batch response) so SQS delivers it again, the others are
+//! deleted. A record that is not a job is logged and dropped (retrying cannot fix it).
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::LambdaEvent;
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+use wxpush_shared::clock::now_unix_millis;
+use wxpush_shared::followers::FollowerSync;
+use wxpush_shared::queue::Job;
+
+/// When the invocation must be done by (the Lambda deadline; `fallback` from now without one).
+pub fn deadline_of(deadline_ms: u64, fallback: Duration) -> Instant {
+    let now = Instant::now();
+    if deadline_ms == 0 {
+        return now + fallback;
+    }
+    let left = (deadline_ms as i64 - now_unix_millis()).max(0) as u64;
+    now + Duration::from_millis(left)
+}
+
+pub async fn handle_event(sync: &FollowerSync, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+    let deadline = deadline_of(event.context.deadline, Duration::from_secs(900));
+    let mut response = SqsBatchResponse::default();
+    for record in event.payload.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let job = match record.body.as_deref().map(serde_json::from_str::<Job>) {
+            Some(Ok(job)) => job,
+            other => {
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no body".to_string(),
+                };
+                error!(message_id = %id, error = %why, "not a wxpush job; dropped");
+                continue;
+            }
+        };
+        match &job {
+            Job::FollowerSync { appid, run_id } => match sync.run(appid, run_id, deadline).await {
+                Ok(end) => info!(message_id = %id, appid, run_id, ?end, "follower sync step"),
+                Err(e) => {
+                    warn!(message_id = %id, appid, run_id, error = %e, "follower sync step failed; SQS will deliver it again");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            },
+        }
+    }
+    response
+}

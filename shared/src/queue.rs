@@ -1,0 +1,105 @@
+//! Background work that outlives one request: [`Job`]s go through a [`JobQueue`] — SQS on
+//! AWS (the `batch-worker` Lambda consumes it), an in-process channel in `wxpush serve`.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// One unit of background work. Serialized as the SQS message body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    /// Continue the follower sync `run_id` of official account `appid` from its stored cursor.
+    FollowerSync { appid: String, run_id: String },
+}
+
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("could not queue the job: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    async fn enqueue(&self, job: &Job) -> Result<(), QueueError>;
+}
+
+/// SQS: the message body is the job as JSON.
+#[derive(Clone, Debug)]
+pub struct SqsJobQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsJobQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> SqsJobQueue {
+        SqsJobQueue {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqsJobQueue {
+    async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
+        let body =
+            serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+}
+
+/// The in-process queue of `wxpush serve`: a bounded channel read by one worker task.
+#[derive(Clone, Debug)]
+pub struct LocalJobQueue {
+    sender: mpsc::Sender<Job>,
+}
+
+/// Jobs waiting at most in the local queue; one more is refused (the caller answers 503).
+pub const LOCAL_QUEUE_CAPACITY: usize = 1024;
+
+impl LocalJobQueue {
+    /// The queue and the receiving end for its worker.
+    pub fn new() -> (LocalJobQueue, mpsc::Receiver<Job>) {
+        let (sender, receiver) = mpsc::channel(LOCAL_QUEUE_CAPACITY);
+        (LocalJobQueue { sender }, receiver)
+    }
+}
+
+#[async_trait]
+impl JobQueue for LocalJobQueue {
+    async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
+        self.sender
+            .try_send(job.clone())
+            .map_err(|e| QueueError::Unavailable(format!("local queue: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_json_shape() {
+        let job = Job::FollowerSync {
+            appid: "wx1".into(),
+            run_id: "r1".into(),
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(
+            text,
+            r#"{"job":"follower_sync","appid":"wx1","run_id":"r1"}"#
+        );
+        assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
+        assert!(serde_json::from_str::<Job>(r#"{"job":"other"}"#).is_err());
+    }
+}

@@ -1,0 +1,573 @@
+//! The follower sync on moto (DynamoDB, SSM, SQS) + the WeChat emulator: started through the
+//! `/v1` handler with API Gateway events, continued by the batch-worker handler with real SQS
+//! events, interrupted by faults and by a worker that dies, run twice at once.
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use wxpush_send::{SendService, handle};
+use wxpush_shared::clock::now_unix_millis;
+use wxpush_shared::followers::{FollowerSync, RunEnd, SyncConfig};
+use wxpush_shared::queue::{JobQueue, SqsJobQueue};
+use wxpush_shared::store::{Attr, ItemKey, Op, StateStore, attrs};
+use wxpush_shared::token::TokenPolicy;
+use wxpush_tests::{TokenWorld, apigw_v1_request, sdk_config, unique};
+
+struct SyncWorld {
+    world: TokenWorld,
+    oa: String,
+    mp: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    sync: Arc<FollowerSync>,
+    svc: SendService,
+    store: Arc<dyn StateStore>,
+}
+
+fn test_config() -> SyncConfig {
+    SyncConfig {
+        backoff: Duration::from_millis(10),
+        ..SyncConfig::default()
+    }
+}
+
+impl SyncWorld {
+    async fn new(config: SyncConfig) -> SyncWorld {
+        let (world, oa, mp) = TokenWorld::with_oa_and_mp().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("wxpush-jobs-"))
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "1",
+            )
+            .send()
+            .await
+            .expect("create the queue in moto")
+            .queue_url
+            .expect("a queue url");
+        let queue: Arc<dyn JobQueue> = Arc::new(SqsJobQueue::new(sqs.clone(), &queue_url));
+        let tokens = world.manager(TokenPolicy::default(), 2000);
+        let store = world.state_store();
+        let sync = Arc::new(FollowerSync::new(
+            tokens.clone(),
+            store.clone(),
+            queue,
+            config,
+        ));
+        let svc = SendService::new(tokens, store.clone(), Duration::from_secs(2))
+            .with_followers(sync.clone());
+        SyncWorld {
+            world,
+            oa,
+            mp,
+            sqs,
+            queue_url,
+            sync,
+            svc,
+            store,
+        }
+    }
+
+    /// `n` followers `f00000…` of the official account; every tenth has no unionid.
+    async fn add_followers(&self, range: std::ops::Range<usize>) {
+        let all: Vec<usize> = range.collect();
+        for chunk in all.chunks(5_000) {
+            let users: Vec<Value> = chunk
+                .iter()
+                .map(|i| {
+                    let mut u = json!({"appid": self.oa, "openid": openid(*i), "subscribed": true});
+                    if let Some(union) = unionid(*i) {
+                        u["unionid"] = json!(union);
+                    }
+                    u
+                })
+                .collect();
+            self.world.emulator.control("/users", json!(users)).await;
+        }
+    }
+
+    /// Users who left without wxpush hearing of it: WeChat says they no longer follow, the
+    /// store still says they do (as an old subscribe callback left it).
+    async fn add_departed(&self, n: usize) {
+        let users: Vec<Value> = (0..n)
+            .map(|i| json!({"appid": self.oa, "openid": format!("gone{i:03}"), "unionid": format!("UG{i}"), "subscribed": false}))
+            .collect();
+        self.world.emulator.control("/users", json!(users)).await;
+        for i in 0..n {
+            let (o, u) = (format!("gone{i:03}"), format!("UG{i}"));
+            let s = |v: &str| Attr::S(v.to_string());
+            let ops = [
+                Op::Set {
+                    key: ItemKey::account(&self.oa, &o),
+                    attrs: attrs([
+                        ("appid", s(&self.oa)),
+                        ("openid", s(&o)),
+                        ("unionid", s(&u)),
+                        ("subscribed", Attr::Bool(true)),
+                        ("event_time", Attr::N(1_600_000_000)),
+                    ]),
+                },
+                Op::Set {
+                    key: ItemKey::union_account(&u, &self.oa),
+                    attrs: attrs([
+                        ("appid", s(&self.oa)),
+                        ("openid", s(&o)),
+                        ("subscribed", Attr::Bool(true)),
+                        ("event_time", Attr::N(1_600_000_000)),
+                    ]),
+                },
+            ];
+            self.store.record(&ops, 1_600_000_000).await.unwrap();
+        }
+    }
+
+    async fn call(&self, method: &str, body: Option<Value>) -> (u16, Value) {
+        let path = format!("/v1/apps/{}/followers/sync", self.oa);
+        let resp = handle(
+            &self.svc,
+            apigw_v1_request(method, &path, body.as_ref(), &[]),
+        )
+        .await;
+        (
+            resp.status().as_u16(),
+            serde_json::from_slice(resp.body().as_ref()).unwrap(),
+        )
+    }
+
+    async fn progress(&self) -> Value {
+        let (status, body) = self.call("GET", None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Delivers what is in the queue to the worker handler as SQS would: one real SQS event
+    /// per received batch, deleting the records the handler did not report as failed.
+    /// `budget_ms` is each invocation's time left (the Lambda deadline). Returns the number
+    /// of invocations; stops when the queue stays empty.
+    async fn drive(&self, budget_ms: i64, max_invocations: usize) -> usize {
+        let fixture: Value = serde_json::from_str(include_str!("../data/sqs-event.json")).unwrap();
+        let mut invocations = 0;
+        let mut empty_polls = 0;
+        while invocations < max_invocations && empty_polls < 3 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive from moto");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty_polls += 1;
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                continue;
+            }
+            empty_polls = 0;
+            let mut event = fixture.clone();
+            event["Records"] = json!(
+                messages
+                    .iter()
+                    .map(|m| {
+                        let mut r = fixture["Records"][0].clone();
+                        r["messageId"] = json!(m.message_id());
+                        r["receiptHandle"] = json!(m.receipt_handle());
+                        r["body"] = json!(m.body());
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            );
+            let event: SqsEvent = serde_json::from_value(event).unwrap();
+            let mut context = Context::default();
+            context.deadline = (now_unix_millis() + budget_ms) as u64;
+            let response =
+                wxpush_batch_worker::handle_event(&self.sync, LambdaEvent::new(event, context))
+                    .await;
+            invocations += 1;
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect();
+            for m in &messages {
+                if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(m.receipt_handle().unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        invocations
+    }
+
+    async fn stats(&self) -> Value {
+        self.world.emulator.get("/sandbox/stats").await
+    }
+
+    /// Every stored item of the table, by pk and sk (one Scan, paged).
+    async fn table(&self) -> BTreeMap<(String, String), HashMap<String, Attr>> {
+        let mut items = BTreeMap::new();
+        let mut start = None;
+        for _ in 0..10_000 {
+            let out = self
+                .world
+                .dynamo
+                .scan()
+                .table_name(&self.world.table)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .unwrap();
+            for item in out.items() {
+                let text = |k: &str| item[k].as_s().unwrap().clone();
+                let mut a = HashMap::new();
+                for (k, v) in item {
+                    let v = match v {
+                        aws_sdk_dynamodb::types::AttributeValue::S(s) => Attr::S(s.clone()),
+                        aws_sdk_dynamodb::types::AttributeValue::N(n) => {
+                            Attr::N(n.parse().unwrap())
+                        }
+                        aws_sdk_dynamodb::types::AttributeValue::Bool(b) => Attr::Bool(*b),
+                        _ => continue,
+                    };
+                    a.insert(k.clone(), v);
+                }
+                items.insert((text("pk"), text("sk")), a);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        items
+    }
+
+    /// Every follower `0..n` stored once, subscribed, with the right unionid, and listed
+    /// exactly once (and only) under that unionid; every departed user stored unsubscribed.
+    async fn assert_mapped(&self, n: usize, departed: usize) {
+        let items = self.table().await;
+        let accounts: Vec<_> = items
+            .iter()
+            .filter(|((pk, _), _)| *pk == format!("acct#{}", self.oa))
+            .collect();
+        assert_eq!(accounts.len(), n + departed, "one account item per user");
+        let mut union_entries: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for ((pk, sk), a) in &items {
+            if let Some(u) = pk.strip_prefix("union#") {
+                let Attr::S(o) = &a["openid"] else { panic!() };
+                union_entries
+                    .entry(u.to_string())
+                    .or_default()
+                    .push((sk.clone(), o.clone()));
+            }
+        }
+        for i in 0..n {
+            let key = (format!("acct#{}", self.oa), format!("openid#{}", openid(i)));
+            let a = items
+                .get(&key)
+                .unwrap_or_else(|| panic!("{} stored", openid(i)));
+            assert_eq!(a["subscribed"], Attr::Bool(true), "{}", openid(i));
+            match unionid(i) {
+                Some(u) => {
+                    assert_eq!(a.get("unionid"), Some(&Attr::S(u.clone())));
+                    assert_eq!(
+                        union_entries.get(&u),
+                        Some(&vec![(format!("acct#{}", self.oa), openid(i))]),
+                        "{u} lists exactly its one account"
+                    );
+                }
+                None => assert_eq!(a.get("unionid"), None),
+            }
+        }
+        for i in 0..departed {
+            let key = (format!("acct#{}", self.oa), format!("openid#gone{i:03}"));
+            assert_eq!(items[&key]["subscribed"], Attr::Bool(false), "gone{i:03}");
+            let union = (format!("union#UG{i}"), format!("acct#{}", self.oa));
+            assert_eq!(items[&union]["subscribed"], Attr::Bool(false), "UG{i}");
+        }
+        let expected_unionids = (0..n).filter(|i| unionid(*i).is_some()).count() + departed;
+        assert_eq!(union_entries.len(), expected_unionids, "no stray unionid");
+    }
+}
+
+fn openid(i: usize) -> String {
+    format!("f{i:05}")
+}
+
+fn unionid(i: usize) -> Option<String> {
+    (!i.is_multiple_of(10)).then(|| format!("U{i}"))
+}
+
+fn counters(p: &Value) -> [i64; 6] {
+    let n = |k: &str| p[k].as_i64().unwrap_or(-1);
+    [
+        n("followers"),
+        n("mapped"),
+        n("without_unionid"),
+        n("unsubscribed"),
+        n("skipped"),
+        n("pages"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_25000_followers_through_a_fault_midway() {
+    let w = SyncWorld::new(test_config()).await;
+    w.add_followers(0..25_000).await;
+    w.add_departed(50).await;
+
+    let (status, started) = w.call("POST", None).await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["state"], "running");
+    assert_eq!(started["resumed"], false);
+
+    // The first invocation has almost no time left: one page, then a continuation.
+    assert_eq!(w.drive(1_000, 1).await, 1);
+    let p = w.progress().await;
+    assert_eq!(
+        (p["state"].as_str(), p["followers"].as_i64()),
+        (Some("running"), Some(10_000))
+    );
+
+    // Mid-way, WeChat fails twice (system busy) and once with a bare 503.
+    let fault = "/cgi-bin/user/info/batchget";
+    w.world
+        .emulator
+        .control("/faults", json!({"path": fault, "errcode": -1, "times": 2}))
+        .await;
+    w.world
+        .emulator
+        .control(
+            "/faults",
+            json!({"path": fault, "http_status": 503, "times": 1}),
+        )
+        .await;
+    let invocations = w.drive(600_000, 20).await;
+    assert_eq!(invocations, 1, "the rest fits in one invocation");
+
+    let p = w.progress().await;
+    assert_eq!(p["state"], "done", "{p}");
+    assert_eq!(counters(&p), [25_000, 22_500, 2_500, 50, 0, 3]);
+    assert_eq!(p["errors"], 3, "each failed attempt is counted");
+    assert_eq!(p["total"], 25_000);
+    w.assert_mapped(25_000, 50).await;
+
+    let stats = w.stats().await;
+    assert_eq!(stats["/cgi-bin/user/get"], 3, "{stats}");
+    // 250 lookups of 100, the 3 failed attempts, one lookup of the 50 departed.
+    assert_eq!(stats["/cgi-bin/user/info/batchget"], 254, "{stats}");
+    assert_eq!(stats["/cgi-bin/stable_token"], 1, "{stats}");
+
+    // A finished sync starts a new run on the next POST; this one has nothing new to do.
+    let (status, again) = w.call("POST", None).await;
+    assert_eq!(status, 202);
+    assert_ne!(again["run_id"], started["run_id"]);
+    assert_eq!(again["followers"], 0);
+    w.drive(600_000, 5).await;
+    let p = w.progress().await;
+    assert_eq!(counters(&p), [25_000, 22_500, 2_500, 0, 0, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_resumes_where_it_stopped() {
+    let w = SyncWorld::new(test_config()).await;
+    w.add_followers(0..25_000).await;
+    w.call("POST", None).await;
+    w.drive(1_000, 1).await;
+    assert_eq!(w.progress().await["followers"], 10_000);
+
+    // WeChat keeps failing longer than the retries: the run fails, keeping its place.
+    w.world
+        .emulator
+        .control(
+            "/faults",
+            json!({"path": "/cgi-bin/user/info/batchget", "http_status": 502, "times": 40}),
+        )
+        .await;
+    w.drive(600_000, 5).await;
+    let p = w.progress().await;
+    assert_eq!(p["state"], "failed", "{p}");
+    assert!(
+        p["last_error"].as_str().unwrap().contains("batchget"),
+        "{p}"
+    );
+    assert_eq!(p["followers"], 10_000);
+    let failed_calls = w.stats().await["/cgi-bin/user/info/batchget"]
+        .as_i64()
+        .unwrap();
+
+    // Let the faults pass, then resume: the same run goes on from page two.
+    w.world.emulator.clear_faults().await;
+    let (status, resumed) = w.call("POST", None).await;
+    assert_eq!(status, 202, "{resumed}");
+    assert_eq!(
+        (resumed["resumed"].as_bool(), resumed["run_id"].clone()),
+        (Some(true), p["run_id"].clone())
+    );
+    w.drive(600_000, 5).await;
+    let p = w.progress().await;
+    assert_eq!(p["state"], "done", "{p}");
+    assert_eq!(counters(&p), [25_000, 22_500, 2_500, 0, 0, 3]);
+    assert_eq!(p["resumes"], 1);
+    w.assert_mapped(25_000, 0).await;
+    let stats = w.stats().await;
+    // Page one once, page two twice (before and after the failure), page three once.
+    assert_eq!(stats["/cgi-bin/user/get"], 4, "{stats}");
+    let after = stats["/cgi-bin/user/info/batchget"].as_i64().unwrap() - failed_calls;
+    assert_eq!(after, 150, "the 15 000 followers left, nothing done twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_page_loses_only_its_last_step() {
+    let w = SyncWorld::new(SyncConfig {
+        lease: Duration::from_secs(1),
+        ..test_config()
+    })
+    .await;
+    w.add_followers(0..12_000).await;
+    let run_id = w.call("POST", None).await.1["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Slow lookups, and the worker is killed (its future dropped) part-way through page one.
+    w.world
+        .emulator
+        .control(
+            "/faults",
+            json!({"path": "/cgi-bin/user/info/batchget", "delay_ms": 150, "times": 60}),
+        )
+        .await;
+    let far = std::time::Instant::now() + Duration::from_secs(600);
+    let killed = tokio::time::timeout(
+        Duration::from_millis(1_500),
+        w.sync.run(&w.oa, &run_id, far),
+    )
+    .await;
+    assert!(killed.is_err(), "the worker was still running");
+    let p = w.progress().await;
+    let done = p["followers"].as_i64().unwrap();
+    assert!((1_000..10_000).contains(&done) && done % 1_000 == 0, "{p}");
+
+    // A redelivery while the dead worker's lease holds does nothing; after it, the run goes on.
+    assert_eq!(w.sync.run(&w.oa, &run_id, far).await.unwrap(), RunEnd::Busy);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(w.sync.run(&w.oa, &run_id, far).await.unwrap(), RunEnd::Done);
+    let p = w.progress().await;
+    assert_eq!(counters(&p), [12_000, 10_800, 1_200, 0, 0, 2]);
+    w.assert_mapped(12_000, 0).await;
+    let stats = w.stats().await;
+    assert_eq!(
+        stats["/cgi-bin/user/get"], 3,
+        "page one again, then page two: {stats}"
+    );
+    let lookups = stats["/cgi-bin/user/info/batchget"].as_i64().unwrap();
+    assert!(
+        (120..=120 + 10).contains(&lookups),
+        "at most one step done twice: {lookups}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_at_once_one_runs_the_other_is_told() {
+    let w = SyncWorld::new(test_config()).await;
+    w.add_followers(0..3_000).await;
+    let (a, b) = tokio::join!(w.call("POST", None), w.call("POST", None));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [202, 409], "{a:?} {b:?}");
+    let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(refused["error"]["code"], "sync_in_progress");
+    // While it runs, a restart is refused too.
+    let (status, _) = w.call("POST", Some(json!({"restart": true}))).await;
+    assert_eq!(status, 409);
+
+    // The same job delivered twice, to two workers at once: one works, one stands aside.
+    let run_id = w.progress().await["run_id"].as_str().unwrap().to_string();
+    let far = std::time::Instant::now() + Duration::from_secs(600);
+    let (x, y) = tokio::join!(
+        w.sync.run(&w.oa, &run_id, far),
+        w.sync.run(&w.oa, &run_id, far)
+    );
+    let mut ends = [format!("{:?}", x.unwrap()), format!("{:?}", y.unwrap())];
+    ends.sort();
+    assert_eq!(ends, ["Busy", "Done"]);
+    // The queued message is now stale: it changes nothing.
+    w.drive(600_000, 3).await;
+    let p = w.progress().await;
+    assert_eq!(counters(&p), [3_000, 2_700, 300, 0, 0, 1]);
+    w.assert_mapped(3_000, 0).await;
+    assert_eq!(w.stats().await["/cgi-bin/user/info/batchget"], 30);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn refusals_are_clear() {
+    let w = SyncWorld::new(test_config()).await;
+    let (status, body) = w.call("GET", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("no_sync"))
+    );
+    for (body, status, code) in [
+        (json!({"restart": "yes"}), 422, "validation_failed"),
+        (json!({"from": "o1"}), 422, "validation_failed"),
+        (json!([1]), 400, "bad_request"),
+    ] {
+        let (s, b) = w.call("POST", Some(body)).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{b}"
+        );
+    }
+    // A mini program has no followers; an unknown app is unknown.
+    let path = format!("/v1/apps/{}/followers/sync", w.mp);
+    let resp = handle(&w.svc, apigw_v1_request("POST", &path, None, &[])).await;
+    assert_eq!(resp.status().as_u16(), 422);
+    let resp = handle(
+        &w.svc,
+        apigw_v1_request(
+            "POST",
+            "/v1/apps/wx0000000000000000/followers/sync",
+            None,
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = handle(&w.svc, apigw_v1_request("DELETE", &path, None, &[])).await;
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+
+    // Without a queue (WXPUSH_QUEUE_URL unset) the start is refused and left resumable.
+    let tokens = w.world.manager(TokenPolicy::default(), 2000);
+    let no_queue = SendService::new(tokens, w.store.clone(), Duration::from_secs(2));
+    let path = format!("/v1/apps/{}/followers/sync", w.oa);
+    let resp = handle(&no_queue, apigw_v1_request("POST", &path, None, &[])).await;
+    let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), body["error"]["code"].as_str()),
+        (503, Some("queue_unavailable")),
+        "{body}"
+    );
+    let p = w.progress().await;
+    assert_eq!(p["state"], "failed");
+    assert!(
+        p["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("WXPUSH_QUEUE_URL"),
+        "{p}"
+    );
+    // With the queue, the same start resumes that run.
+    let (status, body) = w.call("POST", None).await;
+    assert_eq!((status, body["resumed"].as_bool()), (202, Some(true)));
+}
