@@ -65,7 +65,7 @@ impl Default for SyncConfig {
         SyncConfig {
             lookup_concurrency: 4,
             checkpoint_every: 1_000,
-            sweep_page: 1_000,
+            sweep_page: 5_000,
             attempts: 4,
             backoff: Duration::from_millis(200),
             lease: Duration::from_secs(300),
@@ -504,7 +504,9 @@ impl FollowerSync {
         };
         counts.skipped = openids.len() as i64 - infos.len() as i64;
         let s = |v: &str| Attr::S(v.to_string());
-        // Each account's operations stay together in one transaction.
+        // Each account's operations stay together in one transaction. The sync knows every
+        // attribute of the items it writes, so it replaces them whole (`PutIfNewer`), unless
+        // a callback recorded something newer meanwhile.
         let mut per_user: Vec<Vec<Op>> = Vec::with_capacity(infos.len());
         let mut seen = std::collections::HashSet::new();
         for info in &infos {
@@ -546,14 +548,17 @@ impl FollowerSync {
                         _ => None,
                     };
                 }
+                if let Some(u) = &unionid {
+                    account.insert("unionid".into(), s(u));
+                }
             }
-            ops.push(Op::SetIfNewer {
+            ops.push(Op::PutIfNewer {
                 key: ItemKey::account(appid, &info.openid),
                 event_time: observed_at,
                 attrs: account,
             });
             if let Some(u) = unionid {
-                ops.push(Op::SetIfNewer {
+                ops.push(Op::PutIfNewer {
                     key: ItemKey::union_account(&u, appid),
                     event_time: observed_at,
                     attrs: attrs([
@@ -575,12 +580,29 @@ impl FollowerSync {
         }
         let writes = writes
             .into_iter()
-            .map(|ops| async move { self.store.record(&ops, observed_at).await });
+            .map(|ops| async move { self.write(&ops, observed_at).await });
         stream::iter(writes)
             .buffer_unordered(self.config.lookup_concurrency.max(1))
             .try_collect::<Vec<_>>()
             .await?;
         Ok(counts)
+    }
+
+    /// One set of independent account writes, tried again after a transient store failure
+    /// (a transaction cancelled by a concurrent callback on one of the items, say).
+    async fn write(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match self.store.record(ops, now).await {
+                Err(e) if attempt < ATTEMPTS => {
+                    warn!(error = %e, attempt, "follower sync write failed; retrying");
+                    tokio::time::sleep(self.config.backoff * attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// One `batchget`; when WeChat refuses the list for an openid it does not know (40003),

@@ -178,6 +178,27 @@ impl DynamoStateStore {
                 Ok(TransactWriteItem::builder().delete(delete).build())
             }
             Op::Set { key, attrs } => put(key, attrs, None),
+            Op::PutIfNewer {
+                key,
+                event_time,
+                attrs,
+            } => {
+                let mut item = key_map(key);
+                item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
+                item.insert(
+                    "event_time".to_string(),
+                    AttributeValue::N(event_time.to_string()),
+                );
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(#t) OR #t <= :t")
+                    .expression_attribute_names("#t", "event_time")
+                    .expression_attribute_values(":t", AttributeValue::N(event_time.to_string()))
+                    .build()
+                    .map_err(|e| backend("build put", e))?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            }
             Op::PutIfVersion {
                 key,
                 attrs,
@@ -474,6 +495,19 @@ impl StateStore for EmbeddedStateStore {
                             (key, attrs.clone())
                         }
                         Op::Set { key, attrs } => (key, attrs.clone()),
+                        Op::PutIfNewer {
+                            key,
+                            event_time,
+                            attrs,
+                        } => {
+                            let row = read(&table, &embedded_key(key))?.unwrap_or_default();
+                            if matches!(row.get("event_time"), Some(Attr::N(t)) if t > event_time) {
+                                continue;
+                            }
+                            let mut row = attrs.clone();
+                            row.insert("event_time".into(), Attr::N(*event_time));
+                            (key, row)
+                        }
                         Op::PutIfVersion {
                             key,
                             attrs,
