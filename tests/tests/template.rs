@@ -42,12 +42,39 @@ fn private_routes_use_iam_and_callbacks_are_public() {
         .next()
         .unwrap();
     assert_eq!(callback.matches("Authorizer: NONE").count(), 2);
-    for f in ["Binary: callback", "Binary: send", "Binary: token-refresh"] {
+    for f in [
+        "Binary: callback",
+        "Binary: send",
+        "Binary: token-refresh",
+        "Binary: batch-worker",
+    ] {
         assert!(t.contains(f), "{f}");
     }
-    assert_eq!(t.matches("BuildMethod: rust-cargolambda").count(), 3);
+    assert_eq!(t.matches("BuildMethod: rust-cargolambda").count(), 4);
     assert!(t.contains("Runtime: provided.al2023") && t.contains("Architectures: [arm64]"));
     assert!(t.contains("AttributeName: ttl") && t.contains("Enabled: true"));
     // SSM reads are scoped to the prefix, never the whole account.
     assert!(!t.contains("parameter/*") && !t.contains("ssm:*") && !t.contains("dynamodb:*"));
+}
+
+#[test]
+fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
+    let t = template();
+    let worker = t
+        .split("BatchWorkerFunction:")
+        .nth(1)
+        .unwrap()
+        .split("Outputs:")
+        .next()
+        .unwrap();
+    assert!(worker.contains("Type: SQS") && worker.contains("Queue: !GetAtt JobsQueue.Arn"));
+    assert!(worker.contains("ReportBatchItemFailures"));
+    assert!(worker.contains("WXPUSH_QUEUE_URL: !Ref JobsQueue"));
+    // A step ends 90 s before the timeout; SQS hides a message 6x the timeout.
+    assert!(worker.contains("Timeout: 300") && t.contains("VisibilityTimeout: 1800"));
+    assert!(t.contains("deadLetterTargetArn: !GetAtt JobsDeadLetterQueue.Arn"));
+    // sqs:SendMessage only, to the one queue, from the send API and the worker.
+    assert_eq!(t.matches("Action: sqs:SendMessage").count(), 2);
+    assert_eq!(t.matches("Resource: !GetAtt JobsQueue.Arn").count(), 2);
+    assert!(!t.contains("sqs:*"));
 }
