@@ -4,6 +4,8 @@ DynamoDB/SSM and the WeChat emulator.
 
 MODE `refresh`: token-refresh with a real EventBridge scheduled event.
 MODE `callback`: callback with a real API Gateway v2 event (a signed URL verification).
+MODE `worker`: batch-worker with a real SQS event carrying a follower-sync job for a run that
+does not exist (one DynamoDB read, then the partial-batch answer with no failures).
 
 Usage (from scripts/bench, which starts moto and the emulator):
   python scripts/bench_cold_start.py BINARY EMULATOR_BASE APPID SECRET RUNS MODE
@@ -18,6 +20,10 @@ data = os.path.join(os.path.dirname(__file__), "..", "tests", "data")
 callback_token = "bench-callback-token"
 if mode == "refresh":
     event = open(os.path.join(data, "eventbridge-scheduled-event.json")).read()
+elif mode == "worker":
+    e = json.load(open(os.path.join(data, "sqs-event.json")))
+    e["Records"][0]["body"] = json.dumps({"job": "follower_sync", "appid": appid, "run_id": "fs-none"})
+    event = json.dumps(e)
 else:
     ts, nonce = str(int(time.time())), "271828"
     sig = hashlib.sha1("".join(sorted([callback_token, ts, nonce])).encode()).hexdigest()

@@ -63,8 +63,8 @@ pub struct SyncConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
-            lookup_concurrency: 4,
-            checkpoint_every: 1_000,
+            lookup_concurrency: 5,
+            checkpoint_every: 2_000,
             sweep_page: 5_000,
             attempts: 4,
             backoff: Duration::from_millis(200),
