@@ -83,15 +83,18 @@ class RuntimeApi(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         payload = self.rfile.read(length)
-        with lock:
-            state["done_at"] = time.perf_counter()
-            state["outcome"] = "error" if self.path.endswith("/error") else "response"
-            state["payload"] = payload.decode(errors="replace")
-            lock.notify_all()
+        done_at = time.perf_counter()
+        # Acknowledge before telling the main thread, which kills the runtime at once.
         self.send_response(202)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
+        self.wfile.flush()
+        with lock:
+            state["done_at"] = done_at
+            state["outcome"] = "error" if self.path.endswith("/error") else "response"
+            state["payload"] = payload.decode(errors="replace")
+            lock.notify_all()
 
 
 def outcome(st):
