@@ -590,3 +590,28 @@ async fn refusals_are_clear() {
     let (status, body) = w.call("POST", None).await;
     assert_eq!((status, body["resumed"].as_bool()), (202, Some(true)));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_abandoned_run_can_be_taken_over() {
+    let w = SyncWorld::new(SyncConfig {
+        stale_after: Duration::from_secs(1),
+        ..test_config()
+    })
+    .await;
+    w.add_followers(0..10).await;
+    // Started, but no worker ever picks it up (its job is lost with the queue, say).
+    let (status, first) = w.call("POST", None).await;
+    assert_eq!(status, 202);
+    let (status, _) = w.call("POST", None).await;
+    assert_eq!(status, 409, "fresh: still somebody's");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (status, again) = w.call("POST", None).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(
+        (again["resumed"].as_bool(), &again["run_id"]),
+        (Some(true), &first["run_id"])
+    );
+    w.drive(600_000, 5).await;
+    let p = w.progress().await;
+    assert_eq!(counters(&p), [10, 9, 1, 0, 0, 1], "{p}");
+}
