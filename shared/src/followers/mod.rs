@@ -334,18 +334,19 @@ impl FollowerSync {
                 }
             }
             if Instant::now() + self.config.reserve >= deadline {
-                st.lease_until = 0;
-                if !self.save(appid, &mut st).await? {
-                    return Ok(RunEnd::Busy);
-                }
-                let job = Job::FollowerSync {
-                    appid: appid.to_string(),
-                    run_id: run_id.to_string(),
-                };
-                self.queue.enqueue(&job).await?;
-                return Ok(RunEnd::Continued);
+                break;
             }
         }
+        // Out of time (or at the bound of chunks): free the run and queue its continuation.
+        st.lease_until = 0;
+        if !self.save(appid, &mut st).await? {
+            return Ok(RunEnd::Busy);
+        }
+        let job = Job::FollowerSync {
+            appid: appid.to_string(),
+            run_id: run_id.to_string(),
+        };
+        self.queue.enqueue(&job).await?;
         Ok(RunEnd::Continued)
     }
 
