@@ -153,22 +153,34 @@ impl Expr {
 
 impl DynamoStateStore {
     fn item(&self, op: &Op, now: i64) -> Result<TransactWriteItem, StoreError> {
+        // A Put of `attrs` (plus one more number attribute, `extra`), optionally conditional;
+        // `bound` names `#a` and `:v` in the condition.
         let put = |key: &ItemKey,
                    attrs: &Attrs,
-                   condition: Option<&str>|
+                   extra: Option<(&str, i64)>,
+                   condition: Option<&str>,
+                   bound: Option<(&str, i64)>|
          -> Result<TransactWriteItem, StoreError> {
             let mut item = key_map(key);
             item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
-            let put = Put::builder()
+            if let Some((name, n)) = extra {
+                item.insert(name.to_string(), AttributeValue::N(n.to_string()));
+            }
+            let mut put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
-                .set_condition_expression(condition.map(str::to_string))
-                .build()
-                .map_err(|e| backend("build put", e))?;
+                .set_condition_expression(condition.map(str::to_string));
+            if let Some((name, n)) = bound {
+                put = put
+                    .expression_attribute_names("#a", name)
+                    .expression_attribute_values(":v", AttributeValue::N(n.to_string()));
+            }
+            let put = put.build().map_err(|e| backend("build put", e))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
+        const ABSENT: Option<&str> = Some("attribute_not_exists(pk)");
         match op {
-            Op::Insert { key, attrs } => put(key, attrs, Some("attribute_not_exists(pk)")),
+            Op::Insert { key, attrs } => put(key, attrs, None, ABSENT, None),
             Op::Delete { key } => {
                 let delete = aws_sdk_dynamodb::types::Delete::builder()
                     .table_name(&self.table)
@@ -177,53 +189,24 @@ impl DynamoStateStore {
                     .map_err(|e| backend("build delete", e))?;
                 Ok(TransactWriteItem::builder().delete(delete).build())
             }
-            Op::Set { key, attrs } => put(key, attrs, None),
+            Op::Set { key, attrs } => put(key, attrs, None, None, None),
             Op::PutIfNewer {
                 key,
                 event_time,
                 attrs,
             } => {
-                let mut item = key_map(key);
-                item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
-                item.insert(
-                    "event_time".to_string(),
-                    AttributeValue::N(event_time.to_string()),
-                );
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(#t) OR #t <= :t")
-                    .expression_attribute_names("#t", "event_time")
-                    .expression_attribute_values(":t", AttributeValue::N(event_time.to_string()))
-                    .build()
-                    .map_err(|e| backend("build put", e))?;
-                Ok(TransactWriteItem::builder().put(put).build())
+                let time = Some(("event_time", *event_time));
+                let newer = Some("attribute_not_exists(#a) OR #a <= :v");
+                put(key, attrs, time, newer, time)
             }
             Op::PutIfVersion {
                 key,
                 attrs,
-                expected: None,
-            } => put(key, attrs, Some("attribute_not_exists(pk)")),
-            Op::PutIfVersion {
-                key,
-                attrs,
-                expected: Some(version),
-            } => {
-                let mut item = key_map(key);
-                item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("#version = :expected")
-                    .expression_attribute_names("#version", "version")
-                    .expression_attribute_values(
-                        ":expected",
-                        AttributeValue::N(version.to_string()),
-                    )
-                    .build()
-                    .map_err(|e| backend("build put", e))?;
-                Ok(TransactWriteItem::builder().put(put).build())
-            }
+                expected,
+            } => match expected {
+                None => put(key, attrs, None, ABSENT, None),
+                Some(v) => put(key, attrs, None, Some("#a = :v"), Some(("version", *v))),
+            },
             Op::SetIfNewer {
                 key,
                 event_time,

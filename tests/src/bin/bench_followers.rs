@@ -9,32 +9,10 @@ use std::time::{Duration, Instant};
 use wxpush_shared::followers::{FollowerSync, RunEnd, SyncConfig};
 use wxpush_shared::queue::LocalJobQueue;
 use wxpush_shared::store::{EmbeddedStateStore, StateStore};
-use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy};
-use wxpush_tests::{EmulatorServer, TokenWorld};
+use wxpush_shared::token::{TokenManager, TokenPolicy};
+use wxpush_tests::{TokenWorld, embedded_token_manager, memory_db};
 
 const PATHS: [&str; 2] = ["/cgi-bin/user/get", "/cgi-bin/user/info/batchget"];
-
-fn embedded_tokens(
-    emulator: &EmulatorServer,
-    appid: &str,
-    db: Arc<redb::Database>,
-) -> Arc<TokenManager> {
-    use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore};
-    let file = AppsFile {
-        apps: vec![AppEntry {
-            appid: appid.into(),
-            kind: "official_account".into(),
-            app_secret: "bench-secret".into(),
-            ..AppEntry::default()
-        }],
-    };
-    Arc::new(TokenManager::new(
-        Arc::new(EmbeddedTokenStore::new(db)),
-        Arc::new(FileSecretStore::from_file(file).unwrap()),
-        emulator.client(5000),
-        TokenPolicy::default(),
-    ))
-}
 
 /// One full sync (a new run); returns (followers/s, WeChat calls per 1 000 followers).
 async fn measure(
@@ -94,11 +72,7 @@ async fn main() {
             .collect();
         world.emulator.control("/users", json!(users)).await;
     }
-    let db = Arc::new(
-        redb::Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap(),
-    );
+    let db = memory_db();
     let embedded_store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db.clone()));
     let (queue, _jobs) = LocalJobQueue::new();
     let queue = Arc::new(queue);
@@ -119,7 +93,7 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     for (latency, concurrency) in [(0u64, 5usize), (50, 1), (50, 5), (50, 10)] {
         let sync = sync_with(
-            embedded_tokens(&world.emulator, &appid, db.clone()),
+            embedded_token_manager(&world.emulator, &appid, "bench-secret", db.clone()),
             embedded_store.clone(),
             concurrency,
         );

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wxpush_send::SendService;
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::TokenWorld;
+use wxpush_tests::{TokenWorld, embedded_token_manager, memory_db};
 
 async fn run(svc: &Arc<SendService>, appid: &str, sends: usize, concurrency: usize) -> f64 {
     let body = json!({"type": "template", "to": {"openid": "fan"}, "template_id": "T1", "data": {"thing1": {"value": "你好"}}}).to_string();
@@ -37,31 +37,11 @@ async fn run(svc: &Arc<SendService>, appid: &str, sends: usize, concurrency: usi
 /// The same service over the embedded store (what `wxpush serve` uses): wxpush's own cost
 /// without moto's Python in the way.
 fn embedded_service(emulator: &wxpush_tests::EmulatorServer, appid: &str) -> Arc<SendService> {
-    use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore};
-    use wxpush_shared::store::EmbeddedStateStore;
-    use wxpush_shared::token::{EmbeddedTokenStore, TokenManager};
-    let file = AppsFile {
-        apps: vec![AppEntry {
-            appid: appid.into(),
-            kind: "official_account".into(),
-            app_secret: "bench-secret".into(),
-            ..AppEntry::default()
-        }],
-    };
-    let db = Arc::new(
-        redb::Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap(),
-    );
-    let tokens = Arc::new(TokenManager::new(
-        Arc::new(EmbeddedTokenStore::new(db.clone())),
-        Arc::new(FileSecretStore::from_file(file).unwrap()),
-        emulator.client(5000),
-        TokenPolicy::default(),
-    ));
+    let db = memory_db();
+    let tokens = embedded_token_manager(emulator, appid, "bench-secret", db.clone());
     Arc::new(SendService::new(
         tokens,
-        Arc::new(EmbeddedStateStore::new(db)),
+        Arc::new(wxpush_shared::store::EmbeddedStateStore::new(db)),
         Duration::from_secs(5),
     ))
 }
