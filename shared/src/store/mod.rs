@@ -59,6 +59,9 @@ fn backend(op: &'static str, e: impl std::fmt::Display) -> StoreError {
 
 // ------------------------------------------------------------------ DynamoDB
 
+/// Items asked for per `Query` page at most (DynamoDB also ends a page at 1 MB).
+const QUERY_PAGE_MAX: usize = 10_000;
+
 #[derive(Clone, Debug)]
 pub struct DynamoStateStore {
     client: Client,
@@ -322,31 +325,16 @@ impl StateStore for DynamoStateStore {
 
     async fn query(&self, pk: &str) -> Result<Vec<(String, Attrs)>, StoreError> {
         let mut rows = Vec::new();
-        let mut start = None;
+        let mut after = None;
         // Bounded: a unionid has a handful of accounts, a user a handful of templates.
         for _ in 0..100 {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| backend("Query", DisplayErrorContext(e)))?;
-            for item in out.items() {
-                let sk = item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                rows.push((sk, from_item(item)));
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
+            let page = self
+                .query_page(pk, after.as_deref(), QUERY_PAGE_MAX)
+                .await?;
+            rows.extend(page.rows);
+            match page.next_after {
+                Some(sk) => after = Some(sk),
+                None => break,
             }
         }
         Ok(rows)
@@ -371,7 +359,7 @@ impl StateStore for DynamoStateStore {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
             .consistent_read(true)
-            .limit(limit.clamp(1, 10_000) as i32)
+            .limit(limit.clamp(1, QUERY_PAGE_MAX) as i32)
             .set_exclusive_start_key(start)
             .send()
             .await
