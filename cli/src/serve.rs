@@ -19,7 +19,10 @@ use tracing::{info, warn};
 use wxpush_send::{MAX_BODY_BYTES, SendService};
 use wxpush_shared::ApiError;
 use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
-use wxpush_shared::followers::{FollowerSync, SyncConfig, run_local_worker};
+use wxpush_shared::callback::followup::FollowerCompletion;
+use wxpush_shared::followers::{FollowerSync, SyncConfig};
+use wxpush_shared::jobs::{JobRunner, run_local_worker};
+use wxpush_shared::queue::JobQueue;
 use wxpush_shared::http::error_response;
 use wxpush_shared::queue::LocalJobQueue;
 use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
@@ -166,23 +169,28 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         store,
         secrets.clone(),
         wechat,
-        TokenPolicy::default(),
+        TokenPolicy::for_wechat_timeout(wechat_timeout),
     ));
     // SQS's stand-in: an in-process queue and one worker task.
     let (queue, jobs) = LocalJobQueue::new();
     let followers = Arc::new(FollowerSync::new(
         tokens.clone(),
         state_store.clone(),
-        Arc::new(queue),
+        Arc::new(queue.clone()),
         cfg.sync.clone(),
     ));
-    let worker = tokio::spawn(run_local_worker(followers.clone(), jobs, LOCAL_JOB_BUDGET));
+    let queue: Arc<dyn JobQueue> = Arc::new(queue);
+    let runner = Arc::new(JobRunner::new(
+        followers.clone(),
+        Arc::new(FollowerCompletion::new(tokens.clone(), state_store.clone())),
+    ));
+    let worker = tokio::spawn(run_local_worker(runner, jobs, LOCAL_JOB_BUDGET));
     let state = AppState {
         send: Arc::new(
             SendService::new(tokens.clone(), state_store.clone(), wechat_timeout)
                 .with_followers(followers),
         ),
-        callback: Arc::new(CallbackService::new(secrets, state_store, tokens.clone())),
+        callback: Arc::new(CallbackService::new(secrets, state_store, queue)),
         api_key: Arc::new(cfg.api_key),
     };
 

@@ -8,7 +8,7 @@
 //!   `TokenManager` with its cache, lease and compare-and-invalidate).
 //! - [`store`]: wxpush's state (`StateStore`: DynamoDB or embedded) and its item keys.
 //! - [`callback`], [`send`], [`identity`], [`followers`]: the services behind the routes.
-//! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel).
+//! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
 //! - [`error`]: the API error enum and its one mapping to HTTP.
 //! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing.
 
@@ -20,6 +20,7 @@ pub mod error;
 pub mod followers;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod queue;
 pub mod runtime;
 pub mod secrets;

@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 pub enum Job {
     /// Continue the follower sync `run_id` of official account `appid` from its stored cursor.
     FollowerSync { appid: String, run_id: String },
+    /// Look up the unionid of a follower a callback recorded without one (`user/info`).
+    CompleteFollower { appid: String, openid: String },
 }
 
 #[derive(Debug, Error)]

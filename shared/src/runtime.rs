@@ -74,15 +74,11 @@ impl AwsDeps {
             secrets_ttl,
             SECRET_CACHE_CAPACITY,
         ));
-        let wechat: Arc<dyn WeChatApi> = Arc::new(
-            HttpWeChatClient::new(WeChatClientConfig::from_env()).map_err(|e| e.to_string())?,
-        );
-        let tokens = Arc::new(TokenManager::new(
-            store,
-            secrets.clone(),
-            wechat,
-            TokenPolicy::default(),
-        ));
+        let wechat_config = WeChatClientConfig::from_env();
+        let policy = TokenPolicy::for_wechat_timeout(wechat_config.timeout);
+        let wechat: Arc<dyn WeChatApi> =
+            Arc::new(HttpWeChatClient::new(wechat_config).map_err(|e| e.to_string())?);
+        let tokens = Arc::new(TokenManager::new(store, secrets.clone(), wechat, policy));
         Ok(AwsDeps {
             tokens,
             secrets,

@@ -1,6 +1,8 @@
 //! Shared test fixtures: moto (real AWS APIs on 127.0.0.1 through the real SDK) and the
 //! WeChat emulator, started in-process on port 0 and stopped when dropped.
 
+pub mod faults;
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
@@ -328,7 +330,7 @@ pub async fn concurrent_gets(
 }
 
 /// A callback service over an in-memory embedded store, for `apps` (appid, token, aes key,
-/// kind), with the emulator behind its token manager. Returns the store for inspection.
+/// kind), with the emulator at hand for the jobs it queues. Returns the store for inspection.
 pub async fn callback_service(
     apps: &[(&str, &str, Option<&str>, AppKind)],
 ) -> (
@@ -336,9 +338,21 @@ pub async fn callback_service(
     Arc<dyn wxpush_shared::store::StateStore>,
     EmulatorServer,
 ) {
+    let (svc, store, emulator, _) = callback_service_with_queue(apps).await;
+    (svc, store, emulator)
+}
+
+/// [`callback_service`], also returning the queue its follow-up jobs go to.
+pub async fn callback_service_with_queue(
+    apps: &[(&str, &str, Option<&str>, AppKind)],
+) -> (
+    wxpush_shared::callback::service::CallbackService,
+    Arc<dyn wxpush_shared::store::StateStore>,
+    EmulatorServer,
+    Arc<faults::RecordingQueue>,
+) {
     use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore};
     use wxpush_shared::store::{EmbeddedStateStore, StateStore};
-    use wxpush_shared::token::EmbeddedTokenStore;
     let emulator = EmulatorServer::start(
         apps.iter()
             .map(|(id, _, _, kind)| emulated(id, "cb-secret", *kind))
@@ -359,22 +373,59 @@ pub async fn callback_service(
             .collect(),
     };
     let secrets: Arc<dyn SecretStore> = Arc::new(FileSecretStore::from_file(file).unwrap());
-    let db = Arc::new(
-        redb::Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap(),
-    );
-    let store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db.clone()));
-    let tokens = Arc::new(TokenManager::new(
-        Arc::new(EmbeddedTokenStore::new(db)),
-        secrets.clone(),
-        emulator.client(2000),
-        TokenPolicy::default(),
-    ));
+    let store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(memory_db()));
+    let queue = faults::RecordingQueue::new();
     (
-        wxpush_shared::callback::service::CallbackService::new(secrets, store.clone(), tokens),
+        wxpush_shared::callback::service::CallbackService::new(
+            secrets,
+            store.clone(),
+            queue.clone(),
+        ),
         store,
         emulator,
+        queue,
+    )
+}
+
+/// Runs every job `queue` holds (and those they queue) with `runner`, as the batch-worker
+/// would; each must succeed. Returns how many ran. Bounded to 1 000 jobs.
+pub async fn run_jobs(
+    queue: &faults::RecordingQueue,
+    runner: &wxpush_shared::jobs::JobRunner,
+) -> usize {
+    let mut ran = 0;
+    for _ in 0..1000 {
+        let jobs = queue.take();
+        if jobs.is_empty() {
+            break;
+        }
+        for job in jobs {
+            runner
+                .run(&job, std::time::Instant::now() + Duration::from_secs(60))
+                .await
+                .unwrap_or_else(|e| panic!("job {job:?} failed: {e}"));
+            ran += 1;
+        }
+    }
+    ran
+}
+
+/// A job runner over `tokens` and `store` (the follower sync with a queue nobody reads).
+pub fn job_runner(
+    tokens: Arc<TokenManager>,
+    store: Arc<dyn wxpush_shared::store::StateStore>,
+    queue: Arc<dyn wxpush_shared::queue::JobQueue>,
+) -> wxpush_shared::jobs::JobRunner {
+    use wxpush_shared::callback::followup::FollowerCompletion;
+    use wxpush_shared::followers::{FollowerSync, SyncConfig};
+    wxpush_shared::jobs::JobRunner::new(
+        Arc::new(FollowerSync::new(
+            tokens.clone(),
+            store.clone(),
+            queue,
+            SyncConfig::default(),
+        )),
+        Arc::new(FollowerCompletion::new(tokens, store)),
     )
 }
 

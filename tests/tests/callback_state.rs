@@ -8,7 +8,9 @@ use wxpush_shared::clock::now_unix;
 use wxpush_shared::store::{Attr, ItemKey};
 use wxpush_shared::store::{DynamoStateStore, Recorded, StateStore};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{TokenWorld, signed_query};
+use wxpush_shared::jobs::JobRunner;
+use wxpush_tests::faults::RecordingQueue;
+use wxpush_tests::{TokenWorld, job_runner, run_jobs, signed_query};
 
 const TOKEN: &str = "cbtoken"; // what put_app stores as callback_token
 
@@ -17,6 +19,8 @@ struct World {
     appid: String,
     store: Arc<dyn StateStore>,
     svc: CallbackService,
+    jobs: Arc<RecordingQueue>,
+    runner: JobRunner,
 }
 
 async fn world() -> World {
@@ -25,16 +29,20 @@ async fn world() -> World {
         world.dynamo.clone(),
         world.table.clone(),
     ));
-    let svc = CallbackService::new(
-        world.secrets(),
-        store.clone(),
+    let jobs = RecordingQueue::new();
+    let svc = CallbackService::new(world.secrets(), store.clone(), jobs.clone());
+    let runner = job_runner(
         world.manager(TokenPolicy::default(), 2000),
+        store.clone(),
+        jobs.clone(),
     );
     World {
         world,
         appid,
         store,
         svc,
+        jobs,
+        runner,
     }
 }
 
@@ -51,6 +59,10 @@ impl World {
     }
     async fn item(&self, key: ItemKey) -> Option<wxpush_shared::store::Attrs> {
         self.store.get(&key).await.unwrap()
+    }
+    /// Runs the queued follow-up jobs as the batch-worker would.
+    async fn run_jobs(&self) -> usize {
+        run_jobs(&self.jobs, &self.runner).await
     }
 }
 
@@ -80,10 +92,19 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
     );
     assert_eq!(w.push(&sub).await.unwrap(), Recorded::New);
     assert_eq!(
+        w.world.emulator.emu.calls("/cgi-bin/user/info"),
+        0,
+        "the callback never waits for WeChat"
+    );
+    let pending = w.item(ItemKey::account(&w.appid, "fan1")).await.unwrap();
+    assert_eq!(pending["unionid_pending"], Attr::Bool(true));
+    assert_eq!(w.run_jobs().await, 1);
+    assert_eq!(
         w.push(&sub).await.unwrap(),
         Recorded::Duplicate,
         "WeChat's retry"
     );
+    assert_eq!(w.run_jobs().await, 0, "a completed follower is not queued again");
     assert_eq!(
         w.world.emulator.emu.calls("/cgi-bin/user/info"),
         1,
@@ -140,6 +161,22 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
     let fan2 = w.item(ItemKey::account(&w.appid, "fan2")).await.unwrap();
     assert_eq!(fan2["subscribed"], Attr::Bool(true));
     assert!(!fan2.contains_key("unionid"));
+    // The job fails while WeChat does (SQS would deliver it again), and then succeeds.
+    let job = w.jobs.take();
+    assert_eq!(job.len(), 1);
+    assert!(w.runner.run(&job[0], far()).await.is_err());
+    w.world
+        .emulator
+        .control("/users", json!({"appid": w.appid, "openid": "fan2", "unionid": "union-2"}))
+        .await;
+    w.runner.run(&job[0], far()).await.unwrap();
+    let fan2 = w.item(ItemKey::account(&w.appid, "fan2")).await.unwrap();
+    assert_eq!(fan2["unionid"], Attr::S("union-2".into()));
+    assert_eq!(fan2["unionid_pending"], Attr::Bool(false));
+}
+
+fn far() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(60)
 }
 
 #[tokio::test]
@@ -297,11 +334,7 @@ async fn a_store_that_cannot_write_is_never_acknowledged() {
         w.world.dynamo.clone(),
         "no-such-table",
     ));
-    let svc = CallbackService::new(
-        w.world.secrets(),
-        broken,
-        w.world.manager(TokenPolicy::default(), 2000),
-    );
+    let svc = CallbackService::new(w.world.secrets(), broken, RecordingQueue::new());
     let now = now_unix();
     let q = signed_query(TOKEN, &now.to_string(), "1", &[]);
     let err = svc

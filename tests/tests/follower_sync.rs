@@ -7,6 +7,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+use wxpush_shared::callback::followup::FollowerCompletion;
+use wxpush_shared::jobs::JobRunner;
 use std::time::Duration;
 use wxpush_send::{SendService, handle};
 use wxpush_shared::clock::now_unix_millis;
@@ -23,6 +25,7 @@ struct SyncWorld {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     sync: Arc<FollowerSync>,
+    runner: JobRunner,
     svc: SendService,
     store: Arc<dyn StateStore>,
 }
@@ -59,6 +62,10 @@ impl SyncWorld {
             queue,
             config,
         ));
+        let runner = JobRunner::new(
+            sync.clone(),
+            Arc::new(FollowerCompletion::new(tokens.clone(), store.clone())),
+        );
         let svc = SendService::new(tokens, store.clone(), Duration::from_secs(2))
             .with_followers(sync.clone());
         SyncWorld {
@@ -68,6 +75,7 @@ impl SyncWorld {
             sqs,
             queue_url,
             sync,
+            runner,
             svc,
             store,
         }
@@ -186,7 +194,7 @@ impl SyncWorld {
             let mut context = Context::default();
             context.deadline = (now_unix_millis() + budget_ms) as u64;
             let response =
-                wxpush_batch_worker::handle_event(&self.sync, LambdaEvent::new(event, context))
+                wxpush_batch_worker::handle_event(&self.runner, LambdaEvent::new(event, context))
                     .await;
             invocations += 1;
             let failed: Vec<String> = response

@@ -123,10 +123,11 @@ async fn login_maps_the_user_and_never_shows_the_session_key() {
         .unwrap()
         .unwrap();
     assert_eq!(acct["unionid"], Attr::S("U-100".into()));
+    let jobs = wxpush_tests::faults::RecordingQueue::new();
     let callback = wxpush_shared::callback::service::CallbackService::new(
         world.secrets(),
         world.state_store(),
-        world.manager(TokenPolicy::default(), 2000),
+        jobs.clone(),
     );
     emu.control(
         "/users",
@@ -146,6 +147,13 @@ async fn login_maps_the_user_and_never_shows_the_session_key() {
         )
         .await
         .unwrap();
+    // The unionid look-up is a queued job, not part of the callback.
+    let runner = wxpush_tests::job_runner(
+        world.manager(TokenPolicy::default(), 2000),
+        world.state_store(),
+        jobs.clone(),
+    );
+    assert_eq!(wxpush_tests::run_jobs(&jobs, &runner).await, 1);
     let (status, user) = call(&svc, "GET", "/v1/users/U-100", None).await;
     assert_eq!(status, 200);
     let mut accounts = user["accounts"].as_array().unwrap().clone();

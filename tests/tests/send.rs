@@ -134,7 +134,7 @@ async fn template_message_sent_then_delivered() {
     let callback = wxpush_shared::callback::service::CallbackService::new(
         w.world.secrets(),
         w.world.state_store(),
-        w.world.manager(TokenPolicy::default(), 2000),
+        wxpush_tests::faults::RecordingQueue::new(),
     );
     let now = now_unix();
     let xml = format!(

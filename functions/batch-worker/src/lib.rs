@@ -7,7 +7,7 @@ use lambda_runtime::LambdaEvent;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 use wxpush_shared::clock::now_unix_millis;
-use wxpush_shared::followers::FollowerSync;
+use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::queue::Job;
 
 /// When the invocation must be done by (the Lambda deadline; `fallback` from now without one).
@@ -20,7 +20,7 @@ pub fn deadline_of(deadline_ms: u64, fallback: Duration) -> Instant {
     now + Duration::from_millis(left)
 }
 
-pub async fn handle_event(sync: &FollowerSync, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+pub async fn handle_event(runner: &JobRunner, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
     let deadline = deadline_of(event.context.deadline, Duration::from_secs(900));
     let mut response = SqsBatchResponse::default();
     for record in event.payload.records {
@@ -36,16 +36,13 @@ pub async fn handle_event(sync: &FollowerSync, event: LambdaEvent<SqsEvent>) -> 
                 continue;
             }
         };
-        match &job {
-            Job::FollowerSync { appid, run_id } => match sync.run(appid, run_id, deadline).await {
-                Ok(end) => info!(message_id = %id, appid, run_id, ?end, "follower sync step"),
-                Err(e) => {
-                    warn!(message_id = %id, appid, run_id, error = %e, "follower sync step failed; SQS will deliver it again");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            },
+        if let Err(e) = runner.run(&job, deadline).await {
+            warn!(message_id = %id, ?job, error = %e, "job failed; SQS will deliver it again");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        } else {
+            info!(message_id = %id, "job done");
         }
     }
     response

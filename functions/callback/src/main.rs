@@ -10,7 +10,7 @@ use wxpush_shared::runtime::AwsDeps;
 async fn main() -> Result<(), Error> {
     wxpush_shared::telemetry::init_json_logs();
     let deps = AwsDeps::from_env().await?;
-    let svc = Arc::new(Service::new(deps.secrets, deps.state_store, deps.tokens));
+    let svc = Arc::new(Service::new(deps.secrets, deps.state_store, deps.queue));
     lambda_http::run(service_fn(move |req: Request| {
         let svc = svc.clone();
         async move { Ok::<_, Infallible>(handle(&svc, req).await) }

@@ -61,14 +61,30 @@ impl InboundMessage {
     pub fn dedupe_key(&self) -> String {
         match (&self.fields.msg_id, self.msg_type.as_str()) {
             (Some(id), t) if t != "event" => format!("msg|{id}"),
-            _ => format!(
-                "evt|{}|{}|{}|{}|{}",
-                self.from_user_name,
-                self.create_time,
-                self.fields.event.as_deref().unwrap_or(""),
-                self.fields.event_key.as_deref().unwrap_or(""),
-                self.fields.msg_id.as_deref().unwrap_or("")
-            ),
+            _ => {
+                // `subscribe_msg_sent_event` carries its MsgIDs inside the list: two pushes for
+                // one user in one second differ only there.
+                let mut listed: Vec<&str> = self
+                    .fields
+                    .subscribe_items
+                    .iter()
+                    .filter_map(|i| i.msg_id.as_deref())
+                    .collect();
+                listed.sort_unstable();
+                let mut key = format!(
+                    "evt|{}|{}|{}|{}|{}",
+                    self.from_user_name,
+                    self.create_time,
+                    self.fields.event.as_deref().unwrap_or(""),
+                    self.fields.event_key.as_deref().unwrap_or(""),
+                    self.fields.msg_id.as_deref().unwrap_or("")
+                );
+                if !listed.is_empty() {
+                    key.push('|');
+                    key.push_str(&listed.join(","));
+                }
+                key
+            }
         }
     }
 }

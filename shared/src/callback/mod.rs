@@ -2,6 +2,7 @@
 //! that verifies, decrypts, dedupes and records what WeChat pushes.
 
 pub mod crypto;
+pub mod followup;
 pub mod message;
 pub mod service;
 pub mod signature;

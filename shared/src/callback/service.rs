@@ -8,9 +8,9 @@ use super::state::{Enrichment, plan};
 use crate::app::{AppConfig, AppKind, Secret};
 use crate::error::ApiError;
 use crate::secrets::SecretStore;
+use crate::queue::{Job, JobQueue};
 use crate::store::{Attr, ItemKey};
 use crate::store::{Recorded, StateStore};
-use crate::token::TokenManager;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -23,8 +23,9 @@ pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
 pub struct CallbackService {
     secrets: Arc<dyn SecretStore>,
     store: Arc<dyn StateStore>,
-    /// For `user/info` (the unionid of a new follower).
-    tokens: Arc<TokenManager>,
+    /// Where a new follower's unionid look-up goes ([`Job::CompleteFollower`]): the callback
+    /// itself never waits for WeChat.
+    queue: Arc<dyn JobQueue>,
 }
 
 type Query = HashMap<String, String>;
@@ -41,12 +42,12 @@ impl CallbackService {
     pub fn new(
         secrets: Arc<dyn SecretStore>,
         store: Arc<dyn StateStore>,
-        tokens: Arc<TokenManager>,
+        queue: Arc<dyn JobQueue>,
     ) -> Self {
         CallbackService {
             secrets,
             store,
-            tokens,
+            queue,
         }
     }
 
@@ -133,13 +134,54 @@ impl CallbackService {
             .is_some()
         {
             info!(appid, "callback retry acknowledged without processing");
+            self.requeue_pending(&app, &msg).await?;
             return Ok(Recorded::Duplicate);
         }
         let extra = self.enrich(&app, &msg).await?;
         let ops = plan(appid, &msg, &plaintext, now, &extra);
         let recorded = self.store.record(&ops, now).await.map_err(store_error)?;
         info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
+        match recorded {
+            Recorded::New if extra.unionid_pending => {
+                self.queue_completion(appid, &msg.from_user_name).await?
+            }
+            Recorded::New => {}
+            _ => self.requeue_pending(&app, &msg).await?,
+        }
         Ok(recorded)
+    }
+
+    /// Queues the unionid look-up of a follower recorded without one. When the queue fails
+    /// the event is recorded but the answer is 503, so WeChat delivers it again and the
+    /// retry queues the look-up ([`Self::requeue_pending`]).
+    async fn queue_completion(&self, appid: &str, openid: &str) -> Result<(), ApiError> {
+        let job = Job::CompleteFollower {
+            appid: appid.to_string(),
+            openid: openid.to_string(),
+        };
+        self.queue.enqueue(&job).await.map_err(|e| {
+            warn!(appid, error = %e, "could not queue a follower's unionid look-up; WeChat will retry the push");
+            ApiError::QueueUnavailable(e.to_string())
+        })
+    }
+
+    /// A retried `subscribe` whose follower is still waiting for its unionid look-up (the
+    /// first delivery could not queue it): queue it now. One read, only for such retries.
+    async fn requeue_pending(&self, app: &AppConfig, msg: &InboundMessage) -> Result<(), ApiError> {
+        if msg.event() != Some("subscribe") || app.kind != AppKind::OfficialAccount {
+            return Ok(());
+        }
+        let account = self
+            .store
+            .get(&ItemKey::account(&app.appid, &msg.from_user_name))
+            .await
+            .map_err(store_error)?
+            .unwrap_or_default();
+        let pending = matches!(account.get("unionid_pending"), Some(Attr::Bool(true)));
+        if pending && !account.contains_key("unionid") {
+            self.queue_completion(&app.appid, &msg.from_user_name).await?;
+        }
+        Ok(())
     }
 
     /// Safe or compatible mode: `msg_signature` over the `Encrypt` field, then AES, then the
@@ -184,9 +226,9 @@ impl CallbackService {
             .map_err(|e| ApiError::BadRequest(format!("cannot decrypt ({}): {e}", e.code())))
     }
 
-    /// The follower's unionid: stored already, else from `user/info` for a new follower.
-    /// WeChat being unreachable does not lose the event: it is recorded without a unionid
-    /// (the follower sync fills it in).
+    /// The follower's unionid if the store knows it. A new official-account follower without
+    /// one is recorded `unionid_pending` and looked up later by a queued job: nothing here
+    /// waits for WeChat, so the answer always comes well within WeChat's 5 s.
     async fn enrich(&self, app: &AppConfig, msg: &InboundMessage) -> Result<Enrichment, ApiError> {
         let Some(event @ ("subscribe" | "unsubscribe")) = msg.event() else {
             return Ok(Enrichment::default());
@@ -199,38 +241,13 @@ impl CallbackService {
         if let Some(Attr::S(u)) = account.as_ref().and_then(|a| a.get("unionid")) {
             return Ok(Enrichment {
                 unionid: Some(u.clone()),
+                unionid_pending: false,
             });
         }
-        if event != "subscribe" || app.kind != AppKind::OfficialAccount {
-            return Ok(Enrichment::default());
-        }
-        let lookup = async {
-            let token = self
-                .tokens
-                .get(&app.appid)
-                .await
-                .map_err(|e| e.to_string())?;
-            let info = self
-                .tokens
-                .wechat()
-                .user_info(token.token.expose(), &msg.from_user_name)
-                .await;
-            if let Err(e) = &info
-                && e.class() == crate::wechat::ErrorClass::TokenInvalid
-            {
-                let _ = self.tokens.invalidate(&app.appid, &token).await;
-            }
-            info.map_err(|e| e.to_string())
-        };
-        match lookup.await {
-            Ok(info) => Ok(Enrichment {
-                unionid: info.unionid,
-            }),
-            Err(e) => {
-                warn!(appid = %app.appid, error = %e, "user/info failed; recording the follower without a unionid");
-                Ok(Enrichment::default())
-            }
-        }
+        Ok(Enrichment {
+            unionid: None,
+            unionid_pending: event == "subscribe" && app.kind == AppKind::OfficialAccount,
+        })
     }
 }
 

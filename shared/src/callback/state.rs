@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 /// How long an event (and so its dedupe key) is kept. WeChat retries within seconds.
 pub const EVENT_TTL_SECS: i64 = 7 * 86_400;
 
-/// What the caller learns beyond the event itself (the unionid from `user/info`).
+/// What the caller knows beyond the event itself: the follower's stored unionid, or that it
+/// still has to be looked up (then the account is marked `unionid_pending`).
 #[derive(Clone, Debug, Default)]
 pub struct Enrichment {
     pub unionid: Option<String>,
+    pub unionid_pending: bool,
 }
 
 /// `TEMPLATESENDJOBFINISH` statuses (facts.md §2.4): `success`, `failed:user block`,
@@ -69,6 +71,9 @@ pub fn plan(
                 ("subscribed", Attr::Bool(subscribed)),
                 ("updated_at", Attr::N(now)),
             ]);
+            if extra.unionid_pending {
+                account.insert("unionid_pending".into(), Attr::Bool(true));
+            }
             if let Some(u) = &extra.unionid {
                 account.insert("unionid".into(), s(u));
                 let union = attrs([
@@ -139,6 +144,9 @@ pub fn plan(
                         let code = item.error_code.unwrap_or(0);
                         if code == 43101 {
                             change.clear = true;
+                        } else if code == 0 {
+                            // A one-time acceptance was used up by this message.
+                            change.used += 1;
                         }
                         change.sent = Some((
                             item.msg_id.clone().unwrap_or_default(),

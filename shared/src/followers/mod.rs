@@ -772,31 +772,6 @@ fn parse_start(body: &[u8]) -> Result<bool, ApiError> {
     }
 }
 
-/// The in-process worker of `wxpush serve`: runs each queued job, retrying one that fails on
-/// the store a few times. Ends when every sender of the queue is gone.
-pub async fn run_local_worker(
-    sync: Arc<FollowerSync>,
-    mut jobs: tokio::sync::mpsc::Receiver<Job>,
-    budget: Duration,
-) {
-    const ATTEMPTS: u32 = 5;
-    while let Some(job) = jobs.recv().await {
-        let Job::FollowerSync { appid, run_id } = &job;
-        for attempt in 1..=ATTEMPTS {
-            match sync.run(appid, run_id, Instant::now() + budget).await {
-                Ok(end) => {
-                    info!(appid, run_id, ?end, "follower sync step");
-                    break;
-                }
-                Err(e) => {
-                    warn!(appid, run_id, attempt, error = %e, "follower sync step failed");
-                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Attempts at WeChat per send at most (the first included).
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -25,6 +25,12 @@ pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 pub const MESSAGE_TTL_SECS: i64 = 30 * 86_400;
 /// Time kept free at the end of the budget for recording the outcome.
 const RESERVE: Duration = Duration::from_millis(1500);
+/// How long past the invocation's deadline an Idempotency-Key claim stays leased. Lambda
+/// ends the invocation at its deadline, so after this nobody can still be working on it and
+/// a retry may take the claim over.
+pub const CLAIM_LEASE_MARGIN_SECS: i64 = 5;
+/// Attempts at writing a send's outcome (message record and claim) before answering anyway.
+const RECORD_ATTEMPTS: u32 = 4;
 
 /// The HTTP answer of a send (success, or a refusal worth replaying).
 #[derive(Clone, Debug, PartialEq)]
@@ -53,8 +59,72 @@ enum Failure {
     Refused(WeChatCallError),
     /// Nothing was delivered and a later try may work (token, quota, WeChat down).
     NotSent(ApiError),
-    /// The request went out but its answer did not come back: it may have been delivered.
-    Unknown(WeChatCallError),
+    /// A request went out but its answer did not come back, or did not say that nothing was
+    /// done: it may have been delivered. Never resent except where WeChat dedupes.
+    Unknown(String),
+    /// Another invocation took the Idempotency-Key over (this one outlived its lease):
+    /// nothing was sent here and nothing is recorded.
+    Superseded(ApiError),
+}
+
+/// An Idempotency-Key this invocation holds: the stored claim as it was last written.
+#[derive(Clone, Debug)]
+struct ClaimState {
+    key: ItemKey,
+    idempotency_key: String,
+    message_id: String,
+    hash: String,
+    /// The claim item's `version`: every change is a compare-and-swap on it.
+    version: i64,
+    created_at: i64,
+    /// Unix seconds until which nobody else may take the claim over.
+    lease_until: i64,
+    /// An earlier holder may have reached WeChat with this message id (`attempting` state).
+    after_attempt: bool,
+}
+
+impl ClaimState {
+    /// The claim item in `state` at `version`, with `extra` attributes (the final answer).
+    fn item(&self, state: &str, version: i64, extra: &[(&str, Attr)]) -> Attrs {
+        let mut a = attrs([
+            ("hash", s(&self.hash)),
+            ("state", s(state)),
+            ("message_id", s(&self.message_id)),
+            ("version", Attr::N(version)),
+            ("lease_until", Attr::N(self.lease_until)),
+            ("created_at", Attr::N(self.created_at)),
+            ("ttl", Attr::N(self.created_at + IDEMPOTENCY_TTL_SECS)),
+        ]);
+        for (k, v) in extra {
+            a.insert(k.to_string(), v.clone());
+        }
+        a
+    }
+
+    /// Compare-and-swap to `state`: written only while the claim is still ours.
+    fn op(&self, state: &str, extra: &[(&str, Attr)]) -> Op {
+        Op::PutIfVersion {
+            key: self.key.clone(),
+            attrs: self.item(state, self.version + 1, extra),
+            expected: Some(self.version),
+        }
+    }
+}
+
+fn in_progress(key: &str, message_id: &str) -> ApiError {
+    ApiError::WeChat {
+        code: "in_progress",
+        status: StatusCode::CONFLICT,
+        message: format!(
+            "a request with Idempotency-Key {key} is still being processed (message {message_id}); retry later"
+        ),
+        errcode: None,
+    }
+}
+
+/// Unix seconds of `deadline` (an `Instant`), for leases other instances can read.
+fn unix_of(deadline: Instant) -> i64 {
+    now_unix() + deadline.saturating_duration_since(Instant::now()).as_secs() as i64 + 1
 }
 
 fn new_message_id() -> String {
@@ -163,6 +233,11 @@ impl Sender {
     }
 
     /// `POST /v1/apps/{appid}/messages`.
+    ///
+    /// With an `Idempotency-Key`, the key is claimed before anything else happens, leased
+    /// until the invocation's `deadline` (plus [`CLAIM_LEASE_MARGIN_SECS`]), moved to
+    /// `attempting` just before the first WeChat call, and ends `done` (with the answer) in
+    /// the same write as the message record, or `released` when nothing reached WeChat.
     pub async fn send(
         &self,
         appid: &str,
@@ -174,19 +249,30 @@ impl Sender {
         let req = parse_send_request(body)?;
         let via = self.sending_app(&app, req.kind).await?;
         let (openid, unionid) = self.resolve(&app, &via, &req).await?;
-        let claim = match idempotency_key {
+        let mut claim = match idempotency_key {
             None => None,
-            Some(key) => match self.claim(appid, key, body).await? {
-                Claim::Replay(outcome) => return Ok(outcome),
-                Claim::Claimed(key) => Some(key),
-            },
+            Some(key) => {
+                let lease_until = unix_of(deadline) + CLAIM_LEASE_MARGIN_SECS;
+                match self.claim(appid, key, body, lease_until).await? {
+                    Claim::Replay(outcome) => return Ok(outcome),
+                    Claim::Claimed(c) => Some(c),
+                }
+            }
         };
         let id = claim
             .as_ref()
-            .map(|c| c.1.clone())
+            .map(|c| c.message_id.clone())
             .unwrap_or_else(new_message_id);
+        let record_key = ItemKey::message(appid, &id);
+        if let Some(c) = claim.as_ref().filter(|c| c.after_attempt) {
+            // The earlier holder may have finished without writing the claim: its record says.
+            if let Some(outcome) = self.recorded_outcome(&record_key).await? {
+                self.write_outcome(None, Some(c), &outcome, deadline).await;
+                return Ok(outcome);
+            }
+        }
         let wx = build(&req, &openid, &id);
-        let result = self.deliver(&via, &wx, deadline).await;
+        let result = self.deliver(&via, &wx, claim.as_mut(), deadline).await;
         let now = now_unix();
         let mut record = attrs([
             ("id", s(&id)),
@@ -200,34 +286,28 @@ impl Sender {
         if let Some(u) = &unionid {
             record.insert("unionid".into(), s(u));
         }
-        let (outcome, keep_claim) = match result {
+        let outcome = match result {
             Ok(msgid) => {
                 record.insert("status".into(), s("sent"));
                 if let Some(m) = msgid {
                     record.insert("wechat_msgid".into(), s(&m.to_string()));
                 }
                 info!(appid, id, via = %via.appid, kind = req.kind.as_str(), "message sent");
-                (
-                    SendOutcome {
-                        status: StatusCode::OK,
-                        body: json!({"id": id, "status": "sent", "wechat_msgid": msgid}),
-                    },
-                    true,
-                )
+                SendOutcome {
+                    status: StatusCode::OK,
+                    body: json!({"id": id, "status": "sent", "wechat_msgid": msgid}),
+                }
             }
-            Err(Failure::Unknown(e)) => {
+            Err(Failure::Unknown(why)) => {
                 record.insert("status".into(), s("unknown"));
-                record.insert("error".into(), s(&e.to_string()));
-                warn!(appid, id, error = %e, "send outcome unknown; not resent");
+                record.insert("error".into(), s(&why));
+                warn!(appid, id, error = %why, "send outcome unknown; not resent");
                 let body = json!({"id": id, "status": "unknown",
-                    "message": "WeChat did not answer in time; the message may have been delivered and is not sent again"});
-                (
-                    SendOutcome {
-                        status: StatusCode::ACCEPTED,
-                        body,
-                    },
-                    true,
-                )
+                    "message": "WeChat did not confirm the message; it may have been delivered and is not sent again"});
+                SendOutcome {
+                    status: StatusCode::ACCEPTED,
+                    body,
+                }
             }
             Err(Failure::Refused(e)) => {
                 record.insert("status".into(), s("failed"));
@@ -241,41 +321,109 @@ impl Sender {
                 } else {
                     warn!(appid, id, errcode = ?e.errcode(), error = %e, "message refused by WeChat");
                 }
-                (
-                    SendOutcome {
-                        status: err.status(),
-                        body: err.body(),
-                    },
-                    true,
-                )
+                SendOutcome {
+                    status: err.status(),
+                    body: err.body(),
+                }
             }
             Err(Failure::NotSent(err)) => {
                 // Nothing went out: release the key so the caller's retry can send.
-                if let Some((key, _)) = &claim {
-                    let _ = self
-                        .store
-                        .record(&[Op::Delete { key: key.clone() }], now)
-                        .await;
+                if let Some(c) = &claim {
+                    self.release(c).await;
                 }
                 return Err(err);
             }
+            Err(Failure::Superseded(err)) => return Err(err),
         };
-        self.store
-            .record(
-                &[Op::Set {
-                    key: ItemKey::message(appid, &id),
-                    attrs: record,
-                }],
-                now,
-            )
-            .await
-            .map_err(store_error)?;
-        if let (Some((key, _)), true) = (&claim, keep_claim) {
-            self.finish_claim(key, body, &outcome, &id, now).await?;
-        }
+        record.insert("answer_status".into(), Attr::N(outcome.status.as_u16() as i64));
+        record.insert("answer".into(), s(&outcome.body.to_string()));
+        self.write_outcome(Some((record_key, record)), claim.as_ref(), &outcome, deadline)
+            .await;
         Ok(outcome)
     }
 
+    /// Writes the message record and the finished claim together, retrying a failing store a
+    /// few times. When the store stays down the answer is still the truth of what WeChat did
+    /// (a `503` would make the caller send again); the claim then stays `attempting`, so a
+    /// retry after its lease resends only where WeChat dedupes and otherwise answers `unknown`.
+    async fn write_outcome(
+        &self,
+        record: Option<(ItemKey, Attrs)>,
+        claim: Option<&ClaimState>,
+        outcome: &SendOutcome,
+        deadline: Instant,
+    ) {
+        let mut with_claim = claim.is_some();
+        for attempt in 1..=RECORD_ATTEMPTS {
+            let mut ops = Vec::with_capacity(2);
+            if let Some((key, attrs)) = &record {
+                ops.push(Op::Set {
+                    key: key.clone(),
+                    attrs: attrs.clone(),
+                });
+            }
+            if let (Some(c), true) = (claim, with_claim) {
+                ops.push(c.op(
+                    "done",
+                    &[
+                        ("status", Attr::N(outcome.status.as_u16() as i64)),
+                        ("response", s(&outcome.body.to_string())),
+                    ],
+                ));
+            }
+            if ops.is_empty() {
+                return;
+            }
+            match self.store.record(&ops, now_unix()).await {
+                Ok(Recorded::New) => return,
+                Ok(_) => {
+                    // The claim was taken over (this invocation outlived its lease): the record
+                    // is still ours to write.
+                    warn!(key = ?claim.map(|c| &c.idempotency_key), "Idempotency-Key was taken over; writing the message record alone");
+                    with_claim = false;
+                }
+                Err(e) => {
+                    let pause = Duration::from_millis(50 << attempt);
+                    if attempt == RECORD_ATTEMPTS || Instant::now() + pause > deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64) {
+                        error!(id = ?outcome.body.get("id"), error = %e, "could not record a send's outcome; answering it anyway");
+                        return;
+                    }
+                    warn!(attempt, error = %e, "recording a send's outcome failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// The answer an earlier invocation recorded for this message, if it got that far.
+    async fn recorded_outcome(&self, key: &ItemKey) -> Result<Option<SendOutcome>, ApiError> {
+        let Some(rec) = self.store.get(key).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        Ok(match (num(&rec, "answer_status"), text(&rec, "answer")) {
+            (Some(status), Some(answer)) => Some(SendOutcome {
+                status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
+                body: serde_json::from_str(&answer).unwrap_or(Value::Null),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send.
+    async fn release(&self, claim: &ClaimState) {
+        for _ in 0..2 {
+            match self
+                .store
+                .record(&[claim.op("released", &[])], now_unix())
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(key = %claim.idempotency_key, error = %e, "could not release an Idempotency-Key; it frees itself when its lease ends")
+                }
+            }
+        }
+    }
     /// `GET /v1/apps/{appid}/messages/{id}`, with the delivery status from TEMPLATESENDJOBFINISH.
     pub async fn message(&self, appid: &str, id: &str) -> Result<Value, ApiError> {
         self.tokens.secrets().app(appid).await?;
@@ -405,20 +553,46 @@ impl Sender {
     }
 
     /// Calls WeChat with the contract's rules: a token error invalidates that token and retries
-    /// once; -1/5xx/connection failures retry with jittered backoff while the budget allows;
-    /// an answer lost after the request went out is resent only where WeChat dedupes
-    /// (template messages carry a `client_msg_id`).
+    /// once; -1 retries with jittered backoff while the budget allows; an attempt that may have
+    /// been delivered (timeout, reset, HTTP 5xx, unreadable answer) is resent only where WeChat
+    /// dedupes (template messages carry a `client_msg_id`) and otherwise ends `unknown`. Every
+    /// way out after such an attempt is `unknown`, never "not sent".
+    ///
+    /// With a claim, the claim moves to `attempting` just before the first request leaves.
     async fn deliver(
         &self,
         via: &AppConfig,
         wx: &WxMessage,
+        mut claim: Option<&mut ClaimState>,
         deadline: Instant,
     ) -> Result<Option<i64>, Failure> {
         let appid = via.appid.as_str();
-        let token_error = |e: TokenError| Failure::NotSent(e.into());
-        let mut token = self.tokens.get(appid).await.map_err(token_error)?;
+        let dedupes = matches!(wx, WxMessage::Template(_));
+        let mut maybe_sent = claim.as_ref().is_some_and(|c| c.after_attempt);
+        if maybe_sent && !dedupes {
+            return Err(Failure::Unknown(
+                "an earlier attempt with this Idempotency-Key may have reached WeChat and this message type cannot be resent safely".into(),
+            ));
+        }
+        let token_error = |e: TokenError, maybe_sent: bool| {
+            if maybe_sent {
+                // An earlier attempt may have gone out: never release the key then.
+                Failure::Unknown(format!("no token for a retry after an attempt that may have been delivered: {e}"))
+            } else {
+                Failure::NotSent(e.into())
+            }
+        };
+        let mut token = self
+            .tokens
+            .get(appid)
+            .await
+            .map_err(|e| token_error(e, maybe_sent))?;
+        if let Some(c) = claim.as_deref_mut()
+            && !c.after_attempt
+        {
+            self.mark_attempting(c).await?;
+        }
         let mut token_retried = false;
-        let mut maybe_sent = false;
         for attempt in 1..=MAX_ATTEMPTS {
             let wechat = self.tokens.wechat();
             let result = match wx {
@@ -439,162 +613,180 @@ impl Sender {
                 Ok(msgid) => return Ok(msgid),
                 Err(e) => e,
             };
-            let dedupes = matches!(wx, WxMessage::Template(_));
             let backoff = Duration::from_millis(100 * (1 << attempt.min(5)))
                 + Duration::from_millis(rand::random_range(0..100));
-            let fits = Instant::now() + backoff + self.attempt_timeout + RESERVE < deadline
-                && attempt < MAX_ATTEMPTS;
+            let another = attempt < MAX_ATTEMPTS
+                && Instant::now() + backoff + self.attempt_timeout + RESERVE < deadline;
             if err.maybe_delivered() {
                 maybe_sent = true;
-                if dedupes && fits {
-                    warn!(
-                        appid,
-                        attempt, "no answer from WeChat; resending with the same client_msg_id"
-                    );
+                if dedupes && another {
+                    warn!(appid, attempt, error = %err, "WeChat's answer is missing or unreadable; resending with the same client_msg_id");
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
-                return Err(Failure::Unknown(err));
+                return Err(Failure::Unknown(err.to_string()));
             }
             match err.class() {
-                ErrorClass::TokenInvalid if !token_retried => {
+                ErrorClass::TokenInvalid if !token_retried && another => {
                     token_retried = true;
                     let _ = self.tokens.invalidate(appid, &token).await;
-                    token = match self.tokens.get(appid).await {
-                        Ok(t) => t,
-                        // An earlier attempt may have gone out: never release the key then.
-                        Err(_) if maybe_sent => return Err(Failure::Unknown(err)),
-                        Err(e) => return Err(token_error(e)),
-                    };
+                    token = self
+                        .tokens
+                        .get(appid)
+                        .await
+                        .map_err(|e| token_error(e, maybe_sent))?;
                 }
-                ErrorClass::Retryable if fits => {
+                ErrorClass::Retryable if another => {
                     warn!(appid, attempt, error = %err, "WeChat busy; retrying");
                     tokio::time::sleep(backoff).await;
                 }
-                _ if maybe_sent => return Err(Failure::Unknown(err)),
+                _ if maybe_sent => {
+                    return Err(Failure::Unknown(format!(
+                        "{err}, after an attempt that may have been delivered"
+                    )));
+                }
                 ErrorClass::Retryable | ErrorClass::Quota | ErrorClass::TokenInvalid => {
                     return Err(Failure::NotSent(send_error(appid, &err)));
                 }
                 _ => return Err(Failure::Refused(err)),
             }
         }
-        Err(Failure::NotSent(ApiError::Internal(
-            "retries exhausted".into(),
-        )))
+        // Unreachable in practice: every `continue` above needs `another`, which the last
+        // attempt never has. Kept truthful all the same.
+        Err(if maybe_sent {
+            Failure::Unknown("retries ended after an attempt that may have been delivered".into())
+        } else {
+            Failure::NotSent(ApiError::WeChat {
+                code: "wechat_unavailable",
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("app {appid}: WeChat did not accept the message in {MAX_ATTEMPTS} attempts"),
+                errcode: None,
+            })
+        })
     }
 
-    async fn claim(&self, appid: &str, key: &str, body: &[u8]) -> Result<Claim, ApiError> {
+    /// `in_progress` → `attempting`, just before the first request to WeChat: from here on a
+    /// takeover must assume the message may have gone out. Fails (nothing sent) when another
+    /// invocation took the claim over or the store cannot confirm the claim is still ours.
+    async fn mark_attempting(&self, claim: &mut ClaimState) -> Result<(), Failure> {
+        let op = claim.op("attempting", &[]);
+        match self.store.record(&[op], now_unix()).await {
+            Ok(Recorded::New) => {
+                claim.version += 1;
+                Ok(())
+            }
+            Ok(_) => Err(Failure::Superseded(in_progress(
+                &claim.idempotency_key,
+                &claim.message_id,
+            ))),
+            Err(e) => Err(Failure::NotSent(store_error(e))),
+        }
+    }
+
+    /// Claims `key` for this request, leased until `lease_until`. An absent, expired or
+    /// released key is claimed afresh; a `done` one replays its answer; one whose holder's
+    /// lease ran out is taken over (keeping its message id, and knowing whether that holder
+    /// may have reached WeChat). Every write is a compare-and-swap on the claim's version, so
+    /// of two retries racing for one key exactly one wins.
+    async fn claim(
+        &self,
+        appid: &str,
+        key: &str,
+        body: &[u8],
+        lease_until: i64,
+    ) -> Result<Claim, ApiError> {
         if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ApiError::Validation {
                 field: "Idempotency-Key".into(),
                 message: "must be 1-128 printable ASCII characters without spaces".into(),
             });
         }
-        let now = now_unix();
         let item = ItemKey::idempotency(appid, key);
         let hash = body_hash(body);
-        let id = new_message_id();
-        let claim = attrs([
-            ("hash", s(&hash)),
-            ("state", s("in_progress")),
-            ("message_id", s(&id)),
-            ("created_at", Attr::N(now)),
-            ("ttl", Attr::N(now + IDEMPOTENCY_TTL_SECS)),
-        ]);
-        match self
-            .store
-            .record(
-                &[Op::Insert {
-                    key: item.clone(),
-                    attrs: claim,
-                }],
-                now,
-            )
-            .await
-            .map_err(store_error)?
-        {
-            Recorded::New => return Ok(Claim::Claimed((item, id))),
-            Recorded::Duplicate | Recorded::Conflict => {}
-        }
-        let existing = self
-            .store
-            .get(&item)
-            .await
-            .map_err(store_error)?
-            .unwrap_or_default();
         let conflict = |code: &'static str, message: String| ApiError::WeChat {
             code,
             status: StatusCode::CONFLICT,
             message,
             errcode: None,
         };
-        // An expired key (DynamoDB deletes by TTL lazily) counts as absent.
-        if num(&existing, "ttl").is_some_and(|t| t < now) {
-            self.store
-                .record(&[Op::Delete { key: item }], now)
-                .await
-                .map_err(store_error)?;
-            return Box::pin(self.claim(appid, key, body)).await;
+        // What the next write expects to find: absent (None) or this version.
+        let mut expected: Option<i64> = None;
+        let mut message_id = new_message_id();
+        let mut after_attempt = false;
+        for _ in 0..4 {
+            let now = now_unix();
+            let claim = ClaimState {
+                key: item.clone(),
+                idempotency_key: key.to_string(),
+                message_id: message_id.clone(),
+                hash: hash.clone(),
+                version: expected.unwrap_or(0) + 1,
+                created_at: now,
+                lease_until,
+                after_attempt,
+            };
+            let state = if after_attempt { "attempting" } else { "in_progress" };
+            let op = Op::PutIfVersion {
+                key: item.clone(),
+                attrs: claim.item(state, claim.version, &[]),
+                expected,
+            };
+            if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
+                if expected.is_some() {
+                    info!(appid, key, message_id, after_attempt, "Idempotency-Key taken over");
+                }
+                return Ok(Claim::Claimed(claim));
+            }
+            let Some(existing) = self.store.get(&item).await.map_err(store_error)? else {
+                expected = None;
+                continue;
+            };
+            let their_id = text(&existing, "message_id").unwrap_or_default();
+            let same_body = text(&existing, "hash").as_deref() == Some(hash.as_str());
+            let state = text(&existing, "state").unwrap_or_default();
+            expected = Some(num(&existing, "version").unwrap_or(0));
+            // An expired key (DynamoDB deletes by TTL lazily) counts as absent; a released one
+            // too, keeping its message id for the same body.
+            if num(&existing, "ttl").is_some_and(|t| t < now) {
+                message_id = new_message_id();
+                after_attempt = false;
+                continue;
+            }
+            if state == "released" {
+                message_id = if same_body { their_id } else { new_message_id() };
+                after_attempt = false;
+                continue;
+            }
+            if !same_body {
+                return Err(conflict(
+                    "idempotency_key_reused",
+                    format!("Idempotency-Key {key} was used with a different request body"),
+                ));
+            }
+            match (state.as_str(), num(&existing, "status"), text(&existing, "response")) {
+                ("done", Some(status), Some(response)) => {
+                    return Ok(Claim::Replay(SendOutcome {
+                        status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
+                        body: serde_json::from_str(&response).unwrap_or(Value::Null),
+                    }));
+                }
+                _ if num(&existing, "lease_until").unwrap_or(i64::MAX) >= now => {
+                    return Err(in_progress(key, &their_id));
+                }
+                (state, _, _) => {
+                    // The holder's invocation is over: take its claim over.
+                    message_id = their_id;
+                    after_attempt = state != "in_progress";
+                }
+            }
         }
-        if text(&existing, "hash").as_deref() != Some(hash.as_str()) {
-            return Err(conflict(
-                "idempotency_key_reused",
-                format!("Idempotency-Key {key} was used with a different request body"),
-            ));
-        }
-        match (
-            text(&existing, "state").as_deref(),
-            num(&existing, "status"),
-            text(&existing, "response"),
-        ) {
-            (Some("done"), Some(status), Some(response)) => Ok(Claim::Replay(SendOutcome {
-                status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
-                body: serde_json::from_str(&response).unwrap_or(Value::Null),
-            })),
-            _ => Err(conflict(
-                "in_progress",
-                format!(
-                    "a request with Idempotency-Key {key} is still being processed (message {})",
-                    text(&existing, "message_id").unwrap_or_default()
-                ),
-            )),
-        }
-    }
-
-    async fn finish_claim(
-        &self,
-        key: &ItemKey,
-        body: &[u8],
-        outcome: &SendOutcome,
-        id: &str,
-        now: i64,
-    ) -> Result<(), ApiError> {
-        let done = attrs([
-            ("hash", s(&body_hash(body))),
-            ("state", s("done")),
-            ("message_id", s(id)),
-            ("status", Attr::N(outcome.status.as_u16() as i64)),
-            ("response", s(&outcome.body.to_string())),
-            ("created_at", Attr::N(now)),
-            ("ttl", Attr::N(now + IDEMPOTENCY_TTL_SECS)),
-        ]);
-        self.store
-            .record(
-                &[Op::Set {
-                    key: key.clone(),
-                    attrs: done,
-                }],
-                now,
-            )
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Err(in_progress(key, &message_id))
     }
 }
 
 enum Claim {
     Replay(SendOutcome),
-    Claimed((ItemKey, String)),
+    Claimed(ClaimState),
 }
 
 fn body_hash(body: &[u8]) -> String {

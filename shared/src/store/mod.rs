@@ -229,20 +229,48 @@ impl DynamoStateStore {
                     .update(e.update(&self.table, key, Some(cond))?)
                     .build())
             }
+            Op::SetIfEquals {
+                key,
+                attrs,
+                field,
+                expected,
+            } => {
+                let mut e = Expr::new();
+                for (k, v) in attrs {
+                    e.set(k, to_av(v));
+                }
+                let (f, v) = (
+                    e.name(field),
+                    e.value(AttributeValue::N(expected.to_string())),
+                );
+                let cond = format!("{f} = {v}");
+                Ok(TransactWriteItem::builder()
+                    .update(e.update(&self.table, key, Some(cond))?)
+                    .build())
+            }
             Op::Grant { key, change } => {
                 let mut e = Expr::new();
                 if let Some(status) = change.status {
                     e.set("status", AttributeValue::S(status.into()));
                 }
                 let available = e.name("available");
-                let add = e.value(AttributeValue::N(change.add.to_string()));
+                let mut condition = None;
                 if change.clear {
-                    e.sets.push(format!("{available} = {add}"));
+                    let left = (change.add - change.used).max(0);
+                    let left = e.value(AttributeValue::N(left.to_string()));
+                    e.sets.push(format!("{available} = {left}"));
                 } else {
+                    let add = e.value(AttributeValue::N((change.add - change.used).to_string()));
                     let zero = e.value(AttributeValue::N("0".into()));
                     e.sets.push(format!(
                         "{available} = if_not_exists({available}, {zero}) + {add}"
                     ));
+                    if change.used > change.add {
+                        // Never below zero: a use without a recorded acceptance is left out
+                        // (the store retries the set without this op).
+                        let need = e.value(AttributeValue::N((change.used - change.add).to_string()));
+                        condition = Some(format!("{available} >= {need}"));
+                    }
                 }
                 if let Some((msgid, code, status)) = &change.sent {
                     e.set("last_msgid", AttributeValue::S(msgid.clone()));
@@ -251,7 +279,7 @@ impl DynamoStateStore {
                 }
                 e.set("updated_at", AttributeValue::N(now.to_string()));
                 Ok(TransactWriteItem::builder()
-                    .update(e.update(&self.table, key, None)?)
+                    .update(e.update(&self.table, key, condition)?)
                     .build())
             }
         }
@@ -294,7 +322,7 @@ impl StateStore for DynamoStateStore {
             if guard_failed(|op| matches!(op, Op::Insert { .. })) {
                 return Ok(Recorded::Duplicate);
             }
-            if guard_failed(|op| matches!(op, Op::PutIfVersion { .. })) {
+            if guard_failed(|op| matches!(op, Op::PutIfVersion { .. } | Op::SetIfEquals { .. })) {
                 return Ok(Recorded::Conflict);
             }
             if !reasons.iter().any(|failed| *failed) {
@@ -511,6 +539,21 @@ impl StateStore for EmbeddedStateStore {
                             }
                             row.extend(attrs.clone());
                             row.insert("event_time".into(), Attr::N(*event_time));
+                            (key, row)
+                        }
+                        Op::SetIfEquals {
+                            key,
+                            attrs,
+                            field,
+                            expected,
+                        } => {
+                            let row = read(&table, &embedded_key(key))?;
+                            let Some(mut row) = row.filter(|row| {
+                                matches!(row.get(field.as_str()), Some(Attr::N(v)) if v == expected)
+                            }) else {
+                                return Ok(Recorded::Conflict);
+                            };
+                            row.extend(attrs.clone());
                             (key, row)
                         }
                         Op::Delete { key } => {

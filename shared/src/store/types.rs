@@ -78,6 +78,9 @@ pub struct GrantChange {
     /// Earlier acceptances cleared (reject, or WeChat reporting no subscription left);
     /// `add` still applies after the clear.
     pub clear: bool,
+    /// Acceptances used up by messages WeChat reports sent (`subscribe_msg_sent_event` with
+    /// `ErrorCode` 0); never below zero.
+    pub used: i64,
     pub sent: Option<(String, i64, String)>,
 }
 
@@ -115,6 +118,16 @@ pub enum Op {
     Delete {
         key: ItemKey,
     },
+    /// Sets `attrs` on an existing item only while its number attribute `field` is still
+    /// `expected` (a read-modify-write that must not overwrite a change made since the read).
+    /// When it is not (or the item is gone), nothing of the set is written and the outcome is
+    /// [`super::Recorded::Conflict`].
+    SetIfEquals {
+        key: ItemKey,
+        attrs: Attrs,
+        field: String,
+        expected: i64,
+    },
     /// Replaces the whole item only if its `version` attribute is `expected` (`None`: only if
     /// the item is absent). When it is not, nothing of the set is written and the outcome is
     /// [`super::Recorded::Conflict`]. `attrs` carries the new `version`.
@@ -135,7 +148,7 @@ pub fn apply_grant(existing: &mut Attrs, change: &GrantChange, now: i64) {
         Some(Attr::N(n)) => *n,
         _ => 0,
     };
-    let available = if change.clear { 0 } else { available } + change.add;
+    let available = ((if change.clear { 0 } else { available }) + change.add - change.used).max(0);
     existing.insert("available".into(), Attr::N(available));
     if let Some((msgid, code, status)) = &change.sent {
         existing.insert("last_msgid".into(), Attr::S(msgid.clone()));

@@ -30,6 +30,24 @@ pub struct TokenPolicy {
     pub poll: Duration,
 }
 
+impl TokenPolicy {
+    /// The defaults, with the lease and the wait sized for a WeChat call that may take up to
+    /// `wechat_timeout` (`WECHAT_TIMEOUT_MS`): the lease outlives the call and the store
+    /// writes around it, so no second instance refreshes while the first is still waiting
+    /// for WeChat; waiters outlive a dead holder's lease.
+    pub fn for_wechat_timeout(wechat_timeout: Duration) -> TokenPolicy {
+        let lease = (wechat_timeout + LEASE_MARGIN).max(TokenPolicy::default().lease);
+        TokenPolicy {
+            lease,
+            wait: lease + Duration::from_secs(2),
+            ..TokenPolicy::default()
+        }
+    }
+}
+
+/// What a lease adds to the WeChat timeout: the store writes before and after the call.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
 impl Default for TokenPolicy {
     fn default() -> Self {
         TokenPolicy {
@@ -70,6 +88,12 @@ pub enum RefreshOutcome {
     },
 }
 
+/// A lease this process took: its own owner id and the record as it was then.
+struct Lease {
+    owner: String,
+    record: TokenRecord,
+}
+
 struct CachedToken {
     token: AccessToken,
     read_at: Instant,
@@ -80,8 +104,9 @@ pub struct TokenManager {
     secrets: Arc<dyn SecretStore>,
     wechat: Arc<dyn WeChatApi>,
     policy: TokenPolicy,
-    /// Identifies this instance as a lease holder.
-    owner: String,
+    /// Identifies this instance; each lease adds its own random part, so a stale refresh in
+    /// this process can never store into, or release, a newer lease of the same process.
+    instance: String,
     cache: Mutex<HashMap<String, CachedToken>>,
     /// One slow-path lookup per app per instance: concurrent callers that miss the cache
     /// wait for the first one's result instead of each reading the store.
@@ -95,13 +120,13 @@ impl TokenManager {
         wechat: Arc<dyn WeChatApi>,
         policy: TokenPolicy,
     ) -> Self {
-        let owner = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let instance = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
         TokenManager {
             store,
             secrets,
             wechat,
             policy,
-            owner,
+            instance,
             cache: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
         }
@@ -231,10 +256,10 @@ impl TokenManager {
         let Some(leased) = self.try_lease(appid, now_ms).await? else {
             return Ok(RefreshOutcome::Busy { last_failure: None });
         };
-        if leased.valid_token(now).is_some() && leased.expires_at - now > window {
-            self.release(appid, None).await;
+        if leased.record.valid_token(now).is_some() && leased.record.expires_at - now > window {
+            self.release(appid, &leased.owner, None).await;
             return Ok(RefreshOutcome::NotDue {
-                expires_at: leased.expires_at,
+                expires_at: leased.record.expires_at,
             });
         }
         let token = self.refresh_holding_lease(&app, leased, false).await?;
@@ -282,18 +307,21 @@ impl TokenManager {
             && record.expires_at - now > self.policy.refresh_before_expiry.as_secs() as i64
     }
 
-    async fn try_lease(&self, appid: &str, now_ms: i64) -> Result<Option<TokenRecord>, StoreError> {
+    async fn try_lease(&self, appid: &str, now_ms: i64) -> Result<Option<Lease>, StoreError> {
         let until = now_ms + self.policy.lease.as_millis() as i64;
-        self.store
-            .try_acquire_lease(appid, &self.owner, now_ms, until)
-            .await
+        let owner = format!("{}-{:016x}", self.instance, rand::random::<u64>());
+        let record = self
+            .store
+            .try_acquire_lease(appid, &owner, now_ms, until)
+            .await?;
+        Ok(record.map(|record| Lease { owner, record }))
     }
 
-    async fn release(&self, appid: &str, failure: Option<&RefreshFailure>) {
+    async fn release(&self, appid: &str, owner: &str, failure: Option<&RefreshFailure>) {
         let hold_until = now_unix_millis() + self.policy.failure_backoff.as_millis() as i64;
         if let Err(e) = self
             .store
-            .release_lease(appid, &self.owner, failure, hold_until)
+            .release_lease(appid, owner, failure, hold_until)
             .await
         {
             // The lease then simply expires.
@@ -306,14 +334,18 @@ impl TokenManager {
     async fn refresh_holding_lease(
         &self,
         app: &AppConfig,
-        leased: TokenRecord,
+        lease: Lease,
         fall_back: bool,
     ) -> Result<AccessToken, TokenError> {
         let appid = app.appid.as_str();
+        let Lease {
+            owner,
+            record: leased,
+        } = lease;
         let started = now_unix();
         if fall_back && self.is_fresh(&leased, started) {
             // Another instance refreshed between our read and our lease.
-            self.release(appid, None).await;
+            self.release(appid, &owner, None).await;
             return Ok(self.remember(appid, &leased));
         }
         match self.wechat.fetch_token(app).await {
@@ -330,7 +362,7 @@ impl TokenManager {
                     .store
                     .store_token(
                         appid,
-                        &self.owner,
+                        &owner,
                         &issued.access_token,
                         expires_at,
                         version,
@@ -347,6 +379,9 @@ impl TokenManager {
                     }
                     Err(e) => {
                         warn!(appid, error = %e, "could not store the new access_token; using it unstored");
+                        // Free the lease (if the store answers again) so the next caller
+                        // refreshes at once instead of waiting for the lease to run out.
+                        self.release(appid, &owner, None).await;
                         0
                     }
                 };
@@ -371,7 +406,7 @@ impl TokenManager {
                     at_ms: now_unix_millis(),
                 };
                 warn!(appid, errcode = ?failure.errcode, error = %failure.message, "access_token refresh failed");
-                self.release(appid, Some(&failure)).await;
+                self.release(appid, &owner, Some(&failure)).await;
                 if fall_back && let Some(token) = leased.valid_token(now_unix()) {
                     warn!(
                         appid,

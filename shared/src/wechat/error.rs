@@ -74,12 +74,18 @@ impl WeChatCallError {
     }
 
     /// True when WeChat may have acted on the request although we saw no success: a resend
-    /// could deliver a message twice.
+    /// could deliver a message twice. Besides a lost answer (timeout, reset), that is an HTTP
+    /// 5xx (a proxy or gateway between us and WeChat may answer it after WeChat acted) and a
+    /// 200 whose body cannot be read. Only WeChat's own errcodes say for sure that nothing
+    /// was done.
     pub fn maybe_delivered(&self) -> bool {
-        matches!(
-            self,
-            WeChatCallError::Timeout | WeChatCallError::Interrupted(_)
-        )
+        match self {
+            WeChatCallError::Timeout
+            | WeChatCallError::Interrupted(_)
+            | WeChatCallError::Decode(_) => true,
+            WeChatCallError::Http { status } => *status >= 500,
+            WeChatCallError::Api(_) | WeChatCallError::Connect(_) => false,
+        }
     }
 
     pub fn errcode(&self) -> Option<i64> {
@@ -113,5 +119,15 @@ mod tests {
         );
         assert!(WeChatCallError::Timeout.maybe_delivered());
         assert!(!WeChatCallError::Connect("refused".into()).maybe_delivered());
+        assert!(WeChatCallError::Http { status: 502 }.maybe_delivered());
+        assert!(!WeChatCallError::Http { status: 404 }.maybe_delivered());
+        assert!(WeChatCallError::Decode("not JSON".into()).maybe_delivered());
+        assert!(
+            !WeChatCallError::Api(WeChatError {
+                errcode: -1,
+                errmsg: "busy".into()
+            })
+            .maybe_delivered()
+        );
     }
 }
