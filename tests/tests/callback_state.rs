@@ -5,10 +5,10 @@ use serde_json::json;
 use std::sync::Arc;
 use wxpush_shared::callback::service::CallbackService;
 use wxpush_shared::clock::now_unix;
+use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::store::{Attr, ItemKey};
 use wxpush_shared::store::{DynamoStateStore, Recorded, StateStore};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_shared::jobs::JobRunner;
 use wxpush_tests::faults::RecordingQueue;
 use wxpush_tests::{TokenWorld, job_runner, run_jobs, signed_query};
 
@@ -104,7 +104,11 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
         Recorded::Duplicate,
         "WeChat's retry"
     );
-    assert_eq!(w.run_jobs().await, 0, "a completed follower is not queued again");
+    assert_eq!(
+        w.run_jobs().await,
+        0,
+        "a completed follower is not queued again"
+    );
     assert_eq!(
         w.world.emulator.emu.calls("/cgi-bin/user/info"),
         1,
@@ -167,7 +171,10 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
     assert!(w.runner.run(&job[0], far()).await.is_err());
     w.world
         .emulator
-        .control("/users", json!({"appid": w.appid, "openid": "fan2", "unionid": "union-2"}))
+        .control(
+            "/users",
+            json!({"appid": w.appid, "openid": "fan2", "unionid": "union-2"}),
+        )
         .await;
     w.runner.run(&job[0], far()).await.unwrap();
     let fan2 = w.item(ItemKey::account(&w.appid, "fan2")).await.unwrap();

@@ -119,33 +119,49 @@ impl Emulator {
     }
 
     /// One WeChat call: counted, subject to injected faults, answered as WeChat would.
-    /// A delay fault performs the call first and answers late, as a real timeout does.
+    ///
+    /// Faults: an `errcode` answers that error without acting; an `http_status` answers that
+    /// status with an HTML body without acting, or after acting with `after_delivery` (a proxy
+    /// that failed after WeChat did its work; `200` then is an unreadable success); a
+    /// `delay_ms` is a slow WeChat that acts after the delay whether or not the caller still
+    /// waits, or with `after_delivery` acts at once and answers late.
     async fn call(
         &self,
         path: &'static str,
-        op: impl FnOnce(&mut World, i64) -> Result<Value, WxErr>,
+        op: impl FnOnce(&mut World, i64) -> Result<Value, WxErr> + Send + 'static,
     ) -> Response {
-        let now = self.now();
-        let (fault, result) = {
+        let fault = {
             let mut world = self.world();
             world.record_call(path);
-            let fault = world.take_fault(path);
-            let result = match &fault {
-                Some(FaultKind::ErrCode(code)) => Err(wx_err(*code, "injected fault")),
-                Some(FaultKind::HttpStatus(_)) => Err(wx_err(-1, "unused")),
-                _ => op(&mut world, now),
-            };
-            (fault, result)
+            world.take_fault(path)
         };
-        match fault {
-            Some(FaultKind::HttpStatus(status)) => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                return (status, "<html><body>injected fault</body></html>").into_response();
+        let html = |status: u16| {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            (status, "<html><body>injected fault</body></html>").into_response()
+        };
+        let result = match fault {
+            None => self.act(op),
+            Some((FaultKind::ErrCode(code), _)) => Err(wx_err(code, "injected fault")),
+            Some((FaultKind::HttpStatus(status), false)) => return html(status),
+            Some((FaultKind::HttpStatus(status), true)) => {
+                let _ = self.act(op);
+                return html(status);
             }
-            Some(FaultKind::Delay(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
-            _ => {}
-        }
+            Some((FaultKind::Delay(ms), true)) => {
+                let result = self.act(op);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                result
+            }
+            Some((FaultKind::Delay(ms), false)) => {
+                let emu = self.clone();
+                let late = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    emu.act(op)
+                });
+                late.await
+                    .unwrap_or_else(|_| Err(wx_err(-1, "system error")))
+            }
+        };
         match result {
             Ok(v) => Json(v).into_response(),
             Err((errcode, errmsg)) => {
@@ -159,6 +175,14 @@ impl Emulator {
             }
         }
     }
+
+    fn act(
+        &self,
+        op: impl FnOnce(&mut World, i64) -> Result<Value, WxErr>,
+    ) -> Result<Value, WxErr> {
+        let now = self.now();
+        op(&mut self.world(), now)
+    }
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, WxErr> {
@@ -166,19 +190,19 @@ fn parse_json(body: &Bytes) -> Result<Value, WxErr> {
 }
 
 async fn classic_token(State(emu): State<Emulator>, Query(q): Query_) -> Response {
-    emu.call("/cgi-bin/token", |w, now| w.classic_token(&q, now))
+    emu.call("/cgi-bin/token", move |w, now| w.classic_token(&q, now))
         .await
 }
 
 async fn stable_token(State(emu): State<Emulator>, body: Bytes) -> Response {
-    emu.call("/cgi-bin/stable_token", |w, now| {
+    emu.call("/cgi-bin/stable_token", move |w, now| {
         w.stable_token(&parse_json(&body)?, now)
     })
     .await
 }
 
 async fn template_send(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
-    emu.call("/cgi-bin/message/template/send", |w, now| {
+    emu.call("/cgi-bin/message/template/send", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.template_send(&app, &parse_json(&body)?, now)
     })
@@ -186,7 +210,7 @@ async fn template_send(State(emu): State<Emulator>, Query(q): Query_, body: Byte
 }
 
 async fn subscribe_send(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
-    emu.call("/cgi-bin/message/subscribe/send", |w, now| {
+    emu.call("/cgi-bin/message/subscribe/send", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.subscribe_send(&app, &parse_json(&body)?, now)
     })
@@ -194,7 +218,7 @@ async fn subscribe_send(State(emu): State<Emulator>, Query(q): Query_, body: Byt
 }
 
 async fn custom_send(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
-    emu.call("/cgi-bin/message/custom/send", |w, now| {
+    emu.call("/cgi-bin/message/custom/send", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.custom_send(&app, &parse_json(&body)?, now)
     })
@@ -203,15 +227,18 @@ async fn custom_send(State(emu): State<Emulator>, Query(q): Query_, body: Bytes)
 
 /// Withdrawn on 2023-09-20: every call answers 45109.
 async fn uniform_send(State(emu): State<Emulator>, Query(q): Query_) -> Response {
-    emu.call("/cgi-bin/message/wxopen/template/uniform_send", |w, now| {
-        w.check_token(q.get("access_token"), now)?;
-        Err(wx_err(45109, "This API has been unsupported"))
-    })
+    emu.call(
+        "/cgi-bin/message/wxopen/template/uniform_send",
+        move |w, now| {
+            w.check_token(q.get("access_token"), now)?;
+            Err(wx_err(45109, "This API has been unsupported"))
+        },
+    )
     .await
 }
 
 async fn user_get(State(emu): State<Emulator>, Query(q): Query_) -> Response {
-    emu.call("/cgi-bin/user/get", |w, now| {
+    emu.call("/cgi-bin/user/get", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.user_get(&app, q.get("next_openid").map(String::as_str), now)
     })
@@ -219,7 +246,7 @@ async fn user_get(State(emu): State<Emulator>, Query(q): Query_) -> Response {
 }
 
 async fn user_info(State(emu): State<Emulator>, Query(q): Query_) -> Response {
-    emu.call("/cgi-bin/user/info", |w, now| {
+    emu.call("/cgi-bin/user/info", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.user_info(&app, q.get("openid").map(String::as_str), now)
     })
@@ -227,7 +254,7 @@ async fn user_info(State(emu): State<Emulator>, Query(q): Query_) -> Response {
 }
 
 async fn user_info_batch(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
-    emu.call("/cgi-bin/user/info/batchget", |w, now| {
+    emu.call("/cgi-bin/user/info/batchget", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.user_info_batch(&app, &parse_json(&body)?, now)
     })
@@ -235,8 +262,10 @@ async fn user_info_batch(State(emu): State<Emulator>, Query(q): Query_, body: By
 }
 
 async fn code_to_session(State(emu): State<Emulator>, Query(q): Query_) -> Response {
-    emu.call("/sns/jscode2session", |w, now| w.code_to_session(&q, now))
-        .await
+    emu.call("/sns/jscode2session", move |w, now| {
+        w.code_to_session(&q, now)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- controls
@@ -383,6 +412,8 @@ struct NewFault {
     http_status: Option<u16>,
     #[serde(default)]
     delay_ms: Option<u64>,
+    #[serde(default)]
+    after_delivery: bool,
     #[serde(default = "one")]
     times: u32,
 }
@@ -410,10 +441,16 @@ async fn add_fault(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
             "path must be a WeChat path such as /cgi-bin/message/template/send",
         ));
     }
+    if f.after_delivery && matches!(kind, FaultKind::ErrCode(_)) {
+        return Err(ControlError::bad_request(
+            "after_delivery goes with http_status or delay_ms: an errcode means WeChat did nothing",
+        ));
+    }
     let times = f.times.max(1);
     emu.world().faults.push(Fault {
         path,
         kind,
+        after_delivery: f.after_delivery,
         remaining: times,
     });
     Ok(Json(json!({"queued": times})))

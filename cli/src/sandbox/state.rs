@@ -100,6 +100,8 @@ pub enum FaultKind {
 pub struct Fault {
     pub path: String,
     pub kind: FaultKind,
+    /// Act first, then answer with the fault (`http_status`, `delay_ms`).
+    pub after_delivery: bool,
     pub remaining: u32,
 }
 
@@ -155,19 +157,20 @@ impl World {
         *self.stats.entry(path.to_string()).or_default() += 1;
     }
 
-    /// The next injected fault for `path`, used up by one.
-    pub fn take_fault(&mut self, path: &str) -> Option<FaultKind> {
+    /// The next injected fault for `path` (faults on one path are used in the order they
+    /// were added), used up by one, and whether it comes after delivery.
+    pub fn take_fault(&mut self, path: &str) -> Option<(FaultKind, bool)> {
         let idx = self
             .faults
             .iter()
             .position(|f| f.path == path && f.remaining > 0)?;
         let fault = &mut self.faults[idx];
         fault.remaining -= 1;
-        let kind = fault.kind.clone();
+        let taken = (fault.kind.clone(), fault.after_delivery);
         if fault.remaining == 0 {
             self.faults.remove(idx);
         }
-        Some(kind)
+        Some(taken)
     }
 
     fn charge_quota(&mut self, key: &str, path: &str, now: i64) -> Result<(), WxErr> {

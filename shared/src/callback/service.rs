@@ -7,8 +7,8 @@ use super::signature;
 use super::state::{Enrichment, plan};
 use crate::app::{AppConfig, AppKind, Secret};
 use crate::error::ApiError;
-use crate::secrets::SecretStore;
 use crate::queue::{Job, JobQueue};
+use crate::secrets::SecretStore;
 use crate::store::{Attr, ItemKey};
 use crate::store::{Recorded, StateStore};
 use std::collections::HashMap;
@@ -179,7 +179,8 @@ impl CallbackService {
             .unwrap_or_default();
         let pending = matches!(account.get("unionid_pending"), Some(Attr::Bool(true)));
         if pending && !account.contains_key("unionid") {
-            self.queue_completion(&app.appid, &msg.from_user_name).await?;
+            self.queue_completion(&app.appid, &msg.from_user_name)
+                .await?;
         }
         Ok(())
     }

@@ -335,10 +335,18 @@ impl Sender {
             }
             Err(Failure::Superseded(err)) => return Err(err),
         };
-        record.insert("answer_status".into(), Attr::N(outcome.status.as_u16() as i64));
+        record.insert(
+            "answer_status".into(),
+            Attr::N(outcome.status.as_u16() as i64),
+        );
         record.insert("answer".into(), s(&outcome.body.to_string()));
-        self.write_outcome(Some((record_key, record)), claim.as_ref(), &outcome, deadline)
-            .await;
+        self.write_outcome(
+            Some((record_key, record)),
+            claim.as_ref(),
+            &outcome,
+            deadline,
+        )
+        .await;
         Ok(outcome)
     }
 
@@ -384,7 +392,10 @@ impl Sender {
                 }
                 Err(e) => {
                     let pause = Duration::from_millis(50 << attempt);
-                    if attempt == RECORD_ATTEMPTS || Instant::now() + pause > deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64) {
+                    if attempt == RECORD_ATTEMPTS
+                        || Instant::now() + pause
+                            > deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64)
+                    {
                         error!(id = ?outcome.body.get("id"), error = %e, "could not record a send's outcome; answering it anyway");
                         return;
                     }
@@ -577,7 +588,9 @@ impl Sender {
         let token_error = |e: TokenError, maybe_sent: bool| {
             if maybe_sent {
                 // An earlier attempt may have gone out: never release the key then.
-                Failure::Unknown(format!("no token for a retry after an attempt that may have been delivered: {e}"))
+                Failure::Unknown(format!(
+                    "no token for a retry after an attempt that may have been delivered: {e}"
+                ))
             } else {
                 Failure::NotSent(e.into())
             }
@@ -659,7 +672,9 @@ impl Sender {
             Failure::NotSent(ApiError::WeChat {
                 code: "wechat_unavailable",
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!("app {appid}: WeChat did not accept the message in {MAX_ATTEMPTS} attempts"),
+                message: format!(
+                    "app {appid}: WeChat did not accept the message in {MAX_ATTEMPTS} attempts"
+                ),
                 errcode: None,
             })
         })
@@ -725,7 +740,11 @@ impl Sender {
                 lease_until,
                 after_attempt,
             };
-            let state = if after_attempt { "attempting" } else { "in_progress" };
+            let state = if after_attempt {
+                "attempting"
+            } else {
+                "in_progress"
+            };
             let op = Op::PutIfVersion {
                 key: item.clone(),
                 attrs: claim.item(state, claim.version, &[]),
@@ -733,7 +752,10 @@ impl Sender {
             };
             if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
                 if expected.is_some() {
-                    info!(appid, key, message_id, after_attempt, "Idempotency-Key taken over");
+                    info!(
+                        appid,
+                        key, message_id, after_attempt, "Idempotency-Key taken over"
+                    );
                 }
                 return Ok(Claim::Claimed(claim));
             }
@@ -753,7 +775,11 @@ impl Sender {
                 continue;
             }
             if state == "released" {
-                message_id = if same_body { their_id } else { new_message_id() };
+                message_id = if same_body {
+                    their_id
+                } else {
+                    new_message_id()
+                };
                 after_attempt = false;
                 continue;
             }
@@ -763,7 +789,11 @@ impl Sender {
                     format!("Idempotency-Key {key} was used with a different request body"),
                 ));
             }
-            match (state.as_str(), num(&existing, "status"), text(&existing, "response")) {
+            match (
+                state.as_str(),
+                num(&existing, "status"),
+                text(&existing, "response"),
+            ) {
                 ("done", Some(status), Some(response)) => {
                     return Ok(Claim::Replay(SendOutcome {
                         status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),

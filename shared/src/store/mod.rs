@@ -268,7 +268,8 @@ impl DynamoStateStore {
                     if change.used > change.add {
                         // Never below zero: a use without a recorded acceptance is left out
                         // (the store retries the set without this op).
-                        let need = e.value(AttributeValue::N((change.used - change.add).to_string()));
+                        let need =
+                            e.value(AttributeValue::N((change.used - change.add).to_string()));
                         condition = Some(format!("{available} >= {need}"));
                     }
                 }

@@ -360,13 +360,7 @@ impl TokenManager {
                 };
                 let stored = self
                     .store
-                    .store_token(
-                        appid,
-                        &owner,
-                        &issued.access_token,
-                        expires_at,
-                        version,
-                    )
+                    .store_token(appid, &owner, &issued.access_token, expires_at, version)
                     .await;
                 let version = match stored {
                     Ok(true) => version,
