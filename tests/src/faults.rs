@@ -19,7 +19,7 @@ use wxpush_shared::store::{Attrs, ItemKey, Op, QueryPage, Recorded, StateStore};
 use wxpush_shared::token::{RefreshFailure, StoreError, TokenRecord, TokenStore};
 
 /// Which call of a store a rule matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Call {
     /// `StateStore::record` (a transaction).
     Record,
@@ -82,6 +82,8 @@ struct Barrier {
 /// The fault plan shared by the wrappers.
 pub struct Faults {
     rules: Mutex<Vec<Rule>>,
+    /// Rules for one exact `pk`, looked up by key (thousands of them stay cheap).
+    exact: Mutex<std::collections::HashMap<(Call, String), VecDeque<Fault>>>,
     random: Mutex<Vec<RandomRule>>,
     rng: Mutex<rand::rngs::StdRng>,
     barriers: Mutex<Vec<Barrier>>,
@@ -92,6 +94,7 @@ impl Faults {
     pub fn new(seed: u64) -> Arc<Faults> {
         Arc::new(Faults {
             rules: Mutex::new(vec![]),
+            exact: Mutex::new(Default::default()),
             random: Mutex::new(vec![]),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
             barriers: Mutex::new(vec![]),
@@ -111,6 +114,16 @@ impl Faults {
         });
     }
 
+    /// The next calls matching `call` that touch exactly `pk` get `faults`, one each, in order.
+    pub fn script_exact(&self, call: Call, pk: &str, faults: Vec<Fault>) {
+        self.exact
+            .lock()
+            .unwrap()
+            .entry((call, pk.to_string()))
+            .or_default()
+            .extend(faults);
+    }
+
     /// Every call matching `call` and `pk_prefix` gets one of `faults` (chosen at random) with
     /// probability `rate`.
     pub fn random(&self, call: Call, pk_prefix: &str, rate: f64, faults: Vec<Fault>) {
@@ -124,6 +137,7 @@ impl Faults {
 
     pub fn clear(&self) {
         self.rules.lock().unwrap().clear();
+        self.exact.lock().unwrap().clear();
         self.random.lock().unwrap().clear();
     }
 
@@ -134,6 +148,17 @@ impl Faults {
 
     fn pick(&self, call: Call, pks: &[&str]) -> Option<Fault> {
         let matches = |prefix: &str| pks.iter().any(|pk| pk.starts_with(prefix));
+        {
+            let mut exact = self.exact.lock().unwrap();
+            for pk in pks {
+                if let Some(queue) = exact.get_mut(&(call, pk.to_string()))
+                    && let Some(fault) = queue.pop_front()
+                {
+                    self.injected.fetch_add(1, Ordering::SeqCst);
+                    return Some(fault);
+                }
+            }
+        }
         {
             let mut rules = self.rules.lock().unwrap();
             if let Some(i) = rules
@@ -430,6 +455,8 @@ impl TokenStore for FaultyTokenStore {
 pub struct RecordingQueue {
     jobs: Mutex<VecDeque<Job>>,
     fail_next: Mutex<u32>,
+    /// Openids whose next follower job is refused once.
+    fail_once: Mutex<std::collections::HashSet<String>>,
     pub refused: AtomicU64,
 }
 
@@ -439,6 +466,10 @@ impl RecordingQueue {
     }
     pub fn fail_next(&self, n: u32) {
         *self.fail_next.lock().unwrap() = n;
+    }
+    /// The next job about follower `openid` is refused, once.
+    pub fn fail_once_for(&self, openid: &str) {
+        self.fail_once.lock().unwrap().insert(openid.to_string());
     }
     /// Every job queued so far, oldest first; the queue is left empty.
     pub fn take(&self) -> Vec<Job> {
@@ -455,10 +486,16 @@ impl RecordingQueue {
 #[async_trait]
 impl JobQueue for RecordingQueue {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
+        let targeted = match job {
+            Job::CompleteFollower { openid, .. } => self.fail_once.lock().unwrap().remove(openid),
+            _ => false,
+        };
         {
             let mut fail = self.fail_next.lock().unwrap();
-            if *fail > 0 {
-                *fail -= 1;
+            if targeted || *fail > 0 {
+                if !targeted {
+                    *fail -= 1;
+                }
                 self.refused.fetch_add(1, Ordering::SeqCst);
                 return Err(QueueError::Unavailable(
                     "injected fault: ThrottlingException".into(),
