@@ -392,25 +392,71 @@ async fn faults_errcode_status_and_late_answers() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);
-    // A delay fault delivers first and answers late: a client that gives up still caused a delivery.
+    // A slow WeChat (delay_ms) acts when the delay is over, even for a client that gave up.
     emu.control("/faults", json!({"path": path, "delay_ms": 800}))
         .await;
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(200))
         .build()
         .unwrap();
-    let timed_out = client
-        .post(format!("{}{path}?access_token={tok}", emu.base))
-        .json(&msg)
-        .send()
-        .await;
-    assert!(timed_out.unwrap_err().is_timeout());
-    let delivered = emu.get("/sandbox/messages").await;
+    let send = |c: reqwest::Client| {
+        let url = format!("{}{path}?access_token={tok}", emu.base);
+        let msg = msg.clone();
+        async move { c.post(url).json(&msg).send().await }
+    };
+    assert!(send(client.clone()).await.unwrap_err().is_timeout());
+    let count = |v: serde_json::Value| v.as_array().unwrap().len();
+    assert_eq!(count(emu.get("/sandbox/messages").await), 1, "not yet");
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
     assert_eq!(
-        delivered.as_array().unwrap().len(),
+        count(emu.get("/sandbox/messages").await),
         2,
         "the late call was delivered"
     );
+    // after_delivery: delivered at once, answered late.
+    emu.control(
+        "/faults",
+        json!({"path": path, "delay_ms": 800, "after_delivery": true}),
+    )
+    .await;
+    assert!(send(client.clone()).await.unwrap_err().is_timeout());
+    assert_eq!(
+        count(emu.get("/sandbox/messages").await),
+        3,
+        "delivered before the answer"
+    );
+    // Faults on one path are used in the order given; after_delivery with a status: the
+    // message goes out, the answer is the proxy's; 200 after delivery is unreadable.
+    for fault in [
+        json!({"path": path, "errcode": 45009}),
+        json!({"path": path, "http_status": 502, "after_delivery": true}),
+        json!({"path": path, "http_status": 200, "after_delivery": true}),
+        json!({"path": path, "http_status": 503}),
+    ] {
+        emu.control("/faults", fault).await;
+    }
+    let plain = reqwest::Client::new();
+    assert_eq!(errcode(&template(&emu, &tok, msg.clone()).await), 45009);
+    let r = send(plain.clone()).await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(count(emu.get("/sandbox/messages").await), 4);
+    let r = send(plain.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).is_err());
+    assert_eq!(count(emu.get("/sandbox/messages").await), 5);
+    assert_eq!(send(plain.clone()).await.unwrap().status(), 503);
+    assert_eq!(
+        count(emu.get("/sandbox/messages").await),
+        5,
+        "503 before delivery"
+    );
+    let resp = plain
+        .post(format!("{}/sandbox/faults", emu.base))
+        .json(&json!({"path": path, "errcode": -1, "after_delivery": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "an errcode means WeChat did nothing");
     // Bad controls are refused clearly.
     let resp = reqwest::Client::new()
         .post(format!("{}/sandbox/faults", emu.base))

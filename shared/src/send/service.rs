@@ -574,7 +574,7 @@ impl Sender {
         &self,
         via: &AppConfig,
         wx: &WxMessage,
-        mut claim: Option<&mut ClaimState>,
+        claim: Option<&mut ClaimState>,
         deadline: Instant,
     ) -> Result<Option<i64>, Failure> {
         let appid = via.appid.as_str();
@@ -600,7 +600,7 @@ impl Sender {
             .get(appid)
             .await
             .map_err(|e| token_error(e, maybe_sent))?;
-        if let Some(c) = claim.as_deref_mut()
+        if let Some(c) = claim
             && !c.after_attempt
         {
             self.mark_attempting(c).await?;
