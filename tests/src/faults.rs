@@ -54,6 +54,9 @@ pub enum Fault {
     Delay(Duration),
     /// Waits until `n` matching calls have arrived, then lets them all run.
     Barrier(usize),
+    /// Like `Barrier(n)`, then each call runs, and the k-th to arrive (from 0) returns k × the
+    /// step later: all read the same state, then act on it one after the other.
+    Staggered(usize, Duration),
 }
 
 struct Rule {
@@ -194,8 +197,9 @@ impl Faults {
         None
     }
 
-    async fn barrier(&self, n: usize) {
-        let open = {
+    /// Returns the caller's place of arrival (from 0).
+    async fn barrier(&self, n: usize) -> usize {
+        let (open, place) = {
             let mut barriers = self.barriers.lock().unwrap();
             let idx = match barriers.iter().position(|b| b.needed == n && b.waiting < n) {
                 Some(i) => i,
@@ -209,17 +213,19 @@ impl Faults {
                 }
             };
             let b = &mut barriers[idx];
+            let place = b.waiting;
             b.waiting += 1;
             let open = b.open.clone();
             if b.waiting == b.needed {
                 open.notify_waiters();
                 barriers.remove(idx);
-                return;
+                return place;
             }
-            open
+            (open, place)
         };
         // Bounded: a barrier that never fills lets its callers through after 5 s.
         let _ = tokio::time::timeout(Duration::from_secs(5), open.notified()).await;
+        place
     }
 }
 
@@ -260,6 +266,12 @@ where
         Some(Fault::Barrier(n)) => {
             faults.barrier(n).await;
             apply.await
+        }
+        Some(Fault::Staggered(n, step)) => {
+            let place = faults.barrier(n).await;
+            let result = apply.await;
+            tokio::time::sleep(step * place as u32).await;
+            result
         }
     }
 }
