@@ -83,6 +83,41 @@ impl TokenApi {
     }
 }
 
+/// How WeChat pushes to this app's callback (the mode chosen in its console).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackMode {
+    /// 安全模式: every push encrypted (`encrypt_type=aes`); plaintext pushes are refused.
+    Safe,
+    /// 兼容模式: WeChat sends the plaintext fields and the ciphertext; wxpush reads only the
+    /// ciphertext, so pushes without `encrypt_type=aes` are refused as in safe mode.
+    Compatible,
+    /// 明文模式: the signature does not cover the body, so a (timestamp, nonce) seen with one
+    /// body is refused with any other.
+    Plaintext,
+}
+
+impl CallbackMode {
+    pub fn parse(s: &str) -> Option<CallbackMode> {
+        match s.trim() {
+            "safe" => Some(CallbackMode::Safe),
+            "compatible" => Some(CallbackMode::Compatible),
+            "plaintext" => Some(CallbackMode::Plaintext),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackMode::Safe => "safe",
+            CallbackMode::Compatible => "compatible",
+            CallbackMode::Plaintext => "plaintext",
+        }
+    }
+    pub fn encrypted(self) -> bool {
+        self != CallbackMode::Plaintext
+    }
+}
+
 /// Everything wxpush knows about one app. Built by a `SecretStore`.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
@@ -93,6 +128,8 @@ pub struct AppConfig {
     pub encoding_aes_key: Option<Secret>,
     pub linked_official_account: Option<String>,
     pub token_api: TokenApi,
+    /// `safe` by default when an `encoding_aes_key` is set, else `plaintext`.
+    pub callback_mode: CallbackMode,
 }
 
 /// `wx` followed by 16 hexadecimal characters, as WeChat issues them.

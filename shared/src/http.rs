@@ -4,7 +4,7 @@
 
 use crate::ApiError;
 use http::{HeaderValue, Response, StatusCode, header};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<String> {
     let mut resp = Response::new(body.to_string());
@@ -45,6 +45,29 @@ pub fn error_response(err: &ApiError) -> Response<String> {
             .insert(header::ALLOW, HeaderValue::from_static(allow));
     }
     resp
+}
+
+/// [`error_response`] for a public route: a refusal says what was wrong with the request,
+/// but a 5xx says nothing about the inside (no AWS error text, no table, role or parameter
+/// names). The detail goes to the log only.
+pub fn public_error_response(err: &ApiError) -> Response<String> {
+    let status = err.status();
+    if !status.is_server_error() {
+        return error_response(err);
+    }
+    error!(code = err.code(), status = status.as_u16(), error = %err, "public request failed");
+    let (code, message) = if status == StatusCode::SERVICE_UNAVAILABLE {
+        (
+            "service_unavailable",
+            "the request could not be handled now; try again",
+        )
+    } else {
+        ("internal_error", "the request could not be handled")
+    };
+    json_response(
+        status,
+        &serde_json::json!({"error": {"code": code, "message": message}}),
+    )
 }
 
 /// The query string as a map (first value wins), percent-decoded.

@@ -30,5 +30,5 @@ pub mod telemetry;
 pub mod token;
 pub mod wechat;
 
-pub use app::{AppConfig, AppKind, Secret, TokenApi, is_valid_appid};
+pub use app::{AppConfig, AppKind, CallbackMode, Secret, TokenApi, is_valid_appid};
 pub use error::ApiError;

@@ -44,7 +44,8 @@ async fn url_verification_vectors() {
             &[("echostr", s(v, "echostr"))],
         );
         q.insert("signature".into(), s(v, "signature").into());
-        let result = svc.verify_url(appid, &q).await;
+        let now: i64 = s(v, "timestamp").parse().unwrap_or(0);
+        let result = svc.verify_url(appid, &q, now).await;
         if v["valid"].as_bool().unwrap() {
             assert_eq!(
                 result.unwrap(),

@@ -124,6 +124,7 @@ async fn send(
             appid,
             body.to_string().as_bytes(),
             key,
+            "test-caller",
             Instant::now() + budget,
         )
         .await

@@ -44,6 +44,7 @@ impl World {
                 appid,
                 body.to_string().as_bytes(),
                 key,
+                "test-caller",
                 Instant::now() + budget,
             )
             .await

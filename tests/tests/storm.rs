@@ -108,7 +108,7 @@ async fn client(svc: &SendService, body: &Value, key: &str) -> Final {
         let deadline = Instant::now() + Duration::from_secs(3);
         let (status, answer) = match svc
             .sender
-            .send(OA, bytes.as_bytes(), Some(key), deadline)
+            .send(OA, bytes.as_bytes(), Some(key), "storm-client", deadline)
             .await
         {
             Ok(o) => (o.status.as_u16(), o.body),

@@ -6,6 +6,32 @@ fn template() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
 }
 
+/// The text between the first `start` and the next `end` after it.
+fn section<'a>(t: &'a str, start: &str, end: &str) -> &'a str {
+    t.split(start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{start} not found"))
+        .split(end)
+        .next()
+        .unwrap()
+}
+
+/// Each IAM policy statement, from its `Effect:` to the next one (cut at the `Events:` or the
+/// blank line that ends the last statement of a resource).
+fn statements(t: &str) -> Vec<&str> {
+    t.split("Effect:")
+        .skip(1)
+        .map(|s| {
+            s.split("Events:")
+                .next()
+                .unwrap()
+                .split("\n\n")
+                .next()
+                .unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn cfn_lint_passes() {
     let lint = std::env::var("WXPUSH_CFN_LINT")
@@ -26,22 +52,35 @@ fn cfn_lint_passes() {
 fn private_routes_use_iam_and_callbacks_are_public() {
     let t = template();
     assert!(t.contains("DefaultAuthorizer: AWS_IAM"));
-    let send = t
-        .split("SendFunction:")
-        .nth(1)
-        .unwrap()
-        .split("TokenRefreshFunction:")
-        .next()
-        .unwrap();
-    assert!(send.contains("Path: /v1/{proxy+}") && send.contains("Authorizer: AWS_IAM"));
-    let callback = t
-        .split("CallbackFunction:")
-        .nth(1)
-        .unwrap()
-        .split("SendFunction:")
-        .next()
-        .unwrap();
+    let send = section(&t, "SendFunction:", "TokenRefreshFunction:");
+    // One event per route, so IAM policies on route ARNs can grant some apps only; the
+    // catch-all answers unknown paths and wrong methods with the contract's 404/405.
+    let events: Vec<&str> = send.split("Type: HttpApi").skip(1).collect();
+    for (method, path) in [
+        ("GET", "/v1/apps/{appid}/token"),
+        ("POST", "/v1/apps/{appid}/messages"),
+        ("GET", "/v1/apps/{appid}/messages/{id}"),
+        ("POST", "/v1/apps/{appid}/sessions"),
+        ("POST", "/v1/apps/{appid}/followers/sync"),
+        ("GET", "/v1/apps/{appid}/followers/sync"),
+        ("GET", "/v1/users/{unionid}"),
+        ("ANY", "/v1/{proxy+}"),
+    ] {
+        let event = events
+            .iter()
+            .find(|e| {
+                e.contains(&format!("Method: {method}\n")) && e.contains(&format!("Path: {path}\n"))
+            })
+            .unwrap_or_else(|| panic!("no route {method} {path}"));
+        assert!(event.contains("Authorizer: AWS_IAM"), "{method} {path}");
+    }
+    assert_eq!(events.len(), 8);
+    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 8);
+    assert!(!send.contains("Authorizer: NONE"));
+    let callback = section(&t, "CallbackFunction:", "SendFunction:");
     assert_eq!(callback.matches("Authorizer: NONE").count(), 2);
+    assert!(callback.contains("Path: /wechat/{appid}"));
+    assert_eq!(t.matches("Authorizer: NONE").count(), 2);
     for f in [
         "Binary: callback",
         "Binary: send",
@@ -60,21 +99,193 @@ fn private_routes_use_iam_and_callbacks_are_public() {
 #[test]
 fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
     let t = template();
-    let worker = t
-        .split("BatchWorkerFunction:")
-        .nth(1)
-        .unwrap()
-        .split("Outputs:")
-        .next()
-        .unwrap();
+    let worker = section(&t, "BatchWorkerFunction:", "Outputs:");
     assert!(worker.contains("Type: SQS") && worker.contains("Queue: !GetAtt JobsQueue.Arn"));
     assert!(worker.contains("ReportBatchItemFailures"));
     assert!(worker.contains("WXPUSH_QUEUE_URL: !Ref JobsQueue"));
     // A step ends 90 s before the timeout; SQS hides a message 6x the timeout.
     assert!(worker.contains("Timeout: 300") && t.contains("VisibilityTimeout: 1800"));
     assert!(t.contains("deadLetterTargetArn: !GetAtt JobsDeadLetterQueue.Arn"));
-    // sqs:SendMessage only, to the one queue, from the send API and the worker.
-    assert_eq!(t.matches("Action: sqs:SendMessage").count(), 2);
-    assert_eq!(t.matches("Resource: !GetAtt JobsQueue.Arn").count(), 2);
-    assert!(!t.contains("sqs:*"));
+    // sqs:SendMessage only, to the one queue, from the callback, the send API and the worker.
+    assert_eq!(t.matches("Action: sqs:SendMessage").count(), 3);
+    assert_eq!(t.matches("Resource: !GetAtt JobsQueue.Arn").count(), 3);
+    for s in statements(&t)
+        .iter()
+        .filter(|s| s.contains("sqs:SendMessage"))
+    {
+        assert!(s.contains("Resource: !GetAtt JobsQueue.Arn\n"), "{s}");
+        assert!(!s.contains("JobsDeadLetterQueue"), "{s}");
+    }
+    for f in [
+        section(&t, "CallbackFunction:", "SendFunction:"),
+        section(&t, "SendFunction:", "TokenRefreshFunction:"),
+        worker,
+    ] {
+        assert!(f.contains("Action: sqs:SendMessage"));
+        assert!(f.contains("WXPUSH_QUEUE_URL: !Ref JobsQueue"));
+    }
+    let refresh = section(&t, "TokenRefreshFunction:", "BatchWorkerFunction:");
+    assert!(!refresh.contains("sqs:"));
+    // The only sqs:* is the queue policy's deny of plain-HTTP requests.
+    assert_eq!(t.matches("sqs:*").count(), 1);
+    let policy = section(
+        &t,
+        "Type: AWS::SQS::QueuePolicy",
+        "Type: AWS::CloudWatch::Alarm",
+    );
+    assert!(policy.contains("Effect: Deny") && policy.contains("Action: sqs:*"));
+    assert!(policy.contains("aws:SecureTransport: \"false\""));
+    assert!(policy.contains("- !Ref JobsQueue") && policy.contains("- !Ref JobsDeadLetterQueue"));
+    // A job in the dead-letter queue raises an alarm.
+    let alarm = section(&t, "Type: AWS::CloudWatch::Alarm", "\n\n");
+    assert!(alarm.contains("MetricName: ApproximateNumberOfMessagesVisible"));
+    assert!(alarm.contains("Value: !GetAtt JobsDeadLetterQueue.QueueName"));
+    assert!(alarm.contains("Threshold: 0") && alarm.contains("GreaterThanThreshold"));
+}
+
+#[test]
+fn the_callback_writes_only_its_own_items_and_never_tokens() {
+    let t = template();
+    let callback = section(&t, "CallbackFunction:", "SendFunction:");
+    let dynamo: Vec<&str> = statements(callback)
+        .into_iter()
+        .filter(|s| s.contains("dynamodb:"))
+        .collect();
+    assert_eq!(dynamo.len(), 1);
+    let dynamo = dynamo[0];
+    // TransactWriteItems is authorised per item: Put/Update, plus the reads.
+    assert!(dynamo.contains("[dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem]"));
+    assert!(dynamo.contains("ForAllValues:StringLike:"));
+    assert!(dynamo.contains("dynamodb:LeadingKeys:"));
+    for prefix in [
+        "evt#*", "acct#*", "union#*", "wxmsg#*", "grant#*", "nonce#*",
+    ] {
+        assert!(dynamo.contains(&format!("\"{prefix}\"")), "{prefix}");
+    }
+    for prefix in ["app#", "idem#", "\"msg#", "sync#", "\"*\""] {
+        assert!(!dynamo.contains(prefix), "{prefix}");
+    }
+    // It never calls WeChat itself, so it needs no DynamoDB access beyond that statement.
+    assert!(!callback.contains("dynamodb:Query") && !callback.contains("dynamodb:DeleteItem"));
+}
+
+#[test]
+fn kms_is_scoped_and_the_key_is_optional() {
+    let t = template();
+    // kms:Decrypt on any key only through SSM; with a customer key, only that key.
+    let decrypts: Vec<&str> = statements(&t)
+        .into_iter()
+        .filter(|s| s.contains("kms:Decrypt"))
+        .collect();
+    assert!(decrypts.len() >= 4);
+    for s in &decrypts {
+        if s.contains("\"*\"") {
+            assert!(s.contains("kms:ViaService:"), "{s}");
+            assert!(
+                s.contains("Resource: !If [HasKmsKey, !Ref KmsKeyArn, \"*\"]"),
+                "{s}"
+            );
+        } else {
+            assert!(s.contains("Resource: !Ref KmsKeyArn"), "{s}");
+        }
+    }
+    assert!(!t.contains("Resource: \"*\""));
+    assert!(!t.contains("kms:*"));
+    assert_eq!(t.matches("kms:ViaService: !Sub \"ssm.").count(), 4);
+    // Data keys of the customer key (queue and table), through SQS/DynamoDB, only when set.
+    assert_eq!(
+        t.matches("Action: [kms:GenerateDataKey, kms:Decrypt]")
+            .count(),
+        4
+    );
+    assert!(t.contains("HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, \"\"]]"));
+    assert!(t.contains("SSEType: KMS") && t.contains("KMSMasterKeyId: !Ref KmsKeyArn"));
+    assert_eq!(
+        t.matches("KmsMasterKeyId: !If [HasKmsKey, !Ref KmsKeyArn, !Ref AWS::NoValue]")
+            .count(),
+        2
+    );
+    assert_eq!(
+        t.matches("SqsManagedSseEnabled: !If [HasKmsKey, !Ref AWS::NoValue, true]")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn the_deployment_is_hardened() {
+    let t = template();
+    let table = section(&t, "Type: AWS::DynamoDB::Table", "\n\n");
+    assert!(table.contains("DeletionProtectionEnabled: true"));
+    assert!(table.contains("DeletionPolicy: Retain"));
+    assert!(t.contains("aws:SecureTransport"));
+    // Access log with the caller's principal on every request.
+    let access = section(&t, "AccessLogSettings:", "DefaultRouteSettings:");
+    assert!(access.contains("DestinationArn:"));
+    for v in [
+        "$context.requestId",
+        "$context.identity.userArn",
+        "$context.identity.caller",
+        "$context.routeKey",
+        "$context.status",
+        "$context.path",
+        "$context.requestTime",
+        "$context.integrationErrorMessage",
+        "$context.identity.sourceIp",
+    ] {
+        assert!(access.contains(&format!("\"{v}\"")), "{v}");
+    }
+    // Throttling: the whole API, and the public callback routes tighter.
+    let http_api = section(&t, "Type: AWS::Serverless::HttpApi", "\n\n");
+    assert!(http_api.contains("ThrottlingRateLimit: !Ref ApiThrottleRate"));
+    assert!(http_api.contains("ThrottlingBurstLimit: !Ref ApiThrottleBurst"));
+    for route in ["\"POST /wechat/{appid}\":", "\"GET /wechat/{appid}\":"] {
+        let settings: Vec<&str> = section(http_api, route, "\"").lines().collect();
+        assert!(
+            settings.contains(&"          ThrottlingBurstLimit: !Ref CallbackThrottleBurst"),
+            "{route}"
+        );
+        assert!(
+            settings.contains(&"          ThrottlingRateLimit: !Ref CallbackThrottleRate"),
+            "{route}"
+        );
+    }
+    // Log retention: the access log and the four functions' log groups.
+    assert_eq!(
+        t.matches("RetentionInDays: !Ref LogRetentionDays").count(),
+        5
+    );
+    assert_eq!(t.matches("Type: AWS::Logs::LogGroup").count(), 5);
+    for (function, group) in [
+        ("CallbackFunction:", "CallbackLogGroup"),
+        ("SendFunction:", "SendLogGroup"),
+        ("TokenRefreshFunction:", "TokenRefreshLogGroup"),
+        ("BatchWorkerFunction:", "BatchWorkerLogGroup"),
+    ] {
+        let f = section(&t, function, "Events:");
+        assert!(
+            f.contains(&format!("LogGroup: !Ref {group}\n")),
+            "{function}"
+        );
+    }
+    // No fixed reserved concurrency (fails at the minimum quota); the callback's is optional.
+    assert!(!t.contains("ReservedConcurrentExecutions: 1"));
+    let callback = section(&t, "CallbackFunction:", "SendFunction:");
+    assert!(callback.contains("- HasCallbackReservedConcurrency"));
+    assert!(callback.contains("- !Ref CallbackReservedConcurrency"));
+    // WeChat is reached over https only.
+    let base = section(&t, "  WeChatApiBase:\n", "  PrivateSubnetIds:");
+    assert!(base.contains("AllowedPattern: \"^https://"), "{base}");
+    assert!(base.contains("ConstraintDescription:"));
+    // The outputs an operator needs.
+    let outputs = t.split("\nOutputs:").nth(1).unwrap();
+    for o in [
+        "ApiUrl:",
+        "StateTableName:",
+        "JobsDeadLetterQueueUrl:",
+        "CallbackUrlPattern:",
+    ] {
+        assert!(outputs.contains(o), "{o}");
+    }
+    assert!(outputs.contains("/wechat/{appid}\""));
 }

@@ -6,15 +6,20 @@ use lambda_http::{Body, Request, Response};
 use wxpush_shared::ApiError;
 use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::http::{error_response, query_map, text_response};
+use wxpush_shared::http::{public_error_response as public_error, query_map, text_response};
 
 pub use wxpush_shared::callback::service::CallbackService as Service;
 
 pub async fn handle(svc: &CallbackService, req: Request) -> Response<Body> {
-    let resp = match dispatch(svc, &req).await {
+    let mut resp = match dispatch(svc, &req).await {
         Ok(resp) => resp,
-        Err(err) => error_response(&err),
+        Err(err) => public_error(&err),
     };
+    // The echo is the caller's own text: never let a browser sniff it into something else.
+    resp.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
     resp.map(Body::from)
 }
 
@@ -37,7 +42,7 @@ async fn dispatch(
     match *req.method() {
         Method::GET => Ok(text_response(
             StatusCode::OK,
-            svc.verify_url(&appid, &query).await?,
+            svc.verify_url(&appid, &query, now_unix()).await?,
         )),
         Method::POST => {
             if req.body().len() > MAX_CALLBACK_BODY {

@@ -79,9 +79,48 @@ enum Route<'a> {
     SyncProgress { appid: &'a str },
 }
 
-/// Matches the path; `Err` is a 404 or a 405 with the methods that are allowed.
+/// A message id as wxpush issues them: `msg_` and 32 lowercase hex digits.
+fn is_message_id(id: &str) -> bool {
+    id.len() == 36
+        && id.starts_with("msg_")
+        && id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A unionid as WeChat issues them (28 characters today): letters, digits, `-` and `_`.
+fn is_unionid(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Matches the path; `Err` is a 404 or a 405 with the methods that are allowed. Path ids of
+/// the wrong shape are 404 here, before they reach a store key.
 fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
+            return Err(wxpush_shared::secrets::ConfigError::UnknownApp {
+                appid: appid.chars().take(40).collect(),
+            }
+            .into());
+        }
+        ["v1", "apps", _, "messages", id] if !is_message_id(id) => {
+            return Err(ApiError::NotFound(format!(
+                "message {}: not a wxpush message id",
+                id.chars().take(40).collect::<String>()
+            )));
+        }
+        ["v1", "users", unionid] if !is_unionid(unionid) => {
+            return Err(ApiError::NotFound(format!(
+                "user {}: not a unionid",
+                unionid.chars().take(40).collect::<String>()
+            )));
+        }
+        _ => {}
+    }
     let (route, allowed) = match segments.as_slice() {
         ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
         ["v1", "apps", appid, "messages"] => (Route::Send { appid }, "POST"),
@@ -116,7 +155,27 @@ pub async fn handle(svc: &SendService, req: Request) -> Response<Body> {
     }
 }
 
+/// Who is calling: the IAM principal API Gateway verified (its ARN), or, in the local
+/// server, the holder of the bearer key.
+pub fn caller(req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone())
+            .unwrap_or_else(|| "unauthenticated".to_string()),
+        _ => LOCAL_CALLER.to_string(),
+    }
+}
+
+/// The caller of every request the local server let through (it checked the bearer key).
+pub const LOCAL_CALLER: &str = "local:bearer-key";
+
 async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req);
+    tracing::info!(caller = %caller, method = %req.method(), path = req.uri().path(), "v1 request");
     if req.body().len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
@@ -134,7 +193,7 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
             };
             let outcome = svc
                 .sender
-                .send(appid, req.body().as_ref(), key, deadline(req))
+                .send(appid, req.body().as_ref(), key, &caller, deadline(req))
                 .await?;
             Ok(to_lambda(json_response(outcome.status, &outcome.body)))
         }

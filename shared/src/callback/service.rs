@@ -19,6 +19,30 @@ use tracing::{info, warn};
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 /// How far a callback's timestamp may be from now, either way.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
+/// The longest `nonce` accepted (WeChat's are about ten digits); it becomes part of a key.
+pub const MAX_NONCE_LEN: usize = 64;
+
+/// The timestamp parsed and within the window of `now` (no overflow for any input).
+fn check_timestamp(ts: &str, now: i64) -> Result<(), ApiError> {
+    let ts: i64 = ts
+        .parse()
+        .map_err(|_| ApiError::SignatureRejected("the timestamp is not a number".into()))?;
+    if ts.abs_diff(now) > TIMESTAMP_WINDOW_SECS as u64 {
+        return Err(ApiError::SignatureRejected(format!(
+            "the timestamp is more than {TIMESTAMP_WINDOW_SECS} s away from now"
+        )));
+    }
+    Ok(())
+}
+
+fn check_nonce(nonce: &str) -> Result<(), ApiError> {
+    if nonce.len() > MAX_NONCE_LEN || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::BadRequest(format!(
+            "query parameter `nonce` must be at most {MAX_NONCE_LEN} letters or digits"
+        )));
+    }
+    Ok(())
+}
 
 pub struct CallbackService {
     secrets: Arc<dyn SecretStore>,
@@ -63,8 +87,14 @@ impl CallbackService {
         Ok((app, token))
     }
 
-    /// `GET /wechat/{appid}`: WeChat's URL check. Returns `echostr` when the signature is right.
-    pub async fn verify_url(&self, appid: &str, query: &Query) -> Result<String, ApiError> {
+    /// `GET /wechat/{appid}`: WeChat's URL check. Returns `echostr` when the signature is right
+    /// and the timestamp within ±300 s of `now`.
+    pub async fn verify_url(
+        &self,
+        appid: &str,
+        query: &Query,
+        now: i64,
+    ) -> Result<String, ApiError> {
         let (_, token) = self.app_with_token(appid).await?;
         let (sig, ts, nonce, echostr) = (
             param(query, "signature")?,
@@ -77,6 +107,7 @@ impl CallbackService {
                 "the signature does not match".into(),
             ));
         }
+        check_timestamp(ts, now)?;
         Ok(echostr.to_string())
     }
 
@@ -105,18 +136,21 @@ impl CallbackService {
                 "the signature does not match".into(),
             ));
         }
-        let ts_value: i64 = ts
-            .parse()
-            .map_err(|_| ApiError::SignatureRejected("the timestamp is not a number".into()))?;
-        if (now - ts_value).abs() > TIMESTAMP_WINDOW_SECS {
-            return Err(ApiError::SignatureRejected(format!(
-                "the timestamp is more than {TIMESTAMP_WINDOW_SECS} s away from now"
-            )));
-        }
+        check_timestamp(ts, now)?;
+        check_nonce(nonce)?;
         let body = std::str::from_utf8(body)
             .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
         let plaintext = match query.get("encrypt_type").map(String::as_str) {
-            None | Some("") | Some("raw") => body.to_string(),
+            None | Some("") | Some("raw") => {
+                if app.callback_mode.encrypted() {
+                    return Err(ApiError::SignatureRejected(format!(
+                        "app {appid} is in {} mode: only encrypted pushes (encrypt_type=aes) are accepted",
+                        app.callback_mode.as_str()
+                    )));
+                }
+                self.check_replay(appid, ts, nonce, body, now).await?;
+                body.to_string()
+            }
             Some("aes") => self.decrypt(&app, &token, query, ts, nonce, body)?,
             Some(other) => {
                 return Err(ApiError::BadRequest(format!(
@@ -149,6 +183,48 @@ impl CallbackService {
             _ => self.requeue_pending(&app, &msg).await?,
         }
         Ok(recorded)
+    }
+
+    /// Plaintext mode: the signature covers (token, timestamp, nonce) but not the body, so a
+    /// signed query string seen once could carry any body for the rest of the window. The
+    /// first body seen with a (timestamp, nonce) is remembered (its hash, for twice the
+    /// window); the same pair with another body is refused. WeChat's retries carry the same
+    /// body and pass.
+    async fn check_replay(
+        &self,
+        appid: &str,
+        ts: &str,
+        nonce: &str,
+        body: &str,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        use sha1::Digest;
+        let hash = hex::encode(sha1::Sha1::digest(body.as_bytes()));
+        let key = ItemKey::nonce(appid, ts, nonce);
+        let seen = crate::store::attrs([
+            ("hash", Attr::S(hash.clone())),
+            ("ttl", Attr::N(now + 2 * TIMESTAMP_WINDOW_SECS)),
+        ]);
+        let op = crate::store::Op::Insert {
+            key: key.clone(),
+            attrs: seen,
+        };
+        if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
+            return Ok(());
+        }
+        let first = self.store.get(&key).await.map_err(store_error)?;
+        match first.as_ref().and_then(|a| a.get("hash")) {
+            Some(Attr::S(h)) if *h == hash => Ok(()),
+            _ => {
+                warn!(
+                    appid,
+                    "plaintext push replayed a signed timestamp and nonce with another body"
+                );
+                Err(ApiError::SignatureRejected(
+                    "this timestamp and nonce were already used with another body".into(),
+                ))
+            }
+        }
     }
 
     /// Queues the unionid look-up of a follower recorded without one. When the queue fails

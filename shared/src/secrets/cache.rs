@@ -1,24 +1,30 @@
-//! A bounded, time-limited cache in front of any [`SecretStore`].
+//! A bounded, time-limited cache in front of any [`SecretStore`], with a cached listing of
+//! the configured appids: a request naming an appid that is not configured costs no read of
+//! the secret store (the callback route is public; made-up appids must not become SSM calls
+//! that exhaust the account's rate or evict real apps from the cache).
 
 use super::{ConfigError, SecretStore};
 use crate::app::AppConfig;
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Unknown appids are remembered for a shorter time, so a stream of requests for apps that
-/// do not exist (the callback route is public) does not become a stream of SSM calls.
-const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// How long the listing of configured appids is trusted. A newly configured app is served
+/// after at most this long; a removed one is refused after it (and after its entry's TTL).
+pub const LISTING_TTL: Duration = Duration::from_secs(60);
 
-/// A lookup's outcome and when it was made.
-type Entry = (Instant, Result<Arc<AppConfig>, ConfigError>);
+/// An app's configuration and when it was read.
+type Entry = (Instant, Arc<AppConfig>);
 
 pub struct CachedSecretStore<S> {
     inner: S,
     ttl: Duration,
     capacity: usize,
+    /// Configured apps only: nothing unknown is ever stored, so nothing unknown evicts them.
     entries: Mutex<HashMap<String, Entry>>,
+    /// The appids the store lists, and when; refreshed by one caller at a time.
+    listing: tokio::sync::Mutex<Option<(Instant, Arc<HashSet<String>>)>>,
 }
 
 impl<S: SecretStore> CachedSecretStore<S> {
@@ -30,6 +36,7 @@ impl<S: SecretStore> CachedSecretStore<S> {
             ttl,
             capacity: capacity.max(1),
             entries: Mutex::new(HashMap::new()),
+            listing: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -37,18 +44,13 @@ impl<S: SecretStore> CachedSecretStore<S> {
         &self.inner
     }
 
-    fn lookup(&self, appid: &str) -> Option<Result<Arc<AppConfig>, ConfigError>> {
+    fn lookup(&self, appid: &str) -> Option<Arc<AppConfig>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let (at, value) = entries.get(appid)?;
-        let ttl = if value.is_ok() {
-            self.ttl
-        } else {
-            NEGATIVE_TTL.min(self.ttl)
-        };
-        (at.elapsed() < ttl).then(|| value.clone())
+        (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
-    fn remember(&self, appid: &str, value: Result<Arc<AppConfig>, ConfigError>) {
+    fn remember(&self, appid: &str, value: Arc<AppConfig>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.capacity && !entries.contains_key(appid) {
             // Make room: drop expired entries, then the oldest one.
@@ -64,20 +66,39 @@ impl<S: SecretStore> CachedSecretStore<S> {
         }
         entries.insert(appid.to_string(), (Instant::now(), value));
     }
+
+    /// The configured appids: the cached listing, or one new listing (names only) when it is
+    /// older than [`LISTING_TTL`]. Concurrent callers share one listing call.
+    async fn configured(&self) -> Result<Arc<HashSet<String>>, ConfigError> {
+        let mut listing = self.listing.lock().await;
+        if let Some((at, apps)) = listing.as_ref()
+            && at.elapsed() < LISTING_TTL.min(self.ttl)
+        {
+            return Ok(apps.clone());
+        }
+        let apps: Arc<HashSet<String>> =
+            Arc::new(self.inner.list_apps().await?.into_iter().collect());
+        *listing = Some((Instant::now(), apps.clone()));
+        Ok(apps)
+    }
 }
 
 #[async_trait]
 impl<S: SecretStore> SecretStore for CachedSecretStore<S> {
     async fn app(&self, appid: &str) -> Result<Arc<AppConfig>, ConfigError> {
         if let Some(hit) = self.lookup(appid) {
-            return hit;
+            return Ok(hit);
         }
-        let value = self.inner.app(appid).await;
-        // Backend failures are not cached: the next request tries again.
-        if !matches!(value, Err(ConfigError::Backend(_))) {
-            self.remember(appid, value.clone());
+        if !crate::app::is_valid_appid(appid) || !self.configured().await?.contains(appid) {
+            return Err(ConfigError::UnknownApp {
+                appid: appid.to_string(),
+            });
         }
-        value
+        // Only configured apps get here. Their errors (a missing parameter) are not cached:
+        // the operator's fix is picked up at once.
+        let value = self.inner.app(appid).await?;
+        self.remember(appid, value.clone());
+        Ok(value)
     }
 
     async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
@@ -91,7 +112,7 @@ mod tests {
     use crate::app::{AppKind, Secret, TokenApi};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Counting(AtomicUsize);
+    struct Counting(AtomicUsize, AtomicUsize);
 
     #[async_trait]
     impl SecretStore for Counting {
@@ -105,24 +126,47 @@ mod tests {
                 encoding_aes_key: None,
                 linked_official_account: None,
                 token_api: TokenApi::Stable,
+                callback_mode: crate::app::CallbackMode::Plaintext,
             }))
         }
         async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
-            Ok(vec![])
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Ok(["a", "b", "c"].iter().map(|a| appid(a)).collect())
         }
+    }
+
+    fn appid(short: &str) -> String {
+        format!("wx{:0>16}", short.as_bytes()[0] - b'a' + 10)
     }
 
     #[tokio::test]
     async fn caches_and_bounds() {
-        let cache =
-            CachedSecretStore::new(Counting(AtomicUsize::new(0)), Duration::from_secs(60), 2);
-        cache.app("a").await.unwrap();
-        cache.app("a").await.unwrap();
+        let cache = CachedSecretStore::new(
+            Counting(AtomicUsize::new(0), AtomicUsize::new(0)),
+            Duration::from_secs(60),
+            2,
+        );
+        let (a, b, c) = (appid("a"), appid("b"), appid("c"));
+        cache.app(&a).await.unwrap();
+        cache.app(&a).await.unwrap();
         assert_eq!(cache.inner().0.load(Ordering::SeqCst), 1);
-        cache.app("b").await.unwrap();
-        cache.app("c").await.unwrap();
+        cache.app(&b).await.unwrap();
+        cache.app(&c).await.unwrap();
         assert!(cache.entries.lock().unwrap().len() <= 2);
-        cache.app("a").await.unwrap(); // evicted as the oldest: read again
+        cache.app(&a).await.unwrap(); // evicted as the oldest: read again
         assert_eq!(cache.inner().0.load(Ordering::SeqCst), 4);
+        // Unknown and malformed appids: refused from the listing, never read, never cached.
+        for i in 0..1000 {
+            let made_up = format!("wxffff{i:012x}");
+            assert!(matches!(
+                cache.app(&made_up).await,
+                Err(ConfigError::UnknownApp { .. })
+            ));
+        }
+        assert!(cache.app("not-an-appid").await.is_err());
+        assert_eq!(cache.inner().0.load(Ordering::SeqCst), 4);
+        assert_eq!(cache.inner().1.load(Ordering::SeqCst), 1, "one listing");
+        assert!(cache.entries.lock().unwrap().len() <= 2);
+        assert!(cache.lookup(&a).is_some(), "real apps stay cached");
     }
 }

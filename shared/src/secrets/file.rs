@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// One `[[app]]` table: the same fields as the SSM parameters.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// One `[[app]]` table: the same fields as the SSM parameters. Its `Debug` shows no secret.
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppEntry {
     pub appid: String,
@@ -24,6 +24,24 @@ pub struct AppEntry {
     pub linked_official_account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_api: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_mode: Option<String>,
+}
+
+impl std::fmt::Debug for AppEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("AppEntry")
+            .field("appid", &self.appid)
+            .field("kind", &self.kind)
+            .field("app_secret", &"***")
+            .field("callback_token", &hidden(&self.callback_token))
+            .field("encoding_aes_key", &hidden(&self.encoding_aes_key))
+            .field("linked_official_account", &self.linked_official_account)
+            .field("token_api", &self.token_api)
+            .field("callback_mode", &self.callback_mode)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -79,6 +97,7 @@ impl FileSecretStore {
                 "encoding_aes_key" => entry.encoding_aes_key.clone(),
                 "linked_official_account" => entry.linked_official_account.clone(),
                 "token_api" => entry.token_api.clone(),
+                "callback_mode" => entry.callback_mode.clone(),
                 _ => None,
             })?;
             if apps.insert(appid.clone(), Arc::new(config)).is_some() {
@@ -148,5 +167,24 @@ mod tests {
         let bad_toml =
             AppsFile::parse("[[app]]\nappid = \"wx0\"\napp_secret = \"hunter2").unwrap_err();
         assert!(!bad_toml.to_string().contains("hunter2"), "{bad_toml}");
+
+        let file = AppsFile::parse(
+            "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"official_account\"\napp_secret = \"hunter2\"\ncallback_token = \"tok-secret\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n",
+        )
+        .unwrap();
+        let shown = format!(
+            "{file:?} {:?}",
+            FileSecretStore::from_file(file.clone()).unwrap()
+        );
+        for secret in ["hunter2", "tok-secret", "abcdefghijklmnopqrstuvwxyz"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let store = FileSecretStore::from_file(file).unwrap();
+        let app = store.apps().next().unwrap();
+        assert_eq!(
+            app.callback_mode,
+            crate::app::CallbackMode::Safe,
+            "safe when a key is set"
+        );
     }
 }

@@ -13,7 +13,7 @@ pub use cache::CachedSecretStore;
 pub use file::{AppEntry, AppsFile, FileSecretStore};
 pub use ssm::SsmSecretStore;
 
-use crate::app::{AppConfig, AppKind, Secret, TokenApi};
+use crate::app::{AppConfig, AppKind, CallbackMode, Secret, TokenApi};
 use async_trait::async_trait;
 use std::sync::Arc;
 use thiserror::Error;
@@ -103,6 +103,18 @@ pub(crate) fn build_app_config(
             TokenApi::parse(&v).ok_or_else(|| invalid("token_api", "expected stable or classic"))?
         }
     };
+    let callback_mode = match optional(get("callback_mode")) {
+        None if encoding_aes_key.is_some() => CallbackMode::Safe,
+        None => CallbackMode::Plaintext,
+        Some(v) => CallbackMode::parse(&v)
+            .ok_or_else(|| invalid("callback_mode", "expected safe, compatible or plaintext"))?,
+    };
+    if callback_mode.encrypted() && encoding_aes_key.is_none() {
+        return Err(invalid(
+            "callback_mode",
+            "safe and compatible mode need parameter `encoding_aes_key`",
+        ));
+    }
     Ok(AppConfig {
         appid: appid.to_string(),
         kind,
@@ -111,5 +123,6 @@ pub(crate) fn build_app_config(
         encoding_aes_key: encoding_aes_key.map(Secret::new),
         linked_official_account,
         token_api,
+        callback_mode,
     })
 }

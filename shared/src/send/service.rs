@@ -243,6 +243,7 @@ impl Sender {
         appid: &str,
         body: &[u8],
         idempotency_key: Option<&str>,
+        caller: &str,
         deadline: Instant,
     ) -> Result<SendOutcome, ApiError> {
         let app = self.tokens.secrets().app(appid).await?;
@@ -253,7 +254,7 @@ impl Sender {
             None => None,
             Some(key) => {
                 let lease_until = unix_of(deadline) + CLAIM_LEASE_MARGIN_SECS;
-                match self.claim(appid, key, body, lease_until).await? {
+                match self.claim(appid, key, caller, body, lease_until).await? {
                     Claim::Replay(outcome) => return Ok(outcome),
                     Claim::Claimed(c) => Some(c),
                 }
@@ -280,6 +281,7 @@ impl Sender {
             ("via_appid", s(&via.appid)),
             ("type", s(req.kind.as_str())),
             ("openid", s(&openid)),
+            ("requested_by", s(caller)),
             ("created_at", Attr::N(now)),
             ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
         ]);
@@ -452,6 +454,7 @@ impl Sender {
             "status": status,
             "to": {"openid": text(&rec, "openid"), "unionid": text(&rec, "unionid")},
             "sent_by": text(&rec, "via_appid"),
+            "requested_by": text(&rec, "requested_by"),
             "wechat_msgid": msgid.as_ref().and_then(|m| m.parse::<i64>().ok()),
             "created_at": num(&rec, "created_at"),
         });
@@ -707,6 +710,7 @@ impl Sender {
         &self,
         appid: &str,
         key: &str,
+        caller: &str,
         body: &[u8],
         lease_until: i64,
     ) -> Result<Claim, ApiError> {
@@ -716,7 +720,11 @@ impl Sender {
                 message: "must be 1-128 printable ASCII characters without spaces".into(),
             });
         }
-        let item = ItemKey::idempotency(appid, key);
+        // A key belongs to its caller: the same key from another service is another claim.
+        let item = ItemKey::idempotency(
+            appid,
+            &format!("{}#{key}", &body_hash(caller.as_bytes())[..16]),
+        );
         let hash = body_hash(body);
         let conflict = |code: &'static str, message: String| ApiError::WeChat {
             code,

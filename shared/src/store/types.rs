@@ -59,6 +59,10 @@ impl ItemKey {
     pub fn message(appid: &str, id: &str) -> ItemKey {
         ItemKey::new(format!("msg#{appid}#{id}"), "message")
     }
+    /// A plaintext-mode push's (timestamp, nonce) and the hash of the body it came with.
+    pub fn nonce(appid: &str, timestamp: &str, nonce: &str) -> ItemKey {
+        ItemKey::new(format!("nonce#{appid}#{timestamp}#{nonce}"), "nonce")
+    }
     pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
         ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
     }

@@ -21,7 +21,7 @@ async fn run(svc: &Arc<SendService>, appid: &str, sends: usize, concurrency: usi
                 let deadline = Instant::now() + Duration::from_secs(25);
                 let outcome = svc
                     .sender
-                    .send(&appid, body.as_bytes(), None, deadline)
+                    .send(&appid, body.as_bytes(), None, "bench", deadline)
                     .await
                     .expect("send");
                 assert_eq!(outcome.status, 200);
