@@ -2,5 +2,6 @@
 //! emulator in-process, exactly as `wxpush serve` and `wxpush sandbox` do.
 
 pub mod admin;
+pub mod local_key;
 pub mod sandbox;
 pub mod serve;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 use wxpush_cli::admin::{ApiClient, SyncFollowers, sync_followers};
+use wxpush_cli::local_key::{self, KeySource};
 use wxpush_cli::sandbox::{EmulatedApp, Emulator};
 use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
 use wxpush_shared::secrets::{AppsFile, FileSecretStore};
@@ -86,14 +87,16 @@ enum Command {
     },
 }
 
-/// The `/v1` key: `WXPUSH_API_KEY`, else the one `wxpush serve` generated.
+/// The `/v1` key: `WXPUSH_API_KEY`, else the one `wxpush serve` generated (refused when
+/// other users can read its file).
 fn client_key() -> Result<String, String> {
-    std::env::var("WXPUSH_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .or_else(|| std::fs::read_to_string(".wxpush/api_key").ok())
-        .map(|k| k.trim().to_string())
-        .ok_or_else(|| "set WXPUSH_API_KEY".to_string())
+    if let Ok(k) = std::env::var("WXPUSH_API_KEY")
+        && !k.trim().is_empty()
+    {
+        return Ok(k.trim().to_string());
+    }
+    local_key::read_private(&local_key::key_path(std::path::Path::new(".wxpush")))?
+        .ok_or_else(|| "set WXPUSH_API_KEY (or start `wxpush serve` here once)".to_string())
 }
 
 fn load_apps(path: Option<&PathBuf>, sandbox: bool) -> Result<(AppsFile, bool), String> {
@@ -108,30 +111,6 @@ fn load_apps(path: Option<&PathBuf>, sandbox: bool) -> Result<(AppsFile, bool), 
         None if sandbox => Ok((demo_apps(), true)),
         None => Err("give --apps FILE (or --sandbox for the demo apps)".into()),
     }
-}
-
-/// The key for `/v1`: `WXPUSH_API_KEY`, else one generated once and kept beside the data.
-fn api_key(dir: &std::path::Path) -> Result<(String, bool), String> {
-    if let Ok(k) = std::env::var("WXPUSH_API_KEY")
-        && !k.trim().is_empty()
-    {
-        return Ok((k.trim().to_string(), false));
-    }
-    let path = dir.join("api_key");
-    if let Ok(k) = std::fs::read_to_string(&path)
-        && !k.trim().is_empty()
-    {
-        return Ok((k.trim().to_string(), true));
-    }
-    let key = format!("wxp_{:032x}", rand::random::<u128>());
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    std::fs::write(&path, &key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
-    Ok((key, true))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -151,7 +130,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                 None if sandbox => DataLocation::Memory,
                 None => DataLocation::File(PathBuf::from(".wxpush/wxpush.redb")),
             };
-            let (key, printed) = api_key(std::path::Path::new(".wxpush"))?;
+            let (key, source) = local_key::load_or_create(
+                std::path::Path::new(".wxpush"),
+                std::env::var("WXPUSH_API_KEY").ok(),
+            )?;
+            if !is_loopback(&host) {
+                eprintln!(
+                    "wxpush: warning: listening on {host}, beyond this machine. /v1 needs the bearer key, but /wechat is public{}; bind 127.0.0.1 unless you mean it.",
+                    if sandbox {
+                        " and the /sandbox controls are open to anyone who can reach this port"
+                    } else {
+                        ""
+                    }
+                );
+            }
             let server = start(ServeConfig {
                 host,
                 port,
@@ -166,9 +158,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             })
             .await?;
             println!("wxpush listening on {}", server.url());
-            if printed {
-                println!("API key (WXPUSH_API_KEY unset; kept in .wxpush/api_key): {key}");
+            if source == KeySource::Generated {
+                println!(
+                    "API key (WXPUSH_API_KEY unset; generated and kept in .wxpush/api_key, mode 0600): {key}"
+                );
             }
+            let key_hint = match source {
+                KeySource::Environment => "$WXPUSH_API_KEY",
+                _ => "$(cat .wxpush/api_key)",
+            };
             if sandbox {
                 println!(
                     "WeChat sandbox: {}/sandbox  (controls: {}/sandbox/users, /sandbox/stats, ...)",
@@ -188,7 +186,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             println!(
-                "try: curl -H 'Authorization: Bearer {key}' {}/v1/apps/{}/token",
+                "try: curl -H \"Authorization: Bearer {key_hint}\" {}/v1/apps/{}/token",
                 server.url(),
                 apps.apps
                     .first()
@@ -217,12 +215,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 })
                 .collect();
             for a in &emulated {
-                println!(
-                    "sandbox app {} ({}) secret={}",
-                    a.appid,
-                    a.kind.as_str(),
-                    a.secret
-                );
+                // Never the AppSecret: it is in the apps file for whoever may read it.
+                println!("sandbox app {} ({})", a.appid, a.kind.as_str());
             }
             let emu = Emulator::new(emulated, token_ttl);
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -265,6 +259,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `127.0.0.1`, `::1`, `localhost` and the rest of 127.0.0.0/8.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[tokio::main]

@@ -123,11 +123,68 @@ pub struct EmulatorServer {
 impl Drop for EmulatorServer {
     fn drop(&mut self) {
         self.handle.abort();
+        remember_secrets(self.emu.secrets());
     }
+}
+
+/// Where the suite's logs and the ledger of secrets they must not contain are written
+/// (`scripts/check_logs.py` reads both after the run).
+pub fn test_log_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-logs"))
+}
+
+/// Sends every log line of this test process (wxpush's own at debug, the rest at info) to
+/// `target/test-logs/{binary}-{pid}.log` as JSON. Called by the fixtures, so every test
+/// that starts one is logged; a test's own `LogCapture` overrides it on its thread.
+pub fn capture_suite_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = test_log_dir();
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "tests".into());
+        let Ok(file) = std::fs::File::create(dir.join(format!("{exe}-{}.log", std::process::id())))
+        else {
+            return;
+        };
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,wxpush_shared=trace,wxpush_cli=trace,wxpush_send=trace,wxpush_callback=trace,\
+             wxpush_token_refresh=trace,wxpush_batch_worker=trace,wxpush_tests=trace",
+        );
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
+}
+
+/// Adds secrets to the ledger the log check reads (one per line).
+pub fn remember_secrets(secrets: impl IntoIterator<Item = String>) {
+    use std::io::Write;
+    let dir = test_log_dir();
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let Ok(mut ledger) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("secrets-{}.txt", std::process::id())))
+    else {
+        return;
+    };
+    // One write per process call: lines from concurrent tests never interleave.
+    let lines: String = secrets.into_iter().map(|s| s + "\n").collect();
+    let _ = ledger.write_all(lines.as_bytes());
 }
 
 impl EmulatorServer {
     pub async fn start(apps: Vec<EmulatedApp>) -> EmulatorServer {
+        capture_suite_logs();
         let emu = Emulator::new(apps, 7200);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -372,6 +429,9 @@ pub async fn callback_service_with_queue(
             })
             .collect(),
     };
+    remember_secrets(apps.iter().flat_map(|(_, token, key, _)| {
+        std::iter::once(token.to_string()).chain(key.map(str::to_string))
+    }));
     let secrets: Arc<dyn SecretStore> = Arc::new(FileSecretStore::from_file(file).unwrap());
     let store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(memory_db()));
     let queue = faults::RecordingQueue::new();
@@ -427,6 +487,12 @@ pub fn job_runner(
         )),
         Arc::new(FollowerCompletion::new(tokens, store)),
     )
+}
+
+/// A fresh `nonce` as WeChat would send with each push (plaintext mode refuses a
+/// (timestamp, nonce) pair seen with another body).
+pub fn nonce() -> String {
+    rand::random::<u32>().to_string()
 }
 
 /// A query map as WeChat sends it: `signature` over (token, timestamp, nonce), plus `extra`.
@@ -493,8 +559,25 @@ impl TokenWorld {
 }
 
 /// A real API Gateway v2 (HTTP API) event for the private `/v1` API, from the fixture, with
-/// `method`, `path`, an optional JSON body and extra headers.
+/// `method`, `path`, an optional JSON body and extra headers; signed by the fixture's caller.
 pub fn apigw_v1_request(
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    headers: &[(&str, &str)],
+) -> lambda_http::Request {
+    apigw_v1_request_as(
+        "arn:aws-cn:sts::123456789012:assumed-role/order-service/order-service",
+        method,
+        path,
+        body,
+        headers,
+    )
+}
+
+/// [`apigw_v1_request`] from the IAM principal `caller` (the `userArn` API Gateway verified).
+pub fn apigw_v1_request_as(
+    caller: &str,
     method: &str,
     path: &str,
     body: Option<&serde_json::Value>,
@@ -509,6 +592,7 @@ pub fn apigw_v1_request(
     e["rawPath"] = serde_json::json!(path);
     e["requestContext"]["http"]["path"] = serde_json::json!(path);
     e["requestContext"]["http"]["method"] = serde_json::json!(method);
+    e["requestContext"]["authorizer"]["iam"]["userArn"] = serde_json::json!(caller);
     e["routeKey"] = serde_json::json!("ANY /v1/{proxy+}");
     if let Some(b) = body {
         e["body"] = serde_json::json!(b.to_string());
@@ -526,6 +610,17 @@ pub async fn local_server(
     api_key: &str,
 ) -> wxpush_cli::serve::RunningServer {
     use wxpush_cli::serve::{DataLocation, ServeConfig, start};
+    capture_suite_logs();
+    remember_secrets(apps.apps.iter().flat_map(|a| {
+        [
+            Some(a.app_secret.clone()),
+            a.callback_token.clone(),
+            a.encoding_aes_key.clone(),
+        ]
+        .into_iter()
+        .flatten()
+    }));
+    remember_secrets([api_key.to_string()]);
     start(ServeConfig {
         host: "127.0.0.1".into(),
         port: 0,
@@ -543,4 +638,104 @@ pub async fn local_server(
     })
     .await
     .expect("the local server starts")
+}
+
+/// A query map as a query string.
+pub fn query_string(q: &std::collections::HashMap<String, String>) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in q {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+/// A real API Gateway v2 event for the public `/wechat/{appid}` route, from the fixture.
+pub fn apigw_callback_request(
+    method: &str,
+    appid: &str,
+    q: &std::collections::HashMap<String, String>,
+    body: &[u8],
+    base64: bool,
+) -> lambda_http::Request {
+    use base64::Engine;
+    use serde_json::json;
+    let mut e: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/apigw-v2-wechat-post.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let path = format!("/wechat/{appid}");
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["routeKey"] = json!(format!("{method} /wechat/{{appid}}"));
+    e["pathParameters"]["appid"] = json!(appid);
+    e["rawQueryString"] = json!(query_string(q));
+    e["queryStringParameters"] = json!(q);
+    if base64 {
+        e["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+        e["isBase64Encoded"] = json!(true);
+    } else {
+        e["body"] = json!(String::from_utf8_lossy(body));
+    }
+    lambda_http::request::from_str(&e.to_string()).expect("a real API Gateway v2 event parses")
+}
+
+/// Log lines, captured as the JSON subscriber would write them.
+#[derive(Clone, Default)]
+pub struct LogCapture(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Captures every log line of this thread (use a current-thread runtime) until the guard
+    /// is dropped.
+    pub fn start() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let logs = LogCapture::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// `Sender::send` as a test calls it: (HTTP status, JSON body) whatever the outcome.
+pub async fn send_message(
+    svc: &wxpush_send::SendService,
+    appid: &str,
+    body: &serde_json::Value,
+    key: Option<&str>,
+    budget: Duration,
+) -> (u16, serde_json::Value) {
+    match svc
+        .sender
+        .send(
+            appid,
+            body.to_string().as_bytes(),
+            key,
+            "test-caller",
+            std::time::Instant::now() + budget,
+        )
+        .await
+    {
+        Ok(o) => (o.status.as_u16(), o.body),
+        Err(e) => (e.status().as_u16(), e.body()),
+    }
 }

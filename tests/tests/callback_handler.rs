@@ -3,8 +3,7 @@
 
 use base64::Engine;
 use proptest::prelude::*;
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use serde_json::json;
 use wxpush_callback::handle;
 use wxpush_shared::AppKind;
 use wxpush_shared::callback::crypto::MsgCrypt;
@@ -19,46 +18,7 @@ const MP: &str = "wx00000000000000c2";
 const TOKEN: &str = "handler-token";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
-fn query_string(q: &HashMap<String, String>) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in q {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
-/// A real API Gateway v2 event for `/wechat/{appid}`.
-fn apigw(
-    method: &str,
-    appid: &str,
-    q: &HashMap<String, String>,
-    body: &[u8],
-    base64: bool,
-) -> lambda_http::Request {
-    let mut e: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/data/apigw-v2-wechat-post.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let path = format!("/wechat/{appid}");
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["routeKey"] = json!(format!("{method} /wechat/{{appid}}"));
-    e["pathParameters"]["appid"] = json!(appid);
-    e["rawQueryString"] = json!(query_string(q));
-    e["queryStringParameters"] = json!(q);
-    if base64 {
-        e["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
-        e["isBase64Encoded"] = json!(true);
-    } else {
-        e["body"] = json!(String::from_utf8_lossy(body));
-    }
-    lambda_http::request::from_str(&e.to_string()).expect("a real API Gateway v2 event parses")
-}
+use wxpush_tests::{apigw_callback_request as apigw, query_string};
 
 async fn service() -> (CallbackService, wxpush_tests::EmulatorServer) {
     let (svc, _, emu) = callback_service(&[
@@ -119,8 +79,9 @@ async fn lambda_handler_verifies_receives_and_refuses() {
     assert!(text_of(&resp).contains("unknown_app"));
 
     // Plain-mode XML, as text and base64-encoded.
-    let q = signed_query(TOKEN, &ts, "n2", &[("openid", "o1")]);
     for (base64, from) in [(false, "o1"), (true, "o2")] {
+        // Each push has its own nonce (plaintext mode refuses one seen with another body).
+        let q = signed_query(TOKEN, &ts, &format!("n2{from}"), &[("openid", "o1")]);
         let resp = handle(
             &svc,
             apigw("POST", OA, &q, click(from, now).as_bytes(), base64),

@@ -49,7 +49,7 @@ async fn world() -> World {
 impl World {
     async fn push(&self, xml: &str) -> Result<Recorded, wxpush_shared::ApiError> {
         let now = now_unix();
-        let q = signed_query(TOKEN, &now.to_string(), "4242", &[]);
+        let q = signed_query(TOKEN, &now.to_string(), &wxpush_tests::nonce(), &[]);
         self.svc.receive(&self.appid, &q, xml.as_bytes(), now).await
     }
     async fn grant(&self, template_id: &str) -> wxpush_shared::store::Attrs {

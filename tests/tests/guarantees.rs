@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use wxpush_send::SendService;
 use wxpush_shared::callback::service::CallbackService;
 use wxpush_shared::clock::now_unix;
+use wxpush_shared::send::service::claim_key;
 use wxpush_shared::store::{Attr, ItemKey, Op, Recorded, StateStore};
 use wxpush_shared::token::{TokenManager, TokenPolicy};
 use wxpush_tests::faults::{
@@ -84,7 +85,7 @@ impl World {
     }
     /// Makes a claim's lease run out, as time would once its invocation ended.
     async fn expire_lease(&self, appid: &str, key: &str) {
-        let item = ItemKey::idempotency(appid, key);
+        let item = claim_key(appid, "test-caller", key);
         let mut claim = self.store.get(&item).await.unwrap().expect("a claim");
         claim.insert("lease_until".into(), Attr::N(now_unix() - 1));
         self.store
@@ -101,7 +102,7 @@ impl World {
     async fn claim_state(&self, appid: &str, key: &str) -> Option<String> {
         let claim = self
             .store
-            .get(&ItemKey::idempotency(appid, key))
+            .get(&claim_key(appid, "test-caller", key))
             .await
             .unwrap()?;
         match claim.get("state") {
@@ -111,28 +112,7 @@ impl World {
     }
 }
 
-async fn send(
-    svc: &SendService,
-    appid: &str,
-    body: &Value,
-    key: Option<&str>,
-    budget: Duration,
-) -> (u16, Value) {
-    match svc
-        .sender
-        .send(
-            appid,
-            body.to_string().as_bytes(),
-            key,
-            "test-caller",
-            Instant::now() + budget,
-        )
-        .await
-    {
-        Ok(o) => (o.status.as_u16(), o.body),
-        Err(e) => (e.status().as_u16(), e.body()),
-    }
-}
+use wxpush_tests::send_message as send;
 
 fn template() -> Value {
     json!({"type": "template", "to": {"openid": "fan"}, "template_id": "TPL_order",
@@ -343,7 +323,7 @@ async fn two_late_retries_of_an_expired_key_send_once() {
     // A key used a day ago (its TTL passed; DynamoDB has not deleted it yet).
     let first = w.send(&w.oa, &template(), Some("k-old")).await;
     assert_eq!(first.0, 200);
-    let item = ItemKey::idempotency(&w.oa, "k-old");
+    let item = claim_key(&w.oa, "test-caller", "k-old");
     let mut claim = w.store.get(&item).await.unwrap().unwrap();
     claim.insert("ttl".into(), Attr::N(now_unix() - 10));
     w.store
@@ -509,7 +489,7 @@ async fn push(
     xml: &str,
 ) -> Result<Recorded, wxpush_shared::ApiError> {
     let now = now_unix();
-    let q = signed_query(TOKEN, &now.to_string(), "77", &[]);
+    let q = signed_query(TOKEN, &now.to_string(), &wxpush_tests::nonce(), &[]);
     svc.receive(appid, &q, xml.as_bytes(), now).await
 }
 

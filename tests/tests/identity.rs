@@ -2,26 +2,12 @@
 //! appears in no response, no stored item and no log line.
 
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use wxpush_send::{SendService, handle};
 use wxpush_shared::store::{Attr, ItemKey};
 use wxpush_shared::token::TokenPolicy;
 use wxpush_tests::{TokenWorld, apigw_v1_request};
 
-/// Log lines, captured as the JSON subscriber would write them.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use wxpush_tests::LogCapture as Captured;
 
 async fn call(svc: &SendService, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let resp = handle(svc, apigw_v1_request(method, path, body.as_ref(), &[])).await;

@@ -3,7 +3,7 @@
 //! storms without duplicates.
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wxpush_send::SendService;
 use wxpush_shared::clock::now_unix;
 use wxpush_shared::store::{Attr, ItemKey, Op, attrs};
@@ -37,21 +37,7 @@ impl World {
         key: Option<&str>,
         budget: Duration,
     ) -> (u16, Value) {
-        match self
-            .svc
-            .sender
-            .send(
-                appid,
-                body.to_string().as_bytes(),
-                key,
-                "test-caller",
-                Instant::now() + budget,
-            )
-            .await
-        {
-            Ok(o) => (o.status.as_u16(), o.body),
-            Err(e) => (e.status().as_u16(), e.body()),
-        }
+        wxpush_tests::send_message(&self.svc, appid, body, key, budget).await
     }
     async fn send(&self, appid: &str, body: Value) -> (u16, Value) {
         self.send_with(appid, &body, None, Duration::from_secs(20))

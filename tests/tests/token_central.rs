@@ -344,6 +344,8 @@ async fn configuration_errors_name_the_app_never_the_secret() {
         },
     )
     .await;
+    // A new instance (its cached listing of apps is older than the new parameters).
+    let m = world.manager(TokenPolicy::default(), 2000);
     for appid in [&missing, &blank] {
         let err = m.get(appid).await.unwrap_err();
         let text = err.to_string();
@@ -369,6 +371,7 @@ async fn configuration_errors_name_the_app_never_the_secret() {
         },
     )
     .await;
+    let m = world.manager(TokenPolicy::default(), 2000);
     assert!(
         m.get(&bad_kind)
             .await

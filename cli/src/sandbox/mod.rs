@@ -57,6 +57,11 @@ impl Emulator {
         now_unix() + self.inner.clock_offset.load(Ordering::SeqCst)
     }
 
+    /// Every AppSecret, access token and session key this emulator knows or issued.
+    pub fn secrets(&self) -> Vec<String> {
+        self.world().secrets()
+    }
+
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.inner.world.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -115,6 +120,7 @@ impl Emulator {
             .route("/quotas", post(set_quota))
             // Bulk user loads (tens of thousands of followers) exceed axum's 2 MB default.
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+            .layer(axum::middleware::from_fn(guard_controls))
             .with_state(self.clone())
     }
 
@@ -270,6 +276,60 @@ async fn code_to_session(State(emu): State<Emulator>, Query(q): Query_) -> Respo
 
 // ---------------------------------------------------------------- controls
 
+/// The controls change what "WeChat" does and list session keys, so only the operator's own
+/// tools may call them: a `Host` that is an IP address or `localhost` (a web page that
+/// rebinds its own DNS name to 127.0.0.1 sends its name), and a JSON body on every write (a
+/// cross-site form post cannot send `application/json` without a preflight, which is never
+/// answered).
+async fn guard_controls(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !host_is_local_or_ip(req.headers().get(axum::http::header::HOST)) {
+        return ControlError(
+            StatusCode::FORBIDDEN,
+            "the sandbox controls answer only requests to an IP address or localhost".into(),
+        )
+        .into_response();
+    }
+    let writes =
+        req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    let has_body = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0");
+    if writes && !json && (has_body || req.method() == axum::http::Method::POST) {
+        return ControlError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "sandbox controls take Content-Type: application/json".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn host_is_local_or_ip(host: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    // Strip the port: `[::1]:3000`, `127.0.0.1:3000`, `localhost:3000`.
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
 /// A refused control call; answers in the contract's error shape.
 struct ControlError(StatusCode, String);
 
@@ -281,10 +341,11 @@ impl ControlError {
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
-        let code = if self.0 == StatusCode::NOT_FOUND {
-            "unknown_app"
-        } else {
-            "bad_request"
+        let code = match self.0 {
+            StatusCode::NOT_FOUND => "unknown_app",
+            StatusCode::FORBIDDEN => "forbidden_host",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "bad_request",
         };
         (
             self.0,

@@ -47,11 +47,21 @@ pub fn minute_limit(path: &str) -> u64 {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EmulatedApp {
     pub appid: String,
     pub secret: String,
     pub kind: AppKind,
+}
+
+impl std::fmt::Debug for EmulatedApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatedApp")
+            .field("appid", &self.appid)
+            .field("secret", &"***")
+            .field("kind", &self.kind)
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -145,6 +155,19 @@ impl World {
             token_ttl,
             ..World::default()
         }
+    }
+
+    /// Every secret this emulator knows or handed out: AppSecrets, access tokens, session
+    /// keys. Tests use it to prove none of them reaches a log line.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.apps.values().map(|a| a.secret.clone()).collect();
+        all.extend(self.tokens.keys().cloned());
+        all.extend(
+            self.session_keys
+                .iter()
+                .filter_map(|k| k["session_key"].as_str().map(str::to_string)),
+        );
+        all
     }
 
     /// Everything but the apps and the token lifetime back to empty.

@@ -243,34 +243,72 @@ mod tests {
     #[test]
     fn routing() {
         assert!(matches!(
-            route(&Method::GET, "/v1/apps/wx1/token"),
-            Ok(Route::Token { appid: "wx1" })
+            route(&Method::GET, "/v1/apps/wx0123456789abcdef/token"),
+            Ok(Route::Token {
+                appid: "wx0123456789abcdef"
+            })
         ));
         assert!(matches!(
-            route(&Method::POST, "/v1/apps/wx1/token"),
+            route(&Method::POST, "/v1/apps/wx0123456789abcdef/token"),
             Err(ApiError::MethodNotAllowed { .. })
         ));
         assert!(matches!(
-            route(&Method::POST, "/v1/apps/wx1/followers/sync"),
-            Ok(Route::SyncStart { appid: "wx1" })
+            route(&Method::POST, "/v1/apps/wx0123456789abcdef/followers/sync"),
+            Ok(Route::SyncStart {
+                appid: "wx0123456789abcdef"
+            })
         ));
         assert!(matches!(
-            route(&Method::GET, "/v1/apps/wx1/followers/sync/"),
-            Ok(Route::SyncProgress { appid: "wx1" })
+            route(&Method::GET, "/v1/apps/wx0123456789abcdef/followers/sync/"),
+            Ok(Route::SyncProgress {
+                appid: "wx0123456789abcdef"
+            })
         ));
         assert!(matches!(
-            route(&Method::DELETE, "/v1/apps/wx1/followers/sync"),
+            route(
+                &Method::DELETE,
+                "/v1/apps/wx0123456789abcdef/followers/sync"
+            ),
             Err(ApiError::MethodNotAllowed {
                 allow: "GET, POST",
                 ..
             })
         ));
         assert!(matches!(
-            route(&Method::GET, "/v1/apps/wx1"),
+            route(&Method::GET, "/v1/apps/wx0123456789abcdef"),
             Err(ApiError::NotFound(_))
         ));
         assert!(matches!(
-            route(&Method::GET, "/v2/apps/wx1/token"),
+            route(&Method::GET, "/v2/apps/wx0123456789abcdef/token"),
+            Err(ApiError::NotFound(_))
+        ));
+        // Path ids of the wrong shape never reach a store key.
+        let long = format!("/v1/apps/{}/token", "a".repeat(5000));
+        assert!(matches!(
+            route(&Method::GET, &long),
+            Err(ApiError::UnknownApp { .. })
+        ));
+        let app = "/v1/apps/wx0123456789abcdef";
+        assert!(matches!(
+            route(
+                &Method::GET,
+                &format!("{app}/messages/{}", "x".repeat(3000))
+            ),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            route(
+                &Method::GET,
+                &format!("{app}/messages/msg_{}", "0a".repeat(16))
+            ),
+            Ok(Route::Message { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v1/users/o6_bmasdasdsad6_2sgVt7hMZOPfL"),
+            Ok(Route::User { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("/v1/users/{}", "u".repeat(65))),
             Err(ApiError::NotFound(_))
         ));
     }

@@ -720,11 +720,7 @@ impl Sender {
                 message: "must be 1-128 printable ASCII characters without spaces".into(),
             });
         }
-        // A key belongs to its caller: the same key from another service is another claim.
-        let item = ItemKey::idempotency(
-            appid,
-            &format!("{}#{key}", &body_hash(caller.as_bytes())[..16]),
-        );
+        let item = claim_key(appid, caller, key);
         let hash = body_hash(body);
         let conflict = |code: &'static str, message: String| ApiError::WeChat {
             code,
@@ -825,6 +821,15 @@ impl Sender {
 enum Claim {
     Replay(SendOutcome),
     Claimed(ClaimState),
+}
+
+/// The claim item of `key` sent by `caller`: a key belongs to its caller, so the same key
+/// from another service is another request.
+pub fn claim_key(appid: &str, caller: &str, key: &str) -> ItemKey {
+    ItemKey::idempotency(
+        appid,
+        &format!("{}#{key}", &body_hash(caller.as_bytes())[..16]),
+    )
 }
 
 fn body_hash(body: &[u8]) -> String {

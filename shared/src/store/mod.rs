@@ -155,6 +155,31 @@ impl Expr {
 }
 
 impl DynamoStateStore {
+    /// An update setting `attrs` and `field = value` on `key`, under a condition on the number
+    /// attribute `field` (`condition` gets the placeholders of its name and of `value`). For
+    /// `SetIfEquals` the write of `field` changes nothing: the condition requires that value.
+    fn update_if(
+        &self,
+        key: &ItemKey,
+        attrs: &Attrs,
+        field: &str,
+        value: i64,
+        condition: impl Fn(&str, &str) -> String,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut e = Expr::new();
+        for (k, v) in attrs {
+            e.set(k, to_av(v));
+        }
+        let (f, v) = (e.name(field), e.value(AttributeValue::N(value.to_string())));
+        if !attrs.contains_key(field) {
+            e.sets.push(format!("{f} = {v}"));
+        }
+        let cond = condition(&f, &v);
+        Ok(TransactWriteItem::builder()
+            .update(e.update(&self.table, key, Some(cond))?)
+            .build())
+    }
+
     fn item(&self, op: &Op, now: i64) -> Result<TransactWriteItem, StoreError> {
         // A Put of `attrs` (plus one more number attribute, `extra`), optionally conditional;
         // `bound` names `#a` and `:v` in the condition.
@@ -214,40 +239,15 @@ impl DynamoStateStore {
                 key,
                 event_time,
                 attrs,
-            } => {
-                let mut e = Expr::new();
-                for (k, v) in attrs {
-                    e.set(k, to_av(v));
-                }
-                let (t_name, t_val) = (
-                    e.name("event_time"),
-                    e.value(AttributeValue::N(event_time.to_string())),
-                );
-                e.sets.push(format!("{t_name} = {t_val}"));
-                let cond = format!("attribute_not_exists({t_name}) OR {t_name} <= {t_val}");
-                Ok(TransactWriteItem::builder()
-                    .update(e.update(&self.table, key, Some(cond))?)
-                    .build())
-            }
+            } => self.update_if(key, attrs, "event_time", *event_time, |f, v| {
+                format!("attribute_not_exists({f}) OR {f} <= {v}")
+            }),
             Op::SetIfEquals {
                 key,
                 attrs,
                 field,
                 expected,
-            } => {
-                let mut e = Expr::new();
-                for (k, v) in attrs {
-                    e.set(k, to_av(v));
-                }
-                let (f, v) = (
-                    e.name(field),
-                    e.value(AttributeValue::N(expected.to_string())),
-                );
-                let cond = format!("{f} = {v}");
-                Ok(TransactWriteItem::builder()
-                    .update(e.update(&self.table, key, Some(cond))?)
-                    .build())
-            }
+            } => self.update_if(key, attrs, field, *expected, |f, v| format!("{f} = {v}")),
             Op::Grant { key, change } => {
                 let mut e = Expr::new();
                 if let Some(status) = change.status {
