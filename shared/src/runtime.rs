@@ -52,8 +52,21 @@ fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
     }
 }
 
+/// Which app parameters a function may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretScope {
+    /// Every parameter of an app (the functions that call WeChat).
+    All,
+    /// The callback's parameters only, never the AppSecret ([`crate::secrets::CALLBACK_PARAMETERS`]).
+    CallbackOnly,
+}
+
 impl AwsDeps {
     pub async fn from_env() -> Result<AwsDeps, String> {
+        AwsDeps::from_env_scoped(SecretScope::All).await
+    }
+
+    pub async fn from_env_scoped(scope: SecretScope) -> Result<AwsDeps, String> {
         let table =
             std::env::var("WXPUSH_TABLE").map_err(|_| "WXPUSH_TABLE is not set".to_string())?;
         let prefix = std::env::var("WXPUSH_SSM_PREFIX").unwrap_or_else(|_| "/wxpush".to_string());
@@ -69,8 +82,13 @@ impl AwsDeps {
             }
             _ => Arc::new(UnconfiguredQueue),
         };
+        let ssm = aws_sdk_ssm::Client::new(&sdk);
+        let ssm = match scope {
+            SecretScope::All => SsmSecretStore::new(ssm, &prefix),
+            SecretScope::CallbackOnly => SsmSecretStore::callback_only(ssm, &prefix),
+        };
         let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
-            SsmSecretStore::new(aws_sdk_ssm::Client::new(&sdk), &prefix),
+            ssm,
             secrets_ttl,
             SECRET_CACHE_CAPACITY,
         ));

@@ -40,6 +40,71 @@ impl aws_sdk_ssm::config::Intercept for SsmRequests {
     }
 }
 
+/// Keeps the body of every SSM request a client sends.
+#[derive(Debug, Default)]
+struct SsmBodies(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_sdk_ssm::config::Intercept for SsmBodies {
+    fn name(&self) -> &'static str {
+        "keep SSM request bodies"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_sdk_ssm::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_ssm::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ssm::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let body = ctx
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        self.0.lock().unwrap().push(body);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_callback_function_never_reads_an_app_secret() {
+    let (world, appid) = TokenWorld::with_app("sec-secret-never-read", None).await;
+    let bodies = SsmBodies::default();
+    let seen = bodies.0.clone();
+    let sdk = wxpush_tests::sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::config::Builder::from(&sdk)
+            .interceptor(bodies)
+            .build(),
+    );
+    let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
+        SsmSecretStore::callback_only(ssm, &world.prefix),
+        Duration::from_secs(300),
+        512,
+    ));
+    let app = secrets.app(&appid).await.unwrap();
+    assert!(app.app_secret.expose().is_empty());
+    assert_eq!(app.callback_token.as_ref().unwrap().expose(), "cbtoken");
+    assert!(matches!(
+        secrets.app(&random_appid()).await,
+        Err(wxpush_shared::secrets::ConfigError::UnknownApp { .. })
+    ));
+    // The callback works with it, end to end.
+    let svc = CallbackService::new(secrets, world.state_store(), RecordingQueue::new());
+    let now = now_unix();
+    let q = signed_query("cbtoken", &now.to_string(), "1", &[("echostr", "ok")]);
+    let resp = callback_handle(&svc, apigw_callback_request("GET", &appid, &q, b"", false)).await;
+    assert_eq!(resp.status(), 200);
+    // What went to SSM: a listing by names (DescribeParameters) and the callback's four
+    // parameters by name; never a path read, never the AppSecret.
+    let seen = seen.lock().unwrap().join("\n");
+    assert!(
+        seen.contains("callback_token") && seen.contains("\"Path\""),
+        "{seen}"
+    );
+    assert!(!seen.contains("app_secret"), "{seen}");
+    assert!(!seen.contains("sec-secret-never-read"));
+}
+
 /// The callback service as the Lambda builds it (SSM behind the cache), counting SSM calls.
 async fn counted_callback(world: &TokenWorld) -> (CallbackService, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));

@@ -167,6 +167,21 @@ fn the_callback_writes_only_its_own_items_and_never_tokens() {
     }
     // It never calls WeChat itself, so it needs no DynamoDB access beyond that statement.
     assert!(!callback.contains("dynamodb:Query") && !callback.contains("dynamodb:DeleteItem"));
+    // SSM: its own parameters by name, the appid listing by name only; no AppSecret, and no
+    // path read (which, with decryption, would return the AppSecrets too).
+    assert!(!callback.contains("GetParametersByPath") && !callback.contains("app_secret"));
+    assert!(callback.contains("Action: ssm:DescribeParameters"));
+    for name in [
+        "kind",
+        "callback_token",
+        "encoding_aes_key",
+        "callback_mode",
+    ] {
+        assert!(
+            callback.contains(&format!("parameter${{SsmPrefix}}/apps/*/{name}\"")),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -189,7 +204,12 @@ fn kms_is_scoped_and_the_key_is_optional() {
             assert!(s.contains("Resource: !Ref KmsKeyArn"), "{s}");
         }
     }
-    assert!(!t.contains("Resource: \"*\""));
+    // The one unscoped resource: DescribeParameters (names only), which IAM cannot scope.
+    for s in statements(&t) {
+        if s.contains("Resource: \"*\"") {
+            assert!(s.contains("Action: ssm:DescribeParameters"), "{s}");
+        }
+    }
     assert!(!t.contains("kms:*"));
     assert_eq!(t.matches("kms:ViaService: !Sub \"ssm.").count(), 4);
     // Data keys of the customer key (queue and table), through SQS/DynamoDB, only when set.

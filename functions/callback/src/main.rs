@@ -4,12 +4,13 @@ use lambda_http::{Error, Request, service_fn};
 use std::convert::Infallible;
 use std::sync::Arc;
 use wxpush_callback::{Service, handle};
-use wxpush_shared::runtime::AwsDeps;
+use wxpush_shared::runtime::{AwsDeps, SecretScope};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxpush_shared::telemetry::init_json_logs();
-    let deps = AwsDeps::from_env().await?;
+    // Only the callback's own parameters: this public-facing function cannot read an AppSecret.
+    let deps = AwsDeps::from_env_scoped(SecretScope::CallbackOnly).await?;
     let svc = Arc::new(Service::new(deps.secrets, deps.state_store, deps.queue));
     lambda_http::run(service_fn(move |req: Request| {
         let svc = svc.clone();

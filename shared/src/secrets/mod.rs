@@ -11,7 +11,7 @@ mod ssm;
 
 pub use cache::CachedSecretStore;
 pub use file::{AppEntry, AppsFile, FileSecretStore};
-pub use ssm::SsmSecretStore;
+pub use ssm::{CALLBACK_PARAMETERS, SsmSecretStore};
 
 use crate::app::{AppConfig, AppKind, CallbackMode, Secret, TokenApi};
 use async_trait::async_trait;
@@ -58,7 +58,17 @@ pub trait SecretStore: Send + Sync {
 /// the TOML file accept and reject exactly the same things.
 pub(crate) fn build_app_config(
     appid: &str,
+    get: impl FnMut(&str) -> Option<String>,
+) -> Result<AppConfig, ConfigError> {
+    build_app_config_with(appid, get, true)
+}
+
+/// [`build_app_config`]; without `require_secret` the AppSecret may be absent (the callback
+/// function never reads it: it is left empty).
+pub(crate) fn build_app_config_with(
+    appid: &str,
     mut get: impl FnMut(&str) -> Option<String>,
+    require_secret: bool,
 ) -> Result<AppConfig, ConfigError> {
     let required = |name: &str, value: Option<String>| -> Result<String, ConfigError> {
         value
@@ -73,7 +83,11 @@ pub(crate) fn build_app_config(
         name: name.to_string(),
         reason: reason.to_string(),
     };
-    let app_secret = required("app_secret", get("app_secret"))?;
+    let app_secret = match get("app_secret") {
+        Some(v) if !require_secret => v,
+        None if !require_secret => String::new(),
+        v => required("app_secret", v)?,
+    };
     let kind_raw = required("kind", get("kind"))?;
     let kind = AppKind::parse(&kind_raw)
         .ok_or_else(|| invalid("kind", "expected official_account or mini_program"))?;

@@ -1,6 +1,6 @@
 //! App configuration from SSM Parameter Store: `{prefix}/apps/{appid}/{name}`.
 
-use super::{ConfigError, SecretStore, build_app_config};
+use super::{ConfigError, SecretStore, build_app_config, build_app_config_with};
 use crate::app::{AppConfig, is_valid_appid};
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
@@ -11,17 +11,119 @@ use std::sync::Arc;
 const MAX_PAGES_PER_APP: usize = 5;
 const MAX_PAGES_LIST: usize = 1000;
 
+/// The parameters the callback function reads: everything it needs, never the AppSecret.
+pub const CALLBACK_PARAMETERS: [&str; 4] = [
+    "kind",
+    "callback_token",
+    "encoding_aes_key",
+    "callback_mode",
+];
+
 #[derive(Clone, Debug)]
 pub struct SsmSecretStore {
     client: Client,
     prefix: String,
+    /// `Some`: read only these parameters by name (`GetParameters`) and list appids with
+    /// `DescribeParameters` (names, never values), so the function's IAM policy can exclude
+    /// the rest — the callback function cannot read an AppSecret.
+    only: Option<&'static [&'static str]>,
 }
 
 impl SsmSecretStore {
     /// `prefix` is `WXPUSH_SSM_PREFIX` (default `/wxpush`).
     pub fn new(client: Client, prefix: &str) -> Self {
         let prefix = format!("/{}", prefix.trim().trim_matches('/'));
-        SsmSecretStore { client, prefix }
+        SsmSecretStore {
+            client,
+            prefix,
+            only: None,
+        }
+    }
+
+    /// A store that reads only the callback's parameters ([`CALLBACK_PARAMETERS`]); apps it
+    /// returns have an empty AppSecret.
+    pub fn callback_only(client: Client, prefix: &str) -> Self {
+        SsmSecretStore {
+            only: Some(&CALLBACK_PARAMETERS),
+            ..SsmSecretStore::new(client, prefix)
+        }
+    }
+
+    /// `GetParameters` of the named parameters of one app.
+    async fn named(
+        &self,
+        appid: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, String>, ConfigError> {
+        let out = self
+            .client
+            .get_parameters()
+            .set_names(Some(
+                names
+                    .iter()
+                    .map(|n| format!("{}/apps/{appid}/{n}", self.prefix))
+                    .collect(),
+            ))
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| {
+                ConfigError::Backend(format!(
+                    "SSM GetParameters failed: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(e)
+                ))
+            })?;
+        Ok(out
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                let short = p.name()?.rsplit('/').next()?;
+                Some((short.to_string(), p.value()?.to_string()))
+            })
+            .collect())
+    }
+
+    /// `DescribeParameters` under `{prefix}/apps/`: parameter names only, no values.
+    async fn described_appids(&self) -> Result<Vec<String>, ConfigError> {
+        use aws_sdk_ssm::types::ParameterStringFilter;
+        let path = format!("{}/apps/", self.prefix);
+        let filter = ParameterStringFilter::builder()
+            .key("Path")
+            .option("Recursive")
+            .values(path.trim_end_matches('/'))
+            .build()
+            .map_err(|e| ConfigError::Backend(e.to_string()))?;
+        let mut appids = BTreeSet::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES_LIST {
+            let out = self
+                .client
+                .describe_parameters()
+                .parameter_filters(filter.clone())
+                .max_results(50)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    ConfigError::Backend(format!(
+                        "SSM DescribeParameters failed: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(e)
+                    ))
+                })?;
+            for p in out.parameters() {
+                if let Some(rest) = p.name().and_then(|n| n.strip_prefix(&path))
+                    && let Some((appid, _)) = rest.split_once('/')
+                    && is_valid_appid(appid)
+                {
+                    appids.insert(appid.to_string());
+                }
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(appids.into_iter().collect())
     }
 
     fn backend(e: impl std::fmt::Display) -> ConfigError {
@@ -36,6 +138,15 @@ impl SecretStore for SsmSecretStore {
             return Err(ConfigError::UnknownApp {
                 appid: appid.to_string(),
             });
+        }
+        if let Some(names) = self.only {
+            let mut values = self.named(appid, names).await?;
+            if values.is_empty() {
+                return Err(ConfigError::UnknownApp {
+                    appid: appid.to_string(),
+                });
+            }
+            return build_app_config_with(appid, |name| values.remove(name), false).map(Arc::new);
         }
         let path = format!("{}/apps/{appid}/", self.prefix);
         let mut values: HashMap<String, String> = HashMap::new();
@@ -71,6 +182,9 @@ impl SecretStore for SsmSecretStore {
     }
 
     async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
+        if self.only.is_some() {
+            return self.described_appids().await;
+        }
         let path = format!("{}/apps/", self.prefix);
         let mut appids = BTreeSet::new();
         let mut token: Option<String> = None;
