@@ -81,6 +81,14 @@ impl SyncWorld {
         }
     }
 
+    /// `user/get` pages of `size` followers in the emulator.
+    async fn paging(&self, size: usize) {
+        self.world
+            .emulator
+            .control("/paging", json!({"page_size": size}))
+            .await;
+    }
+
     /// `n` followers `f00000…` of the official account; every tenth has no unionid.
     async fn add_followers(&self, range: std::ops::Range<usize>) {
         let all: Vec<usize> = range.collect();
@@ -337,9 +345,11 @@ fn counters(p: &Value) -> [i64; 6] {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn syncs_25000_followers_through_a_fault_midway() {
+async fn syncs_2500_followers_in_pages_through_a_fault_midway() {
     let w = SyncWorld::new(test_config()).await;
-    w.add_followers(0..25_000).await;
+    // Pages of 1 000 (WeChat's are 10 000): three pages, as 25 000 followers would be.
+    w.paging(1_000).await;
+    w.add_followers(0..2_500).await;
     w.add_departed(50).await;
 
     let (status, started) = w.call("POST", None).await;
@@ -352,7 +362,7 @@ async fn syncs_25000_followers_through_a_fault_midway() {
     let p = w.progress().await;
     assert_eq!(
         (p["state"].as_str(), p["followers"].as_i64()),
-        (Some("running"), Some(10_000))
+        (Some("running"), Some(1_000))
     );
 
     // Mid-way, WeChat fails twice (system busy) and once with a bare 503.
@@ -373,25 +383,26 @@ async fn syncs_25000_followers_through_a_fault_midway() {
 
     let p = w.progress().await;
     assert_eq!(p["state"], "done", "{p}");
-    assert_eq!(counters(&p), [25_000, 22_500, 2_500, 50, 0, 3]);
+    assert_eq!(counters(&p), [2_500, 2_250, 250, 50, 0, 3]);
     assert_eq!(p["errors"], 3, "each failed attempt is counted");
-    assert_eq!(p["total"], 25_000);
-    w.assert_mapped(25_000, 50).await;
+    assert_eq!(p["total"], 2_500);
+    w.assert_mapped(2_500, 50).await;
 
     let stats = w.stats().await;
     assert_eq!(stats["/cgi-bin/user/get"], 3, "{stats}");
-    // 250 lookups of 100, the 3 failed attempts, one lookup of the 50 departed.
-    assert_eq!(stats["/cgi-bin/user/info/batchget"], 254, "{stats}");
+    // 25 lookups of 100, the 3 failed attempts, one lookup of the 50 departed.
+    assert_eq!(stats["/cgi-bin/user/info/batchget"], 29, "{stats}");
     assert_eq!(stats["/cgi-bin/stable_token"], 1, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_resumes_where_it_stopped() {
     let w = SyncWorld::new(test_config()).await;
-    w.add_followers(0..12_000).await;
+    w.paging(1_000).await;
+    w.add_followers(0..1_200).await;
     w.call("POST", None).await;
     w.drive(1_000, 1).await;
-    assert_eq!(w.progress().await["followers"], 10_000);
+    assert_eq!(w.progress().await["followers"], 1_000);
 
     // WeChat keeps failing longer than the retries: the run fails, keeping its place.
     w.world
@@ -408,7 +419,7 @@ async fn a_failed_sync_resumes_where_it_stopped() {
         p["last_error"].as_str().unwrap().contains("batchget"),
         "{p}"
     );
-    assert_eq!(p["followers"], 10_000);
+    assert_eq!(p["followers"], 1_000);
     assert!(p["errors"].as_i64().unwrap() >= 4, "{p}");
     let failed_calls = w.stats().await["/cgi-bin/user/info/batchget"]
         .as_i64()
@@ -423,14 +434,14 @@ async fn a_failed_sync_resumes_where_it_stopped() {
     w.drive(600_000, 5).await;
     let p = w.progress().await;
     assert_eq!(p["state"], "done", "{p}");
-    assert_eq!(counters(&p), [12_000, 10_800, 1_200, 0, 0, 2]);
+    assert_eq!(counters(&p), [1_200, 1_080, 120, 0, 0, 2]);
     assert_eq!(p["resumes"], 1);
-    w.assert_mapped(12_000, 0).await;
+    w.assert_mapped(1_200, 0).await;
     let stats = w.stats().await;
     // Page one once, page two before the failure and again after it.
     assert_eq!(stats["/cgi-bin/user/get"], 3, "{stats}");
     let after = stats["/cgi-bin/user/info/batchget"].as_i64().unwrap() - failed_calls;
-    assert_eq!(after, 20, "only the 2 000 followers left were looked up");
+    assert_eq!(after, 2, "only the 200 followers left were looked up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,7 @@ impl Emulator {
             .route("/reset", post(reset))
             .route("/clock", post(advance_clock))
             .route("/quotas", post(set_quota))
+            .route("/paging", post(set_paging))
             // Bulk user loads (tens of thousands of followers) exceed axum's 2 MB default.
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .layer(axum::middleware::from_fn(guard_controls))
@@ -596,6 +597,23 @@ struct Quota {
 }
 
 /// Extension: sets a path's daily quota per app (to reach 45009 without 2 000 calls).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Paging {
+    page_size: usize,
+}
+
+/// `POST /sandbox/paging {"page_size": N}` (an extension for tests): `user/get` pages of N
+/// followers (1-10 000) instead of WeChat's 10 000, so multi-page syncs need fewer users.
+async fn set_paging(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let p: Paging = parse_control(&body)?;
+    if !(1..=state::FOLLOWERS_PER_PAGE).contains(&p.page_size) {
+        return Err(ControlError::bad_request("page_size must be 1-10000"));
+    }
+    emu.world().page_size = p.page_size;
+    Ok(Json(json!({"page_size": p.page_size})))
+}
+
 async fn set_quota(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
     let q: Quota = parse_control(&body)?;
     emu.world()

@@ -136,6 +136,9 @@ pub struct World {
     custom_sent: HashMap<(String, String), (i64, u32)>,
     next_msgid: i64,
     pub token_ttl: i64,
+    /// Followers per `user/get` page: WeChat's 10 000, smaller only by the `/sandbox/paging`
+    /// test control (multi-page syncs without tens of thousands of users).
+    pub page_size: usize,
 }
 
 /// `len` random characters of [A-Za-z0-9] (tokens, codes, EncodingAESKeys).
@@ -153,6 +156,7 @@ impl World {
             apps: apps.into_iter().map(|a| (a.appid.clone(), a)).collect(),
             next_msgid: 3_000_000_000,
             token_ttl,
+            page_size: FOLLOWERS_PER_PAGE,
             ..World::default()
         }
     }
@@ -617,7 +621,7 @@ impl World {
         let page: Vec<&String> = users.order[start..]
             .iter()
             .filter(following)
-            .take(FOLLOWERS_PER_PAGE)
+            .take(self.page_size)
             .collect();
         let mut answer = json!({"total": total, "count": page.len()});
         if page.is_empty() {
