@@ -26,6 +26,12 @@ pub enum QueueError {
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError>;
+    /// Queues `job` to be delivered no sooner than `delay` from now (at most 900 s, SQS's
+    /// limit). The default delivers at once.
+    async fn enqueue_after(&self, job: &Job, delay: std::time::Duration) -> Result<(), QueueError> {
+        let _ = delay;
+        self.enqueue(job).await
+    }
 }
 
 /// SQS: the message body is the job as JSON.
@@ -47,12 +53,17 @@ impl SqsJobQueue {
 #[async_trait]
 impl JobQueue for SqsJobQueue {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
+        self.enqueue_after(job, std::time::Duration::ZERO).await
+    }
+
+    async fn enqueue_after(&self, job: &Job, delay: std::time::Duration) -> Result<(), QueueError> {
         let body =
             serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            .set_delay_seconds((!delay.is_zero()).then(|| delay.as_secs().min(900) as i32))
             .send()
             .await
             .map_err(|e| QueueError::Unavailable(DisplayErrorContext(e).to_string()))?;
@@ -83,6 +94,24 @@ impl JobQueue for LocalJobQueue {
         self.sender
             .try_send(job.clone())
             .map_err(|e| QueueError::Unavailable(format!("local queue: {e}")))
+    }
+
+    async fn enqueue_after(&self, job: &Job, delay: std::time::Duration) -> Result<(), QueueError> {
+        if delay.is_zero() {
+            return self.enqueue(job).await;
+        }
+        // Take the place now (a full queue refuses at once), deliver after the delay.
+        let permit = self
+            .sender
+            .clone()
+            .try_reserve_owned()
+            .map_err(|e| QueueError::Unavailable(format!("local queue: {e}")))?;
+        let job = job.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            permit.send(job);
+        });
+        Ok(())
     }
 }
 

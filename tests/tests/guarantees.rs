@@ -470,6 +470,17 @@ async fn a_fence_that_finds_the_claim_taken_sends_nothing() {
     let (status, _) = w.send(&w.oa, &custom(), Some("k-fence2")).await;
     assert_eq!(status, 200);
     assert_eq!(w.delivered(&w.oa).await.len(), 1);
+    // The `attempting` write commits but its answer is lost: the claim, read back, shows it
+    // is ours, and the message goes out (once) instead of ending a false `unknown` later.
+    w.faults
+        .script(Call::Record, "idem#", Fault::After("timeout"), 1, 1);
+    let (status, body) = w.send(&w.oa, &custom(), Some("k-fence3")).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("sent")),
+        "{body}"
+    );
+    assert_eq!(w.delivered(&w.oa).await.len(), 2);
 }
 
 // ------------------------------------------------------------------ callbacks
@@ -535,8 +546,8 @@ async fn a_slow_wechat_never_holds_a_callback_past_five_seconds() {
     assert_eq!(account["unionid"], Attr::S("U-new".into()));
     assert_eq!(w.store.query("union#U-new").await.unwrap().len(), 1);
 
-    // The queue refuses the job: the event is recorded, but WeChat is told to retry (503),
-    // and its retry queues the look-up.
+    // The queue refuses the job: nothing is recorded and WeChat is told to retry (503); its
+    // retry queues the look-up and records the event.
     jobs.fail_next(1);
     w.world
         .emulator
@@ -552,10 +563,15 @@ async fn a_slow_wechat_never_holds_a_callback_past_five_seconds() {
         (503, "queue_unavailable")
     );
     assert!(jobs.is_empty());
-    assert_eq!(
-        push(&callback, &w.oa, &sub).await.unwrap(),
-        Recorded::Duplicate
+    assert!(
+        w.store
+            .get(&ItemKey::account(&w.oa, "fan9"))
+            .await
+            .unwrap()
+            .is_none(),
+        "not acknowledged, not recorded"
     );
+    assert_eq!(push(&callback, &w.oa, &sub).await.unwrap(), Recorded::New);
     assert_eq!(run_jobs(&jobs, &runner).await, 1);
     let account = w
         .store
@@ -673,6 +689,17 @@ async fn two_sent_events_in_one_second_are_both_kept_and_use_up_grants() {
         Recorded::New
     );
     assert_eq!(grant().await, Attr::N(0));
+    let last = w
+        .store
+        .get(&ItemKey::grant(&w.mp, "mpuser", "T1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        last["last_msgid"],
+        Attr::S("9003".into()),
+        "its details are kept"
+    );
 }
 
 // ------------------------------------------------------------------ token lease

@@ -105,7 +105,8 @@ async fn the_callback_function_never_reads_an_app_secret() {
     assert!(!seen.contains("sec-secret-never-read"));
 }
 
-/// The callback service as the Lambda builds it (SSM behind the cache), counting SSM calls.
+/// The callback service as the Lambda builds it (SSM behind the cache, only the callback's
+/// parameters), counting SSM calls.
 async fn counted_callback(world: &TokenWorld) -> (CallbackService, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
     let sdk = wxpush_tests::sdk_config().await;
@@ -115,7 +116,7 @@ async fn counted_callback(world: &TokenWorld) -> (CallbackService, Arc<AtomicUsi
             .build(),
     );
     let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
-        SsmSecretStore::new(ssm, &world.prefix),
+        SsmSecretStore::callback_only(ssm, &world.prefix),
         Duration::from_secs(300),
         512,
     ));
@@ -397,6 +398,9 @@ async fn keys_belong_to_their_caller_and_every_request_names_it() {
     let a = wxpush_send::handle(&svc, send(orders)).await;
     let b = wxpush_send::handle(&svc, send(billing)).await;
     let a_again = wxpush_send::handle(&svc, send(orders)).await;
+    // The same role from another instance (another session name) is the same caller.
+    let other_instance = "arn:aws-cn:sts::123456789012:assumed-role/order-service/i-9";
+    let a_elsewhere = wxpush_send::handle(&svc, send(other_instance)).await;
     let json_of = |r: &lambda_http::Response<lambda_http::Body>| -> Value {
         serde_json::from_slice(r.body().as_ref()).unwrap()
     };
@@ -405,6 +409,11 @@ async fn keys_belong_to_their_caller_and_every_request_names_it() {
     assert_eq!(
         a["id"], a_again["id"],
         "the same caller's retry is replayed"
+    );
+    assert_eq!(
+        a["id"],
+        json_of(&a_elsewhere)["id"],
+        "and so is its retry from another instance"
     );
     let delivered = world
         .emulator

@@ -19,6 +19,9 @@ use tracing::{info, warn};
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 /// How far a callback's timestamp may be from now, either way.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
+/// How long after it is queued a new follower's unionid look-up runs: the event it belongs
+/// to is recorded right after the job is queued, well within this.
+pub const COMPLETION_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 /// The longest `nonce` accepted (WeChat's are about ten digits); it becomes part of a key.
 pub const MAX_NONCE_LEN: usize = 64;
 
@@ -172,15 +175,18 @@ impl CallbackService {
             return Ok(Recorded::Duplicate);
         }
         let extra = self.enrich(&app, &msg).await?;
+        if extra.unionid_pending {
+            // Queued before the event is recorded (and delivered a few seconds later, once it
+            // is): an acknowledged follower always has its look-up on the way. If the queue
+            // refuses, nothing is recorded and WeChat is told to retry.
+            self.queue_completion(appid, &msg.from_user_name, COMPLETION_DELAY)
+                .await?;
+        }
         let ops = plan(appid, &msg, &plaintext, now, &extra);
         let recorded = self.store.record(&ops, now).await.map_err(store_error)?;
         info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
-        match recorded {
-            Recorded::New if extra.unionid_pending => {
-                self.queue_completion(appid, &msg.from_user_name).await?
-            }
-            Recorded::New => {}
-            _ => self.requeue_pending(&app, &msg).await?,
+        if recorded != Recorded::New {
+            self.requeue_pending(&app, &msg).await?;
         }
         Ok(recorded)
     }
@@ -227,22 +233,27 @@ impl CallbackService {
         }
     }
 
-    /// Queues the unionid look-up of a follower recorded without one. When the queue fails
-    /// the event is recorded but the answer is 503, so WeChat delivers it again and the
-    /// retry queues the look-up ([`Self::requeue_pending`]).
-    async fn queue_completion(&self, appid: &str, openid: &str) -> Result<(), ApiError> {
+    /// Queues the unionid look-up of a follower recorded (or about to be) without one, to run
+    /// after `delay`. The job is idempotent: one that finds the follower complete, or not
+    /// recorded, does nothing.
+    async fn queue_completion(
+        &self,
+        appid: &str,
+        openid: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), ApiError> {
         let job = Job::CompleteFollower {
             appid: appid.to_string(),
             openid: openid.to_string(),
         };
-        self.queue.enqueue(&job).await.map_err(|e| {
+        self.queue.enqueue_after(&job, delay).await.map_err(|e| {
             warn!(appid, error = %e, "could not queue a follower's unionid look-up; WeChat will retry the push");
             ApiError::QueueUnavailable(e.to_string())
         })
     }
 
-    /// A retried `subscribe` whose follower is still waiting for its unionid look-up (the
-    /// first delivery could not queue it): queue it now. One read, only for such retries.
+    /// A retried `subscribe` whose follower is still waiting for its unionid look-up (its job
+    /// was lost, or failed for good): queue it again. One read, only for such retries.
     async fn requeue_pending(&self, app: &AppConfig, msg: &InboundMessage) -> Result<(), ApiError> {
         if msg.event() != Some("subscribe") || app.kind != AppKind::OfficialAccount {
             return Ok(());
@@ -255,7 +266,7 @@ impl CallbackService {
             .unwrap_or_default();
         let pending = matches!(account.get("unionid_pending"), Some(Attr::Bool(true)));
         if pending && !account.contains_key("unionid") {
-            self.queue_completion(&app.appid, &msg.from_user_name)
+            self.queue_completion(&app.appid, &msg.from_user_name, std::time::Duration::ZERO)
                 .await?;
         }
         Ok(())

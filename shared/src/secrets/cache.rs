@@ -23,9 +23,20 @@ pub struct CachedSecretStore<S> {
     capacity: usize,
     /// Configured apps only: nothing unknown is ever stored, so nothing unknown evicts them.
     entries: Mutex<HashMap<String, Entry>>,
-    /// The appids the store lists, and when; refreshed by one caller at a time.
-    listing: tokio::sync::Mutex<Option<(Instant, Arc<HashSet<String>>)>>,
+    /// The appids the store lists; refreshed by one caller at a time.
+    listing: tokio::sync::Mutex<Listing>,
 }
+
+/// The last good listing and when it was read; when the last attempt failed, and why.
+#[derive(Default)]
+struct Listing {
+    apps: Option<(Instant, Arc<HashSet<String>>)>,
+    failed: Option<(Instant, ConfigError)>,
+}
+
+/// After a failed listing, how long before the store is asked again: a flood of requests
+/// while SSM throttles makes at most one listing call per this interval.
+pub const LISTING_RETRY: Duration = Duration::from_secs(5);
 
 impl<S: SecretStore> CachedSecretStore<S> {
     /// `ttl`: how long a read stays fresh (secrets rotated in SSM are picked up after it);
@@ -36,7 +47,7 @@ impl<S: SecretStore> CachedSecretStore<S> {
             ttl,
             capacity: capacity.max(1),
             entries: Mutex::new(HashMap::new()),
-            listing: tokio::sync::Mutex::new(None),
+            listing: tokio::sync::Mutex::new(Listing::default()),
         }
     }
 
@@ -69,17 +80,42 @@ impl<S: SecretStore> CachedSecretStore<S> {
 
     /// The configured appids: the cached listing, or one new listing (names only) when it is
     /// older than [`LISTING_TTL`]. Concurrent callers share one listing call.
+    ///
+    /// When the listing fails, the last good one keeps serving (and the store is asked again
+    /// only after [`LISTING_RETRY`]); with none, the error is returned for that long without
+    /// asking again.
     async fn configured(&self) -> Result<Arc<HashSet<String>>, ConfigError> {
         let mut listing = self.listing.lock().await;
-        if let Some((at, apps)) = listing.as_ref()
+        if let Some((at, apps)) = &listing.apps
             && at.elapsed() < LISTING_TTL.min(self.ttl)
         {
             return Ok(apps.clone());
         }
-        let apps: Arc<HashSet<String>> =
-            Arc::new(self.inner.list_apps().await?.into_iter().collect());
-        *listing = Some((Instant::now(), apps.clone()));
-        Ok(apps)
+        if let Some((at, err)) = &listing.failed
+            && at.elapsed() < LISTING_RETRY
+        {
+            return match &listing.apps {
+                Some((_, stale)) => Ok(stale.clone()),
+                None => Err(err.clone()),
+            };
+        }
+        match self.inner.list_apps().await {
+            Ok(apps) => {
+                let apps: Arc<HashSet<String>> = Arc::new(apps.into_iter().collect());
+                *listing = Listing {
+                    apps: Some((Instant::now(), apps.clone())),
+                    failed: None,
+                };
+                Ok(apps)
+            }
+            Err(err) => {
+                listing.failed = Some((Instant::now(), err.clone()));
+                match &listing.apps {
+                    Some((_, stale)) => Ok(stale.clone()),
+                    None => Err(err),
+                }
+            }
+        }
     }
 }
 
@@ -168,5 +204,40 @@ mod tests {
         assert_eq!(cache.inner().1.load(Ordering::SeqCst), 1, "one listing");
         assert!(cache.entries.lock().unwrap().len() <= 2);
         assert!(cache.lookup(&a).is_some(), "real apps stay cached");
+    }
+
+    /// Lists once (when `.0` starts at 0), then fails every time.
+    struct Flaky(AtomicUsize);
+
+    #[async_trait]
+    impl SecretStore for Flaky {
+        async fn app(&self, _appid: &str) -> Result<Arc<AppConfig>, ConfigError> {
+            Err(ConfigError::Backend("down".into()))
+        }
+        async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
+            match self.0.fetch_add(1, Ordering::SeqCst) {
+                0 => Ok(vec![appid("a")]),
+                _ => Err(ConfigError::Backend("throttled".into())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_listing_is_asked_rarely_and_the_last_one_serves() {
+        let cache = CachedSecretStore::new(Flaky(AtomicUsize::new(0)), Duration::from_secs(1), 8);
+        assert!(cache.configured().await.unwrap().contains(&appid("a")));
+        // Expire it, then a flood while the store throttles: one more listing call, and the
+        // last good listing keeps answering.
+        cache.listing.lock().await.apps.as_mut().unwrap().0 -= Duration::from_secs(120);
+        for _ in 0..500 {
+            assert!(cache.configured().await.unwrap().contains(&appid("a")));
+        }
+        assert_eq!(cache.inner().0.load(Ordering::SeqCst), 2);
+        // With no good listing at all, the error is answered without asking again.
+        let empty = CachedSecretStore::new(Flaky(AtomicUsize::new(1)), Duration::from_secs(60), 8);
+        for _ in 0..500 {
+            assert!(empty.configured().await.is_err());
+        }
+        assert_eq!(empty.inner().0.load(Ordering::SeqCst), 2);
     }
 }

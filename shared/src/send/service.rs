@@ -248,8 +248,8 @@ impl Sender {
     ) -> Result<SendOutcome, ApiError> {
         let app = self.tokens.secrets().app(appid).await?;
         let req = parse_send_request(body)?;
-        let via = self.sending_app(&app, req.kind).await?;
-        let (openid, unionid) = self.resolve(&app, &via, &req).await?;
+        // The key first: a retry of a finished request gets its first answer even if the
+        // recipient mapping or the store changed since.
         let mut claim = match idempotency_key {
             None => None,
             Some(key) => {
@@ -258,6 +258,21 @@ impl Sender {
                     Claim::Replay(outcome) => return Ok(outcome),
                     Claim::Claimed(c) => Some(c),
                 }
+            }
+        };
+        let routed = async {
+            let via = self.sending_app(&app, req.kind).await?;
+            let (openid, unionid) = self.resolve(&app, &via, &req).await?;
+            Ok::<_, ApiError>((via, openid, unionid))
+        };
+        let (via, openid, unionid) = match routed.await {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing went out: the key is free for a corrected retry.
+                if let Some(c) = &claim {
+                    self.release(c).await;
+                }
+                return Err(e);
             }
         };
         let id = claim
@@ -430,7 +445,11 @@ impl Sender {
                 .record(&[claim.op("released", &[])], now_unix())
                 .await
             {
-                Ok(_) => return,
+                Ok(Recorded::New) => return,
+                Ok(_) => {
+                    warn!(key = %claim.idempotency_key, "Idempotency-Key changed since it was claimed; not released");
+                    return;
+                }
                 Err(e) => {
                     warn!(key = %claim.idempotency_key, error = %e, "could not release an Idempotency-Key; it frees itself when its lease ends")
                 }
@@ -697,7 +716,28 @@ impl Sender {
                 &claim.idempotency_key,
                 &claim.message_id,
             ))),
-            Err(e) => Err(Failure::NotSent(store_error(e))),
+            Err(e) => {
+                // The write may have committed with its answer lost: the claim says.
+                match self.store.get(&claim.key).await {
+                    Ok(Some(now_stored))
+                        if num(&now_stored, "version") == Some(claim.version + 1)
+                            && text(&now_stored, "state").as_deref() == Some("attempting")
+                            && num(&now_stored, "lease_until") == Some(claim.lease_until)
+                            && num(&now_stored, "created_at") == Some(claim.created_at) =>
+                    {
+                        claim.version += 1;
+                        Ok(())
+                    }
+                    Ok(Some(now_stored)) if num(&now_stored, "version") == Some(claim.version) => {
+                        Err(Failure::NotSent(store_error(e)))
+                    }
+                    Ok(_) => Err(Failure::Superseded(in_progress(
+                        &claim.idempotency_key,
+                        &claim.message_id,
+                    ))),
+                    Err(_) => Err(Failure::NotSent(store_error(e))),
+                }
+            }
         }
     }
 
@@ -823,13 +863,28 @@ enum Claim {
     Claimed(ClaimState),
 }
 
-/// The claim item of `key` sent by `caller`: a key belongs to its caller, so the same key
-/// from another service is another request.
+/// The claim item of `key` sent by `caller`: a key belongs to its caller's principal, so the
+/// same key from another service is another request — but the same service's retry from
+/// another instance or after a credential refresh is the same request (see [`principal`]).
 pub fn claim_key(appid: &str, caller: &str, key: &str) -> ItemKey {
     ItemKey::idempotency(
         appid,
-        &format!("{}#{key}", &body_hash(caller.as_bytes())[..16]),
+        &format!("{}#{key}", &body_hash(principal(caller).as_bytes())[..16]),
     )
+}
+
+/// The stable principal of a caller ARN: an assumed role's session name (an instance or
+/// task id, a timestamp, anything the caller's SDK chose) is dropped, so
+/// `arn:aws:sts::1:assumed-role/order-service/i-1` and `.../order-service/i-2` are one
+/// principal; every other ARN is its own.
+pub fn principal(caller: &str) -> &str {
+    match caller.split_once(":assumed-role/") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(slash) => &caller[..caller.len() - rest.len() + slash],
+            None => caller,
+        },
+        None => caller,
+    }
 }
 
 fn body_hash(body: &[u8]) -> String {
@@ -864,5 +919,28 @@ fn build(req: &SendRequest, openid: &str, id: &str) -> WxMessage {
             touser: openid.to_string(),
             body: body.clone(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod principal_tests {
+    use super::principal;
+
+    #[test]
+    fn sessions_of_one_role_are_one_principal() {
+        let a = "arn:aws-cn:sts::123456789012:assumed-role/order-service/i-0abc";
+        let b = "arn:aws-cn:sts::123456789012:assumed-role/order-service/1732550000";
+        assert_eq!(
+            principal(a),
+            "arn:aws-cn:sts::123456789012:assumed-role/order-service"
+        );
+        assert_eq!(principal(a), principal(b));
+        let user = "arn:aws:iam::123456789012:user/ops";
+        assert_eq!(principal(user), user);
+        assert_eq!(principal("local:bearer-key"), "local:bearer-key");
+        assert_ne!(
+            principal("arn:aws:sts::1:assumed-role/billing/i-1"),
+            principal("arn:aws:sts::1:assumed-role/order/i-1")
+        );
     }
 }

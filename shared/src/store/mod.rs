@@ -290,7 +290,7 @@ impl DynamoStateStore {
 #[async_trait]
 impl StateStore for DynamoStateStore {
     async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
-        let mut ops: Vec<&Op> = ops.iter().collect();
+        let mut ops: Vec<Op> = ops.to_vec();
         // At most two attempts: the second without the updates a newer event already superseded.
         for _ in 0..2 {
             let items = ops
@@ -329,11 +329,24 @@ impl StateStore for DynamoStateStore {
             if !reasons.iter().any(|failed| *failed) {
                 return Err(backend("TransactWriteItems", DisplayErrorContext(err)));
             }
+            // Superseded updates are left out; a grant that would go below zero is clamped to
+            // zero (its status and sent details still recorded), as the embedded store does.
             ops = ops
                 .into_iter()
                 .zip(reasons.iter().chain(std::iter::repeat(&false)))
-                .filter(|(_, f)| !**f)
-                .map(|(op, _)| op)
+                .filter_map(|(op, failed)| match (op, *failed) {
+                    (op, false) => Some(op),
+                    (Op::Grant { key, change }, true) => Some(Op::Grant {
+                        key,
+                        change: GrantChange {
+                            clear: true,
+                            add: 0,
+                            used: 0,
+                            ..change
+                        },
+                    }),
+                    (_, true) => None,
+                })
                 .collect();
         }
         Err(backend("TransactWriteItems", "conditions kept failing"))
