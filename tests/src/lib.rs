@@ -236,6 +236,15 @@ impl EmulatorServer {
         );
     }
 
+    /// Every message the emulator delivered for `appid` (`GET /sandbox/messages?appid=`).
+    pub async fn delivered(&self, appid: &str) -> Vec<serde_json::Value> {
+        self.get(&format!("/sandbox/messages?appid={appid}"))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub async fn get(&self, path: &str) -> serde_json::Value {
         reqwest::Client::new()
             .get(format!("{}{path}", self.base))

@@ -69,13 +69,7 @@ impl World {
         self.world.emulator.control("/faults", fault).await;
     }
     async fn delivered(&self, appid: &str) -> Vec<Value> {
-        self.world
-            .emulator
-            .get(&format!("/sandbox/messages?appid={appid}"))
-            .await
-            .as_array()
-            .unwrap()
-            .clone()
+        self.world.emulator.delivered(appid).await
     }
     fn calls(&self, path: &str) -> u64 {
         self.world.emulator.emu.calls(path)

@@ -19,6 +19,18 @@ pub const CALLBACK_PARAMETERS: [&str; 4] = [
     "callback_mode",
 ];
 
+/// The appids in parameter `names` under `path` (`{prefix}/apps/`): `{path}{appid}/{name}`.
+fn add_appids<'a>(appids: &mut BTreeSet<String>, path: &str, names: impl Iterator<Item = &'a str>) {
+    for name in names {
+        if let Some(rest) = name.strip_prefix(path)
+            && let Some((appid, _)) = rest.split_once('/')
+            && is_valid_appid(appid)
+        {
+            appids.insert(appid.to_string());
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SsmSecretStore {
     client: Client,
@@ -110,14 +122,11 @@ impl SsmSecretStore {
                         aws_sdk_ssm::error::DisplayErrorContext(e)
                     ))
                 })?;
-            for p in out.parameters() {
-                if let Some(rest) = p.name().and_then(|n| n.strip_prefix(&path))
-                    && let Some((appid, _)) = rest.split_once('/')
-                    && is_valid_appid(appid)
-                {
-                    appids.insert(appid.to_string());
-                }
-            }
+            add_appids(
+                &mut appids,
+                &path,
+                out.parameters().iter().filter_map(|p| p.name()),
+            );
             token = out.next_token().map(str::to_string);
             if token.is_none() {
                 break;
@@ -200,14 +209,11 @@ impl SecretStore for SsmSecretStore {
                 .send()
                 .await
                 .map_err(|e| Self::backend(aws_sdk_ssm::error::DisplayErrorContext(e)))?;
-            for p in out.parameters() {
-                if let Some(rest) = p.name().and_then(|n| n.strip_prefix(&path))
-                    && let Some((appid, _)) = rest.split_once('/')
-                    && is_valid_appid(appid)
-                {
-                    appids.insert(appid.to_string());
-                }
-            }
+            add_appids(
+                &mut appids,
+                &path,
+                out.parameters().iter().filter_map(|p| p.name()),
+            );
             token = out.next_token().map(str::to_string);
             if token.is_none() {
                 break;
