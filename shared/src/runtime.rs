@@ -6,7 +6,7 @@
 //! | `WXPUSH_SSM_PREFIX` | SSM prefix of the apps | `/wxpush` |
 //! | `WXPUSH_SECRETS_TTL_SECS` | how long app config is cached in memory | 300 |
 //! | `WXPUSH_REFRESH_WINDOW_SECS` | scheduled refresh: tokens expiring within it | 900 |
-//! | `WXPUSH_QUEUE_URL` | the SQS queue of background jobs (follower sync) | none: jobs are refused |
+//! | `WXPUSH_QUEUE_URL` | the SQS queue of background jobs (follower sync, unionid look-ups) | none: jobs are refused |
 //! | `WECHAT_API_BASE`, `WECHAT_TIMEOUT_MS` | the WeChat client | api.weixin.qq.com, 5000 |
 
 use crate::queue::{Job, JobQueue, QueueError, SqsJobQueue};
@@ -52,45 +52,81 @@ fn env_secs(name: &str, default: u64) -> Result<Duration, String> {
     }
 }
 
-/// Which app parameters a function may read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SecretScope {
-    /// Every parameter of an app (the functions that call WeChat).
-    All,
-    /// The callback's parameters only, never the AppSecret ([`crate::secrets::CALLBACK_PARAMETERS`]).
-    CallbackOnly,
+/// What the public callback needs, and nothing more: the callback's own app parameters
+/// (never an AppSecret), the state table and the jobs queue. No WeChat client and no token
+/// manager are built, so its cold start loads no TLS roots for a client it never uses.
+#[derive(Clone)]
+pub struct CallbackDeps {
+    pub secrets: Arc<dyn SecretStore>,
+    pub state_store: Arc<dyn StateStore>,
+    pub queue: Arc<dyn JobQueue>,
+}
+
+/// The environment and AWS clients every function starts from.
+struct Common {
+    sdk: aws_config::SdkConfig,
+    table: String,
+    prefix: String,
+    secrets_ttl: Duration,
+}
+
+impl Common {
+    async fn from_env() -> Result<Common, String> {
+        let table =
+            std::env::var("WXPUSH_TABLE").map_err(|_| "WXPUSH_TABLE is not set".to_string())?;
+        Ok(Common {
+            table,
+            prefix: std::env::var("WXPUSH_SSM_PREFIX").unwrap_or_else(|_| "/wxpush".to_string()),
+            secrets_ttl: env_secs("WXPUSH_SECRETS_TTL_SECS", 300)?,
+            sdk: crate::aws::load_sdk_config().await,
+        })
+    }
+
+    fn secrets(&self, ssm: SsmSecretStore) -> Arc<dyn SecretStore> {
+        Arc::new(CachedSecretStore::new(
+            ssm,
+            self.secrets_ttl,
+            SECRET_CACHE_CAPACITY,
+        ))
+    }
+
+    fn queue(&self) -> Arc<dyn JobQueue> {
+        match std::env::var("WXPUSH_QUEUE_URL") {
+            Ok(url) if !url.trim().is_empty() => Arc::new(SqsJobQueue::new(
+                aws_sdk_sqs::Client::new(&self.sdk),
+                url.trim(),
+            )),
+            _ => Arc::new(UnconfiguredQueue),
+        }
+    }
+}
+
+impl CallbackDeps {
+    pub async fn from_env() -> Result<CallbackDeps, String> {
+        let c = Common::from_env().await?;
+        let ssm = SsmSecretStore::callback_only(aws_sdk_ssm::Client::new(&c.sdk), &c.prefix);
+        Ok(CallbackDeps {
+            secrets: c.secrets(ssm),
+            state_store: Arc::new(DynamoStateStore::new(
+                aws_sdk_dynamodb::Client::new(&c.sdk),
+                c.table.clone(),
+            )),
+            queue: c.queue(),
+        })
+    }
 }
 
 impl AwsDeps {
     pub async fn from_env() -> Result<AwsDeps, String> {
-        AwsDeps::from_env_scoped(SecretScope::All).await
-    }
-
-    pub async fn from_env_scoped(scope: SecretScope) -> Result<AwsDeps, String> {
-        let table =
-            std::env::var("WXPUSH_TABLE").map_err(|_| "WXPUSH_TABLE is not set".to_string())?;
-        let prefix = std::env::var("WXPUSH_SSM_PREFIX").unwrap_or_else(|_| "/wxpush".to_string());
-        let secrets_ttl = env_secs("WXPUSH_SECRETS_TTL_SECS", 300)?;
+        let c = Common::from_env().await?;
         let refresh_window = env_secs("WXPUSH_REFRESH_WINDOW_SECS", 900)?;
-        let sdk = crate::aws::load_sdk_config().await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-        let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(dynamo.clone(), &table));
-        let state_store: Arc<dyn StateStore> = Arc::new(DynamoStateStore::new(dynamo, table));
-        let queue: Arc<dyn JobQueue> = match std::env::var("WXPUSH_QUEUE_URL") {
-            Ok(url) if !url.trim().is_empty() => {
-                Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&sdk), url.trim()))
-            }
-            _ => Arc::new(UnconfiguredQueue),
-        };
-        let ssm = aws_sdk_ssm::Client::new(&sdk);
-        let ssm = match scope {
-            SecretScope::All => SsmSecretStore::new(ssm, &prefix),
-            SecretScope::CallbackOnly => SsmSecretStore::callback_only(ssm, &prefix),
-        };
-        let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
-            ssm,
-            secrets_ttl,
-            SECRET_CACHE_CAPACITY,
+        let dynamo = aws_sdk_dynamodb::Client::new(&c.sdk);
+        let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(dynamo.clone(), &c.table));
+        let state_store: Arc<dyn StateStore> =
+            Arc::new(DynamoStateStore::new(dynamo, c.table.clone()));
+        let secrets = c.secrets(SsmSecretStore::new(
+            aws_sdk_ssm::Client::new(&c.sdk),
+            &c.prefix,
         ));
         let wechat_config = WeChatClientConfig::from_env();
         let policy = TokenPolicy::for_wechat_timeout(wechat_config.timeout);
@@ -101,7 +137,7 @@ impl AwsDeps {
             tokens,
             secrets,
             state_store,
-            queue,
+            queue: c.queue(),
             refresh_window,
         })
     }

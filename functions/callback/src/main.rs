@@ -4,13 +4,14 @@ use lambda_http::{Error, Request, service_fn};
 use std::convert::Infallible;
 use std::sync::Arc;
 use wxpush_callback::{Service, handle};
-use wxpush_shared::runtime::{AwsDeps, SecretScope};
+use wxpush_shared::runtime::CallbackDeps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxpush_shared::telemetry::init_json_logs();
-    // Only the callback's own parameters: this public-facing function cannot read an AppSecret.
-    let deps = AwsDeps::from_env_scoped(SecretScope::CallbackOnly).await?;
+    // Only the callback's own parameters (this public-facing function cannot read an
+    // AppSecret), the table and the queue: no WeChat client, no token manager.
+    let deps = CallbackDeps::from_env().await?;
     let svc = Arc::new(Service::new(deps.secrets, deps.state_store, deps.queue));
     lambda_http::run(service_fn(move |req: Request| {
         let svc = svc.clone();
