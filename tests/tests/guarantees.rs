@@ -93,6 +93,17 @@ impl World {
             .await
             .unwrap();
     }
+    /// Waits (up to 10 s) until the claim of `key` is in `state`: a slow machine must not
+    /// turn "killed at this step" into "killed somewhere else".
+    async fn await_claim(&self, appid: &str, key: &str, state: &str) {
+        for _ in 0..500 {
+            if self.claim_state(appid, key).await.as_deref() == Some(state) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("claim {key} never reached {state}");
+    }
     async fn claim_state(&self, appid: &str, key: &str) -> Option<String> {
         let claim = self
             .store
@@ -218,7 +229,7 @@ async fn a_send_killed_before_wechat_is_taken_over_after_its_lease() {
     w.faults.script(
         Call::Record,
         "idem#",
-        Fault::Delay(Duration::from_millis(1500)),
+        Fault::Delay(Duration::from_millis(5000)),
         1,
         1,
     );
@@ -234,7 +245,8 @@ async fn a_send_killed_before_wechat_is_taken_over_after_its_lease() {
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    w.await_claim(&w.oa, "k-early", "in_progress").await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // into the slow write
     killed.abort();
     assert_eq!(
         w.claim_state(&w.oa, "k-early").await.as_deref(),
@@ -273,7 +285,14 @@ async fn a_send_killed_at_wechat_is_resent_only_where_wechat_dedupes() {
             tokio::spawn(
                 async move { send(&svc, &oa, &b, Some(&k), Duration::from_secs(10)).await },
             );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Killed once the request reached WeChat (which answers only after 1.2 s).
+        let calls_before = w.calls(path);
+        for _ in 0..500 {
+            if w.calls(path) > calls_before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         killed.abort();
         assert_eq!(
             w.claim_state(&w.oa, key).await.as_deref(),
@@ -281,7 +300,7 @@ async fn a_send_killed_at_wechat_is_resent_only_where_wechat_dedupes() {
         );
         w.expire_lease(&w.oa, key).await;
         let (status, answer) = w.send(&w.oa, &body, Some(key)).await;
-        tokio::time::sleep(Duration::from_millis(1200)).await; // the late delivery lands
+        tokio::time::sleep(Duration::from_millis(1500)).await; // the late delivery lands
         let delivered: Vec<Value> = w
             .delivered(&w.oa)
             .await
