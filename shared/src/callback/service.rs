@@ -19,9 +19,11 @@ use tracing::{info, warn};
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 /// How far a callback's timestamp may be from now, either way.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
-/// How long after it is queued a new follower's unionid look-up runs: the event it belongs
-/// to is recorded right after the job is queued, well within this.
-pub const COMPLETION_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long after it is queued a new follower's unionid look-up runs. The event it belongs
+/// to is recorded right after the job is queued, by the same invocation, which Lambda ends
+/// after 5 s (template.yaml): twice that leaves the write time to land even when it was the
+/// last thing the invocation did. A job that still finds no follower does nothing.
+pub const COMPLETION_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 /// The longest `nonce` accepted (WeChat's are about ten digits); it becomes part of a key.
 pub const MAX_NONCE_LEN: usize = 64;
 
