@@ -295,7 +295,6 @@ fn op_key(op: &Op) -> &ItemKey {
         | Op::PutIfNewer { key, .. }
         | Op::Set { key, .. }
         | Op::Grant { key, .. }
-        | Op::Delete { key }
         | Op::SetIfEquals { key, .. }
         | Op::PutIfVersion { key, .. } => key,
     }

@@ -7,7 +7,7 @@ use wxpush_shared::store::{Attr, ItemKey};
 use wxpush_shared::token::TokenPolicy;
 use wxpush_tests::{TokenWorld, apigw_v1_request};
 
-use wxpush_tests::LogCapture as Captured;
+use wxpush_tests::LogCapture;
 
 async fn call(svc: &SendService, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let resp = handle(svc, apigw_v1_request(method, path, body.as_ref(), &[])).await;
@@ -19,14 +19,7 @@ async fn call(svc: &SendService, method: &str, path: &str, body: Option<Value>) 
 
 #[tokio::test(flavor = "current_thread")]
 async fn login_maps_the_user_and_never_shows_the_session_key() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogCapture::start();
 
     let (world, oa, mp) = TokenWorld::with_oa_and_mp().await;
     let svc = SendService::new(
@@ -168,7 +161,7 @@ async fn login_maps_the_user_and_never_shows_the_session_key() {
         store.query(&format!("acct#{mp}")).await.unwrap(),
         store.query("union#U-100").await.unwrap()
     );
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(logged.contains("mini program login"), "logs were captured");
     for key in &keys {
         assert!(

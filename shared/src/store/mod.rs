@@ -209,14 +209,6 @@ impl DynamoStateStore {
         const ABSENT: Option<&str> = Some("attribute_not_exists(pk)");
         match op {
             Op::Insert { key, attrs } => put(key, attrs, None, ABSENT, None),
-            Op::Delete { key } => {
-                let delete = aws_sdk_dynamodb::types::Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map(key)))
-                    .build()
-                    .map_err(|e| backend("build delete", e))?;
-                Ok(TransactWriteItem::builder().delete(delete).build())
-            }
             Op::Set { key, attrs } => put(key, attrs, None, None, None),
             Op::PutIfNewer {
                 key,
@@ -569,12 +561,6 @@ impl StateStore for EmbeddedStateStore {
                             };
                             row.extend(attrs.clone());
                             (key, row)
-                        }
-                        Op::Delete { key } => {
-                            table
-                                .remove(embedded_key(key).as_str())
-                                .map_err(|e| backend("remove", e))?;
-                            continue;
                         }
                         Op::Grant { key, change } => {
                             let mut row = read(&table, &embedded_key(key))?.unwrap_or_default();

@@ -119,9 +119,6 @@ pub enum Op {
         key: ItemKey,
         change: GrantChange,
     },
-    Delete {
-        key: ItemKey,
-    },
     /// Sets `attrs` on an existing item only while its number attribute `field` is still
     /// `expected` (a read-modify-write that must not overwrite a change made since the read).
     /// When it is not (or the item is gone), nothing of the set is written and the outcome is
