@@ -155,6 +155,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 refresh_every: Duration::from_secs(refresh_every.max(1)),
                 refresh_window: Duration::from_secs(refresh_window),
                 sync: Default::default(),
+                batches: wxpush_shared::batch::BatchConfig::from_env()?,
             })
             .await?;
             println!("wxpush listening on {}", server.url());

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use wxpush_send::{MAX_BODY_BYTES, SendService};
 use wxpush_shared::ApiError;
+use wxpush_shared::batch::{BatchConfig, Batches};
 use wxpush_shared::callback::followup::FollowerCompletion;
 use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
@@ -51,11 +52,15 @@ pub struct ServeConfig {
     pub refresh_window: Duration,
     /// The follower sync's settings (checkpoints, concurrency, retries).
     pub sync: SyncConfig,
+    /// The batches' settings (pace, concurrency, chunk size).
+    pub batches: BatchConfig,
 }
 
 /// How long one local job step may run before it checkpoints and queues its continuation
 /// (a Lambda gets up to 15 minutes; the local worker takes turns between runs sooner).
 pub const LOCAL_JOB_BUDGET: Duration = Duration::from_secs(120);
+/// Jobs the local worker runs at once (several batch chunks share the app's pace).
+pub const LOCAL_WORKER_PARALLEL: usize = 4;
 
 /// A running local server; dropping it stops it.
 pub struct RunningServer {
@@ -180,16 +185,29 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         cfg.sync.clone(),
     ));
     let queue: Arc<dyn JobQueue> = Arc::new(queue);
-    let runner = Arc::new(JobRunner::new(
-        followers.clone(),
-        Arc::new(FollowerCompletion::new(tokens.clone(), state_store.clone())),
+    let send = SendService::new(tokens.clone(), state_store.clone(), wechat_timeout)
+        .with_followers(followers.clone());
+    let batches = Arc::new(Batches::new(
+        send.sender.clone(),
+        state_store.clone(),
+        queue.clone(),
+        cfg.batches.clone(),
     ));
-    let worker = tokio::spawn(run_local_worker(runner, jobs, LOCAL_JOB_BUDGET));
+    let runner = Arc::new(
+        JobRunner::new(
+            followers,
+            Arc::new(FollowerCompletion::new(tokens.clone(), state_store.clone())),
+        )
+        .with_batches(batches.clone()),
+    );
+    let worker = tokio::spawn(run_local_worker(
+        runner,
+        jobs,
+        LOCAL_JOB_BUDGET,
+        LOCAL_WORKER_PARALLEL,
+    ));
     let state = AppState {
-        send: Arc::new(
-            SendService::new(tokens.clone(), state_store.clone(), wechat_timeout)
-                .with_followers(followers),
-        ),
+        send: Arc::new(send.with_batches(batches)),
         callback: Arc::new(CallbackService::new(secrets, state_store, queue)),
         api_key: Arc::new(cfg.api_key),
     };

@@ -130,6 +130,9 @@ pub struct AppConfig {
     pub token_api: TokenApi,
     /// `safe` by default when an `encoding_aes_key` is set, else `plaintext`.
     pub callback_mode: CallbackMode,
+    /// Messages per second this app's batches may send, all workers together (parameter
+    /// `batch_rate`); `None`: the deployment's default.
+    pub batch_rate: Option<u32>,
 }
 
 /// `wx` followed by 16 hexadecimal characters, as WeChat issues them.

@@ -34,6 +34,13 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{field}: {message}")]
     Validation { field: String, message: String },
+    /// Recipients of a batch that cannot be sent to: (index in the request, why), the first
+    /// [`crate::batch::MAX_LISTED_INVALID`] of `count`.
+    #[error("{count} recipient(s) are not valid; the batch was not created")]
+    InvalidRecipients {
+        count: usize,
+        listed: Vec<(usize, String)>,
+    },
     #[error("app {appid} is misconfigured: {message}")]
     Misconfigured { appid: String, message: String },
     #[error("{message}")]
@@ -65,7 +72,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized | ApiError::SignatureRejected(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation { .. } | ApiError::InvalidRecipients { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Misconfigured { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -89,6 +98,7 @@ impl ApiError {
             ApiError::UnknownApp { .. } => "unknown_app",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Validation { .. } => "validation_failed",
+            ApiError::InvalidRecipients { .. } => "invalid_recipients",
             ApiError::Misconfigured { .. } => "app_misconfigured",
             ApiError::WeChat { code, .. } => code,
             ApiError::Conflict { code, .. } | ApiError::Missing { code, .. } => code,
@@ -113,6 +123,12 @@ impl ApiError {
         }
         if let ApiError::Validation { field, .. } = self {
             error["field"] = json!(field);
+        }
+        if let ApiError::InvalidRecipients { listed, .. } = self {
+            error["recipients"] = listed
+                .iter()
+                .map(|(index, why)| json!({"index": index, "error": why}))
+                .collect();
         }
         json!({ "error": error })
     }

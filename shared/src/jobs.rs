@@ -1,26 +1,51 @@
 //! [`JobRunner`]: runs one background [`Job`], whichever queue it came from (the batch-worker
 //! Lambda's SQS records, or the local server's in-process queue).
 
+use crate::batch::Batches;
 use crate::callback::followup::FollowerCompletion;
 use crate::followers::FollowerSync;
 use crate::queue::Job;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub struct JobRunner {
     sync: Arc<FollowerSync>,
     followers: Arc<FollowerCompletion>,
+    batches: Option<Arc<Batches>>,
 }
 
 impl JobRunner {
     pub fn new(sync: Arc<FollowerSync>, followers: Arc<FollowerCompletion>) -> JobRunner {
-        JobRunner { sync, followers }
+        JobRunner {
+            sync,
+            followers,
+            batches: None,
+        }
+    }
+
+    /// The batches whose fan-out and chunk jobs this runner runs.
+    pub fn with_batches(mut self, batches: Arc<Batches>) -> JobRunner {
+        self.batches = Some(batches);
+        self
     }
 
     /// Runs `job` until it is done or `deadline` nears. `Err` means it should run again
     /// (the store, the queue or WeChat failed); every job is safe to run twice.
     pub async fn run(&self, job: &Job, deadline: Instant) -> Result<(), String> {
+        self.run_delivery(job, deadline, false).await
+    }
+
+    /// [`JobRunner::run`], knowing whether this is the queue's last delivery of the job (the
+    /// next failure sends it to the dead-letter queue): a batch chunk then fails what it
+    /// could not send, so the batch shows it.
+    pub async fn run_delivery(
+        &self,
+        job: &Job,
+        deadline: Instant,
+        last_delivery: bool,
+    ) -> Result<(), String> {
         match job {
             Job::FollowerSync { appid, run_id } => {
                 let end = self
@@ -38,28 +63,58 @@ impl JobRunner {
                     .map_err(|e| e.to_string())?;
                 info!(appid, ?done, "follower completed");
             }
+            Job::BatchFanout { appid, batch_id } => {
+                self.batches()?.fanout(appid, batch_id, deadline).await?;
+            }
+            Job::BatchChunk { .. } => {
+                self.batches()?
+                    .run_chunk(job, deadline, last_delivery)
+                    .await?;
+            }
         }
         Ok(())
     }
+
+    fn batches(&self) -> Result<&Arc<Batches>, String> {
+        self.batches
+            .as_ref()
+            .ok_or_else(|| "this worker has no batches configured".to_string())
+    }
 }
 
-/// The in-process worker of `wxpush serve`: runs each queued job, retrying one that fails a
-/// few times with backoff. Ends when every sender of the queue is gone.
+/// The in-process worker of `wxpush serve`: runs up to `parallel` queued jobs at once,
+/// retrying one that fails a few times with backoff. Ends when every sender of the queue is
+/// gone and the jobs in hand are done.
 pub async fn run_local_worker(
     runner: Arc<JobRunner>,
     mut jobs: tokio::sync::mpsc::Receiver<Job>,
     budget: Duration,
+    parallel: usize,
 ) {
     const ATTEMPTS: u32 = 5;
+    let mut running = JoinSet::new();
     while let Some(job) = jobs.recv().await {
-        for attempt in 1..=ATTEMPTS {
-            match runner.run(&job, Instant::now() + budget).await {
-                Ok(()) => break,
-                Err(e) => {
-                    warn!(?job, attempt, error = %e, "background job failed");
-                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+        while running.len() >= parallel.max(1) {
+            let _ = running.join_next().await;
+        }
+        let runner = runner.clone();
+        running.spawn(async move {
+            for attempt in 1..=ATTEMPTS {
+                let last = attempt == ATTEMPTS;
+                match runner
+                    .run_delivery(&job, Instant::now() + budget, last)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) => {
+                        warn!(?job, attempt, error = %e, "background job failed");
+                        if !last {
+                            tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                        }
+                    }
                 }
             }
-        }
+        });
     }
+    while running.join_next().await.is_some() {}
 }

@@ -7,13 +7,15 @@
 //! - [`token`]: the access_token central control (`TokenStore`: DynamoDB or embedded, and the
 //!   `TokenManager` with its cache, lease and compare-and-invalidate).
 //! - [`store`]: wxpush's state (`StateStore`: DynamoDB or embedded) and its item keys.
-//! - [`callback`], [`send`], [`identity`], [`followers`]: the services behind the routes.
+//! - [`callback`], [`send`], [`identity`], [`followers`], [`batch`]: the services behind the
+//!   routes.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
 //! - [`error`]: the API error enum and its one mapping to HTTP.
 //! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing.
 
 pub mod app;
 pub mod aws;
+pub mod batch;
 pub mod callback;
 pub mod clock;
 pub mod error;

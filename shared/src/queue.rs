@@ -15,6 +15,38 @@ pub enum Job {
     FollowerSync { appid: String, run_id: String },
     /// Look up the unionid of a follower a callback recorded without one (`user/info`).
     CompleteFollower { appid: String, openid: String },
+    /// Queue the chunk jobs of batch `batch_id` (and, for `"audience": "followers"`, write
+    /// its chunks from the follower directory first), continuing from the stored cursor.
+    BatchFanout { appid: String, batch_id: String },
+    /// Send one chunk of batch `batch_id`. `attempt` counts the times it was put back after
+    /// WeChat or the store failed (not pauses, not continuations).
+    BatchChunk {
+        appid: String,
+        batch_id: String,
+        chunk: u32,
+        #[serde(default)]
+        attempt: u32,
+    },
+}
+
+impl Job {
+    /// The same job, `attempt` counted once more (a chunk put back after a failure).
+    pub fn retried(&self) -> Job {
+        match self {
+            Job::BatchChunk {
+                appid,
+                batch_id,
+                chunk,
+                attempt,
+            } => Job::BatchChunk {
+                appid: appid.clone(),
+                batch_id: batch_id.clone(),
+                chunk: *chunk,
+                attempt: attempt + 1,
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -31,6 +63,14 @@ pub trait JobQueue: Send + Sync {
     async fn enqueue_after(&self, job: &Job, delay: std::time::Duration) -> Result<(), QueueError> {
         let _ = delay;
         self.enqueue(job).await
+    }
+    /// Queues every job of `jobs` (SQS: `SendMessageBatch`, ten a call). On `Err` some may
+    /// have been queued: callers queue again, and every job is safe to run twice.
+    async fn enqueue_many(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        for job in jobs {
+            self.enqueue(job).await?;
+        }
+        Ok(())
     }
 }
 
@@ -67,6 +107,52 @@ impl JobQueue for SqsJobQueue {
             .send()
             .await
             .map_err(|e| QueueError::Unavailable(DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    async fn enqueue_many(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        for group in jobs.chunks(10) {
+            let mut entries = Vec::with_capacity(group.len());
+            for (i, job) in group.iter().enumerate() {
+                let body = serde_json::to_string(job)
+                    .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| QueueError::Unavailable(e.to_string()))?,
+                );
+            }
+            // Entries SQS did not take are sent once more, then reported.
+            for attempt in 0..2 {
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| QueueError::Unavailable(DisplayErrorContext(e).to_string()))?;
+                let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
+                if failed.is_empty() {
+                    break;
+                }
+                if attempt == 1 {
+                    return Err(QueueError::Unavailable(format!(
+                        "SQS refused {} of {} jobs: {}",
+                        failed.len(),
+                        group.len(),
+                        out.failed()
+                            .first()
+                            .map(|f| f.code().to_string())
+                            .unwrap_or_default()
+                    )));
+                }
+                entries.retain(|e| failed.contains(&e.id()));
+            }
+        }
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub enum Call {
     Get,
     /// `StateStore::query` / `query_page`.
     Query,
+    /// `StateStore::take` (the batch pacer's counter).
+    Take,
     /// `TokenStore::load`.
     TokenLoad,
     /// `TokenStore::try_acquire_lease`.
@@ -296,6 +298,7 @@ fn op_key(op: &Op) -> &ItemKey {
         | Op::Set { key, .. }
         | Op::Grant { key, .. }
         | Op::SetIfEquals { key, .. }
+        | Op::Update { key, .. }
         | Op::PutIfVersion { key, .. } => key,
     }
 }
@@ -359,6 +362,24 @@ impl StateStore for FaultyStateStore {
             &[pk],
             || None,
             self.inner.query_page(pk, after, limit),
+        )
+        .await
+    }
+
+    async fn take(
+        &self,
+        key: &ItemKey,
+        want: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        with_fault(
+            &self.faults,
+            Call::Take,
+            "UpdateItem",
+            &[key.pk.as_str()],
+            || Some(0),
+            self.inner.take(key, want, limit, expires_at),
         )
         .await
     }

@@ -644,6 +644,12 @@ pub async fn local_server(
             backoff: Duration::from_millis(10),
             ..Default::default()
         },
+        batches: wxpush_shared::batch::BatchConfig {
+            retry_backoff: Duration::from_millis(200),
+            flush_interval: Duration::from_millis(300),
+            check_interval: Duration::from_millis(300),
+            ..Default::default()
+        },
     })
     .await
     .expect("the local server starts")

@@ -202,7 +202,7 @@ impl SyncWorld {
             let mut context = Context::default();
             context.deadline = (now_unix_millis() + budget_ms) as u64;
             let response =
-                wxpush_batch_worker::handle_event(&self.runner, LambdaEvent::new(event, context))
+                wxpush_batch_worker::handle_event(&self.runner, LambdaEvent::new(event, context), 5)
                     .await;
             invocations += 1;
             let failed: Vec<String> = response

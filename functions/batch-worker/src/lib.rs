@@ -1,6 +1,11 @@
 //! The SQS worker: each record is one [`Job`]; a record whose job fails on the store or the
 //! queue is reported back (partial batch response) so SQS delivers it again, the others are
 //! deleted. A record that is not a job is logged and dropped (retrying cannot fix it).
+//!
+//! A record on its last delivery (`ApproximateReceiveCount` at the queue's
+//! `maxReceiveCount`, given as `WXPUSH_JOB_MAX_RECEIVES`) is run knowing it: a batch chunk
+//! then fails what it could not send, so the batch shows it, before the record goes to the
+//! dead-letter queue.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
@@ -20,7 +25,27 @@ pub fn deadline_of(deadline_ms: u64, fallback: Duration) -> Instant {
     now + Duration::from_millis(left)
 }
 
-pub async fn handle_event(runner: &JobRunner, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+/// The queue's `maxReceiveCount` unless `WXPUSH_JOB_MAX_RECEIVES` says otherwise.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// `WXPUSH_JOB_MAX_RECEIVES`, or [`DEFAULT_MAX_RECEIVES`].
+pub fn max_receives_from_env() -> Result<u32, String> {
+    match std::env::var("WXPUSH_JOB_MAX_RECEIVES") {
+        Err(_) => Ok(DEFAULT_MAX_RECEIVES),
+        Ok(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| "WXPUSH_JOB_MAX_RECEIVES must be a whole number from 1".to_string()),
+    }
+}
+
+pub async fn handle_event(
+    runner: &JobRunner,
+    event: LambdaEvent<SqsEvent>,
+    max_receives: u32,
+) -> SqsBatchResponse {
     let deadline = deadline_of(event.context.deadline, Duration::from_secs(900));
     let mut response = SqsBatchResponse::default();
     for record in event.payload.records {
@@ -36,7 +61,15 @@ pub async fn handle_event(runner: &JobRunner, event: LambdaEvent<SqsEvent>) -> S
                 continue;
             }
         };
-        if let Err(e) = runner.run(&job, deadline).await {
+        let received: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        if let Err(e) = runner
+            .run_delivery(&job, deadline, received >= max_receives)
+            .await
+        {
             warn!(message_id = %id, ?job, error = %e, "job failed; SQS will deliver it again");
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;

@@ -3,8 +3,9 @@
 //!
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
 //! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
-//! `GET /v1/users/{unionid}`, `POST`/`GET /v1/apps/{appid}/followers/sync`. The handler is
-//! thin: it routes, parses and maps errors; the logic lives in `wxpush_shared`.
+//! `GET /v1/users/{unionid}`, `POST`/`GET /v1/apps/{appid}/followers/sync`,
+//! `POST /v1/apps/{appid}/batches`, `GET`/`DELETE /v1/apps/{appid}/batches/{id}`. The handler
+//! is thin: it routes, parses and maps errors; the logic lives in `wxpush_shared`.
 
 use http::{Method, StatusCode};
 use lambda_http::RequestExt;
@@ -13,6 +14,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wxpush_shared::ApiError;
+use wxpush_shared::batch::{BatchConfig, Batches, is_batch_id};
 use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
 use wxpush_shared::http::{error_response, json_response};
@@ -33,6 +35,7 @@ pub struct SendService {
     pub sender: Arc<Sender>,
     pub identity: Arc<Identity>,
     pub followers: Arc<FollowerSync>,
+    pub batches: Arc<Batches>,
 }
 
 impl SendService {
@@ -47,16 +50,29 @@ impl SendService {
         let queue: Arc<dyn JobQueue> = Arc::new(UnconfiguredQueue);
         let followers = Arc::new(FollowerSync::new(
             tokens.clone(),
+            store.clone(),
+            queue.clone(),
+            SyncConfig::default(),
+        ));
+        let batches = Arc::new(Batches::new(
+            sender.clone(),
             store,
             queue,
-            SyncConfig::default(),
+            BatchConfig::default(),
         ));
         SendService {
             tokens,
             sender,
             identity,
             followers,
+            batches,
         }
+    }
+
+    /// The batches to create, read and cancel (their queue reaches the workers).
+    pub fn with_batches(mut self, batches: Arc<Batches>) -> SendService {
+        self.batches = batches;
+        self
     }
 
     /// The follower sync to start runs with (its queue reaches the workers).
@@ -77,6 +93,9 @@ enum Route<'a> {
     User { unionid: &'a str },
     SyncStart { appid: &'a str },
     SyncProgress { appid: &'a str },
+    BatchCreate { appid: &'a str },
+    BatchStatus { appid: &'a str, id: &'a str },
+    BatchCancel { appid: &'a str, id: &'a str },
 }
 
 /// A message id as wxpush issues them: `msg_` and 32 lowercase hex digits.
@@ -113,6 +132,12 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
                 id.chars().take(40).collect::<String>()
             )));
         }
+        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => {
+            return Err(ApiError::NotFound(format!(
+                "batch {}: not a wxpush batch id",
+                id.chars().take(40).collect::<String>()
+            )));
+        }
         ["v1", "users", unionid] if !is_unionid(unionid) => {
             return Err(ApiError::NotFound(format!(
                 "user {}: not a unionid",
@@ -130,6 +155,11 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
         ["v1", "apps", appid, "followers", "sync"] => match method.as_str() {
             "POST" => return Ok(Route::SyncStart { appid }),
             _ => (Route::SyncProgress { appid }, "GET, POST"),
+        },
+        ["v1", "apps", appid, "batches"] => (Route::BatchCreate { appid }, "POST"),
+        ["v1", "apps", appid, "batches", id] => match method.as_str() {
+            "DELETE" => return Ok(Route::BatchCancel { appid, id }),
+            _ => (Route::BatchStatus { appid, id }, "GET, DELETE"),
         },
         _ => return Err(ApiError::NotFound(path.to_string())),
     };
@@ -184,13 +214,7 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
     match route(req.method(), req.uri().path())? {
         Route::Token { appid } => get_token(svc, appid).await,
         Route::Send { appid } => {
-            let key = match req.headers().get("idempotency-key") {
-                None => None,
-                Some(v) => Some(v.to_str().map_err(|_| ApiError::Validation {
-                    field: "Idempotency-Key".into(),
-                    message: "must be printable ASCII".into(),
-                })?),
-            };
+            let key = idempotency_key(req)?;
             let outcome = svc
                 .sender
                 .send(appid, req.body().as_ref(), key, &caller, deadline(req))
@@ -205,7 +229,38 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
             Ok(to_lambda(json_response(StatusCode::ACCEPTED, &body)))
         }
         Route::SyncProgress { appid } => ok(svc.followers.progress(appid).await?),
+        Route::BatchCreate { appid } => {
+            let key = idempotency_key(req)?;
+            let body = svc
+                .batches
+                .create(appid, req.body().as_ref(), key, &caller)
+                .await?;
+            Ok(to_lambda(json_response(StatusCode::ACCEPTED, &body)))
+        }
+        Route::BatchStatus { appid, id } => {
+            let cursor = query_param(req, "cursor");
+            ok(svc.batches.status(appid, id, cursor.as_deref()).await?)
+        }
+        Route::BatchCancel { appid, id } => ok(svc.batches.cancel(appid, id).await?),
     }
+}
+
+fn idempotency_key(req: &Request) -> Result<Option<&str>, ApiError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| ApiError::Validation {
+            field: "Idempotency-Key".into(),
+            message: "must be printable ASCII".into(),
+        }),
+    }
+}
+
+/// A query parameter, from the URI (the same on API Gateway and in the local server).
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| v.to_string())
+    })
 }
 
 fn ok(body: serde_json::Value) -> Result<Response<Body>, ApiError> {

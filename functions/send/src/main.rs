@@ -4,6 +4,7 @@ use lambda_http::{Error, Request, service_fn};
 use std::convert::Infallible;
 use std::sync::Arc;
 use wxpush_send::{SendService, handle};
+use wxpush_shared::batch::{BatchConfig, Batches};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
 use wxpush_shared::runtime::AwsDeps;
 
@@ -15,12 +16,18 @@ async fn main() -> Result<(), Error> {
     let followers = Arc::new(FollowerSync::new(
         deps.tokens.clone(),
         deps.state_store.clone(),
-        deps.queue,
+        deps.queue.clone(),
         SyncConfig::default(),
     ));
-    let svc = Arc::new(
-        SendService::new(deps.tokens, deps.state_store, timeout).with_followers(followers),
-    );
+    let svc = SendService::new(deps.tokens, deps.state_store.clone(), timeout)
+        .with_followers(followers);
+    let batches = Arc::new(Batches::new(
+        svc.sender.clone(),
+        deps.state_store,
+        deps.queue,
+        BatchConfig::from_env()?,
+    ));
+    let svc = Arc::new(svc.with_batches(batches));
     lambda_http::run(service_fn(move |req: Request| {
         let svc = svc.clone();
         async move { Ok::<_, Infallible>(handle(&svc, req).await) }

@@ -163,6 +163,7 @@ mod tests {
                 linked_official_account: None,
                 token_api: TokenApi::Stable,
                 callback_mode: crate::app::CallbackMode::Plaintext,
+                batch_rate: None,
             }))
         }
         async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {

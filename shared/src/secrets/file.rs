@@ -26,6 +26,9 @@ pub struct AppEntry {
     pub token_api: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_mode: Option<String>,
+    /// Messages per second for this app's batches (see `AppConfig::batch_rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_rate: Option<u32>,
 }
 
 impl std::fmt::Debug for AppEntry {
@@ -40,6 +43,7 @@ impl std::fmt::Debug for AppEntry {
             .field("linked_official_account", &self.linked_official_account)
             .field("token_api", &self.token_api)
             .field("callback_mode", &self.callback_mode)
+            .field("batch_rate", &self.batch_rate)
             .finish()
     }
 }
@@ -98,6 +102,7 @@ impl FileSecretStore {
                 "linked_official_account" => entry.linked_official_account.clone(),
                 "token_api" => entry.token_api.clone(),
                 "callback_mode" => entry.callback_mode.clone(),
+                "batch_rate" => entry.batch_rate.map(|r| r.to_string()),
                 _ => None,
             })?;
             if apps.insert(appid.clone(), Arc::new(config)).is_some() {

@@ -129,6 +129,21 @@ pub(crate) fn build_app_config_with(
             "safe and compatible mode need parameter `encoding_aes_key`",
         ));
     }
+    let batch_rate = match optional(get("batch_rate")) {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|r| (1..=MAX_BATCH_RATE).contains(r))
+                .ok_or_else(|| {
+                    invalid(
+                        "batch_rate",
+                        "expected messages per second, a whole number from 1 to 10000",
+                    )
+                })?,
+        ),
+    };
     Ok(AppConfig {
         appid: appid.to_string(),
         kind,
@@ -138,5 +153,10 @@ pub(crate) fn build_app_config_with(
         linked_official_account,
         token_api,
         callback_mode,
+        batch_rate,
     })
 }
+
+/// The highest `batch_rate` an app may set: WeChat's frequency limit is 10 000 calls a
+/// minute per API (facts.md §1.2), so more than this per second could never be used.
+pub const MAX_BATCH_RATE: u32 = 10_000;

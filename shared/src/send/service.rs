@@ -232,6 +232,11 @@ impl Sender {
         }
     }
 
+    /// The token manager (and through it the app configuration) this sender uses.
+    pub fn tokens(&self) -> &Arc<TokenManager> {
+        &self.tokens
+    }
+
     /// `POST /v1/apps/{appid}/messages`.
     ///
     /// With an `Idempotency-Key`, the key is claimed before anything else happens, leased
@@ -250,22 +255,22 @@ impl Sender {
         let req = parse_send_request(body)?;
         // The key first: a retry of a finished request gets its first answer even if the
         // recipient mapping or the store changed since.
-        let mut claim = match idempotency_key {
+        let claim = match idempotency_key {
             None => None,
             Some(key) => {
+                check_idempotency_key(key)?;
                 let lease_until = unix_of(deadline) + CLAIM_LEASE_MARGIN_SECS;
-                match self.claim(appid, key, caller, body, lease_until).await? {
+                let item = claim_key(appid, caller, key);
+                match self
+                    .claim(appid, key, item, body_hash(body), lease_until)
+                    .await?
+                {
                     Claim::Replay(outcome) => return Ok(outcome),
                     Claim::Claimed(c) => Some(c),
                 }
             }
         };
-        let routed = async {
-            let via = self.sending_app(&app, req.kind).await?;
-            let (openid, unionid) = self.resolve(&app, &via, &req).await?;
-            Ok::<_, ApiError>((via, openid, unionid))
-        };
-        let (via, openid, unionid) = match routed.await {
+        let routed = match self.route(&app, &req).await {
             Ok(r) => r,
             Err(e) => {
                 // Nothing went out: the key is free for a corrected retry.
@@ -275,6 +280,53 @@ impl Sender {
                 return Err(e);
             }
         };
+        self.finish(&req, routed, claim, caller, &[], deadline).await
+    }
+
+    /// One send whose recipient is already routed, under a claim the caller names: a batch
+    /// recipient's (see [`crate::batch`]). `label` names the claim in logs and errors; `hash`
+    /// is what makes a claim for another message a conflict; `record_extra` goes on the
+    /// message record (the batch id). The rules are those of [`Sender::send`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_claimed(
+        &self,
+        req: &SendRequest,
+        routed: Routed,
+        item: ItemKey,
+        label: &str,
+        hash: String,
+        caller: &str,
+        record_extra: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<SendOutcome, ApiError> {
+        let lease_until = unix_of(deadline) + CLAIM_LEASE_MARGIN_SECS;
+        let appid = routed.app.clone();
+        match self.claim(&appid, label, item, hash, lease_until).await? {
+            Claim::Replay(outcome) => Ok(outcome),
+            Claim::Claimed(c) => {
+                self.finish(req, routed, Some(c), caller, record_extra, deadline)
+                    .await
+            }
+        }
+    }
+
+    /// Delivers a routed message under its claim (if any) and records the outcome.
+    async fn finish(
+        &self,
+        req: &SendRequest,
+        routed: Routed,
+        mut claim: Option<ClaimState>,
+        caller: &str,
+        record_extra: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<SendOutcome, ApiError> {
+        let Routed {
+            app: appid,
+            via,
+            openid,
+            unionid,
+        } = routed;
+        let appid = appid.as_str();
         let id = claim
             .as_ref()
             .map(|c| c.message_id.clone())
@@ -302,6 +354,9 @@ impl Sender {
         ]);
         if let Some(u) = &unionid {
             record.insert("unionid".into(), s(u));
+        }
+        for (k, v) in record_extra {
+            record.insert(k.to_string(), s(v));
         }
         let outcome = match result {
             Ok(msgid) => {
@@ -495,8 +550,21 @@ impl Sender {
         Ok(body)
     }
 
+    /// Where a message goes: the app whose token sends it and the recipient's openid there
+    /// (a unionid looked up in the store). Reads nothing from WeChat.
+    pub async fn route(&self, app: &Arc<AppConfig>, req: &SendRequest) -> Result<Routed, ApiError> {
+        let via = self.sending_app(app, req.kind).await?;
+        let (openid, unionid) = self.resolve(app, &via, req).await?;
+        Ok(Routed {
+            app: app.appid.clone(),
+            via,
+            openid,
+            unionid,
+        })
+    }
+
     /// The app whose token sends the message, checked against the message type.
-    async fn sending_app(
+    pub async fn sending_app(
         &self,
         app: &Arc<AppConfig>,
         kind: MessageKind,
@@ -750,18 +818,10 @@ impl Sender {
         &self,
         appid: &str,
         key: &str,
-        caller: &str,
-        body: &[u8],
+        item: ItemKey,
+        hash: String,
         lease_until: i64,
     ) -> Result<Claim, ApiError> {
-        if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::Validation {
-                field: "Idempotency-Key".into(),
-                message: "must be 1-128 printable ASCII characters without spaces".into(),
-            });
-        }
-        let item = claim_key(appid, caller, key);
-        let hash = body_hash(body);
         let conflict = |code: &'static str, message: String| ApiError::WeChat {
             code,
             status: StatusCode::CONFLICT,
@@ -863,6 +923,27 @@ enum Claim {
     Claimed(ClaimState),
 }
 
+/// A message's route: see [`Sender::route`].
+#[derive(Clone, Debug)]
+pub struct Routed {
+    /// The app the message was asked of.
+    pub app: String,
+    /// The app whose token sends it (the linked official account for `uniform`).
+    pub via: Arc<AppConfig>,
+    pub openid: String,
+    pub unionid: Option<String>,
+}
+
+fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::Validation {
+            field: "Idempotency-Key".into(),
+            message: "must be 1-128 printable ASCII characters without spaces".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The claim item of `key` sent by `caller`: a key belongs to its caller's principal, so the
 /// same key from another service is another request — but the same service's retry from
 /// another instance or after a credential refresh is the same request (see [`principal`]).
@@ -887,7 +968,7 @@ pub fn principal(caller: &str) -> &str {
     }
 }
 
-fn body_hash(body: &[u8]) -> String {
+pub fn body_hash(body: &[u8]) -> String {
     hex::encode(Sha1::digest(body))
 }
 

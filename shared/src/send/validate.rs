@@ -318,6 +318,31 @@ pub fn check_subscribe_value(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// One recipient as a batch lists it (`{"openid": ...}` or `{"unionid": ...}`), checked by
+/// the rules of a send's `to`.
+pub fn parse_recipient(value: &Value) -> Result<Recipient, ApiError> {
+    let mut obj = Map::new();
+    obj.insert("to".into(), value.clone());
+    recipient(&obj)
+}
+
+impl Recipient {
+    /// The recipient as JSON (`{"openid": ...}` / `{"unionid": ...}`).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Recipient::OpenId(o) => serde_json::json!({ "openid": o }),
+            Recipient::UnionId(u) => serde_json::json!({ "unionid": u }),
+        }
+    }
+    /// A short key naming the recipient: `o:{openid}` or `u:{unionid}`.
+    pub fn key(&self) -> String {
+        match self {
+            Recipient::OpenId(o) => format!("o:{o}"),
+            Recipient::UnionId(u) => format!("u:{u}"),
+        }
+    }
+}
+
 fn recipient(obj: &Map<String, Value>) -> Result<Recipient, ApiError> {
     let to = obj
         .get("to")

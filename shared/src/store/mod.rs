@@ -48,6 +48,17 @@ pub trait StateStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<QueryPage, StoreError>;
+    /// Adds up to `want` to the number attribute `used` of `key` without passing `limit`,
+    /// atomically across every caller, and answers how much was added (0 when `limit` is
+    /// reached). Not a transaction: a hot counter (the batch pacer's) must not conflict
+    /// with itself. `expires_at` is the item's TTL.
+    async fn take(
+        &self,
+        key: &ItemKey,
+        want: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError>;
 }
 
 fn backend(op: &'static str, e: impl std::fmt::Display) -> StoreError {
@@ -227,6 +238,15 @@ impl DynamoStateStore {
                 None => put(key, attrs, None, ABSENT, None),
                 Some(v) => put(key, attrs, None, Some("#a = :v"), Some(("version", *v))),
             },
+            Op::Update { key, attrs } => {
+                let mut e = Expr::new();
+                for (k, v) in attrs {
+                    e.set(k, to_av(v));
+                }
+                Ok(TransactWriteItem::builder()
+                    .update(e.update(&self.table, key, Some("attribute_exists(pk)".into()))?)
+                    .build())
+            }
             Op::SetIfNewer {
                 key,
                 event_time,
@@ -315,7 +335,12 @@ impl StateStore for DynamoStateStore {
             if guard_failed(|op| matches!(op, Op::Insert { .. })) {
                 return Ok(Recorded::Duplicate);
             }
-            if guard_failed(|op| matches!(op, Op::PutIfVersion { .. } | Op::SetIfEquals { .. })) {
+            if guard_failed(|op| {
+                matches!(
+                    op,
+                    Op::PutIfVersion { .. } | Op::SetIfEquals { .. } | Op::Update { .. }
+                )
+            }) {
                 return Ok(Recorded::Conflict);
             }
             if !reasons.iter().any(|failed| *failed) {
@@ -342,6 +367,54 @@ impl StateStore for DynamoStateStore {
                 .collect();
         }
         Err(backend("TransactWriteItems", "conditions kept failing"))
+    }
+
+    async fn take(
+        &self,
+        key: &ItemKey,
+        want: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        let mut want = want.min(limit);
+        // At most two tries: `want`, then what is left when `want` did not fit.
+        for _ in 0..2 {
+            if want <= 0 {
+                return Ok(0);
+            }
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_map(key)))
+                .update_expression("ADD #u :n SET #t = :t")
+                .condition_expression("attribute_not_exists(#u) OR #u <= :max")
+                .expression_attribute_names("#u", "used")
+                .expression_attribute_names("#t", "ttl")
+                .expression_attribute_values(":n", AttributeValue::N(want.to_string()))
+                .expression_attribute_values(":t", AttributeValue::N(expires_at.to_string()))
+                .expression_attribute_values(":max", AttributeValue::N((limit - want).to_string()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(want),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(UpdateItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    let used = match self.get(key).await?.and_then(|a| a.get("used").cloned()) {
+                        Some(Attr::N(n)) => n,
+                        _ => 0,
+                    };
+                    want = want.min(limit - used);
+                }
+                Err(e) => return Err(backend("UpdateItem", DisplayErrorContext(e))),
+            }
+        }
+        Ok(0)
     }
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Attrs>, StoreError> {
@@ -562,6 +635,13 @@ impl StateStore for EmbeddedStateStore {
                             row.extend(attrs.clone());
                             (key, row)
                         }
+                        Op::Update { key, attrs } => {
+                            let Some(mut row) = read(&table, &embedded_key(key))? else {
+                                return Ok(Recorded::Conflict);
+                            };
+                            row.extend(attrs.clone());
+                            (key, row)
+                        }
                         Op::Grant { key, change } => {
                             let mut row = read(&table, &embedded_key(key))?.unwrap_or_default();
                             apply_grant(&mut row, change, now);
@@ -575,6 +655,45 @@ impl StateStore for EmbeddedStateStore {
             }
             txn.commit().map_err(|e| backend("commit", e))?;
             Ok(Recorded::New)
+        })
+        .await
+        .map_err(|e| backend("task", e))?
+    }
+
+    async fn take(
+        &self,
+        key: &ItemKey,
+        want: i64,
+        limit: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        let db = self.db.clone();
+        let key = embedded_key(key);
+        tokio::task::spawn_blocking(move || -> Result<i64, StoreError> {
+            let txn = db.begin_write().map_err(|e| backend("begin", e))?;
+            let granted;
+            {
+                let mut table = txn.open_table(STATE).map_err(|e| backend("open", e))?;
+                let mut row = match table.get(key.as_str()).map_err(|e| backend("get", e))? {
+                    None => Attrs::new(),
+                    Some(v) => decode(v.value())?,
+                };
+                let used = match row.get("used") {
+                    Some(Attr::N(n)) => *n,
+                    _ => 0,
+                };
+                granted = want.min(limit - used).max(0);
+                if granted == 0 {
+                    return Ok(0);
+                }
+                row.insert("used".into(), Attr::N(used + granted));
+                row.insert("ttl".into(), Attr::N(expires_at));
+                table
+                    .insert(key.as_str(), encode(&row).as_slice())
+                    .map_err(|e| backend("insert", e))?;
+            }
+            txn.commit().map_err(|e| backend("commit", e))?;
+            Ok(granted)
         })
         .await
         .map_err(|e| backend("task", e))?

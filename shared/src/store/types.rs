@@ -66,6 +66,33 @@ impl ItemKey {
     pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
         ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
     }
+    /// A batch: its message, state, totals and fan-out cursor.
+    pub fn batch(appid: &str, id: &str) -> ItemKey {
+        ItemKey::new(format!("batch#{appid}#{id}"), "meta")
+    }
+    /// One chunk of a batch's recipients (written once).
+    pub fn batch_recipients(appid: &str, id: &str, chunk: u32) -> ItemKey {
+        ItemKey::new(format!("brcpt#{appid}#{id}"), format!("{chunk:06}"))
+    }
+    /// One chunk's progress: a character per recipient. `Query pk` sums a batch's counts.
+    pub fn batch_progress(appid: &str, id: &str, chunk: u32) -> ItemKey {
+        ItemKey::new(format!("bprog#{appid}#{id}"), format!("{chunk:06}"))
+    }
+    /// A batch recipient that failed or whose outcome is unknown; `Query pk` pages them.
+    pub fn batch_failure(appid: &str, id: &str, chunk: u32, index: usize) -> ItemKey {
+        ItemKey::new(
+            format!("bfail#{appid}#{id}"),
+            format!("{chunk:06}#{index:05}"),
+        )
+    }
+    /// A batch recipient's send claim (what makes it one message whatever is redelivered).
+    pub fn batch_claim(appid: &str, id: &str, recipient_key: &str) -> ItemKey {
+        ItemKey::new(format!("bclaim#{appid}#{id}"), recipient_key.to_string())
+    }
+    /// The send permits an app's batches took in one second (the shared pace).
+    pub fn pace(appid: &str, second: i64) -> ItemKey {
+        ItemKey::new(format!("pace#{appid}"), second.to_string())
+    }
     /// An official account's follower sync: its state, counters and cursor.
     pub fn follower_sync(appid: &str) -> ItemKey {
         ItemKey::new(format!("sync#{appid}"), "followers")
@@ -128,6 +155,13 @@ pub enum Op {
         attrs: Attrs,
         field: String,
         expected: i64,
+    },
+    /// Sets `attrs` on an existing item, leaving its other attributes alone (latest wins).
+    /// When the item is gone, nothing of the set is written and the outcome is
+    /// [`super::Recorded::Conflict`].
+    Update {
+        key: ItemKey,
+        attrs: Attrs,
     },
     /// Replaces the whole item only if its `version` attribute is `expected` (`None`: only if
     /// the item is absent). When it is not, nothing of the set is written and the outcome is

@@ -1,0 +1,1513 @@
+//! Batches: one message to many recipients (`POST/GET/DELETE /v1/apps/{appid}/batches`),
+//! sent by the queue's workers with the code of single sends.
+//!
+//! A batch `id` of app `appid` is, in the state table:
+//! - `batch#{appid}#{id}` / `meta` — the message, who asked, state, totals, fan-out cursor,
+//!   pause; changed by compare-and-swap on `version` (pause and cancel excepted: see below).
+//! - `brcpt#…` / `{chunk}` — a chunk's recipients (`o:{openid}` / `u:{unionid}`, one a line),
+//!   written once.
+//! - `bprog#…` / `{chunk}` — one character per recipient of the chunk: `.` queued, `s` sent,
+//!   `f` failed, `u` unknown (may have been delivered), `c` cancelled. Written by
+//!   compare-and-swap with a merge, so two workers on one chunk never lose an outcome. The
+//!   counts of `GET` are the sum of these.
+//! - `bfail#…` / `{chunk}#{index}` — a failed or unknown recipient, with why.
+//! - `bclaim#…` / `{recipient}` — the recipient's send claim, the same claim a single send's
+//!   `Idempotency-Key` takes ([`Sender::send_claimed`]): a redelivered job, a crashed worker
+//!   or a duplicate job finds it and replays its outcome instead of sending again.
+//!
+//! `POST` validates and records the batch and its chunks, queues one
+//! [`Job::BatchFanout`] and answers `202`. The fan-out queues a [`Job::BatchChunk`] per chunk
+//! (`SendMessageBatch`, ten a call); for `"audience": "followers"` it first writes the chunks
+//! page by page from the follower directory. Chunk jobs send with a shared per-app pace
+//! ([`pace::Pacer`]); 45009/45011 pause the whole batch (the jobs are put back with a delay,
+//! burning no retries); `DELETE` cancels what is not sent yet.
+
+pub mod pace;
+
+use crate::app::{AppConfig, AppKind};
+use crate::clock::now_unix;
+use crate::error::ApiError;
+use crate::queue::{Job, JobQueue};
+use crate::send::service::{MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash, principal};
+use crate::send::validate::{
+    MessageKind, Recipient, parse_recipient, parse_send_request,
+};
+use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
+use crate::token::StoreError;
+use futures::stream::{self, StreamExt};
+use http::StatusCode;
+use pace::Pacer;
+use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+/// Recipients one batch may list.
+pub const MAX_RECIPIENTS: usize = 100_000;
+/// Invalid recipients listed in a `422` at most (the count says how many there were).
+pub const MAX_LISTED_INVALID: usize = 100;
+/// Failures per `GET` page.
+pub const FAILURES_PER_PAGE: usize = 100;
+/// A batch still `writing` after this long was abandoned by its request: a retry with the
+/// same `Idempotency-Key` takes it over.
+const WRITING_STALE_SECS: i64 = 120;
+/// Chunk jobs queued per fan-out step (then the step is recorded).
+const FANOUT_STEP: usize = 100;
+/// Chunks written per store transaction when a batch is created (two items each).
+const CHUNKS_PER_WRITE: usize = 20;
+/// SQS's longest delivery delay.
+const MAX_DELAY: Duration = Duration::from_secs(900);
+
+#[derive(Clone, Debug)]
+pub struct BatchConfig {
+    /// Recipients per chunk (one job).
+    pub chunk_size: usize,
+    /// Sends in flight per chunk job.
+    pub concurrency: usize,
+    /// Messages per second per app, all workers together, for apps without `batch_rate`.
+    pub default_rate: u32,
+    /// How long 45011 (per-minute limit) pauses a batch at least.
+    pub minute_pause: Duration,
+    /// How long 45009 (daily quota) pauses a batch before it tries again.
+    pub daily_pause: Duration,
+    /// First delay before a chunk that failed on WeChat or the store runs again (doubled each
+    /// time, at most SQS's 900 s).
+    pub retry_backoff: Duration,
+    /// Times a chunk is put back after failures before its unsent recipients are failed.
+    pub max_retries: u32,
+    /// A chunk job stops starting sends this long before its deadline.
+    pub reserve: Duration,
+    /// Outcomes recorded at least every this many sends…
+    pub flush_every: usize,
+    /// …and at least this often.
+    pub flush_interval: Duration,
+    /// How often a chunk job looks for a cancel or a pause.
+    pub check_interval: Duration,
+}
+
+impl BatchConfig {
+    /// The defaults, with `WXPUSH_BATCH_RATE` (messages per second per app, for apps
+    /// without their own `batch_rate`) and `WXPUSH_BATCH_CONCURRENCY` (sends in flight per
+    /// chunk job) when set.
+    pub fn from_env() -> Result<BatchConfig, String> {
+        let mut config = BatchConfig::default();
+        let read = |name: &str, max: u32| -> Result<Option<u32>, String> {
+            match std::env::var(name) {
+                Err(_) => Ok(None),
+                Ok(v) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .map(Some)
+                    .ok_or_else(|| format!("{name} must be a whole number from 1 to {max}")),
+            }
+        };
+        if let Some(rate) = read("WXPUSH_BATCH_RATE", crate::secrets::MAX_BATCH_RATE)? {
+            config.default_rate = rate;
+        }
+        if let Some(n) = read("WXPUSH_BATCH_CONCURRENCY", 64)? {
+            config.concurrency = n as usize;
+        }
+        Ok(config)
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            chunk_size: 500,
+            concurrency: 8,
+            default_rate: 100,
+            minute_pause: Duration::from_secs(60),
+            daily_pause: MAX_DELAY,
+            retry_backoff: Duration::from_secs(30),
+            max_retries: 8,
+            reserve: Duration::from_secs(20),
+            flush_every: 50,
+            flush_interval: Duration::from_secs(2),
+            check_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+fn s(v: &str) -> Attr {
+    Attr::S(v.to_string())
+}
+
+fn text(a: &Attrs, k: &str) -> Option<String> {
+    match a.get(k) {
+        Some(Attr::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn num(a: &Attrs, k: &str) -> i64 {
+    match a.get(k) {
+        Some(Attr::N(n)) => *n,
+        _ => 0,
+    }
+}
+
+fn flag(a: &Attrs, k: &str) -> bool {
+    matches!(a.get(k), Some(Attr::Bool(true)))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    ApiError::StoreUnavailable(e.to_string())
+}
+
+/// A batch id as wxpush issues them: `bat_` and 32 lowercase hex digits.
+pub fn is_batch_id(id: &str) -> bool {
+    id.len() == 36
+        && id.starts_with("bat_")
+        && id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whom a batch goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Audience {
+    Recipients,
+    Followers,
+}
+
+impl Audience {
+    fn as_str(self) -> &'static str {
+        match self {
+            Audience::Recipients => "recipients",
+            Audience::Followers => "followers",
+        }
+    }
+}
+
+/// The batch's `meta` item, read.
+#[derive(Clone, Debug)]
+struct Meta {
+    version: i64,
+    state: String,
+    audience: Audience,
+    message: String,
+    hash: String,
+    requested_by: String,
+    created_at: i64,
+    total: i64,
+    duplicates: i64,
+    chunks: u32,
+    queued_chunks: u32,
+    fanout_done: bool,
+    cursor: Option<String>,
+    paused_until: i64,
+    pause_reason: Option<String>,
+}
+
+impl Meta {
+    fn from(a: &Attrs) -> Meta {
+        Meta {
+            version: num(a, "version"),
+            state: text(a, "state").unwrap_or_default(),
+            audience: match text(a, "audience").as_deref() {
+                Some("followers") => Audience::Followers,
+                _ => Audience::Recipients,
+            },
+            message: text(a, "message").unwrap_or_default(),
+            hash: text(a, "hash").unwrap_or_default(),
+            requested_by: text(a, "requested_by").unwrap_or_default(),
+            created_at: num(a, "created_at"),
+            total: num(a, "total"),
+            duplicates: num(a, "duplicates"),
+            chunks: num(a, "chunks") as u32,
+            queued_chunks: num(a, "queued_chunks") as u32,
+            fanout_done: flag(a, "fanout_done"),
+            cursor: text(a, "cursor"),
+            paused_until: num(a, "paused_until"),
+            pause_reason: text(a, "pause_reason"),
+        }
+    }
+}
+
+/// One chunk's progress item, read.
+#[derive(Clone, Debug)]
+struct Progress {
+    version: i64,
+    results: Vec<u8>,
+    started: bool,
+}
+
+impl Progress {
+    fn from(a: &Attrs) -> Progress {
+        Progress {
+            version: num(a, "version"),
+            results: text(a, "results").unwrap_or_default().into_bytes(),
+            started: flag(a, "started"),
+        }
+    }
+}
+
+const QUEUED: u8 = b'.';
+const SENT: u8 = b's';
+const FAILED: u8 = b'f';
+const UNKNOWN: u8 = b'u';
+const CANCELLED: u8 = b'c';
+
+/// Two views of a chunk's outcomes made one: a real outcome beats "queued" and "cancelled"
+/// (a send in flight when the cancel came still went out), and the first real outcome stays.
+fn merge(stored: &[u8], mine: &[u8]) -> Vec<u8> {
+    stored
+        .iter()
+        .zip(mine)
+        .map(|(&a, &b)| match (a, b) {
+            (QUEUED, b) => b,
+            (CANCELLED, b) if b != QUEUED => b,
+            (a, _) => a,
+        })
+        .collect()
+}
+
+/// A recipient's outcome, as a chunk records it.
+#[derive(Clone, Debug)]
+struct Done {
+    outcome: u8,
+    message_id: Option<String>,
+    /// For `failed` and `unknown`: the error body (or the unknown answer).
+    detail: Option<Value>,
+}
+
+impl Done {
+    fn failed(detail: Value) -> Done {
+        Done {
+            outcome: FAILED,
+            message_id: None,
+            detail: Some(detail),
+        }
+    }
+
+    /// An answer of the send path (also a replayed claim's).
+    fn of(outcome: &SendOutcome) -> Done {
+        let message_id = outcome
+            .body
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let (code, detail) = match outcome.status.as_u16() {
+            200 => (SENT, None),
+            202 => (UNKNOWN, Some(outcome.body.clone())),
+            _ => (FAILED, Some(outcome.body.clone())),
+        };
+        Done {
+            outcome: code,
+            message_id,
+            detail,
+        }
+    }
+}
+
+/// Why a chunk job stops before its recipients are all done.
+#[derive(Clone, Debug)]
+enum Stop {
+    /// Its deadline nears: it continues in a new job.
+    Deadline,
+    /// WeChat's quota (45009/45011): the batch waits until then.
+    Pause { until: i64, reason: String },
+    /// WeChat or the store failed: the chunk runs again later.
+    Retry(String),
+    /// The batch was cancelled.
+    Cancel,
+}
+
+/// What the unsent recipients of a chunk become when it stops for good.
+#[derive(Clone, Debug)]
+enum Settle {
+    Cancel,
+    GiveUp(String),
+}
+
+/// Batches: the API side (`create`, `status`, `cancel`) and the worker side (`fanout`,
+/// `run_chunk`).
+pub struct Batches {
+    sender: Arc<Sender>,
+    store: Arc<dyn StateStore>,
+    queue: Arc<dyn JobQueue>,
+    pacer: Pacer,
+    config: BatchConfig,
+}
+
+/// Everything a chunk's send tasks share.
+struct ChunkCtx {
+    batches: Arc<Batches>,
+    app: Arc<AppConfig>,
+    batch_id: String,
+    message: Map<String, Value>,
+    caller: String,
+    rate: u32,
+    deadline: Instant,
+}
+
+impl Batches {
+    pub fn new(
+        sender: Arc<Sender>,
+        store: Arc<dyn StateStore>,
+        queue: Arc<dyn JobQueue>,
+        config: BatchConfig,
+    ) -> Batches {
+        Batches {
+            sender,
+            pacer: Pacer::new(store.clone()),
+            store,
+            queue,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
+    }
+
+    async fn app(&self, appid: &str) -> Result<Arc<AppConfig>, ApiError> {
+        Ok(self.sender.tokens().secrets().app(appid).await?)
+    }
+
+    async fn meta(&self, appid: &str, id: &str) -> Result<Option<Meta>, StoreError> {
+        Ok(self
+            .store
+            .get(&ItemKey::batch(appid, id))
+            .await?
+            .map(|a| Meta::from(&a)))
+    }
+
+    // ------------------------------------------------------------------ the API
+
+    /// `POST /v1/apps/{appid}/batches`: validates everything, records the batch and its
+    /// chunks, queues the fan-out. With an `Idempotency-Key` the batch id comes from the
+    /// caller's principal and the key, so a retry finds the batch it created.
+    pub async fn create(
+        &self,
+        appid: &str,
+        body: &[u8],
+        idempotency_key: Option<&str>,
+        caller: &str,
+    ) -> Result<Value, ApiError> {
+        let app = self.app(appid).await?;
+        let request = parse_batch_request(body)?;
+        let kind = parse_send_request(&probe(&request.message))?.kind;
+        self.sender.sending_app(&app, kind).await?;
+        if request.audience == Audience::Followers {
+            if app.kind != AppKind::OfficialAccount {
+                return Err(invalid(
+                    "audience",
+                    format!("app {appid}: \"followers\" is an official account's audience"),
+                ));
+            }
+            if !matches!(kind, MessageKind::Template | MessageKind::Custom) {
+                return Err(invalid(
+                    "message.type",
+                    "an official account's followers get \"template\" or \"custom\" messages",
+                ));
+            }
+        }
+        let id = match idempotency_key {
+            Some(key) => {
+                if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(invalid(
+                        "Idempotency-Key",
+                        "must be 1-128 printable ASCII characters without spaces",
+                    ));
+                }
+                let seed = format!("{}\n{appid}\n{key}", principal(caller));
+                format!("bat_{}", &body_hash(seed.as_bytes())[..32])
+            }
+            None => format!("bat_{:032x}", rand::random::<u128>()),
+        };
+        let hash = body_hash(body);
+        let meta_key = ItemKey::batch(appid, &id);
+        let now = now_unix();
+        let message = serde_json::to_string(&request.message).unwrap_or_default();
+        let total = request.recipients.len() as i64;
+        let chunks = request.recipients.len().div_ceil(self.config.chunk_size) as u32;
+        let base = |state: &str, version: i64| {
+            attrs([
+                ("id", s(&id)),
+                ("appid", s(appid)),
+                ("state", s(state)),
+                ("audience", s(request.audience.as_str())),
+                ("message", s(&message)),
+                ("hash", s(&hash)),
+                ("requested_by", s(caller)),
+                ("created_at", Attr::N(now)),
+                ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
+                ("total", Attr::N(total)),
+                ("duplicates", Attr::N(request.duplicates as i64)),
+                ("chunks", Attr::N(0)),
+                ("queued_chunks", Attr::N(0)),
+                ("fanout_done", Attr::Bool(false)),
+                ("version", Attr::N(version)),
+            ])
+        };
+        // Claim the id: a concurrent or later request with the same key finds it.
+        let mut expected = None;
+        for _ in 0..3 {
+            let op = Op::PutIfVersion {
+                key: meta_key.clone(),
+                attrs: base("writing", expected.unwrap_or(0) + 1),
+                expected,
+            };
+            if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
+                expected = Some(expected.unwrap_or(0) + 1);
+                break;
+            }
+            let Some(found) = self.meta(appid, &id).await.map_err(store_error)? else {
+                continue;
+            };
+            if found.hash != hash {
+                return Err(ApiError::Conflict {
+                    code: "idempotency_key_reused",
+                    message: format!(
+                        "Idempotency-Key {} was used with a different batch",
+                        idempotency_key.unwrap_or_default()
+                    ),
+                });
+            }
+            if found.state == "writing" && found.created_at + WRITING_STALE_SECS > now {
+                return Err(ApiError::Conflict {
+                    code: "in_progress",
+                    message: format!("batch {id} is still being created; retry later"),
+                });
+            }
+            if found.state != "writing" {
+                // A retry of a created batch: the first answer (and the fan-out queued again
+                // if it may not have been: running it twice is harmless).
+                if found.state == "running" && !found.fanout_done {
+                    self.queue_fanout(appid, &id).await?;
+                }
+                return Ok(created_body(&id, &found));
+            }
+            // Abandoned while being written: take it over.
+            expected = Some(found.version);
+        }
+        let Some(version) = expected else {
+            return Err(ApiError::Conflict {
+                code: "in_progress",
+                message: format!("batch {id} is being created by another request; retry later"),
+            });
+        };
+        // The chunks, then the batch says it is running, then the fan-out is queued.
+        let pieces: Vec<&[String]> = request.recipients.chunks(self.config.chunk_size).collect();
+        for (group_index, group) in pieces.chunks(CHUNKS_PER_WRITE).enumerate() {
+            let mut ops = Vec::with_capacity(group.len() * 2);
+            for (i, recipients) in group.iter().enumerate() {
+                let chunk = (group_index * CHUNKS_PER_WRITE + i) as u32;
+                ops.extend(chunk_ops(appid, &id, chunk, recipients, now));
+            }
+            self.store.record(&ops, now).await.map_err(store_error)?;
+        }
+        let mut running = base("running", version + 1);
+        running.insert("chunks".into(), Attr::N(i64::from(chunks)));
+        let op = Op::PutIfVersion {
+            key: meta_key.clone(),
+            attrs: running.clone(),
+            expected: Some(version),
+        };
+        if self.store.record(&[op], now).await.map_err(store_error)? != Recorded::New {
+            return Err(ApiError::Conflict {
+                code: "in_progress",
+                message: format!("batch {id} was taken over by another request; retry later"),
+            });
+        }
+        if let Err(e) = self.queue_fanout(appid, &id).await {
+            // Not started: say so on the batch too (a retry with the key queues it again).
+            let failed = Op::Update {
+                key: meta_key,
+                attrs: attrs([("state", s("failed")), ("error", s(&e.to_string()))]),
+            };
+            if idempotency_key.is_none() {
+                let _ = self.store.record(&[failed], now).await;
+            }
+            return Err(e);
+        }
+        info!(appid, batch = %id, total, chunks, audience = request.audience.as_str(), caller, "batch created");
+        Ok(created_body(&id, &Meta::from(&running)))
+    }
+
+    async fn queue_fanout(&self, appid: &str, id: &str) -> Result<(), ApiError> {
+        let job = Job::BatchFanout {
+            appid: appid.to_string(),
+            batch_id: id.to_string(),
+        };
+        self.queue
+            .enqueue(&job)
+            .await
+            .map_err(|e| ApiError::QueueUnavailable(e.to_string()))
+    }
+
+    /// `GET /v1/apps/{appid}/batches/{id}`: counts, state and one page of failures.
+    pub async fn status(
+        &self,
+        appid: &str,
+        id: &str,
+        cursor: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        self.app(appid).await?;
+        if let Some(c) = cursor
+            && !is_cursor(c)
+        {
+            return Err(invalid("cursor", "not a cursor this API gave out"));
+        }
+        // Cursors are sort keys with `-` for `#`, so they need no escaping in a URL.
+        let cursor = cursor.map(|c| c.replace('-', "#"));
+        let cursor = cursor.as_deref();
+        let meta = self
+            .meta(appid, id)
+            .await
+            .map_err(store_error)?
+            .filter(|m| m.state != "writing")
+            .ok_or_else(|| ApiError::NotFound(format!("batch {id} of app {appid}")))?;
+        let progress = self
+            .store
+            .query(&format!("bprog#{appid}#{id}"))
+            .await
+            .map_err(store_error)?;
+        let mut counts = [0i64; 5];
+        for (_, p) in &progress {
+            for c in Progress::from(p).results {
+                let slot = match c {
+                    SENT => 1,
+                    FAILED => 2,
+                    UNKNOWN => 3,
+                    CANCELLED => 4,
+                    _ => 0,
+                };
+                counts[slot] += 1;
+            }
+        }
+        let [queued, sent, failed, unknown, cancelled] = counts;
+        let page = self
+            .store
+            .query_page(&format!("bfail#{appid}#{id}"), cursor, FAILURES_PER_PAGE)
+            .await
+            .map_err(store_error)?;
+        let failures: Vec<Value> = page
+            .rows
+            .iter()
+            .map(|(_, a)| {
+                let mut f = json!({
+                    "recipient": text(a, "recipient").and_then(|r| recipient_from_key(&r)).map(|r| r.to_json()),
+                    "status": text(a, "status"),
+                    "error": text(a, "error").and_then(|e| serde_json::from_str::<Value>(&e).ok()),
+                });
+                if let Some(m) = text(a, "message_id") {
+                    f["message_id"] = json!(m);
+                }
+                f
+            })
+            .collect();
+        let all_written = meta.fanout_done || meta.state != "running";
+        let state = match meta.state.as_str() {
+            "running" if meta.paused_until > now_unix() => "paused",
+            other => other,
+        };
+        let mut body = json!({
+            "id": id,
+            "appid": appid,
+            "state": state,
+            "audience": meta.audience.as_str(),
+            "total": meta.total,
+            "queued": queued,
+            "sent": sent,
+            "failed": failed,
+            "unknown": unknown,
+            "cancelled": cancelled,
+            "done": (all_written && queued == 0) || meta.state == "failed",
+            "duplicates": meta.duplicates,
+            "requested_by": meta.requested_by,
+            "created_at": meta.created_at,
+            "failures": failures,
+            "next_cursor": page.next_after.map(|c| c.replace('#', "-")),
+        });
+        if state == "paused" {
+            body["paused_until"] = json!(meta.paused_until);
+            body["pause_reason"] = json!(meta.pause_reason);
+        }
+        Ok(body)
+    }
+
+    /// `DELETE /v1/apps/{appid}/batches/{id}`: no new sends start; chunks nobody started are
+    /// cancelled here, started ones by their workers within a few seconds (sends already in
+    /// flight finish and count as what they became). Answers the status.
+    pub async fn cancel(&self, appid: &str, id: &str) -> Result<Value, ApiError> {
+        self.app(appid).await?;
+        let key = ItemKey::batch(appid, id);
+        let mut chunks = 0;
+        for _ in 0..10 {
+            let meta = self
+                .meta(appid, id)
+                .await
+                .map_err(store_error)?
+                .filter(|m| m.state != "writing")
+                .ok_or_else(|| ApiError::NotFound(format!("batch {id} of app {appid}")))?;
+            chunks = meta.chunks;
+            if meta.state != "running" {
+                break;
+            }
+            let op = Op::SetIfEquals {
+                key: key.clone(),
+                attrs: attrs([
+                    ("state", s("cancelled")),
+                    ("cancelled_at", Attr::N(now_unix())),
+                    ("version", Attr::N(meta.version + 1)),
+                ]),
+                field: "version".into(),
+                expected: meta.version,
+            };
+            if self.store.record(&[op], now_unix()).await.map_err(store_error)? == Recorded::New {
+                info!(appid, batch = %id, "batch cancelled");
+                break;
+            }
+        }
+        // Chunks no worker has started: every recipient cancelled at once.
+        let store = self.store.clone();
+        stream::iter(0..chunks)
+            .map(|chunk| {
+                let store = store.clone();
+                async move {
+                    let key = ItemKey::batch_progress(appid, id, chunk);
+                    let Some(p) = store.get(&key).await?.map(|a| Progress::from(&a)) else {
+                        return Ok(());
+                    };
+                    if p.started || !p.results.contains(&QUEUED) {
+                        return Ok(());
+                    }
+                    let results: Vec<u8> = p
+                        .results
+                        .iter()
+                        .map(|&c| if c == QUEUED { CANCELLED } else { c })
+                        .collect();
+                    // A worker that started it meanwhile wins; it cancels the rest itself.
+                    store
+                        .record(&[progress_op(&key, &results, p.version, false)], now_unix())
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<Result<(), StoreError>>>()
+            .await
+            .into_iter()
+            .collect::<Result<(), StoreError>>()
+            .map_err(store_error)?;
+        self.status(appid, id, None).await
+    }
+
+    // ------------------------------------------------------------------ the workers
+
+    /// [`Job::BatchFanout`]: queues the chunk jobs not queued yet; for the followers
+    /// audience, first writes chunks from the follower directory, page by page. Safe to run
+    /// twice: every step is a compare-and-swap on the batch, and a chunk queued twice sends
+    /// nothing twice.
+    pub async fn fanout(&self, appid: &str, id: &str, deadline: Instant) -> Result<(), String> {
+        // Bounded: each turn makes progress or reloads after a lost race.
+        for _ in 0..100_000 {
+            let Some(meta) = self.meta(appid, id).await.map_err(|e| e.to_string())? else {
+                warn!(appid, batch = %id, "fan-out of a batch that does not exist; dropped");
+                return Ok(());
+            };
+            match meta.state.as_str() {
+                "running" => {}
+                "writing" => return Err(format!("batch {id} is still being created")),
+                _ => return Ok(()),
+            }
+            let key = ItemKey::batch(appid, id);
+            let cas = |changes: Attrs| Op::SetIfEquals {
+                key: key.clone(),
+                attrs: {
+                    let mut a = changes;
+                    a.insert("version".into(), Attr::N(meta.version + 1));
+                    a
+                },
+                field: "version".into(),
+                expected: meta.version,
+            };
+            if meta.queued_chunks < meta.chunks {
+                let upto = meta.chunks.min(meta.queued_chunks + FANOUT_STEP as u32);
+                let jobs: Vec<Job> = (meta.queued_chunks..upto)
+                    .map(|chunk| Job::BatchChunk {
+                        appid: appid.to_string(),
+                        batch_id: id.to_string(),
+                        chunk,
+                        attempt: 0,
+                    })
+                    .collect();
+                self.queue
+                    .enqueue_many(&jobs)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let op = cas(attrs([("queued_chunks", Attr::N(i64::from(upto)))]));
+                self.store
+                    .record(&[op], now_unix())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            if meta.fanout_done {
+                info!(appid, batch = %id, chunks = meta.chunks, total = meta.total, "batch fanned out");
+                return Ok(());
+            }
+            if meta.audience == Audience::Recipients {
+                let op = cas(attrs([("fanout_done", Attr::Bool(true))]));
+                self.store
+                    .record(&[op], now_unix())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            if Instant::now() + self.config.reserve > deadline {
+                // Continues in a new job.
+                return self
+                    .queue
+                    .enqueue(&Job::BatchFanout {
+                        appid: appid.to_string(),
+                        batch_id: id.to_string(),
+                    })
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+            // The next page of the follower directory: the subscribed ones become a chunk.
+            let page = self
+                .store
+                .query_page(
+                    &format!("acct#{appid}"),
+                    meta.cursor.as_deref(),
+                    self.config.chunk_size,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let recipients: Vec<String> = page
+                .rows
+                .iter()
+                .filter(|(_, a)| flag(a, "subscribed"))
+                .filter_map(|(_, a)| text(a, "openid"))
+                .filter(|o| parse_recipient(&json!({ "openid": o })).is_ok())
+                .map(|o| format!("o:{o}"))
+                .collect();
+            let now = now_unix();
+            let mut ops = Vec::with_capacity(3);
+            let mut chunks = meta.chunks;
+            if !recipients.is_empty() {
+                ops.extend(chunk_ops(appid, id, chunks, &recipients, now));
+                chunks += 1;
+            }
+            let mut changes = attrs([
+                ("chunks", Attr::N(i64::from(chunks))),
+                ("total", Attr::N(meta.total + recipients.len() as i64)),
+                ("fanout_done", Attr::Bool(page.next_after.is_none())),
+            ]);
+            if let Some(after) = &page.next_after {
+                changes.insert("cursor".into(), s(after));
+            }
+            ops.push(cas(changes));
+            self.store
+                .record(&ops, now)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Err(format!("fan-out of batch {id} did not finish"))
+    }
+
+    /// [`Job::BatchChunk`]: sends the chunk's queued recipients. `last_delivery`: the queue
+    /// will not deliver this job again (its dead-letter queue is next), so what is still
+    /// unsent is failed now and shows in the batch's failures.
+    pub async fn run_chunk(
+        self: &Arc<Self>,
+        job: &Job,
+        deadline: Instant,
+        last_delivery: bool,
+    ) -> Result<(), String> {
+        let Job::BatchChunk {
+            appid,
+            batch_id: id,
+            chunk,
+            attempt,
+        } = job
+        else {
+            return Err("not a chunk job".into());
+        };
+        let (appid, id, chunk) = (appid.as_str(), id.as_str(), *chunk);
+        let err = |e: StoreError| e.to_string();
+        let Some(meta) = self.meta(appid, id).await.map_err(err)? else {
+            warn!(appid, batch = %id, chunk, "chunk of a batch that does not exist; dropped");
+            return Ok(());
+        };
+        let progress_key = ItemKey::batch_progress(appid, id, chunk);
+        let (Some(progress), Some(recipients)) = (
+            self.store.get(&progress_key).await.map_err(err)?,
+            self.store
+                .get(&ItemKey::batch_recipients(appid, id, chunk))
+                .await
+                .map_err(err)?,
+        ) else {
+            return Err(format!("chunk {chunk} of batch {id} is not written"));
+        };
+        let progress = Progress::from(&progress);
+        let recipients: Vec<String> = text(&recipients, "recipients")
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if recipients.len() != progress.results.len() {
+            return Err(format!("chunk {chunk} of batch {id} is inconsistent"));
+        }
+        if !progress.results.contains(&QUEUED) {
+            return Ok(());
+        }
+        if meta.state != "running" {
+            let mode = if meta.state == "cancelled" {
+                Settle::Cancel
+            } else {
+                Settle::GiveUp(format!("the batch is {}", meta.state))
+            };
+            return self.settle(appid, id, chunk, &recipients, mode).await;
+        }
+        if last_delivery || *attempt > self.config.max_retries {
+            let why = format!("not sent: the chunk failed {attempt} times and was given up");
+            self.settle(appid, id, chunk, &recipients, Settle::GiveUp(why))
+                .await?;
+            // Reported failed so the queue moves it to its dead-letter queue, as it should.
+            return Err(format!("chunk {chunk} of batch {id} given up"));
+        }
+        let now = now_unix();
+        if meta.paused_until > now {
+            let delay = Duration::from_secs((meta.paused_until - now) as u64);
+            return self.put_back(job.clone(), delay).await;
+        }
+        let app = self.app(appid).await.map_err(|e| e.to_string())?;
+        let message: Map<String, Value> = serde_json::from_str(&meta.message)
+            .map_err(|e| format!("batch {id}: stored message unreadable: {e}"))?;
+        let ctx = Arc::new(ChunkCtx {
+            batches: self.clone(),
+            rate: app.batch_rate.unwrap_or(self.config.default_rate),
+            app,
+            batch_id: id.to_string(),
+            message,
+            caller: meta.requested_by.clone(),
+            deadline: deadline.checked_sub(Duration::from_secs(1)).unwrap_or(deadline),
+        });
+        let mut chunk_state = ChunkRun {
+            key: progress_key,
+            appid: appid.to_string(),
+            id: id.to_string(),
+            chunk,
+            local: progress.results.clone(),
+            failures: Vec::new(),
+            started: progress.started,
+            unflushed: 0,
+        };
+        // Mark it started first, so a cancel leaves it to this worker.
+        if !chunk_state.started {
+            self.flush(&mut chunk_state).await?;
+        }
+        let mut pending: std::collections::VecDeque<usize> = (0..recipients.len())
+            .filter(|&i| chunk_state.local[i] == QUEUED)
+            .collect();
+        let mut tasks = JoinSet::new();
+        let mut stop: Option<Stop> = None;
+        let (mut last_flush, mut last_check) = (Instant::now(), Instant::now());
+        let mut sent_here = 0usize;
+        // Bounded by the chunk: every turn ends one send, and none starts twice.
+        loop {
+            while stop.is_none() && tasks.len() < self.config.concurrency.max(1) {
+                let Some(i) = pending.pop_front() else { break };
+                if Instant::now() + self.config.reserve > deadline {
+                    pending.push_front(i);
+                    stop = Some(Stop::Deadline);
+                    break;
+                }
+                let (ctx, key) = (ctx.clone(), recipients[i].clone());
+                tasks.spawn(async move { (i, send_one(&ctx, &key).await) });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((i, Ok(done))) => {
+                    chunk_state.record(i, &recipients[i], done);
+                    sent_here += 1;
+                }
+                Ok((_, Err(why))) => {
+                    if let Stop::Pause { until, reason } = &why
+                        && !matches!(stop, Some(Stop::Pause { .. }))
+                    {
+                        self.pause(appid, id, *until, reason).await;
+                    }
+                    stop = Some(match (stop.take(), why) {
+                        (Some(Stop::Cancel), _) | (_, Stop::Cancel) => Stop::Cancel,
+                        (Some(p @ Stop::Pause { .. }), _) | (_, p @ Stop::Pause { .. }) => p,
+                        (_, w) => w,
+                    });
+                }
+                Err(e) => stop = Some(Stop::Retry(format!("a send task failed: {e}"))),
+            }
+            if chunk_state.unflushed >= self.config.flush_every
+                || last_flush.elapsed() >= self.config.flush_interval
+            {
+                self.flush(&mut chunk_state).await?;
+                last_flush = Instant::now();
+            }
+            if stop.is_none() && last_check.elapsed() >= self.config.check_interval {
+                last_check = Instant::now();
+                if let Some(m) = self.meta(appid, id).await.map_err(err)? {
+                    if m.state != "running" {
+                        stop = Some(Stop::Cancel);
+                    } else if m.paused_until > now_unix() {
+                        stop = Some(Stop::Pause {
+                            until: m.paused_until,
+                            reason: m.pause_reason.unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        }
+        self.flush(&mut chunk_state).await?;
+        let left = chunk_state.local.iter().filter(|&&c| c == QUEUED).count();
+        info!(appid, batch = %id, chunk, done = sent_here, left, stop = ?stop, "chunk step");
+        match stop {
+            _ if left == 0 => Ok(()),
+            None | Some(Stop::Deadline) => self.put_back(job.clone(), Duration::ZERO).await,
+            Some(Stop::Pause { until, .. }) => {
+                let wait = (until - now_unix()).max(1) as u64;
+                self.put_back(job.clone(), Duration::from_secs(wait)).await
+            }
+            Some(Stop::Retry(why)) => {
+                if attempt + 1 > self.config.max_retries {
+                    let why = format!("not sent: {why} (given up after {attempt} retries)");
+                    return self
+                        .settle(appid, id, chunk, &recipients, Settle::GiveUp(why))
+                        .await;
+                }
+                warn!(appid, batch = %id, chunk, attempt, error = %why, "chunk put back after a failure");
+                let backoff = self.config.retry_backoff * 2u32.saturating_pow(*attempt);
+                self.put_back(job.retried(), backoff.min(MAX_DELAY)).await
+            }
+            Some(Stop::Cancel) => {
+                self.settle(appid, id, chunk, &recipients, Settle::Cancel)
+                    .await
+            }
+        }
+    }
+
+    /// Queues `job` again after `delay` (at most SQS's 900 s; a longer pause is waited out
+    /// in turns).
+    async fn put_back(&self, job: Job, delay: Duration) -> Result<(), String> {
+        self.queue
+            .enqueue_after(&job, delay.min(MAX_DELAY))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Pauses the batch until `until` (every worker sees it at its next check).
+    async fn pause(&self, appid: &str, id: &str, until: i64, reason: &str) {
+        warn!(appid, batch = %id, until, reason, "batch paused by WeChat's quota");
+        let op = Op::Update {
+            key: ItemKey::batch(appid, id),
+            attrs: attrs([
+                ("paused_until", Attr::N(until)),
+                ("pause_reason", s(reason)),
+            ]),
+        };
+        if let Err(e) = self.store.record(&[op], now_unix()).await {
+            // The chunk itself still waits; other chunks find the quota on their own.
+            warn!(appid, batch = %id, error = %e, "could not record the pause");
+        }
+    }
+
+    /// Writes the chunk's outcomes so far: failure rows first (idempotent puts), then the
+    /// progress item by compare-and-swap, merged with what another worker may have written.
+    async fn flush(&self, run: &mut ChunkRun) -> Result<(), String> {
+        let now = now_unix();
+        for rows in run.failures.chunks(90) {
+            self.with_retries(|| self.store.record(rows, now)).await?;
+        }
+        run.failures.clear();
+        for attempt in 0..8u32 {
+            let stored = self
+                .with_retries(|| self.store.get(&run.key))
+                .await?
+                .map(|a| Progress::from(&a))
+                .ok_or_else(|| format!("chunk {} of batch {} is gone", run.chunk, run.id))?;
+            let merged = merge(&stored.results, &run.local);
+            let op = progress_op(&run.key, &merged, stored.version, true);
+            match self.store.record(&[op], now).await {
+                Ok(Recorded::New) => {
+                    run.local = merged;
+                    run.started = true;
+                    run.unflushed = 0;
+                    return Ok(());
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    warn!(appid = %run.appid, batch = %run.id, chunk = run.chunk, attempt, error = %e, "recording chunk progress failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+                }
+            }
+        }
+        Err(format!(
+            "could not record the progress of chunk {} of batch {}",
+            run.chunk, run.id
+        ))
+    }
+
+    async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, String>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut last = String::new();
+        for attempt in 0..4u32 {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        Err(last)
+    }
+
+    /// Ends a chunk for good: each queued recipient becomes what its claim says (sent, or
+    /// unknown when a send may have gone out), else cancelled or failed.
+    async fn settle(
+        &self,
+        appid: &str,
+        id: &str,
+        chunk: u32,
+        recipients: &[String],
+        mode: Settle,
+    ) -> Result<(), String> {
+        let key = ItemKey::batch_progress(appid, id, chunk);
+        let stored = self
+            .with_retries(|| self.store.get(&key))
+            .await?
+            .map(|a| Progress::from(&a))
+            .ok_or_else(|| format!("chunk {chunk} of batch {id} is gone"))?;
+        let mut run = ChunkRun {
+            key,
+            appid: appid.to_string(),
+            id: id.to_string(),
+            chunk,
+            local: stored.results.clone(),
+            failures: Vec::new(),
+            started: stored.started,
+            unflushed: 0,
+        };
+        for (i, recipient) in recipients.iter().enumerate() {
+            if run.local[i] != QUEUED {
+                continue;
+            }
+            // A started chunk may have claims: what they say wins.
+            let claim = if stored.started {
+                let claim_key = ItemKey::batch_claim(appid, id, recipient);
+                self.with_retries(|| self.store.get(&claim_key)).await?
+            } else {
+                None
+            };
+            let state = claim.as_ref().and_then(|c| text(c, "state"));
+            let done = match (state.as_deref(), &claim) {
+                (Some("done"), Some(c)) => Done::of(&SendOutcome {
+                    status: StatusCode::from_u16(num(c, "status") as u16)
+                        .unwrap_or(StatusCode::OK),
+                    body: text(c, "response")
+                        .and_then(|r| serde_json::from_str(&r).ok())
+                        .unwrap_or(Value::Null),
+                }),
+                (Some("attempting"), Some(c)) => Done {
+                    outcome: UNKNOWN,
+                    message_id: text(c, "message_id"),
+                    detail: Some(json!({"status": "unknown", "message": "a send was under way when the chunk stopped; it may have been delivered and is not sent again"})),
+                },
+                _ => match &mode {
+                    Settle::Cancel => Done {
+                        outcome: CANCELLED,
+                        message_id: None,
+                        detail: None,
+                    },
+                    Settle::GiveUp(why) => Done::failed(
+                        ApiError::WeChat {
+                            code: "not_sent",
+                            status: StatusCode::SERVICE_UNAVAILABLE,
+                            message: why.clone(),
+                            errcode: None,
+                        }
+                        .body(),
+                    ),
+                },
+            };
+            run.record(i, recipient, done);
+        }
+        self.flush(&mut run).await?;
+        info!(appid, batch = %id, chunk, mode = ?mode, "chunk settled");
+        Ok(())
+    }
+}
+
+/// A chunk being worked on: its outcomes so far and the failure rows not written yet.
+struct ChunkRun {
+    key: ItemKey,
+    appid: String,
+    id: String,
+    chunk: u32,
+    local: Vec<u8>,
+    failures: Vec<Op>,
+    started: bool,
+    unflushed: usize,
+}
+
+impl ChunkRun {
+    fn record(&mut self, index: usize, recipient: &str, done: Done) {
+        self.local[index] = done.outcome;
+        self.unflushed += 1;
+        if matches!(done.outcome, FAILED | UNKNOWN) {
+            let now = now_unix();
+            let mut row = attrs([
+                ("recipient", s(recipient)),
+                (
+                    "status",
+                    s(if done.outcome == FAILED {
+                        "failed"
+                    } else {
+                        "unknown"
+                    }),
+                ),
+                (
+                    "error",
+                    s(&done.detail.unwrap_or(Value::Null).to_string()),
+                ),
+                ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
+            ]);
+            if let Some(m) = done.message_id {
+                row.insert("message_id".into(), s(&m));
+            }
+            self.failures.push(Op::Set {
+                key: ItemKey::batch_failure(&self.appid, &self.id, self.chunk, index),
+                attrs: row,
+            });
+        }
+    }
+}
+
+/// One recipient: routed, paced, sent under its batch claim.
+async fn send_one(ctx: &ChunkCtx, recipient_key: &str) -> Result<Done, Stop> {
+    let Some(recipient) = recipient_from_key(recipient_key) else {
+        return Ok(Done::failed(
+            invalid("recipient", "not a recipient of this batch").body(),
+        ));
+    };
+    let mut body = ctx.message.clone();
+    body.insert("to".into(), recipient.to_json());
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let req = match parse_send_request(&bytes) {
+        Ok(r) => r,
+        Err(e) => return Ok(Done::failed(e.body())),
+    };
+    let batches = &ctx.batches;
+    let routed = match batches.sender.route(&ctx.app, &req).await {
+        Ok(r) => r,
+        Err(e) => return classify(e, &batches.config),
+    };
+    match batches
+        .pacer
+        .acquire(&routed.via.appid, ctx.rate, ctx.deadline)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return Err(Stop::Deadline),
+        Err(e) => return Err(Stop::Retry(e.to_string())),
+    }
+    let item = ItemKey::batch_claim(&ctx.app.appid, &ctx.batch_id, recipient_key);
+    let label = format!("batch {} recipient {recipient_key}", ctx.batch_id);
+    match batches
+        .sender
+        .send_claimed(
+            &req,
+            routed,
+            item,
+            &label,
+            body_hash(&bytes),
+            &ctx.caller,
+            &[("batch_id", &ctx.batch_id)],
+            ctx.deadline,
+        )
+        .await
+    {
+        Ok(outcome) => Ok(Done::of(&outcome)),
+        Err(e) => classify(e, &batches.config),
+    }
+}
+
+/// A send that ended in an error: quota pauses the batch, a passing failure (WeChat or the
+/// store down, a claim still held) puts the chunk back, anything else fails the recipient.
+fn classify(e: ApiError, config: &BatchConfig) -> Result<Done, Stop> {
+    let status = e.status();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let now = now_unix();
+        let until = match e.wechat_errcode() {
+            // The daily quota: try again after the longest delay SQS has.
+            Some(45009) => now + config.daily_pause.as_secs() as i64,
+            // The minute limit (45011 says "retry next minute"): a minute by default.
+            _ => now + config.minute_pause.as_secs().max(1) as i64,
+        };
+        return Err(Stop::Pause {
+            until,
+            reason: e.to_string(),
+        });
+    }
+    if status == StatusCode::CONFLICT || status.is_server_error() {
+        return Err(Stop::Retry(e.to_string()));
+    }
+    Ok(Done::failed(e.body()))
+}
+
+fn progress_op(key: &ItemKey, results: &[u8], expected: i64, started: bool) -> Op {
+    Op::PutIfVersion {
+        key: key.clone(),
+        attrs: attrs([
+            ("results", s(&String::from_utf8_lossy(results))),
+            ("count", Attr::N(results.len() as i64)),
+            ("started", Attr::Bool(started)),
+            ("version", Attr::N(expected + 1)),
+            ("ttl", Attr::N(now_unix() + MESSAGE_TTL_SECS)),
+        ]),
+        expected: Some(expected),
+    }
+}
+
+/// The two items of a new chunk: its recipients and its (all queued) progress.
+fn chunk_ops(appid: &str, id: &str, chunk: u32, recipients: &[String], now: i64) -> [Op; 2] {
+    [
+        Op::Set {
+            key: ItemKey::batch_recipients(appid, id, chunk),
+            attrs: attrs([
+                ("recipients", s(&recipients.join("\n"))),
+                ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
+            ]),
+        },
+        Op::Set {
+            key: ItemKey::batch_progress(appid, id, chunk),
+            attrs: attrs([
+                ("results", s(&".".repeat(recipients.len()))),
+                ("count", Attr::N(recipients.len() as i64)),
+                ("started", Attr::Bool(false)),
+                ("version", Attr::N(0)),
+                ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
+            ]),
+        },
+    ]
+}
+
+fn recipient_from_key(key: &str) -> Option<Recipient> {
+    match key.split_at_checked(2)? {
+        ("o:", o) if !o.is_empty() => Some(Recipient::OpenId(o.to_string())),
+        ("u:", u) if !u.is_empty() => Some(Recipient::UnionId(u.to_string())),
+        _ => None,
+    }
+}
+
+fn is_cursor(c: &str) -> bool {
+    c.len() == 12
+        && c.bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 6 { b == b'-' } else { b.is_ascii_digit() })
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    ApiError::Validation {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn created_body(id: &str, meta: &Meta) -> Value {
+    json!({
+        "id": id,
+        "total": (meta.audience == Audience::Recipients).then_some(meta.total),
+        "audience": meta.audience.as_str(),
+        "duplicates": meta.duplicates,
+        "state": meta.state,
+    })
+}
+
+/// A batch request, checked.
+struct BatchRequest {
+    message: Map<String, Value>,
+    audience: Audience,
+    /// Recipient keys, each once, in the order first listed.
+    recipients: Vec<String>,
+    duplicates: usize,
+}
+
+/// The message with a stand-in recipient, to check it as a single send would be.
+fn probe(message: &Map<String, Value>) -> Vec<u8> {
+    let mut m = message.clone();
+    m.insert("to".into(), json!({"openid": "batch-recipient"}));
+    serde_json::to_vec(&m).unwrap_or_default()
+}
+
+fn parse_batch_request(body: &[u8]) -> Result<BatchRequest, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))?;
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !["message", "recipients", "audience"].contains(&k.as_str()))
+    {
+        return Err(invalid(
+            extra.as_str(),
+            "is not a field of a batch (message, recipients, audience)",
+        ));
+    }
+    let message = obj
+        .get("message")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("message", "is required: the message to send, without \"to\""))?
+        .clone();
+    if message.contains_key("to") {
+        return Err(invalid(
+            "message.to",
+            "a batch's recipients are listed in \"recipients\", not in the message",
+        ));
+    }
+    // The message as a single send would check it, field names prefixed.
+    parse_send_request(&probe(&message)).map_err(|e| match e {
+        ApiError::Validation { field, message } => invalid(format!("message.{field}"), message),
+        other => other,
+    })?;
+    let (audience, listed) = match (obj.get("recipients"), obj.get("audience")) {
+        (Some(Value::Array(list)), None) => (Audience::Recipients, list),
+        (None, Some(Value::String(a))) if a == "followers" => (Audience::Followers, &Vec::new()),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "audience",
+                "the only audience is \"followers\" (every subscribed follower)",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "recipients",
+                "give recipients or an audience, not both",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "recipients",
+                "must be an array of {\"openid\": ...} or {\"unionid\": ...}",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "recipients",
+                "is required (or \"audience\": \"followers\")",
+            ));
+        }
+    };
+    if audience == Audience::Recipients {
+        if listed.is_empty() {
+            return Err(invalid("recipients", "must list at least one recipient"));
+        }
+        if listed.len() > MAX_RECIPIENTS {
+            return Err(invalid(
+                "recipients",
+                format!(
+                    "lists {} recipients; a batch takes at most {MAX_RECIPIENTS}",
+                    listed.len()
+                ),
+            ));
+        }
+    }
+    let mut bad = Vec::new();
+    let mut count_bad = 0;
+    let mut seen = HashSet::with_capacity(listed.len());
+    let mut recipients = Vec::with_capacity(listed.len());
+    let mut duplicates = 0;
+    for (index, r) in listed.iter().enumerate() {
+        match parse_recipient(r) {
+            Ok(r) => {
+                let key = r.key();
+                if seen.insert(key.clone()) {
+                    recipients.push(key);
+                } else {
+                    duplicates += 1;
+                }
+            }
+            Err(e) => {
+                count_bad += 1;
+                if bad.len() < MAX_LISTED_INVALID {
+                    let why = match e {
+                        ApiError::Validation { field, message } => {
+                            format!("{}: {message}", field.replace("to", "recipient"))
+                        }
+                        other => other.to_string(),
+                    };
+                    bad.push((index, why));
+                }
+            }
+        }
+    }
+    if count_bad > 0 {
+        return Err(ApiError::InvalidRecipients {
+            count: count_bad,
+            listed: bad,
+        });
+    }
+    Ok(BatchRequest {
+        message,
+        audience,
+        recipients,
+        duplicates,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_keeps_real_outcomes() {
+        assert_eq!(merge(b"..cs", b"sccf"), b"sccs".to_vec());
+        assert_eq!(merge(b"c.", b"s."), b"s.".to_vec());
+        assert_eq!(merge(b"f", b"s"), b"f".to_vec());
+    }
+
+    #[test]
+    fn request_checks() {
+        let ok = |b: Value| parse_batch_request(b.to_string().as_bytes());
+        let msg = json!({"type": "template", "template_id": "T", "data": {"a": {"value": "b"}}});
+        let r = ok(json!({"message": msg, "recipients": [{"openid": "o1"}, {"unionid": "u1"}, {"openid": "o1"}]})).unwrap();
+        assert_eq!(r.recipients, vec!["o:o1", "u:u1"]);
+        assert_eq!(r.duplicates, 1);
+        let err = ok(json!({"message": msg, "recipients": [{"openid": "o1"}, {"openid": ""}, {"x": 1}]})).unwrap_err();
+        match err {
+            ApiError::InvalidRecipients { count, listed } => {
+                assert_eq!(count, 2);
+                assert_eq!(listed[0].0, 1);
+                assert_eq!(listed[1].0, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            ok(json!({"message": {"type": "template"}, "recipients": [{"openid": "o"}]})),
+            Err(ApiError::Validation { field, .. }) if field == "message.template_id"
+        ));
+        assert!(matches!(
+            ok(json!({"message": msg, "audience": "everyone"})),
+            Err(ApiError::Validation { field, .. }) if field == "audience"
+        ));
+        assert!(is_cursor("000001-00042"));
+        assert!(!is_cursor("000001-0004x"));
+        assert_eq!(
+            recipient_from_key("u:abc"),
+            Some(Recipient::UnionId("abc".into()))
+        );
+    }
+}
