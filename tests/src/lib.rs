@@ -2,6 +2,7 @@
 //! WeChat emulator, started in-process on port 0 and stopped when dropped.
 
 pub mod faults;
+pub mod sim_queue;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -598,6 +599,8 @@ pub fn apigw_v1_request_as(
     ))
     .unwrap();
     let mut e: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    e["rawQueryString"] = serde_json::json!(query);
     e["rawPath"] = serde_json::json!(path);
     e["requestContext"]["http"]["path"] = serde_json::json!(path);
     e["requestContext"]["http"]["method"] = serde_json::json!(method);

@@ -201,9 +201,12 @@ impl SyncWorld {
             let event: SqsEvent = serde_json::from_value(event).unwrap();
             let mut context = Context::default();
             context.deadline = (now_unix_millis() + budget_ms) as u64;
-            let response =
-                wxpush_batch_worker::handle_event(&self.runner, LambdaEvent::new(event, context), 5)
-                    .await;
+            let response = wxpush_batch_worker::handle_event(
+                &self.runner,
+                LambdaEvent::new(event, context),
+                5,
+            )
+            .await;
             invocations += 1;
             let failed: Vec<String> = response
                 .batch_item_failures

@@ -19,8 +19,8 @@ async fn main() -> Result<(), Error> {
         deps.queue.clone(),
         SyncConfig::default(),
     ));
-    let svc = SendService::new(deps.tokens, deps.state_store.clone(), timeout)
-        .with_followers(followers);
+    let svc =
+        SendService::new(deps.tokens, deps.state_store.clone(), timeout).with_followers(followers);
     let batches = Arc::new(Batches::new(
         svc.sender.clone(),
         deps.state_store,

@@ -29,9 +29,7 @@ use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::queue::{Job, JobQueue};
 use crate::send::service::{MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash, principal};
-use crate::send::validate::{
-    MessageKind, Recipient, parse_recipient, parse_send_request,
-};
+use crate::send::validate::{MessageKind, Recipient, parse_recipient, parse_send_request};
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
 use crate::token::StoreError;
 use futures::stream::{self, StreamExt};
@@ -410,8 +408,7 @@ impl Batches {
         }
         let id = match idempotency_key {
             Some(key) => {
-                if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic())
-                {
+                if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(invalid(
                         "Idempotency-Key",
                         "must be 1-128 printable ASCII characters without spaces",
@@ -662,7 +659,13 @@ impl Batches {
                 field: "version".into(),
                 expected: meta.version,
             };
-            if self.store.record(&[op], now_unix()).await.map_err(store_error)? == Recorded::New {
+            if self
+                .store
+                .record(&[op], now_unix())
+                .await
+                .map_err(store_error)?
+                == Recorded::New
+            {
                 info!(appid, batch = %id, "batch cancelled");
                 break;
             }
@@ -892,7 +895,9 @@ impl Batches {
             batch_id: id.to_string(),
             message,
             caller: meta.requested_by.clone(),
-            deadline: deadline.checked_sub(Duration::from_secs(1)).unwrap_or(deadline),
+            deadline: deadline
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or(deadline),
         });
         let mut chunk_state = ChunkRun {
             key: progress_key,
@@ -915,6 +920,10 @@ impl Batches {
         let mut stop: Option<Stop> = None;
         let (mut last_flush, mut last_check) = (Instant::now(), Instant::now());
         let mut sent_here = 0usize;
+        // A recipient that hit a passing failure stays queued for the chunk's next run;
+        // this many in a row means WeChat or the store is down, and the chunk stops.
+        let (mut failing_in_a_row, mut last_failure) = (0usize, None::<String>);
+        let give_up_after = 2 * self.config.concurrency.max(1);
         // Bounded by the chunk: every turn ends one send, and none starts twice.
         loop {
             while stop.is_none() && tasks.len() < self.config.concurrency.max(1) {
@@ -934,6 +943,14 @@ impl Batches {
                 Ok((i, Ok(done))) => {
                     chunk_state.record(i, &recipients[i], done);
                     sent_here += 1;
+                    failing_in_a_row = 0;
+                }
+                Ok((_, Err(Stop::Retry(why)))) => {
+                    failing_in_a_row += 1;
+                    if failing_in_a_row >= give_up_after && stop.is_none() {
+                        stop = Some(Stop::Retry(why.clone()));
+                    }
+                    last_failure = Some(why);
                 }
                 Ok((_, Err(why))) => {
                     if let Stop::Pause { until, reason } = &why
@@ -972,14 +989,25 @@ impl Batches {
         self.flush(&mut chunk_state).await?;
         let left = chunk_state.local.iter().filter(|&&c| c == QUEUED).count();
         info!(appid, batch = %id, chunk, done = sent_here, left, stop = ?stop, "chunk step");
+        // A run that got somewhere starts its retry count afresh.
+        let (attempt, job) = if sent_here > 0 {
+            (0, with_attempt(job, 0))
+        } else {
+            (*attempt, job.clone())
+        };
         match stop {
             _ if left == 0 => Ok(()),
-            None | Some(Stop::Deadline) => self.put_back(job.clone(), Duration::ZERO).await,
+            Some(Stop::Deadline) => self.put_back(job, Duration::ZERO).await,
             Some(Stop::Pause { until, .. }) => {
                 let wait = (until - now_unix()).max(1) as u64;
-                self.put_back(job.clone(), Duration::from_secs(wait)).await
+                self.put_back(job, Duration::from_secs(wait)).await
             }
-            Some(Stop::Retry(why)) => {
+            None | Some(Stop::Retry(_)) => {
+                let why = last_failure.unwrap_or_else(|| "a passing failure".into());
+                if sent_here > 0 {
+                    // Some recipients hit a passing failure: they go again soon.
+                    return self.put_back(job, self.config.retry_backoff).await;
+                }
                 if attempt + 1 > self.config.max_retries {
                     let why = format!("not sent: {why} (given up after {attempt} retries)");
                     return self
@@ -987,7 +1015,7 @@ impl Batches {
                         .await;
                 }
                 warn!(appid, batch = %id, chunk, attempt, error = %why, "chunk put back after a failure");
-                let backoff = self.config.retry_backoff * 2u32.saturating_pow(*attempt);
+                let backoff = self.config.retry_backoff * 2u32.saturating_pow(attempt);
                 self.put_back(job.retried(), backoff.min(MAX_DELAY)).await
             }
             Some(Stop::Cancel) => {
@@ -1114,8 +1142,7 @@ impl Batches {
             let state = claim.as_ref().and_then(|c| text(c, "state"));
             let done = match (state.as_deref(), &claim) {
                 (Some("done"), Some(c)) => Done::of(&SendOutcome {
-                    status: StatusCode::from_u16(num(c, "status") as u16)
-                        .unwrap_or(StatusCode::OK),
+                    status: StatusCode::from_u16(num(c, "status") as u16).unwrap_or(StatusCode::OK),
                     body: text(c, "response")
                         .and_then(|r| serde_json::from_str(&r).ok())
                         .unwrap_or(Value::Null),
@@ -1123,7 +1150,9 @@ impl Batches {
                 (Some("attempting"), Some(c)) => Done {
                     outcome: UNKNOWN,
                     message_id: text(c, "message_id"),
-                    detail: Some(json!({"status": "unknown", "message": "a send was under way when the chunk stopped; it may have been delivered and is not sent again"})),
+                    detail: Some(
+                        json!({"status": "unknown", "message": "a send was under way when the chunk stopped; it may have been delivered and is not sent again"}),
+                    ),
                 },
                 _ => match &mode {
                     Settle::Cancel => Done {
@@ -1178,10 +1207,7 @@ impl ChunkRun {
                         "unknown"
                     }),
                 ),
-                (
-                    "error",
-                    s(&done.detail.unwrap_or(Value::Null).to_string()),
-                ),
+                ("error", s(&done.detail.unwrap_or(Value::Null).to_string())),
                 ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
             ]);
             if let Some(m) = done.message_id {
@@ -1267,6 +1293,24 @@ fn classify(e: ApiError, config: &BatchConfig) -> Result<Done, Stop> {
     Ok(Done::failed(e.body()))
 }
 
+/// A chunk job with its retry count set to `attempt`.
+fn with_attempt(job: &Job, attempt: u32) -> Job {
+    match job {
+        Job::BatchChunk {
+            appid,
+            batch_id,
+            chunk,
+            ..
+        } => Job::BatchChunk {
+            appid: appid.clone(),
+            batch_id: batch_id.clone(),
+            chunk: *chunk,
+            attempt,
+        },
+        other => other.clone(),
+    }
+}
+
 fn progress_op(key: &ItemKey, results: &[u8], expected: i64, started: bool) -> Op {
     Op::PutIfVersion {
         key: key.clone(),
@@ -1314,9 +1358,13 @@ fn recipient_from_key(key: &str) -> Option<Recipient> {
 
 fn is_cursor(c: &str) -> bool {
     c.len() == 12
-        && c.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 6 { b == b'-' } else { b.is_ascii_digit() })
+        && c.bytes().enumerate().all(|(i, b)| {
+            if i == 6 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
@@ -1337,6 +1385,7 @@ fn created_body(id: &str, meta: &Meta) -> Value {
 }
 
 /// A batch request, checked.
+#[derive(Debug)]
 struct BatchRequest {
     message: Map<String, Value>,
     audience: Audience,
@@ -1370,7 +1419,12 @@ fn parse_batch_request(body: &[u8]) -> Result<BatchRequest, ApiError> {
     let message = obj
         .get("message")
         .and_then(Value::as_object)
-        .ok_or_else(|| invalid("message", "is required: the message to send, without \"to\""))?
+        .ok_or_else(|| {
+            invalid(
+                "message",
+                "is required: the message to send, without \"to\"",
+            )
+        })?
         .clone();
     if message.contains_key("to") {
         return Err(invalid(
@@ -1486,7 +1540,9 @@ mod tests {
         let r = ok(json!({"message": msg, "recipients": [{"openid": "o1"}, {"unionid": "u1"}, {"openid": "o1"}]})).unwrap();
         assert_eq!(r.recipients, vec!["o:o1", "u:u1"]);
         assert_eq!(r.duplicates, 1);
-        let err = ok(json!({"message": msg, "recipients": [{"openid": "o1"}, {"openid": ""}, {"x": 1}]})).unwrap_err();
+        let err =
+            ok(json!({"message": msg, "recipients": [{"openid": "o1"}, {"openid": ""}, {"x": 1}]}))
+                .unwrap_err();
         match err {
             ApiError::InvalidRecipients { count, listed } => {
                 assert_eq!(count, 2);

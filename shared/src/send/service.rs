@@ -280,7 +280,8 @@ impl Sender {
                 return Err(e);
             }
         };
-        self.finish(&req, routed, claim, caller, &[], deadline).await
+        self.finish(&req, routed, claim, caller, &[], deadline)
+            .await
     }
 
     /// One send whose recipient is already routed, under a claim the caller names: a batch
@@ -339,7 +340,7 @@ impl Sender {
                 return Ok(outcome);
             }
         }
-        let wx = build(&req, &openid, &id);
+        let wx = build(req, &openid, &id);
         let result = self.deliver(&via, &wx, claim.as_mut(), deadline).await;
         let now = now_unix();
         let mut record = attrs([

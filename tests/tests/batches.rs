@@ -1,0 +1,1039 @@
+//! Batches end to end: created through the `/v1` handler (API Gateway v2 events), fanned out
+//! and sent by the job runner the batch-worker Lambda uses, against the WeChat emulator,
+//! with the state store behind the fault-injecting wrapper and an SQS stand-in that delays,
+//! redelivers failed jobs, delivers successful ones twice and refuses (`sim_queue`).
+//! Every check counts messages in the emulator, recipient by recipient.
+//!
+//! The same code on moto (DynamoDB + SQS, real SQS event JSON) is in `batches_moto.rs`.
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wxpush_send::SendService;
+use wxpush_shared::AppKind;
+use wxpush_shared::batch::{BatchConfig, Batches};
+use wxpush_shared::clock::now_unix;
+use wxpush_shared::jobs::JobRunner;
+use wxpush_shared::queue::{Job, JobQueue};
+use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
+use wxpush_shared::send::service::Sender;
+use wxpush_shared::store::{Attr, EmbeddedStateStore, ItemKey, Op, StateStore, attrs};
+use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy};
+use wxpush_tests::faults::{Call, Fault, Faults, FaultyStateStore, FaultyTokenStore};
+use wxpush_tests::sim_queue::{Drive, SimQueue};
+use wxpush_tests::{EmulatorServer, apigw_v1_request, emulated, job_runner, memory_db};
+
+const OA: &str = "wxba7c00000000a001";
+const MP: &str = "wxba7c00000000b002";
+const SECRET: &str = "batch-secret";
+const TIMEOUT_MS: u64 = 300;
+
+struct World {
+    emulator: EmulatorServer,
+    store: Arc<dyn StateStore>,
+    faults: Arc<Faults>,
+    token_faults: Arc<Faults>,
+    svc: SendService,
+    queue: Arc<SimQueue>,
+    runner: Arc<JobRunner>,
+}
+
+fn test_config() -> BatchConfig {
+    BatchConfig {
+        chunk_size: 100,
+        concurrency: 8,
+        default_rate: 10_000,
+        minute_pause: Duration::from_secs(1),
+        daily_pause: Duration::from_secs(2),
+        retry_backoff: Duration::from_millis(100),
+        max_retries: 30,
+        reserve: Duration::from_millis(500),
+        flush_every: 50,
+        flush_interval: Duration::from_millis(200),
+        check_interval: Duration::from_millis(200),
+    }
+}
+
+async fn world(config: BatchConfig) -> World {
+    let emulator = EmulatorServer::start(vec![
+        emulated(OA, SECRET, AppKind::OfficialAccount),
+        emulated(MP, SECRET, AppKind::MiniProgram),
+    ])
+    .await;
+    let secrets: Arc<dyn SecretStore> = Arc::new(
+        FileSecretStore::from_file(AppsFile {
+            apps: vec![
+                AppEntry {
+                    appid: OA.into(),
+                    kind: "official_account".into(),
+                    app_secret: SECRET.into(),
+                    ..AppEntry::default()
+                },
+                AppEntry {
+                    appid: MP.into(),
+                    kind: "mini_program".into(),
+                    app_secret: SECRET.into(),
+                    linked_official_account: Some(OA.into()),
+                    ..AppEntry::default()
+                },
+            ],
+        })
+        .unwrap(),
+    );
+    let db = memory_db();
+    let (faults, token_faults) = (Faults::new(11), Faults::new(12));
+    let store: Arc<dyn StateStore> = FaultyStateStore::new(
+        Arc::new(EmbeddedStateStore::new(db.clone())),
+        faults.clone(),
+    );
+    let tokens = Arc::new(TokenManager::new(
+        FaultyTokenStore::new(Arc::new(EmbeddedTokenStore::new(db)), token_faults.clone()),
+        secrets,
+        emulator.client(TIMEOUT_MS),
+        TokenPolicy::for_wechat_timeout(Duration::from_millis(TIMEOUT_MS)),
+    ));
+    let queue = SimQueue::new();
+    let sender = Arc::new(Sender::new(
+        tokens.clone(),
+        store.clone(),
+        Duration::from_millis(TIMEOUT_MS),
+    ));
+    let batches = Arc::new(Batches::new(sender, store.clone(), queue.clone(), config));
+    let runner = Arc::new(
+        job_runner(tokens.clone(), store.clone(), queue.clone()).with_batches(batches.clone()),
+    );
+    let svc = SendService::new(tokens, store.clone(), Duration::from_millis(TIMEOUT_MS))
+        .with_batches(batches);
+    World {
+        emulator,
+        store,
+        faults,
+        token_faults,
+        svc,
+        queue,
+        runner,
+    }
+}
+
+impl World {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let resp = wxpush_send::handle(
+            &self.svc,
+            apigw_v1_request(method, path, body.as_ref(), headers),
+        )
+        .await;
+        let status = resp.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn create(&self, appid: &str, body: Value) -> String {
+        let (status, answer) = self
+            .call(
+                "POST",
+                &format!("/v1/apps/{appid}/batches"),
+                Some(body),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        answer["id"].as_str().unwrap().to_string()
+    }
+
+    async fn status(&self, appid: &str, id: &str) -> Value {
+        let (status, body) = self
+            .call("GET", &format!("/v1/apps/{appid}/batches/{id}"), None, &[])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Followers `{prefix}{i}` of the official account (subscribed, recently active, with
+    /// unionid `U{prefix}{i}`), in the emulator.
+    async fn add_users(&self, prefix: &str, n: usize) {
+        let now = now_unix();
+        let all: Vec<Value> = (0..n)
+            .map(|i| json!({"appid": OA, "openid": format!("{prefix}{i}"), "unionid": format!("U{prefix}{i}"), "subscribed": true, "last_interaction": now}))
+            .collect();
+        for part in all.chunks(5_000) {
+            self.emulator.control("/users", json!(part)).await;
+        }
+    }
+
+    /// Messages the emulator delivered, per openid.
+    async fn delivered(&self) -> HashMap<String, usize> {
+        let mut per_user = HashMap::new();
+        for m in self.emulator.delivered(OA).await {
+            *per_user
+                .entry(m["touser"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        per_user
+    }
+
+    /// Each recipient's recorded outcome character, read from the store.
+    async fn outcomes(&self, appid: &str, id: &str) -> HashMap<String, char> {
+        let lists = self
+            .store
+            .query(&format!("brcpt#{appid}#{id}"))
+            .await
+            .unwrap();
+        let progress = self
+            .store
+            .query(&format!("bprog#{appid}#{id}"))
+            .await
+            .unwrap();
+        assert_eq!(lists.len(), progress.len());
+        let text = |a: &wxpush_shared::store::Attrs, k: &str| match a.get(k) {
+            Some(Attr::S(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let mut out = HashMap::new();
+        for ((_, l), (_, p)) in lists.iter().zip(&progress) {
+            for (r, c) in text(l, "recipients")
+                .lines()
+                .zip(text(p, "results").chars())
+            {
+                out.insert(r.to_string(), c);
+            }
+        }
+        out
+    }
+
+    fn drive(&self, drive: Drive) -> tokio::task::JoinHandle<wxpush_tests::sim_queue::DriveReport> {
+        let (queue, runner) = (self.queue.clone(), self.runner.clone());
+        tokio::spawn(async move { queue.drive(runner, drive).await })
+    }
+
+    async fn wait_for(&self, appid: &str, id: &str, what: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..600 {
+            let s = self.status(appid, id).await;
+            if what(&s) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "batch {id} never reached the state: {}",
+            self.status(appid, id).await
+        );
+    }
+}
+
+fn template(text: &str) -> Value {
+    json!({"type": "template", "template_id": "TPL_batch", "data": {"thing1": {"value": text}}})
+}
+
+fn custom(text: &str) -> Value {
+    json!({"type": "custom", "msgtype": "text", "text": {"content": text}})
+}
+
+/// Records `openid` ↔ `unionid` for the official account, as a callback would have.
+async fn map_unionids(store: &Arc<dyn StateStore>, pairs: &[(String, String)]) {
+    for part in pairs.chunks(50) {
+        let ops: Vec<Op> = part
+            .iter()
+            .flat_map(|(o, u)| {
+                let s = |v: &str| Attr::S(v.to_string());
+                [
+                    Op::Set {
+                        key: ItemKey::account(OA, o),
+                        attrs: attrs([
+                            ("appid", s(OA)),
+                            ("openid", s(o)),
+                            ("unionid", s(u)),
+                            ("subscribed", Attr::Bool(true)),
+                        ]),
+                    },
+                    Op::Set {
+                        key: ItemKey::union_account(u, OA),
+                        attrs: attrs([
+                            ("appid", s(OA)),
+                            ("openid", s(o)),
+                            ("subscribed", Attr::Bool(true)),
+                        ]),
+                    },
+                ]
+            })
+            .collect();
+        store.record(&ops, now_unix()).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_recipients_each_get_exactly_one_message_through_faults() {
+    let n: usize = std::env::var("WXPUSH_BATCH_TEST_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let w = world(BatchConfig {
+        chunk_size: 500,
+        concurrency: 16,
+        ..test_config()
+    })
+    .await;
+    w.add_users("r", n).await;
+    // The last tenth is listed by unionid (routed through the store), and one of each ten
+    // openids is listed twice.
+    let by_union = n / 10;
+    map_unionids(
+        &w.store,
+        &(n - by_union..n)
+            .map(|i| (format!("r{i}"), format!("Ur{i}")))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let mut recipients: Vec<Value> = (0..n - by_union)
+        .map(|i| json!({"openid": format!("r{i}")}))
+        .collect();
+    recipients.extend((n - by_union..n).map(|i| json!({"unionid": format!("Ur{i}")})));
+    let listed_twice = (n - by_union) / 10;
+    recipients.extend((0..listed_twice).map(|i| json!({"openid": format!("r{}", i * 10)})));
+
+    // The store: throttling, conflicts and answers lost after a commit on claims, message
+    // records, progress and failures; claim reads throttled; the token store likewise.
+    let store_faults = vec![
+        Fault::Before("ThrottlingException"),
+        Fault::Before("TransactionConflict"),
+        Fault::After("timeout after commit"),
+    ];
+    for prefix in ["bclaim#", "msg#", "bprog#", "bfail#"] {
+        w.faults
+            .random(Call::Record, prefix, 0.02, store_faults.clone());
+    }
+    w.faults.random(
+        Call::Get,
+        "bclaim#",
+        0.01,
+        vec![Fault::Before("ThrottlingException")],
+    );
+    w.faults.random(
+        Call::Take,
+        "pace#",
+        0.01,
+        vec![Fault::Before("ThrottlingException")],
+    );
+    for call in [Call::TokenLoad, Call::TokenLease, Call::TokenStore] {
+        w.token_faults.random(call, "", 0.01, store_faults.clone());
+    }
+    // SQS refuses the first fan-out steps.
+    let started = Instant::now();
+    let (status, created) = w
+        .call(
+            "POST",
+            &format!("/v1/apps/{OA}/batches"),
+            Some(json!({"message": template("系统维护通知"), "recipients": recipients})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["total"], json!(n));
+    assert_eq!(created["duplicates"], json!(listed_twice));
+    let id = created["id"].as_str().unwrap().to_string();
+    w.queue.refuse_next(2);
+
+    // WeChat's storm while the workers run: -1, 503, and deliveries whose answers are lost
+    // (502, an unreadable 200, a timeout); the token revoked half-way.
+    let stop = Arc::new(AtomicBool::new(false));
+    let chaos = {
+        let (base, stop) = (w.emulator.base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let kinds = [
+                json!({"errcode": -1}),
+                json!({"http_status": 503}),
+                json!({"http_status": 502, "after_delivery": true}),
+                json!({"http_status": 200, "after_delivery": true}),
+                json!({"delay_ms": 700, "after_delivery": true}),
+            ];
+            let mut injected = 0;
+            for i in 0..5_000usize {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if i == 150 {
+                    http.post(format!("{base}/sandbox/tokens/invalidate"))
+                        .json(&json!({"appid": OA}))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                let mut fault = kinds[i % kinds.len()].clone();
+                fault["path"] = json!("/cgi-bin/message/template/send");
+                http.post(format!("{base}/sandbox/faults"))
+                    .json(&fault)
+                    .send()
+                    .await
+                    .unwrap();
+                injected += 1;
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            injected
+        })
+    };
+    // Eight instances, each invocation 8 s (chunks continue in new jobs), a tenth of the
+    // successful jobs delivered twice.
+    let report = w
+        .drive(Drive {
+            workers: 8,
+            budget: Duration::from_secs(8),
+            duplicate_rate: 0.1,
+            limit: Duration::from_secs(240),
+            ..Drive::default()
+        })
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let wechat_faults = chaos.await.unwrap();
+    w.emulator.clear_faults().await;
+    let store_faults_injected = w.faults.injected();
+    w.faults.clear();
+    w.token_faults.clear();
+    tokio::time::sleep(Duration::from_millis(800)).await; // late deliveries land
+    assert!(report.drained, "the queue ran dry: {report:?}");
+    assert!(report.dead_lettered.is_empty(), "{report:?}");
+
+    let status = w.status(OA, &id).await;
+    let per_user = w.delivered().await;
+    let outcomes = w.outcomes(OA, &id).await;
+    assert_eq!(outcomes.len(), n);
+    let (mut sent, mut unknown, mut duplicates, mut false_sent) = (0, 0, 0, 0);
+    for (key, outcome) in &outcomes {
+        let openid = match key.split_once(':').unwrap() {
+            ("o", o) => o.to_string(),
+            (_, u) => u.trim_start_matches('U').to_string(),
+        };
+        let got = per_user.get(&openid).copied().unwrap_or(0);
+        if got > 1 {
+            duplicates += 1;
+        }
+        match outcome {
+            's' => {
+                sent += 1;
+                if got != 1 {
+                    false_sent += 1;
+                }
+            }
+            'u' => unknown += 1,
+            other => panic!("{key}: outcome {other} in a batch nothing refuses"),
+        }
+    }
+    println!(
+        "batch storm: {n} recipients in {:.1} s ({:.0}/s); sent {sent}, unknown {unknown}; WeChat faults {wechat_faults}, store faults {}, \
+         token store faults {}; job runs {}, failed runs {}, duplicate deliveries {}; template calls {}; delivered {}; duplicates {duplicates}; sent without delivery {false_sent}",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        store_faults_injected,
+        w.token_faults.injected(),
+        report.runs,
+        report.failures,
+        report.duplicates,
+        w.emulator.emu.calls("/cgi-bin/message/template/send"),
+        per_user.values().sum::<usize>(),
+    );
+    assert_eq!(duplicates, 0, "no recipient got two messages");
+    assert_eq!(false_sent, 0, "no `sent` without a delivery");
+    // Every recipient not `sent` is `unknown`: WeChat's answer never came back; it may or
+    // may not have delivered.
+    assert_eq!(sent + unknown, n);
+    assert!(per_user.len() >= sent);
+    assert!(store_faults_injected > 0 && wechat_faults > 0);
+    assert!(report.duplicates > 0, "duplicate deliveries were tried");
+    // The counts add up, and the batch says it is done.
+    assert_eq!(status["done"], true, "{status}");
+    assert_eq!(status["total"], json!(n));
+    assert_eq!(status["queued"], 0);
+    assert_eq!(status["sent"], json!(sent));
+    assert_eq!(status["unknown"], json!(unknown));
+    assert_eq!(status["failed"], 0);
+    assert_eq!(status["cancelled"], 0);
+    // Every unknown is listed with its message id; every message readable like a single send.
+    let mut listed = 0;
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/apps/{OA}/batches/{id}?cursor={c}"),
+            None => format!("/v1/apps/{OA}/batches/{id}"),
+        };
+        let (_, page) = w.call("GET", &path, None, &[]).await;
+        for f in page["failures"].as_array().unwrap() {
+            assert_eq!(f["status"], "unknown", "{f}");
+            let mid = f["message_id"].as_str().unwrap();
+            let rec = w.svc.sender.message(OA, mid).await.unwrap();
+            assert_eq!(rec["status"], "unknown");
+            listed += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, unknown);
+    for i in (0..n).step_by(n / 20) {
+        let key = if i >= n - by_union {
+            format!("u:Ur{i}")
+        } else {
+            format!("o:r{i}")
+        };
+        let claim = w
+            .store
+            .get(&ItemKey::batch_claim(OA, &id, &key))
+            .await
+            .unwrap()
+            .unwrap();
+        let Some(Attr::S(mid)) = claim.get("message_id") else {
+            panic!("claim without a message id")
+        };
+        let rec = w.svc.sender.message(OA, mid).await.unwrap();
+        assert_eq!(rec["to"]["openid"], format!("r{i}"));
+        assert!(
+            rec["status"] == "sent" || rec["status"] == "unknown",
+            "{rec}"
+        );
+    }
+
+    // Every job delivered once more (a late SQS redelivery): nothing is sent again.
+    let calls_before = w.emulator.emu.calls("/cgi-bin/message/template/send");
+    for chunk in 0..n.div_ceil(500) as u32 {
+        w.queue
+            .enqueue(&Job::BatchChunk {
+                appid: OA.into(),
+                batch_id: id.clone(),
+                chunk,
+                attempt: 0,
+            })
+            .await
+            .unwrap();
+    }
+    w.queue
+        .enqueue(&Job::BatchFanout {
+            appid: OA.into(),
+            batch_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    let again = w.drive(Drive::default()).await.unwrap();
+    assert!(again.drained && again.failures == 0, "{again:?}");
+    assert_eq!(
+        w.emulator.emu.calls("/cgi-bin/message/template/send"),
+        calls_before
+    );
+    assert_eq!(w.status(OA, &id).await["sent"], json!(sent));
+}
+
+/// A worker killed after WeChat accepted the message but before the outcome was written:
+/// the redelivered job does not send again (a template message is resent with the same
+/// `client_msg_id`, which WeChat dedupes; a customer-service message ends `unknown`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_wechat_accepted_does_not_resend() {
+    let w = world(BatchConfig {
+        concurrency: 1,
+        ..test_config()
+    })
+    .await;
+    w.add_users("k", 6).await;
+    let tpl = w
+        .create(
+            OA,
+            json!({"message": template("到货提醒"), "recipients": [{"openid": "k0"}, {"openid": "k1"}, {"openid": "k2"}]}),
+        )
+        .await;
+    let cs = w
+        .create(
+            OA,
+            json!({"message": custom("您好"), "recipients": [{"openid": "k3"}, {"openid": "k4"}, {"openid": "k5"}]}),
+        )
+        .await;
+    // The fan-outs run; their chunk jobs are taken by hand.
+    for (job, _) in w.queue.drain() {
+        w.runner
+            .run(&job, Instant::now() + Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let chunks: Vec<Job> = w.queue.drain().into_iter().map(|(j, _)| j).collect();
+    assert_eq!(chunks.len(), 2);
+    // WeChat delivers, then its answer takes 3 s; the worker is killed after 0.2 s (before
+    // its client's timeout would have ended the attempt).
+    for path in [
+        "/cgi-bin/message/template/send",
+        "/cgi-bin/message/custom/send",
+    ] {
+        w.emulator
+            .control(
+                "/faults",
+                json!({"path": path, "delay_ms": 3000, "after_delivery": true, "times": 1}),
+            )
+            .await;
+    }
+    for job in &chunks {
+        let (runner, job) = (w.runner.clone(), job.clone());
+        let task = tokio::spawn(async move {
+            runner
+                .run(&job, Instant::now() + Duration::from_secs(2))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        task.abort();
+        let _ = task.await;
+    }
+    let per_user = w.delivered().await;
+    assert_eq!(per_user.get("k0"), Some(&1));
+    assert_eq!(per_user.get("k3"), Some(&1));
+    assert_eq!(per_user.values().sum::<usize>(), 2, "{per_user:?}");
+    // SQS delivers the jobs again; the claims are held until the killed invocations' leases
+    // end, then taken over.
+    for job in chunks {
+        w.queue.enqueue(&job).await.unwrap();
+    }
+    let report = w
+        .drive(Drive {
+            budget: Duration::from_secs(5),
+            limit: Duration::from_secs(60),
+            ..Drive::default()
+        })
+        .await
+        .unwrap();
+    assert!(report.drained, "{report:?}");
+    let per_user = w.delivered().await;
+    for u in ["k0", "k1", "k2", "k3", "k4", "k5"] {
+        assert_eq!(per_user.get(u), Some(&1), "{u}: {per_user:?}");
+    }
+    let t = w.status(OA, &tpl).await;
+    assert_eq!(
+        (t["sent"].as_i64(), t["done"].as_bool()),
+        (Some(3), Some(true)),
+        "{t}"
+    );
+    let c = w.status(OA, &cs).await;
+    assert_eq!(
+        (
+            c["sent"].as_i64(),
+            c["unknown"].as_i64(),
+            c["done"].as_bool()
+        ),
+        (Some(2), Some(1), Some(true)),
+        "{c}"
+    );
+    assert_eq!(c["failures"][0]["recipient"], json!({"openid": "k3"}));
+    assert_eq!(c["failures"][0]["status"], "unknown");
+}
+
+/// 45009 (the daily quota) pauses the whole batch: the chunks wait with a delay instead of
+/// burning retries, and the batch resumes by itself when the pause is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_quota_pauses_the_batch_and_it_resumes_by_itself() {
+    let w = world(BatchConfig {
+        chunk_size: 20,
+        concurrency: 2,
+        ..test_config()
+    })
+    .await;
+    w.add_users("q", 60).await;
+    w.emulator
+        .control(
+            "/quotas",
+            json!({"path": "/cgi-bin/message/template/send", "daily_limit": 25}),
+        )
+        .await;
+    let recipients: Vec<Value> = (0..60)
+        .map(|i| json!({"openid": format!("q{i}")}))
+        .collect();
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("额度测试"), "recipients": recipients}),
+        )
+        .await;
+    let drive = w.drive(Drive {
+        workers: 3,
+        limit: Duration::from_secs(60),
+        ..Drive::default()
+    });
+    let paused = w.wait_for(OA, &id, |s| s["state"] == "paused").await;
+    assert!(
+        paused["pause_reason"].as_str().unwrap().contains("45009"),
+        "{paused}"
+    );
+    assert_eq!(paused["sent"], 25, "{paused}");
+    assert_eq!(
+        paused["failed"], 0,
+        "a quota refusal fails no one: {paused}"
+    );
+    // Waiting chunks were put back with a delay, their retries untouched.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = w.queue.jobs();
+    assert!(!waiting.is_empty());
+    for job in &waiting {
+        assert!(matches!(job, Job::BatchChunk { attempt: 0, .. }), "{job:?}");
+    }
+    // The operator clears the quota; the batch goes on without anyone touching it.
+    w.emulator
+        .control(
+            "/quotas",
+            json!({"path": "/cgi-bin/message/template/send", "daily_limit": 100_000}),
+        )
+        .await;
+    let done = w.wait_for(OA, &id, |s| s["done"] == true).await;
+    assert_eq!(done["sent"], 60, "{done}");
+    assert_eq!(done["state"], "running");
+    assert!(drive.await.unwrap().drained);
+    let per_user = w.delivered().await;
+    assert_eq!(per_user.len(), 60);
+    assert!(per_user.values().all(|&c| c == 1));
+}
+
+/// `DELETE` stops what has not been sent: the rest is cancelled, nothing more goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_the_rest() {
+    let w = world(BatchConfig {
+        chunk_size: 50,
+        concurrency: 4,
+        default_rate: 25,
+        ..test_config()
+    })
+    .await;
+    w.add_users("x", 200).await;
+    let recipients: Vec<Value> = (0..200)
+        .map(|i| json!({"openid": format!("x{i}")}))
+        .collect();
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("活动取消"), "recipients": recipients}),
+        )
+        .await;
+    let drive = w.drive(Drive {
+        workers: 4,
+        limit: Duration::from_secs(60),
+        ..Drive::default()
+    });
+    w.wait_for(OA, &id, |s| s["sent"].as_i64().unwrap_or(0) >= 20)
+        .await;
+    let (status, cancelled) = w
+        .call("DELETE", &format!("/v1/apps/{OA}/batches/{id}"), None, &[])
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    let done = w.wait_for(OA, &id, |s| s["done"] == true).await;
+    assert!(drive.await.unwrap().drained);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_user = w.delivered().await;
+    let sent = done["sent"].as_i64().unwrap();
+    assert_eq!(per_user.values().sum::<usize>() as i64, sent, "{done}");
+    assert!(per_user.values().all(|&c| c == 1));
+    assert_eq!(sent + done["cancelled"].as_i64().unwrap(), 200, "{done}");
+    assert!(sent < 120, "the cancel stopped the batch early: {done}");
+    assert_eq!(
+        (done["failed"].as_i64(), done["unknown"].as_i64()),
+        (Some(0), Some(0))
+    );
+    // A second cancel answers the same; the batch stays as it is.
+    let (status, again) = w
+        .call("DELETE", &format!("/v1/apps/{OA}/batches/{id}"), None, &[])
+        .await;
+    assert_eq!((status, &again["sent"]), (200, &done["sent"]));
+}
+
+/// `"audience": "followers"` reaches every subscribed follower once, and no one who left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_followers_audience_reaches_every_subscribed_follower_once() {
+    let w = world(test_config()).await;
+    w.add_users("f", 230).await;
+    // 40 who left: WeChat knows them as not following; the directory says so too.
+    let gone: Vec<Value> = (0..40)
+        .map(|i| json!({"appid": OA, "openid": format!("gone{i}"), "subscribed": false}))
+        .collect();
+    w.emulator.control("/users", json!(gone)).await;
+    map_unionids(
+        &w.store,
+        &(0..230)
+            .map(|i| (format!("f{i}"), format!("Uf{i}")))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    for i in 0..40 {
+        let o = format!("gone{i}");
+        let op = Op::Set {
+            key: ItemKey::account(OA, &o),
+            attrs: attrs([
+                ("appid", Attr::S(OA.into())),
+                ("openid", Attr::S(o.clone())),
+                ("subscribed", Attr::Bool(false)),
+            ]),
+        };
+        w.store.record(&[op], now_unix()).await.unwrap();
+    }
+    let (status, created) = w
+        .call(
+            "POST",
+            &format!("/v1/apps/{OA}/batches"),
+            Some(json!({"message": template("关注者通知"), "audience": "followers"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(created["audience"], "followers");
+    assert_eq!(created["total"], Value::Null, "counted by the workers");
+    let id = created["id"].as_str().unwrap();
+    let report = w
+        .drive(Drive {
+            duplicate_rate: 0.3,
+            ..Drive::default()
+        })
+        .await
+        .unwrap();
+    assert!(report.drained);
+    let status = w.status(OA, id).await;
+    assert_eq!(status["total"], 230, "{status}");
+    assert_eq!(status["sent"], 230, "{status}");
+    assert_eq!(status["done"], true);
+    let per_user = w.delivered().await;
+    assert_eq!(per_user.len(), 230);
+    assert!(per_user.values().all(|&c| c == 1));
+    assert!(per_user.keys().all(|o| o.starts_with('f')));
+    // A mini program has no followers audience.
+    let (status, body) = w
+        .call(
+            "POST",
+            &format!("/v1/apps/{MP}/batches"),
+            Some(json!({"message": {"type": "subscribe", "template_id": "T", "data": {"thing1": {"value": "x"}}}, "audience": "followers"})),
+            &[],
+        )
+        .await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("audience")));
+}
+
+/// A chunk on its last delivery that still cannot send fails its recipients (listed in
+/// the batch's failures) and is reported failed, so SQS moves it to the dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_chunk_shows_in_the_failures_and_goes_to_the_dead_letter_queue() {
+    use aws_lambda_events::sqs::SqsEvent;
+    use lambda_runtime::{Context, LambdaEvent};
+    let w = world(test_config()).await;
+    w.add_users("p", 5).await;
+    let recipients: Vec<Value> = (0..5).map(|i| json!({"openid": format!("p{i}")})).collect();
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("失败"), "recipients": recipients}),
+        )
+        .await;
+    for (job, _) in w.queue.drain() {
+        w.runner
+            .run(&job, Instant::now() + Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let (chunk, _) = w.queue.drain().remove(0);
+    // WeChat is busy for every call now.
+    w.emulator
+        .control(
+            "/faults",
+            json!({"path": "/cgi-bin/message/template/send", "errcode": -1, "times": 1000}),
+        )
+        .await;
+    let fixture: Value = serde_json::from_str(include_str!("../data/sqs-event.json")).unwrap();
+    let event_for = |receives: &str| {
+        let mut e = fixture.clone();
+        e["Records"][0]["body"] = json!(serde_json::to_string(&chunk).unwrap());
+        e["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(receives);
+        let event: SqsEvent = serde_json::from_value(e).unwrap();
+        let mut context = Context::default();
+        context.deadline = (wxpush_shared::clock::now_unix_millis() + 20_000) as u64;
+        LambdaEvent::new(event, context)
+    };
+    // An early delivery that fails puts the chunk back with a delay (no failure reported).
+    let first = wxpush_batch_worker::handle_event(&w.runner, event_for("1"), 5).await;
+    assert!(first.batch_item_failures.is_empty());
+    assert_eq!(w.status(OA, &id).await["queued"], 5);
+    // The last delivery: the recipients fail, the record goes to the dead-letter queue.
+    let last = wxpush_batch_worker::handle_event(&w.runner, event_for("5"), 5).await;
+    assert_eq!(last.batch_item_failures.len(), 1);
+    let status = w.status(OA, &id).await;
+    assert_eq!(
+        (status["failed"].as_i64(), status["done"].as_bool()),
+        (Some(5), Some(true)),
+        "{status}"
+    );
+    let failures = status["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 5);
+    assert_eq!(failures[0]["error"]["error"]["code"], "not_sent");
+    assert_eq!(w.delivered().await.len(), 0);
+}
+
+/// The routes' refusals and answers: every bad input a clear error, nothing half-written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_requests_are_checked_before_anything_is_recorded() {
+    let w = world(test_config()).await;
+    let path = format!("/v1/apps/{OA}/batches");
+    let post = |body: Value, headers: Vec<(&'static str, String)>| {
+        let w = &w;
+        let path = path.clone();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            w.call("POST", &path, Some(body), &h).await
+        }
+    };
+    // Bad recipients are listed by index; nothing is created.
+    let (status, body) = post(
+        json!({"message": template("x"), "recipients": [{"openid": "ok"}, {"openid": ""}, {"openid": "a b"}, {"phone": "1"}]}),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_recipients");
+    let listed: Vec<i64> = body["error"]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![1, 2, 3]);
+    assert!(w.queue.is_empty());
+    // The message is checked like a single send, fields named under `message.`.
+    let (status, body) = post(
+        json!({"message": {"type": "template", "data": {}}, "recipients": [{"openid": "o"}]}),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("message.template_id"))
+    );
+    let (status, body) = post(
+        json!({"message": {"type": "subscribe", "template_id": "T", "data": {"thing1": {"value": "x"}}}, "recipients": [{"openid": "o"}]}),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("type")),
+        "{body}"
+    );
+    let (status, body) = post(
+        json!({"message": template("x"), "recipients": [{"openid": "o"}], "to": {"openid": "o"}}),
+        vec![],
+    )
+    .await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("to")));
+    let (status, _) = post(json!({"message": template("x"), "recipients": []}), vec![]).await;
+    assert_eq!(status, 422);
+    let many: Vec<Value> = (0..100_001)
+        .map(|i| json!({"openid": format!("o{i}")}))
+        .collect();
+    let (status, body) = post(
+        json!({"message": template("x"), "recipients": many}),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("recipients"))
+    );
+    let (status, _) = w.call("POST", &path, None, &[]).await;
+    assert_eq!(status, 400);
+    let (status, body) = w
+        .call(
+            "POST",
+            "/v1/apps/wx00000000000000ff/batches",
+            Some(json!({"message": template("x"), "recipients": [{"openid": "o"}]})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("unknown_app"))
+    );
+    // Ids of the wrong shape, unknown batches, wrong methods.
+    let (status, _) = w.call("GET", &format!("{path}/nope"), None, &[]).await;
+    assert_eq!(status, 404);
+    let unknown = format!("{path}/bat_{}", "0".repeat(32));
+    assert_eq!(w.call("GET", &unknown, None, &[]).await.0, 404);
+    assert_eq!(w.call("DELETE", &unknown, None, &[]).await.0, 404);
+    let (status, _) = w.call("PUT", &unknown, None, &[]).await;
+    assert_eq!(status, 405);
+    assert_eq!(w.call("GET", &path, None, &[]).await.0, 405);
+
+    // The queue refuses: 503, and the same Idempotency-Key later creates the batch once.
+    w.add_users("i", 3).await;
+    let body = json!({"message": template("幂等"), "recipients": [{"openid": "i0"}, {"openid": "i1"}, {"openid": "i1"}]});
+    w.queue.refuse_next(1);
+    let key = vec![("idempotency-key", "campaign-42".to_string())];
+    let (status, refused) = post(body.clone(), key.clone()).await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (503, &json!("queue_unavailable"))
+    );
+    let (status, first) = post(body.clone(), key.clone()).await;
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(
+        (first["total"].as_i64(), first["duplicates"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let (status, again) = post(body.clone(), key.clone()).await;
+    assert_eq!((status, &again["id"]), (202, &first["id"]));
+    let other = json!({"message": template("别的"), "recipients": [{"openid": "i2"}]});
+    let (status, conflict) = post(other, key.clone()).await;
+    assert_eq!(
+        (status, &conflict["error"]["code"]),
+        (409, &json!("idempotency_key_reused"))
+    );
+    let report = w.drive(Drive::default()).await.unwrap();
+    assert!(report.drained);
+    let per_user = w.delivered().await;
+    assert_eq!(
+        (per_user.get("i0"), per_user.get("i1")),
+        (Some(&1), Some(&1))
+    );
+    assert_eq!(per_user.len(), 2);
+
+    // Failures page with a cursor: 150 unionids nobody knows.
+    let unknown_people: Vec<Value> = (0..150)
+        .map(|i| json!({"unionid": format!("nobody{i}")}))
+        .collect();
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("x"), "recipients": unknown_people}),
+        )
+        .await;
+    assert!(w.drive(Drive::default()).await.unwrap().drained);
+    let first = w.status(OA, &id).await;
+    assert_eq!(
+        (first["failed"].as_i64(), first["done"].as_bool()),
+        (Some(150), Some(true))
+    );
+    assert_eq!(first["failures"].as_array().unwrap().len(), 100);
+    assert_eq!(
+        first["failures"][0]["error"]["error"]["code"],
+        "unknown_recipient"
+    );
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, second) = w
+        .call("GET", &format!("{path}/{id}?cursor={cursor}"), None, &[])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(second["failures"].as_array().unwrap().len(), 50);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (status, body) = w
+        .call(
+            "GET",
+            &format!("{path}/{id}?cursor=%27%20OR%201"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("cursor")));
+}
