@@ -18,6 +18,8 @@ pub struct ApiFailure {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// Recipients a batch refusal lists: (index, why).
+    pub recipients: Vec<(u64, String)>,
 }
 
 impl std::fmt::Display for ApiFailure {
@@ -53,6 +55,25 @@ impl ApiClient {
             .await
     }
 
+    /// A POST with an `Idempotency-Key` when one is given.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Result<Value, ApiFailure>, String> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        self.send(req).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Result<Value, ApiFailure>, String> {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
     /// `Err`: wxpush could not be reached; `Ok(Err)`: it answered with an error.
     async fn send(
         &self,
@@ -74,10 +95,24 @@ impl ApiClient {
                 .map(str::to_string)
                 .unwrap_or_default()
         };
+        let recipients = value["error"]["recipients"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|r| {
+                        (
+                            r["index"].as_u64().unwrap_or(0),
+                            r["error"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Err(ApiFailure {
             status: status.as_u16(),
             code: field("code"),
             message: field("message"),
+            recipients,
         }))
     }
 }
@@ -168,4 +203,184 @@ pub async fn sync_followers(api: &ApiClient, args: &SyncFollowers) -> Result<Val
         "stopped following after {:?}; the sync goes on (GET {path} shows it)",
         args.give_up_after
     ))
+}
+
+/// Recipients from a file: a JSON array of `{"openid": ...}` / `{"unionid": ...}`, or one a
+/// line — `OPENID`, `openid:OPENID` or `unionid:UNIONID` (blank lines and `#` comments
+/// skipped). The server checks each one; this only reads the file's shape.
+pub fn read_recipients(text: &str) -> Result<Vec<Value>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let list: Vec<Value> = serde_json::from_str(trimmed)
+            .map_err(|e| format!("the recipients file is not a JSON array: {e}"))?;
+        return Ok(list);
+    }
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let r = match line.split_once(':') {
+            Some(("unionid", u)) => json!({"unionid": u.trim()}),
+            Some(("openid", o)) => json!({"openid": o.trim()}),
+            Some((other, _)) => {
+                return Err(format!(
+                    "line {}: `{other}:` is not openid: or unionid:",
+                    n + 1
+                ));
+            }
+            None => json!({"openid": line}),
+        };
+        out.push(r);
+    }
+    if out.is_empty() {
+        return Err("the recipients file lists no one".into());
+    }
+    Ok(out)
+}
+
+/// Who a `wxpush batch send` goes to.
+pub enum Audience {
+    Recipients(Vec<Value>),
+    Followers,
+}
+
+/// `wxpush batch send`.
+pub struct BatchSend {
+    pub appid: String,
+    /// The message, without `to`.
+    pub message: Value,
+    pub audience: Audience,
+    pub idempotency_key: Option<String>,
+    /// Follow the batch to the end with a progress bar.
+    pub watch: Option<Watch>,
+}
+
+/// How `--watch` follows a batch.
+pub struct Watch {
+    pub poll_every: Duration,
+    pub give_up_after: Duration,
+    pub show_progress: bool,
+}
+
+/// Creates the batch; with `watch`, follows it until it is done. Answers the creation (or
+/// the last status).
+pub async fn batch_send(api: &ApiClient, args: &BatchSend) -> Result<Value, String> {
+    let mut body = json!({"message": args.message});
+    match &args.audience {
+        Audience::Recipients(list) => body["recipients"] = json!(list),
+        Audience::Followers => body["audience"] = json!("followers"),
+    }
+    let path = format!("/v1/apps/{}/batches", args.appid);
+    let created = match api
+        .post_keyed(&path, &body, args.idempotency_key.as_deref())
+        .await?
+    {
+        Ok(c) => c,
+        Err(f) => return Err(format!("the batch was not created: {f}{}", listed(&f))),
+    };
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    match &args.watch {
+        None => Ok(created),
+        Some(w) => batch_status(api, &args.appid, &id, Some(w)).await,
+    }
+}
+
+/// The bad recipients a refusal lists, one a line.
+fn listed(f: &ApiFailure) -> String {
+    f.recipients
+        .iter()
+        .map(|(i, why)| format!("\n  recipient #{i}: {why}"))
+        .collect()
+}
+
+/// The batch's status; with `watch`, polled with a progress bar until it is done.
+pub async fn batch_status(
+    api: &ApiClient,
+    appid: &str,
+    id: &str,
+    watch: Option<&Watch>,
+) -> Result<Value, String> {
+    let path = format!("/v1/apps/{appid}/batches/{id}");
+    let read = || async {
+        match api.get(&path).await? {
+            Ok(s) => Ok::<Value, String>(s),
+            Err(f) => Err(format!("could not read batch {id}: {f}")),
+        }
+    };
+    let Some(w) = watch else {
+        return read().await;
+    };
+    let bar = if w.show_progress {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len}  {msg}")
+            .map_err(|e| e.to_string())?,
+    );
+    let until = Instant::now() + w.give_up_after;
+    let poll = w.poll_every.max(Duration::from_millis(10));
+    let max_polls = (w.give_up_after.as_millis() / poll.as_millis()).max(1) + 1;
+    for _ in 0..max_polls {
+        let s = read().await?;
+        let n = |k: &str| s[k].as_u64().unwrap_or(0);
+        bar.set_length(n("total"));
+        bar.set_position(n("sent") + n("failed") + n("unknown") + n("cancelled"));
+        let mut msg = format!(
+            "{}: sent {}, failed {}, unknown {}, cancelled {}",
+            s["state"].as_str().unwrap_or("?"),
+            n("sent"),
+            n("failed"),
+            n("unknown"),
+            n("cancelled")
+        );
+        if let Some(reason) = s["pause_reason"].as_str() {
+            msg.push_str(&format!(" (paused: {reason})"));
+        }
+        bar.set_message(msg);
+        if s["done"] == true {
+            bar.finish();
+            return Ok(s);
+        }
+        if Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(poll).await;
+    }
+    bar.abandon();
+    Err(format!(
+        "stopped following after {:?}; the batch goes on (`wxpush batch status {appid} {id}` shows it)",
+        w.give_up_after
+    ))
+}
+
+/// `wxpush batch cancel`.
+pub async fn batch_cancel(api: &ApiClient, appid: &str, id: &str) -> Result<Value, String> {
+    match api
+        .delete(&format!("/v1/apps/{appid}/batches/{id}"))
+        .await?
+    {
+        Ok(s) => Ok(s),
+        Err(f) => Err(format!("could not cancel batch {id}: {f}")),
+    }
+}
+
+/// One line for a person: a batch's counts.
+pub fn batch_summary(s: &Value) -> String {
+    let n = |k: &str| s[k].as_i64().unwrap_or(0);
+    format!(
+        "batch {} ({}): total {}, sent {}, failed {}, unknown {}, cancelled {}, queued {}{}",
+        s["id"].as_str().unwrap_or("?"),
+        s["state"].as_str().unwrap_or("?"),
+        n("total"),
+        n("sent"),
+        n("failed"),
+        n("unknown"),
+        n("cancelled"),
+        n("queued"),
+        if s["done"] == true { ", done" } else { "" }
+    )
 }

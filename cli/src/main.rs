@@ -5,11 +5,18 @@
 //! - `wxpush token --appid ID`: ask a running wxpush for an app's token (admin check).
 //! - `wxpush sync-followers --appid ID`: run an official account's follower sync and follow
 //!   it with a progress bar.
+//! - `wxpush batch send APPID --message FILE (--recipients FILE | --followers) [--watch]`,
+//!   `wxpush batch status APPID ID [--watch]`, `wxpush batch cancel APPID ID`.
+//!
+//! Exit codes: 0 done, 1 refused or failed, 2 bad usage.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-use wxpush_cli::admin::{ApiClient, SyncFollowers, sync_followers};
+use wxpush_cli::admin::{
+    ApiClient, Audience, BatchSend, SyncFollowers, Watch, batch_cancel, batch_send, batch_status,
+    batch_summary, read_recipients, sync_followers,
+};
 use wxpush_cli::local_key::{self, KeySource};
 use wxpush_cli::sandbox::{EmulatedApp, Emulator};
 use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
@@ -85,6 +92,88 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         give_up_after: u64,
     },
+    /// Batches: one message to many recipients, through a running wxpush.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// Send one message to many recipients (POST /v1/apps/{appid}/batches).
+    Send {
+        appid: String,
+        /// The message as JSON, without "to" (as for POST /v1/apps/{appid}/messages).
+        #[arg(long)]
+        message: PathBuf,
+        /// A JSON array of {"openid"}/{"unionid"}, or one OPENID / openid:X / unionid:X a line.
+        #[arg(
+            long,
+            conflicts_with = "followers",
+            required_unless_present = "followers"
+        )]
+        recipients: Option<PathBuf>,
+        /// Every subscribed follower of the official account instead of a list.
+        #[arg(long)]
+        followers: bool,
+        /// Makes a retry of this command find the batch it created instead of a new one.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Follow the batch to the end with a progress bar.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        common: BatchCommon,
+    },
+    /// A batch's counts and failures; --watch follows it to the end.
+    Status {
+        appid: String,
+        id: String,
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        common: BatchCommon,
+    },
+    /// Stop what a batch has not sent yet.
+    Cancel {
+        appid: String,
+        id: String,
+        #[command(flatten)]
+        common: BatchCommon,
+    },
+}
+
+#[derive(clap::Args)]
+struct BatchCommon {
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    server: String,
+    /// Print the answer as JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Seconds between progress reads with --watch.
+    #[arg(long, default_value_t = 1.0)]
+    poll: f64,
+    /// Stop following after this many seconds (the batch itself goes on).
+    #[arg(long, default_value_t = 86_400)]
+    give_up_after: u64,
+}
+
+impl BatchCommon {
+    fn watch(&self, on: bool) -> Option<Watch> {
+        on.then(|| Watch {
+            poll_every: Duration::from_secs_f64(self.poll.clamp(0.05, 3600.0)),
+            give_up_after: Duration::from_secs(self.give_up_after),
+            show_progress: !self.json,
+        })
+    }
+    fn print(&self, answer: &serde_json::Value) {
+        if self.json || answer.get("sent").is_none() {
+            println!("{answer}");
+        } else {
+            println!("{}", batch_summary(answer));
+        }
+    }
 }
 
 /// The `/v1` key: `WXPUSH_API_KEY`, else the one `wxpush serve` generated (refused when
@@ -257,6 +346,59 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             let done = sync_followers(&api, &args).await?;
             println!("{done}");
+            Ok(())
+        }
+        Command::Batch { command } => run_batch(command).await,
+    }
+}
+
+async fn run_batch(command: BatchCommand) -> Result<(), String> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    match command {
+        BatchCommand::Send {
+            appid,
+            message,
+            recipients,
+            followers,
+            idempotency_key,
+            watch,
+            common,
+        } => {
+            let message: serde_json::Value = serde_json::from_str(&read(&message)?)
+                .map_err(|e| format!("the message file is not JSON: {e}"))?;
+            let audience = match (recipients, followers) {
+                (Some(file), false) => Audience::Recipients(read_recipients(&read(&file)?)?),
+                _ => Audience::Followers,
+            };
+            let api = ApiClient::new(&common.server, &client_key()?)?;
+            let args = BatchSend {
+                appid,
+                message,
+                audience,
+                idempotency_key,
+                watch: common.watch(watch),
+            };
+            let answer = batch_send(&api, &args).await?;
+            common.print(&answer);
+            Ok(())
+        }
+        BatchCommand::Status {
+            appid,
+            id,
+            watch,
+            common,
+        } => {
+            let api = ApiClient::new(&common.server, &client_key()?)?;
+            let answer = batch_status(&api, &appid, &id, common.watch(watch).as_ref()).await?;
+            common.print(&answer);
+            Ok(())
+        }
+        BatchCommand::Cancel { appid, id, common } => {
+            let api = ApiClient::new(&common.server, &client_key()?)?;
+            let answer = batch_cancel(&api, &appid, &id).await?;
+            common.print(&answer);
             Ok(())
         }
     }

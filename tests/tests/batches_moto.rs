@@ -1,0 +1,262 @@
+//! Batches on moto (DynamoDB, SSM, SQS) + the WeChat emulator: created through the `/v1`
+//! handler with API Gateway events, fanned out with `SendMessageBatch`, sent by the
+//! batch-worker handler from real SQS event JSON, with deliveries whose delete was lost
+//! (SQS delivers them again) and a cancel.
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use wxpush_send::{SendService, handle};
+use wxpush_shared::batch::{BatchConfig, Batches};
+use wxpush_shared::clock::{now_unix, now_unix_millis};
+use wxpush_shared::jobs::JobRunner;
+use wxpush_shared::queue::{JobQueue, SqsJobQueue};
+use wxpush_shared::store::Attr;
+use wxpush_shared::token::TokenPolicy;
+use wxpush_tests::{TokenWorld, apigw_v1_request, job_runner, sdk_config, unique};
+
+struct MotoBatches {
+    world: TokenWorld,
+    oa: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    runner: JobRunner,
+    svc: SendService,
+}
+
+impl MotoBatches {
+    async fn new(config: BatchConfig) -> MotoBatches {
+        let (world, oa, _mp) = TokenWorld::with_oa_and_mp().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("wxpush-batch-"))
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "1",
+            )
+            .send()
+            .await
+            .expect("create the queue in moto")
+            .queue_url
+            .expect("a queue url");
+        let queue: Arc<dyn JobQueue> = Arc::new(SqsJobQueue::new(sqs.clone(), &queue_url));
+        let tokens = world.manager(TokenPolicy::default(), 2000);
+        let store = world.state_store();
+        let svc = SendService::new(tokens.clone(), store.clone(), Duration::from_secs(2));
+        let batches = Arc::new(Batches::new(
+            svc.sender.clone(),
+            store.clone(),
+            queue.clone(),
+            config,
+        ));
+        let runner = job_runner(tokens, store, queue).with_batches(batches.clone());
+        MotoBatches {
+            world,
+            oa,
+            sqs,
+            queue_url,
+            runner,
+            svc: svc.with_batches(batches),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let resp = handle(
+            &self.svc,
+            apigw_v1_request(method, path, body.as_ref(), &[]),
+        )
+        .await;
+        (
+            resp.status().as_u16(),
+            serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Delivers what is in the queue to the worker handler as SQS would, one real SQS event
+    /// per receive; the records of the first `lose_deletes` receives are not deleted (the
+    /// delete was lost), so SQS delivers them again after the visibility timeout. Stops when
+    /// the queue stays empty.
+    async fn drive(&self, lose_deletes: usize, max_invocations: usize) -> (usize, usize) {
+        let fixture: Value = serde_json::from_str(include_str!("../data/sqs-event.json")).unwrap();
+        let (mut invocations, mut redelivered, mut empty_polls) = (0, 0, 0);
+        while invocations < max_invocations && empty_polls < 4 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                )
+                .send()
+                .await
+                .expect("receive from moto");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty_polls += 1;
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                continue;
+            }
+            empty_polls = 0;
+            let mut event = fixture.clone();
+            event["Records"] = json!(
+                messages
+                    .iter()
+                    .map(|m| {
+                        let mut r = fixture["Records"][0].clone();
+                        r["messageId"] = json!(m.message_id());
+                        r["receiptHandle"] = json!(m.receipt_handle());
+                        r["body"] = json!(m.body());
+                        let count = m
+                            .attributes()
+                            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                            .cloned()
+                            .unwrap_or_else(|| "1".into());
+                        if count != "1" {
+                            redelivered += 1;
+                        }
+                        r["attributes"]["ApproximateReceiveCount"] = json!(count);
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            );
+            let event: SqsEvent = serde_json::from_value(event).unwrap();
+            let mut context = Context::default();
+            context.deadline = (now_unix_millis() + 60_000) as u64;
+            let response = wxpush_batch_worker::handle_event(
+                &self.runner,
+                LambdaEvent::new(event, context),
+                5,
+            )
+            .await;
+            invocations += 1;
+            if invocations <= lose_deletes {
+                continue;
+            }
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect();
+            for m in &messages {
+                if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(m.receipt_handle().unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        (invocations, redelivered)
+    }
+
+    async fn delivered(&self) -> HashMap<String, usize> {
+        let mut per_user = HashMap::new();
+        for m in self.world.emulator.delivered(&self.oa).await {
+            *per_user
+                .entry(m["touser"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        per_user
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_runs_through_sqs_and_dynamodb_once_per_recipient() {
+    let m = MotoBatches::new(BatchConfig {
+        chunk_size: 40,
+        concurrency: 8,
+        default_rate: 200,
+        retry_backoff: Duration::from_millis(100),
+        reserve: Duration::from_secs(2),
+        ..BatchConfig::default()
+    })
+    .await;
+    let now = now_unix();
+    let users: Vec<Value> = (0..120)
+        .map(|i| json!({"appid": m.oa, "openid": format!("m{i}"), "subscribed": true, "last_interaction": now}))
+        .collect();
+    m.world.emulator.control("/users", json!(users)).await;
+    let mut recipients: Vec<Value> = (0..120)
+        .map(|i| json!({"openid": format!("m{i}")}))
+        .collect();
+    recipients.push(json!({"openid": "m7"}));
+    let path = format!("/v1/apps/{}/batches", m.oa);
+    let (status, created) = m
+        .call(
+            "POST",
+            &path,
+            Some(json!({"message": {"type": "custom", "msgtype": "text", "text": {"content": "停机维护"}}, "recipients": recipients})),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    assert_eq!(
+        (created["total"].as_i64(), created["duplicates"].as_i64()),
+        (Some(120), Some(1))
+    );
+    let id = created["id"].as_str().unwrap().to_string();
+    // The first two receives lose their deletes: those records come back and run again.
+    let (invocations, redelivered) = m.drive(2, 200).await;
+    assert!(redelivered > 0, "SQS delivered records again");
+    let (status, body) = m.call("GET", &format!("{path}/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["done"], true, "{body}");
+    assert_eq!(body["sent"], 120, "{body}");
+    assert_eq!(body["queued"], 0);
+    assert_eq!(
+        body["requested_by"],
+        "arn:aws-cn:sts::123456789012:assumed-role/order-service/order-service"
+    );
+    let per_user = m.delivered().await;
+    assert_eq!(per_user.len(), 120);
+    assert!(per_user.values().all(|&c| c == 1), "{per_user:?}");
+    // The pace lives in DynamoDB: one counter per second, never past the rate.
+    let pace = m
+        .world
+        .state_store()
+        .query(&format!("pace#{}", m.oa))
+        .await
+        .unwrap();
+    assert!(!pace.is_empty());
+    for (_, a) in &pace {
+        assert!(
+            matches!(a.get("used"), Some(Attr::N(n)) if *n <= 200),
+            "{a:?}"
+        );
+    }
+    println!(
+        "moto batch: 120 recipients, {invocations} worker invocations, {redelivered} redelivered records"
+    );
+
+    // A batch cancelled before any worker ran: every recipient cancelled, nothing sent.
+    let (status, created) = m
+        .call(
+            "POST",
+            &path,
+            Some(json!({"message": {"type": "custom", "msgtype": "text", "text": {"content": "取消"}}, "recipients": (0..90).map(|i| json!({"openid": format!("m{i}")})).collect::<Vec<_>>()})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let id = created["id"].as_str().unwrap();
+    let (status, cancelled) = m.call("DELETE", &format!("{path}/{id}"), None).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(
+        (cancelled["state"].as_str(), cancelled["cancelled"].as_i64()),
+        (Some("cancelled"), Some(90))
+    );
+    assert_eq!(cancelled["done"], true);
+    m.drive(0, 50).await;
+    assert_eq!(m.delivered().await.values().sum::<usize>(), 120);
+    let (_, after) = m.call("GET", &format!("{path}/{id}"), None).await;
+    assert_eq!(
+        (after["cancelled"].as_i64(), after["sent"].as_i64()),
+        (Some(90), Some(0))
+    );
+}
