@@ -64,6 +64,9 @@ fn private_routes_use_iam_and_callbacks_are_public() {
         ("POST", "/v1/apps/{appid}/followers/sync"),
         ("GET", "/v1/apps/{appid}/followers/sync"),
         ("GET", "/v1/users/{unionid}"),
+        ("POST", "/v1/apps/{appid}/batches"),
+        ("GET", "/v1/apps/{appid}/batches/{id}"),
+        ("DELETE", "/v1/apps/{appid}/batches/{id}"),
         ("ANY", "/v1/{proxy+}"),
     ] {
         let event = events
@@ -74,8 +77,8 @@ fn private_routes_use_iam_and_callbacks_are_public() {
             .unwrap_or_else(|| panic!("no route {method} {path}"));
         assert!(event.contains("Authorizer: AWS_IAM"), "{method} {path}");
     }
-    assert_eq!(events.len(), 8);
-    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 8);
+    assert_eq!(events.len(), 11);
+    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 11);
     assert!(!send.contains("Authorizer: NONE"));
     let callback = section(&t, "CallbackFunction:", "SendFunction:");
     assert_eq!(callback.matches("Authorizer: NONE").count(), 2);
@@ -105,6 +108,13 @@ fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
     assert!(worker.contains("WXPUSH_QUEUE_URL: !Ref JobsQueue"));
     // A step ends 90 s before the timeout; SQS hides a message 6x the timeout.
     assert!(worker.contains("Timeout: 300") && t.contains("VisibilityTimeout: 1800"));
+    // The worker knows the queue's last delivery (a batch chunk then fails what it could
+    // not send, so the batch shows it before SQS moves the job to the dead-letter queue).
+    assert!(t.contains("maxReceiveCount: 5") && worker.contains("WXPUSH_JOB_MAX_RECEIVES: \"5\""));
+    // Batches are paced and bounded: a rate per app, requests in flight, worker concurrency.
+    assert!(worker.contains("WXPUSH_BATCH_RATE: !Ref BatchRate"));
+    assert!(worker.contains("WXPUSH_BATCH_CONCURRENCY: !Ref BatchSendsInFlight"));
+    assert!(worker.contains("MaximumConcurrency: !Ref BatchWorkerMaxConcurrency"));
     assert!(t.contains("deadLetterTargetArn: !GetAtt JobsDeadLetterQueue.Arn"));
     // sqs:SendMessage only, to the one queue, from the callback, the send API and the worker.
     assert_eq!(t.matches("Action: sqs:SendMessage").count(), 3);
