@@ -164,7 +164,8 @@ pub struct LocalJobQueue {
 }
 
 /// Jobs waiting at most in the local queue; one more is refused (the caller answers 503).
-pub const LOCAL_QUEUE_CAPACITY: usize = 1024;
+/// Jobs are small; this bounds memory, not work (a 100 000-recipient batch is 200 jobs).
+pub const LOCAL_QUEUE_CAPACITY: usize = 65_536;
 
 impl LocalJobQueue {
     /// The queue and the receiving end for its worker.

@@ -930,6 +930,29 @@ async fn batch_requests_are_checked_before_anything_is_recorded() {
     assert_eq!((status, &body["error"]["field"]), (422, &json!("to")));
     let (status, _) = post(json!({"message": template("x"), "recipients": []}), vec![]).await;
     assert_eq!(status, 422);
+    let mut shared_id = template("x");
+    shared_id["client_msg_id"] = json!("one-for-all");
+    let (status, body) = post(
+        json!({"message": shared_id, "recipients": [{"openid": "o"}]}),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("message.client_msg_id"))
+    );
+    let mut huge = template("x");
+    huge["data"]["first"] = json!({"value": "长".repeat(30_000)});
+    let (status, body) = post(
+        json!({"message": huge, "recipients": [{"openid": "o"}]}),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("message")),
+        "{body}"
+    );
     let many: Vec<Value> = (0..100_001)
         .map(|i| json!({"openid": format!("o{i}")}))
         .collect();
@@ -1136,4 +1159,68 @@ async fn wxpush_serve_runs_batches_and_the_cli_follows_them() {
     let stranger = ApiClient::new(&server.url(), "wrong-key").unwrap();
     let err = batch_cancel(&stranger, OA, id).await.unwrap_err();
     assert!(err.contains("401"), "{err}");
+}
+
+/// A claim left `attempting` by a worker that died: a template message is resent with its
+/// `client_msg_id` only while WeChat's dedupe can be relied on; later it ends `unknown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_takeover_does_not_resend_a_template_message() {
+    use wxpush_shared::send::service::{TEMPLATE_RESEND_WINDOW_SECS, body_hash};
+    let w = world(test_config()).await;
+    w.add_users("z", 2).await;
+    let message = template("迟到的接管");
+    let id = w
+        .create(
+            OA,
+            json!({"message": message, "recipients": [{"openid": "z0"}, {"openid": "z1"}]}),
+        )
+        .await;
+    for (job, _) in w.queue.drain() {
+        w.runner
+            .run(&job, Instant::now() + Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    // Claims as a dead worker left them: z0 attempted 10 minutes ago, z1 30 s ago.
+    let now = now_unix();
+    for (openid, ago) in [("z0", TEMPLATE_RESEND_WINDOW_SECS + 60), ("z1", 30)] {
+        let mut body = message.as_object().unwrap().clone();
+        body.insert("to".into(), json!({"openid": openid}));
+        let hash = body_hash(&serde_json::to_vec(&body).unwrap());
+        let s = |v: &str| Attr::S(v.to_string());
+        let op = Op::Set {
+            key: ItemKey::batch_claim(OA, &id, &format!("o:{openid}")),
+            attrs: attrs([
+                ("hash", s(&hash)),
+                ("state", s("attempting")),
+                (
+                    "message_id",
+                    s(&format!("msg_{:032x}", rand::random::<u128>())),
+                ),
+                ("version", Attr::N(2)),
+                ("lease_until", Attr::N(now - 1)),
+                ("created_at", Attr::N(now - ago - 1)),
+                ("attempted_at", Attr::N(now - ago)),
+                ("ttl", Attr::N(now + 86_400)),
+            ]),
+        };
+        w.store.record(&[op], now).await.unwrap();
+    }
+    assert!(w.drive(Drive::default()).await.unwrap().drained);
+    let per_user = w.delivered().await;
+    assert_eq!(per_user.get("z0"), None, "not resent after the window");
+    assert_eq!(per_user.get("z1"), Some(&1), "resent within the window");
+    let status = w.status(OA, &id).await;
+    assert_eq!(
+        (status["sent"].as_i64(), status["unknown"].as_i64()),
+        (Some(1), Some(1)),
+        "{status}"
+    );
+    assert!(
+        status["failures"][0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may have been delivered"),
+        "{status}"
+    );
 }

@@ -3,7 +3,8 @@
 //!
 //! A batch `id` of app `appid` is, in the state table:
 //! - `batch#{appid}#{id}` / `meta` — the message, who asked, state, totals, fan-out cursor,
-//!   pause; changed by compare-and-swap on `version` (pause and cancel excepted: see below).
+//!   pause; changed by compare-and-swap on `version` (a pause is set without one: it only
+//!   ever moves `paused_until`).
 //! - `brcpt#…` / `{chunk}` — a chunk's recipients (`o:{openid}` / `u:{unionid}`, one a line),
 //!   written once.
 //! - `bprog#…` / `{chunk}` — one character per recipient of the chunk: `.` queued, `s` sent,
@@ -46,6 +47,8 @@ use tracing::{info, warn};
 pub const MAX_RECIPIENTS: usize = 100_000;
 /// Invalid recipients listed in a `422` at most (the count says how many there were).
 pub const MAX_LISTED_INVALID: usize = 100;
+/// A batch's message at most, as JSON (it is stored in one item; DynamoDB's limit is 400 KB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Failures per `GET` page.
 pub const FAILURES_PER_PAGE: usize = 100;
 /// A batch still `writing` after this long was abandoned by its request: a retry with the
@@ -250,16 +253,27 @@ const SENT: u8 = b's';
 const FAILED: u8 = b'f';
 const UNKNOWN: u8 = b'u';
 const CANCELLED: u8 = b'c';
+/// Failed without a send: the chunk was given up (counted as failed). A real outcome written
+/// by another run of the chunk still replaces it.
+const NOT_SENT: u8 = b'n';
 
-/// Two views of a chunk's outcomes made one: a real outcome beats "queued" and "cancelled"
-/// (a send in flight when the cancel came still went out), and the first real outcome stays.
+/// Whether `c` is what WeChat did (sent, refused, unknown) rather than what wxpush decided
+/// about a recipient it did not send to (queued, cancelled, given up).
+fn is_real(c: u8) -> bool {
+    matches!(c, SENT | FAILED | UNKNOWN)
+}
+
+/// Two views of a chunk's outcomes made one: a real outcome beats "queued", "cancelled" and
+/// "not sent" (a send in flight when the cancel came still went out), the first real outcome
+/// stays, and a decision beats "queued".
 fn merge(stored: &[u8], mine: &[u8]) -> Vec<u8> {
     stored
         .iter()
         .zip(mine)
         .map(|(&a, &b)| match (a, b) {
+            (a, _) if is_real(a) => a,
+            (_, b) if is_real(b) => b,
             (QUEUED, b) => b,
-            (CANCELLED, b) if b != QUEUED => b,
             (a, _) => a,
         })
         .collect()
@@ -340,7 +354,6 @@ struct ChunkCtx {
     batch_id: String,
     message: Map<String, Value>,
     caller: String,
-    rate: u32,
     deadline: Instant,
 }
 
@@ -446,6 +459,7 @@ impl Batches {
         };
         // Claim the id: a concurrent or later request with the same key finds it.
         let mut expected = None;
+        let mut claimed = None;
         for _ in 0..3 {
             let op = Op::PutIfVersion {
                 key: meta_key.clone(),
@@ -453,7 +467,7 @@ impl Batches {
                 expected,
             };
             if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
-                expected = Some(expected.unwrap_or(0) + 1);
+                claimed = Some(expected.unwrap_or(0) + 1);
                 break;
             }
             let Some(found) = self.meta(appid, &id).await.map_err(store_error)? else {
@@ -474,6 +488,23 @@ impl Batches {
                     message: format!("batch {id} is still being created; retry later"),
                 });
             }
+            if found.state == "failed" {
+                // Created, but its fan-out could not be queued: this retry starts it.
+                let op = Op::SetIfEquals {
+                    key: meta_key.clone(),
+                    attrs: attrs([
+                        ("state", s("running")),
+                        ("version", Attr::N(found.version + 1)),
+                    ]),
+                    field: "version".into(),
+                    expected: found.version,
+                };
+                self.store.record(&[op], now).await.map_err(store_error)?;
+                self.start_fanout(appid, &id).await?;
+                let mut running = found.clone();
+                running.state = "running".into();
+                return Ok(created_body(&id, &running));
+            }
             if found.state != "writing" {
                 // A retry of a created batch: the first answer (and the fan-out queued again
                 // if it may not have been: running it twice is harmless).
@@ -485,7 +516,7 @@ impl Batches {
             // Abandoned while being written: take it over.
             expected = Some(found.version);
         }
-        let Some(version) = expected else {
+        let Some(version) = claimed else {
             return Err(ApiError::Conflict {
                 code: "in_progress",
                 message: format!("batch {id} is being created by another request; retry later"),
@@ -514,19 +545,26 @@ impl Batches {
                 message: format!("batch {id} was taken over by another request; retry later"),
             });
         }
-        if let Err(e) = self.queue_fanout(appid, &id).await {
-            // Not started: say so on the batch too (a retry with the key queues it again).
-            let failed = Op::Update {
-                key: meta_key,
-                attrs: attrs([("state", s("failed")), ("error", s(&e.to_string()))]),
-            };
-            if idempotency_key.is_none() {
-                let _ = self.store.record(&[failed], now).await;
-            }
-            return Err(e);
-        }
+        self.start_fanout(appid, &id).await?;
         info!(appid, batch = %id, total, chunks, audience = request.audience.as_str(), caller, "batch created");
         Ok(created_body(&id, &Meta::from(&running)))
+    }
+
+    /// Queues the fan-out of a batch that just became `running`; when the queue refuses, the
+    /// batch is marked `failed` (never started; a retry with the same Idempotency-Key starts
+    /// it) and the answer is 503.
+    async fn start_fanout(&self, appid: &str, id: &str) -> Result<(), ApiError> {
+        let Err(e) = self.queue_fanout(appid, id).await else {
+            return Ok(());
+        };
+        let failed = Op::Update {
+            key: ItemKey::batch(appid, id),
+            attrs: attrs([("state", s("failed")), ("error", s(&e.to_string()))]),
+        };
+        if let Err(store) = self.store.record(&[failed], now_unix()).await {
+            warn!(appid, batch = %id, error = %store, "could not mark an unstarted batch failed");
+        }
+        Err(e)
     }
 
     async fn queue_fanout(&self, appid: &str, id: &str) -> Result<(), ApiError> {
@@ -572,7 +610,7 @@ impl Batches {
             for c in Progress::from(p).results {
                 let slot = match c {
                     SENT => 1,
-                    FAILED => 2,
+                    FAILED | NOT_SENT => 2,
                     UNKNOWN => 3,
                     CANCELLED => 4,
                     _ => 0,
@@ -638,6 +676,7 @@ impl Batches {
         self.app(appid).await?;
         let key = ItemKey::batch(appid, id);
         let mut chunks = 0;
+        let mut settled = false;
         for _ in 0..10 {
             let meta = self
                 .meta(appid, id)
@@ -647,6 +686,7 @@ impl Batches {
                 .ok_or_else(|| ApiError::NotFound(format!("batch {id} of app {appid}")))?;
             chunks = meta.chunks;
             if meta.state != "running" {
+                settled = true;
                 break;
             }
             let op = Op::SetIfEquals {
@@ -667,8 +707,15 @@ impl Batches {
                 == Recorded::New
             {
                 info!(appid, batch = %id, "batch cancelled");
+                settled = true;
                 break;
             }
+        }
+        if !settled {
+            return Err(ApiError::Conflict {
+                code: "in_progress",
+                message: format!("batch {id} kept changing while it was being cancelled; retry"),
+            });
         }
         // Chunks no worker has started: every recipient cancelled at once.
         let store = self.store.clone();
@@ -890,7 +937,6 @@ impl Batches {
             .map_err(|e| format!("batch {id}: stored message unreadable: {e}"))?;
         let ctx = Arc::new(ChunkCtx {
             batches: self.clone(),
-            rate: app.batch_rate.unwrap_or(self.config.default_rate),
             app,
             batch_id: id.to_string(),
             message,
@@ -928,6 +974,10 @@ impl Batches {
         loop {
             while stop.is_none() && tasks.len() < self.config.concurrency.max(1) {
                 let Some(i) = pending.pop_front() else { break };
+                // Another run of this chunk may have settled it meanwhile (merged at a flush).
+                if chunk_state.local[i] != QUEUED {
+                    continue;
+                }
                 if Instant::now() + self.config.reserve > deadline {
                     pending.push_front(i);
                     stop = Some(Stop::Deadline);
@@ -966,15 +1016,20 @@ impl Batches {
                 }
                 Err(e) => stop = Some(Stop::Retry(format!("a send task failed: {e}"))),
             }
+            // Nothing in here returns early: leaving the loop would drop the sends in flight
+            // (a dropped `JoinSet` aborts its tasks), some of them after WeChat accepted.
             if chunk_state.unflushed >= self.config.flush_every
                 || last_flush.elapsed() >= self.config.flush_interval
             {
-                self.flush(&mut chunk_state).await?;
+                if let Err(e) = self.flush(&mut chunk_state).await {
+                    stop = stop.or(Some(Stop::Retry(e)));
+                }
                 last_flush = Instant::now();
             }
             if stop.is_none() && last_check.elapsed() >= self.config.check_interval {
                 last_check = Instant::now();
-                if let Some(m) = self.meta(appid, id).await.map_err(err)? {
+                // A failed read skips this check; the next one comes soon.
+                if let Ok(Some(m)) = self.meta(appid, id).await {
                     if m.state != "running" {
                         stop = Some(Stop::Cancel);
                     } else if m.paused_until > now_unix() {
@@ -1037,8 +1092,11 @@ impl Batches {
     /// Pauses the batch until `until` (every worker sees it at its next check).
     async fn pause(&self, appid: &str, id: &str, until: i64, reason: &str) {
         warn!(appid, batch = %id, until, reason, "batch paused by WeChat's quota");
-        let op = Op::Update {
+        // Only ever later: a minute limit's pause never shortens a daily quota's. (The
+        // batch's `event_time` is the latest pause's end.)
+        let op = Op::SetIfNewer {
             key: ItemKey::batch(appid, id),
+            event_time: until,
             attrs: attrs([
                 ("paused_until", Attr::N(until)),
                 ("pause_reason", s(reason)),
@@ -1160,15 +1218,19 @@ impl Batches {
                         message_id: None,
                         detail: None,
                     },
-                    Settle::GiveUp(why) => Done::failed(
-                        ApiError::WeChat {
-                            code: "not_sent",
-                            status: StatusCode::SERVICE_UNAVAILABLE,
-                            message: why.clone(),
-                            errcode: None,
-                        }
-                        .body(),
-                    ),
+                    Settle::GiveUp(why) => Done {
+                        outcome: NOT_SENT,
+                        message_id: None,
+                        detail: Some(
+                            ApiError::WeChat {
+                                code: "not_sent",
+                                status: StatusCode::SERVICE_UNAVAILABLE,
+                                message: why.clone(),
+                                errcode: None,
+                            }
+                            .body(),
+                        ),
+                    },
                 },
             };
             run.record(i, recipient, done);
@@ -1195,16 +1257,16 @@ impl ChunkRun {
     fn record(&mut self, index: usize, recipient: &str, done: Done) {
         self.local[index] = done.outcome;
         self.unflushed += 1;
-        if matches!(done.outcome, FAILED | UNKNOWN) {
+        if matches!(done.outcome, FAILED | UNKNOWN | NOT_SENT) {
             let now = now_unix();
             let mut row = attrs([
                 ("recipient", s(recipient)),
                 (
                     "status",
-                    s(if done.outcome == FAILED {
-                        "failed"
-                    } else {
+                    s(if done.outcome == UNKNOWN {
                         "unknown"
+                    } else {
+                        "failed"
                     }),
                 ),
                 ("error", s(&done.detail.unwrap_or(Value::Null).to_string())),
@@ -1240,9 +1302,11 @@ async fn send_one(ctx: &ChunkCtx, recipient_key: &str) -> Result<Done, Stop> {
         Ok(r) => r,
         Err(e) => return classify(e, &batches.config),
     };
+    // The pace belongs to the app whose quota the send uses (`uniform`: the linked account).
+    let rate = routed.via.batch_rate.unwrap_or(batches.config.default_rate);
     match batches
         .pacer
-        .acquire(&routed.via.appid, ctx.rate, ctx.deadline)
+        .acquire(&routed.via.appid, rate, ctx.deadline)
         .await
     {
         Ok(true) => {}
@@ -1432,6 +1496,21 @@ fn parse_batch_request(body: &[u8]) -> Result<BatchRequest, ApiError> {
             "a batch's recipients are listed in \"recipients\", not in the message",
         ));
     }
+    if message.contains_key("client_msg_id") {
+        return Err(invalid(
+            "message.client_msg_id",
+            "each recipient's message gets its own (from its message id); a batch cannot share one",
+        ));
+    }
+    let size = serde_json::to_vec(&message).map(|b| b.len()).unwrap_or(0);
+    if size > MAX_MESSAGE_BYTES {
+        return Err(invalid(
+            "message",
+            format!(
+                "is {size} bytes of JSON; a batch's message may have at most {MAX_MESSAGE_BYTES}"
+            ),
+        ));
+    }
     // The message as a single send would check it, field names prefixed.
     parse_send_request(&probe(&message)).map_err(|e| match e {
         ApiError::Validation { field, message } => invalid(format!("message.{field}"), message),
@@ -1531,6 +1610,9 @@ mod tests {
         assert_eq!(merge(b"..cs", b"sccf"), b"sccs".to_vec());
         assert_eq!(merge(b"c.", b"s."), b"s.".to_vec());
         assert_eq!(merge(b"f", b"s"), b"f".to_vec());
+        // A give-up is replaced by what another run of the chunk really did.
+        assert_eq!(merge(b"nn.", b"sn."), b"sn.".to_vec());
+        assert_eq!(merge(b"s.", b"nn"), b"sn".to_vec());
     }
 
     #[test]

@@ -29,6 +29,10 @@ const RESERVE: Duration = Duration::from_millis(1500);
 /// ends the invocation at its deadline, so after this nobody can still be working on it and
 /// a retry may take the claim over.
 pub const CLAIM_LEASE_MARGIN_SECS: i64 = 5;
+/// How long after a first attempt a template message may still be resent with the same
+/// `client_msg_id`. WeChat's dedupe window is not documented (facts.md: "unverified"; reported
+/// as 10 minutes): later than this, a takeover answers `unknown` instead of resending.
+pub const TEMPLATE_RESEND_WINDOW_SECS: i64 = 540;
 /// Attempts at writing a send's outcome (message record and claim) before answering anyway.
 const RECORD_ATTEMPTS: u32 = 4;
 
@@ -81,6 +85,8 @@ struct ClaimState {
     lease_until: i64,
     /// An earlier holder may have reached WeChat with this message id (`attempting` state).
     after_attempt: bool,
+    /// Unix seconds of the first request to WeChat under this claim.
+    attempted_at: Option<i64>,
 }
 
 impl ClaimState {
@@ -95,6 +101,9 @@ impl ClaimState {
             ("created_at", Attr::N(self.created_at)),
             ("ttl", Attr::N(self.created_at + IDEMPOTENCY_TTL_SECS)),
         ]);
+        if let Some(t) = self.attempted_at {
+            a.insert("attempted_at".into(), Attr::N(t));
+        }
         for (k, v) in extra {
             a.insert(k.to_string(), v.clone());
         }
@@ -676,6 +685,17 @@ impl Sender {
                 "an earlier attempt with this Idempotency-Key may have reached WeChat and this message type cannot be resent safely".into(),
             ));
         }
+        if let Some(first) = claim
+            .as_ref()
+            .filter(|c| c.after_attempt)
+            .and_then(|c| c.attempted_at)
+            && now_unix() - first > TEMPLATE_RESEND_WINDOW_SECS
+        {
+            return Err(Failure::Unknown(format!(
+                "an earlier attempt may have reached WeChat {} s ago, beyond the {TEMPLATE_RESEND_WINDOW_SECS} s in which its client_msg_id is relied on to dedupe",
+                now_unix() - first
+            )));
+        }
         let token_error = |e: TokenError, maybe_sent: bool| {
             if maybe_sent {
                 // An earlier attempt may have gone out: never release the key then.
@@ -775,6 +795,7 @@ impl Sender {
     /// takeover must assume the message may have gone out. Fails (nothing sent) when another
     /// invocation took the claim over or the store cannot confirm the claim is still ours.
     async fn mark_attempting(&self, claim: &mut ClaimState) -> Result<(), Failure> {
+        claim.attempted_at = Some(now_unix());
         let op = claim.op("attempting", &[]);
         match self.store.record(&[op], now_unix()).await {
             Ok(Recorded::New) => {
@@ -833,6 +854,7 @@ impl Sender {
         let mut expected: Option<i64> = None;
         let mut message_id = new_message_id();
         let mut after_attempt = false;
+        let mut attempted_at = None;
         for _ in 0..4 {
             let now = now_unix();
             let claim = ClaimState {
@@ -844,6 +866,7 @@ impl Sender {
                 created_at: now,
                 lease_until,
                 after_attempt,
+                attempted_at,
             };
             let state = if after_attempt {
                 "attempting"
@@ -877,6 +900,7 @@ impl Sender {
             if num(&existing, "ttl").is_some_and(|t| t < now) {
                 message_id = new_message_id();
                 after_attempt = false;
+                attempted_at = None;
                 continue;
             }
             if state == "released" {
@@ -886,6 +910,7 @@ impl Sender {
                     new_message_id()
                 };
                 after_attempt = false;
+                attempted_at = None;
                 continue;
             }
             if !same_body {
@@ -912,6 +937,11 @@ impl Sender {
                     // The holder's invocation is over: take its claim over.
                     message_id = their_id;
                     after_attempt = state != "in_progress";
+                    // A claim from before `attempted_at` was kept: its creation bounds it.
+                    attempted_at = after_attempt.then(|| {
+                        num(&existing, "attempted_at")
+                            .unwrap_or_else(|| num(&existing, "created_at").unwrap_or(0))
+                    });
                 }
             }
         }

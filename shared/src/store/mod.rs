@@ -305,6 +305,10 @@ impl StateStore for DynamoStateStore {
         let mut ops: Vec<Op> = ops.to_vec();
         // At most two attempts: the second without the updates a newer event already superseded.
         for _ in 0..2 {
+            if ops.is_empty() {
+                // Everything was superseded: nothing left to write.
+                return Ok(Recorded::New);
+            }
             let items = ops
                 .iter()
                 .map(|op| self.item(op, now))

@@ -114,7 +114,8 @@ async fn run(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run) 
         ..BatchConfig::default()
     };
     let batches = Arc::new(Batches::new(sender, store.clone(), queue.clone(), config));
-    let runner = Arc::new(job_runner(tokens, store.clone(), queue.clone()).with_batches(batches.clone()));
+    let runner =
+        Arc::new(job_runner(tokens, store.clone(), queue.clone()).with_batches(batches.clone()));
     let recipients: Vec<Value> = (0..RECIPIENTS)
         .map(|i| json!({"openid": format!("b{i}")}))
         .collect();
