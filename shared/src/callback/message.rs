@@ -1,10 +1,10 @@
 //! What WeChat pushes, in XML (official accounts, mini programs) or JSON (mini programs that
 //! chose it), parsed into one shape (facts.md §2.2, §2.4).
 //!
-//! XML goes through quick-xml's serde deserializer, which expands no entities beyond the
-//! five predefined ones and reads no DTD, so entity bombs are parse errors.
+//! XML goes through quick-xml's event reader in one pass (see `read_xml`): no entities
+//! beyond the five predefined ones and character references, no DTD, so entity bombs are
+//! parse errors.
 
-use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -131,68 +131,213 @@ pub fn parse_message(body: &str) -> Result<InboundMessage, ParseError> {
     })
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct XmlBody {
-    #[serde(rename = "ToUserName")]
-    to_user_name: Option<String>,
-    #[serde(rename = "FromUserName")]
-    from_user_name: Option<String>,
-    #[serde(rename = "CreateTime")]
-    create_time: Option<String>,
-    #[serde(rename = "MsgType")]
-    msg_type: Option<String>,
-    #[serde(rename = "Event")]
-    event: Option<String>,
-    #[serde(rename = "EventKey")]
-    event_key: Option<String>,
-    #[serde(rename = "MsgId")]
-    msg_id: Option<String>,
-    #[serde(rename = "MsgID")]
-    msg_id_upper: Option<String>,
-    #[serde(rename = "Status")]
-    status: Option<String>,
-    #[serde(rename = "Encrypt")]
-    encrypt: Option<String>,
-    #[serde(rename = "SubscribeMsgPopupEvent")]
-    popup: Option<XmlList>,
-    #[serde(rename = "SubscribeMsgChangeEvent")]
-    change: Option<XmlList>,
-    #[serde(rename = "SubscribeMsgSentEvent")]
-    sent: Option<XmlList>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct XmlList {
-    #[serde(rename = "List")]
-    list: Vec<XmlItem>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct XmlItem {
-    #[serde(rename = "TemplateId")]
-    template_id: Option<String>,
-    #[serde(rename = "SubscribeStatusString")]
-    status: Option<String>,
-    #[serde(rename = "PopupScene")]
-    popup_scene: Option<String>,
-    #[serde(rename = "MsgID")]
-    msg_id: Option<String>,
-    #[serde(rename = "ErrorCode")]
-    error_code: Option<String>,
-    #[serde(rename = "ErrorStatus")]
-    error_status: Option<String>,
-}
-
 fn trimmed(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// Which field an element's text goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    ToUserName,
+    FromUserName,
+    CreateTime,
+    MsgType,
+    Event,
+    EventKey,
+    MsgId,
+    MsgIdUpper,
+    Status,
+    Encrypt,
+    TemplateId,
+    SubscribeStatus,
+    PopupScene,
+    ItemMsgId,
+    ErrorCode,
+    ErrorStatus,
+    /// An element wxpush does not read (its text is skipped).
+    Other,
+}
+
+fn top_slot(name: &str) -> Slot {
+    match name {
+        "ToUserName" => Slot::ToUserName,
+        "FromUserName" => Slot::FromUserName,
+        "CreateTime" => Slot::CreateTime,
+        "MsgType" => Slot::MsgType,
+        "Event" => Slot::Event,
+        "EventKey" => Slot::EventKey,
+        "MsgId" => Slot::MsgId,
+        "MsgID" => Slot::MsgIdUpper,
+        "Status" => Slot::Status,
+        "Encrypt" => Slot::Encrypt,
+        _ => Slot::Other,
+    }
+}
+
+fn item_slot(name: &str) -> Slot {
+    match name {
+        "TemplateId" => Slot::TemplateId,
+        "SubscribeStatusString" => Slot::SubscribeStatus,
+        "PopupScene" => Slot::PopupScene,
+        "MsgID" => Slot::ItemMsgId,
+        "ErrorCode" => Slot::ErrorCode,
+        "ErrorStatus" => Slot::ErrorStatus,
+        _ => Slot::Other,
+    }
+}
+
+/// The raw fields of an XML push, as read.
+#[derive(Default)]
+struct XmlBody {
+    to_user_name: Option<String>,
+    from_user_name: Option<String>,
+    create_time: Option<String>,
+    msg_type: Option<String>,
+    event: Option<String>,
+    event_key: Option<String>,
+    msg_id: Option<String>,
+    msg_id_upper: Option<String>,
+    status: Option<String>,
+    encrypt: Option<String>,
+    items: Vec<XmlItem>,
+}
+
+#[derive(Default)]
+struct XmlItem {
+    template_id: Option<String>,
+    status: Option<String>,
+    popup_scene: Option<String>,
+    msg_id: Option<String>,
+    error_code: Option<String>,
+    error_status: Option<String>,
+}
+
+impl XmlBody {
+    fn set(&mut self, slot: Slot, text: String) {
+        let target = match slot {
+            Slot::ToUserName => &mut self.to_user_name,
+            Slot::FromUserName => &mut self.from_user_name,
+            Slot::CreateTime => &mut self.create_time,
+            Slot::MsgType => &mut self.msg_type,
+            Slot::Event => &mut self.event,
+            Slot::EventKey => &mut self.event_key,
+            Slot::MsgId => &mut self.msg_id,
+            Slot::MsgIdUpper => &mut self.msg_id_upper,
+            Slot::Status => &mut self.status,
+            Slot::Encrypt => &mut self.encrypt,
+            Slot::Other => return,
+            item_slot => {
+                let Some(item) = self.items.last_mut() else {
+                    return;
+                };
+                match item_slot {
+                    Slot::TemplateId => &mut item.template_id,
+                    Slot::SubscribeStatus => &mut item.status,
+                    Slot::PopupScene => &mut item.popup_scene,
+                    Slot::ItemMsgId => &mut item.msg_id,
+                    Slot::ErrorCode => &mut item.error_code,
+                    _ => &mut item.error_status,
+                }
+            }
+        };
+        *target = Some(text);
+    }
+}
+
+/// One pass of quick-xml's event reader over the body, borrowing the text (a 2 KB `Content`
+/// is scanned, never copied): the root's children, and the `List` items of the three
+/// subscribe-message events. Only the five predefined entities and character references are
+/// expanded; a DTD is refused, so entity bombs are parse errors.
+fn read_xml(body: &str) -> Result<XmlBody, ParseError> {
+    use quick_xml::events::Event;
+    let invalid = |e: &dyn std::fmt::Display| ParseError(format!("invalid XML: {e}"));
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut x = XmlBody::default();
+    // The open elements: 1 = the root, 2 = a field or an event list, 3 = `List`, 4 = its field.
+    let mut depth = 0usize;
+    let mut in_event_list = false;
+    let mut slot = Slot::Other;
+    let mut text = String::new();
+    let mut seen_root = false;
+    // Bounded by the body: every turn consumes at least one event of it.
+    loop {
+        match reader.read_event().map_err(|e| invalid(&e))? {
+            Event::Start(e) => {
+                depth += 1;
+                let name = e.name();
+                let name = name.as_ref();
+                match depth {
+                    1 if seen_root => return Err(invalid(&"more than one root element")),
+                    1 => seen_root = true,
+                    2 => {
+                        in_event_list = matches!(
+                            name,
+                            "SubscribeMsgPopupEvent"
+                                | "SubscribeMsgChangeEvent"
+                                | "SubscribeMsgSentEvent"
+                        );
+                        slot = if in_event_list {
+                            Slot::Other
+                        } else {
+                            top_slot(name)
+                        };
+                    }
+                    3 if in_event_list && name == "List" => x.items.push(XmlItem::default()),
+                    4 if in_event_list => slot = item_slot(name),
+                    _ => slot = Slot::Other,
+                }
+                text.clear();
+            }
+            Event::Empty(_) if depth == 0 && seen_root => {
+                return Err(invalid(&"more than one root element"));
+            }
+            Event::Empty(_) if depth == 0 => seen_root = true,
+            Event::Text(t) if slot != Slot::Other => text.push_str(&t.xml10_content()),
+            Event::CData(c) if slot != Slot::Other => text.push_str(&c.xml10_content()),
+            Event::GeneralRef(r) if slot != Slot::Other => {
+                if r.is_char_ref() {
+                    match r.resolve_char_ref().map_err(|e| invalid(&e))? {
+                        Some(c) => text.push(c),
+                        None => return Err(invalid(&"a character reference to nothing")),
+                    }
+                } else {
+                    let name = r.into_inner();
+                    match quick_xml::escape::resolve_predefined_entity(&name) {
+                        Some(v) => text.push_str(v),
+                        None => return Err(invalid(&format!("unknown entity &{name};"))),
+                    }
+                }
+            }
+            Event::GeneralRef(r)
+                if !r.is_char_ref()
+                    && quick_xml::escape::resolve_predefined_entity(&r.borrow().into_inner())
+                        .is_none() =>
+            {
+                return Err(invalid(&"unknown entity"));
+            }
+            Event::End(_) => {
+                if (depth == 2 || depth == 4) && slot != Slot::Other {
+                    x.set(slot, std::mem::take(&mut text));
+                }
+                slot = Slot::Other;
+                if depth == 2 {
+                    in_event_list = false;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::DocType(_) => return Err(invalid(&"a DTD is not allowed")),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if depth != 0 || !seen_root {
+        return Err(invalid(&"the document ends inside an element"));
+    }
+    Ok(x)
+}
+
 fn parse_xml(body: &str) -> Result<Fields, ParseError> {
-    let x: XmlBody =
-        quick_xml::de::from_str(body).map_err(|e| ParseError(format!("invalid XML: {e}")))?;
+    let x = read_xml(body)?;
     let create_time = match trimmed(x.create_time) {
         None => None,
         Some(t) => Some(
@@ -201,10 +346,9 @@ fn parse_xml(body: &str) -> Result<Fields, ParseError> {
         ),
     };
     // Community report: some change events arrive wrapped as SubscribeMsgPopupEvent; all three are read alike.
-    let items = [x.popup, x.change, x.sent]
+    let items = x
+        .items
         .into_iter()
-        .flatten()
-        .flat_map(|l| l.list)
         .map(|i| SubscribeItem {
             template_id: i.template_id.unwrap_or_default(),
             status: trimmed(i.status),
@@ -323,6 +467,26 @@ mod tests {
         let m = parse_message(json).unwrap();
         assert_eq!(m.fields.subscribe_items[0].error_code, Some(0));
         assert_eq!(m.fields.subscribe_items[0].msg_id.as_deref(), Some("1700"));
+    }
+
+    #[test]
+    fn xml_text_is_read_as_xml_says() {
+        // Predefined entities and character references are expanded; CDATA is taken as is;
+        // unknown elements (nested too) are skipped; empty elements are absent fields.
+        let m = parse_message("<xml><ToUserName/><FromUserName>o&amp;&#x31;&#50;</FromUserName><CreateTime> 7 </CreateTime><MsgType><![CDATA[te]]>xt</MsgType><Extra><Deep><MsgType>no</MsgType></Deep></Extra><EventKey><![CDATA[a&amp;b]]></EventKey></xml>").unwrap();
+        assert_eq!(m.from_user_name, "o&12");
+        assert_eq!((m.create_time, m.msg_type.as_str()), (7, "text"));
+        assert_eq!(m.fields.event_key.as_deref(), Some("a&amp;b"));
+        assert_eq!(m.to_user_name, "");
+        for bad in [
+            "<xml><FromUserName>&nbsp;</FromUserName><CreateTime>1</CreateTime><MsgType>t</MsgType></xml>",
+            "<xml><FromUserName>o</FromUserName><CreateTime>1</CreateTime><MsgType>t</MsgType></xml><xml/>",
+            "<xml><FromUserName>o</FromUserName><CreateTime>1</CreateTime><MsgType>t</MsgType>",
+            "<xml><FromUserName>o</ToUserName></xml>",
+            "",
+        ] {
+            assert!(parse_message(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
