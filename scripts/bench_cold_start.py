@@ -4,6 +4,10 @@ DynamoDB/SSM and the WeChat emulator.
 
 MODE `refresh`: token-refresh with a real EventBridge scheduled event.
 MODE `callback`: callback with a real API Gateway v2 event (a signed URL verification).
+MODE `send`: send with a real API Gateway v2 event (GET /v1/apps/{appid}/token: the token
+from DynamoDB, or one WeChat call and one write).
+MODE `floor`: any function with a real EventBridge scheduled event (the hello-world floor).
+BINARY `python:MODULE.handler` runs a Python handler under awslambdaric (the wechatpy peer).
 MODE `worker`: batch-worker with a real SQS event carrying a follower-sync job for a run that
 does not exist (one DynamoDB read, then the partial-batch answer with no failures).
 
@@ -18,8 +22,14 @@ import boto3
 binary, emulator_base, appid, secret, runs, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 data = os.path.join(os.path.dirname(__file__), "..", "tests", "data")
 callback_token = "bench-callback-token"
-if mode == "refresh":
+if mode in ("refresh", "floor"):
     event = open(os.path.join(data, "eventbridge-scheduled-event.json")).read()
+elif mode == "send":
+    e = json.load(open(os.path.join(data, "apigw-v2-get-token.json")))
+    path = f"/v1/apps/{appid}/token"
+    e.update(rawPath=path)
+    e["requestContext"]["http"].update(path=path, method="GET")
+    event = json.dumps(e)
 elif mode == "worker":
     e = json.load(open(os.path.join(data, "sqs-event.json")))
     e["Records"][0]["body"] = json.dumps({"job": "follower_sync", "appid": appid, "run_id": "fs-none"})
@@ -121,7 +131,12 @@ for i in range(runs):
                AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench",
                WXPUSH_TABLE=table, WXPUSH_SSM_PREFIX=prefix, WECHAT_API_BASE=emulator_base)
     start = time.perf_counter()
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_LOG", os.devnull), "ab"))
+    if binary.startswith("python:"):
+        # The Python peer: a handler module under awslambdaric, as the python3.x runtime runs it.
+        cmd, cwd = [sys.executable, "-m", "awslambdaric", binary[len("python:"):]], os.path.join(os.path.dirname(__file__), "..", "bench")
+    else:
+        cmd, cwd = [binary], None
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_LOG", os.devnull), "ab"))
     with lock:
         lock.wait_for(lambda: "done_at" in state, timeout=30)
     hwm_kb = None
