@@ -757,3 +757,114 @@ pub async fn send_message(
         Err(e) => (e.status().as_u16(), e.body()),
     }
 }
+
+/// A jobs queue in moto, with SQS's visibility timeout at 1 s so failed records come back
+/// quickly.
+pub async fn moto_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    sqs.create_queue()
+        .queue_name(unique(prefix))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "1",
+        )
+        .send()
+        .await
+        .expect("create the queue in moto")
+        .queue_url
+        .expect("a queue url")
+}
+
+/// What [`drive_sqs`] did.
+#[derive(Debug, Default)]
+pub struct SqsDrive {
+    pub invocations: usize,
+    /// Records delivered with an `ApproximateReceiveCount` above 1.
+    pub redelivered: usize,
+}
+
+/// Delivers what is in the moto queue to the batch-worker handler as SQS would: one real SQS
+/// event (`tests/data/sqs-event.json`, with each record's id, receipt handle, body and
+/// receive count) per receive of up to 10, then deletes the records the handler did not
+/// report as failed — except for the first `lose_deletes` invocations, whose deletes are
+/// "lost", so SQS delivers those records again. `budget_ms` is each invocation's time left.
+/// Stops after `max_invocations`, or when the queue stays empty for four polls.
+pub async fn drive_sqs(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    runner: &wxpush_shared::jobs::JobRunner,
+    budget_ms: i64,
+    lose_deletes: usize,
+    max_invocations: usize,
+) -> SqsDrive {
+    use aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount;
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../data/sqs-event.json")).unwrap();
+    let mut done = SqsDrive::default();
+    let mut empty_polls = 0;
+    while done.invocations < max_invocations && empty_polls < 4 {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(ApproximateReceiveCount)
+            .send()
+            .await
+            .expect("receive from moto");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            empty_polls += 1;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            continue;
+        }
+        empty_polls = 0;
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                let count = m
+                    .attributes()
+                    .and_then(|a| a.get(&ApproximateReceiveCount))
+                    .cloned()
+                    .unwrap_or_else(|| "1".into());
+                if count != "1" {
+                    done.redelivered += 1;
+                }
+                let mut r = fixture["Records"][0].clone();
+                r["messageId"] = serde_json::json!(m.message_id());
+                r["receiptHandle"] = serde_json::json!(m.receipt_handle());
+                r["body"] = serde_json::json!(m.body());
+                r["attributes"]["ApproximateReceiveCount"] = serde_json::json!(count);
+                r
+            })
+            .collect();
+        let mut event = fixture.clone();
+        event["Records"] = serde_json::json!(records);
+        let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(event).unwrap();
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = (wxpush_shared::clock::now_unix_millis() + budget_ms) as u64;
+        let response = wxpush_batch_worker::handle_event(
+            runner,
+            lambda_runtime::LambdaEvent::new(event, context),
+            wxpush_batch_worker::DEFAULT_MAX_RECEIVES,
+        )
+        .await;
+        done.invocations += 1;
+        if done.invocations <= lose_deletes {
+            continue;
+        }
+        for m in &messages {
+            let failed = response
+                .batch_item_failures
+                .iter()
+                .any(|f| Some(f.item_identifier.as_str()) == m.message_id());
+            if !failed {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    done
+}

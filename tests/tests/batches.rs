@@ -210,6 +210,17 @@ impl World {
         out
     }
 
+    /// Runs the fan-out jobs waiting in the queue by hand; their chunk jobs stay queued.
+    async fn run_fanouts(&self) {
+        for (job, _) in self.queue.drain() {
+            assert!(matches!(job, Job::BatchFanout { .. }), "{job:?}");
+            self.runner
+                .run(&job, Instant::now() + Duration::from_secs(10))
+                .await
+                .unwrap();
+        }
+    }
+
     fn drive(&self, drive: Drive) -> tokio::task::JoinHandle<wxpush_tests::sim_queue::DriveReport> {
         let (queue, runner) = (self.queue.clone(), self.runner.clone());
         tokio::spawn(async move { queue.drive(runner, drive).await })
@@ -556,12 +567,7 @@ async fn a_worker_killed_after_wechat_accepted_does_not_resend() {
         )
         .await;
     // The fan-outs run; their chunk jobs are taken by hand.
-    for (job, _) in w.queue.drain() {
-        w.runner
-            .run(&job, Instant::now() + Duration::from_secs(10))
-            .await
-            .unwrap();
-    }
+    w.run_fanouts().await;
     let chunks: Vec<Job> = w.queue.drain().into_iter().map(|(j, _)| j).collect();
     assert_eq!(chunks.len(), 2);
     // WeChat delivers, then its answer takes 3 s; the worker is killed after 0.2 s (before
@@ -830,12 +836,7 @@ async fn a_poison_chunk_shows_in_the_failures_and_goes_to_the_dead_letter_queue(
             json!({"message": template("失败"), "recipients": recipients}),
         )
         .await;
-    for (job, _) in w.queue.drain() {
-        w.runner
-            .run(&job, Instant::now() + Duration::from_secs(10))
-            .await
-            .unwrap();
-    }
+    w.run_fanouts().await;
     let (chunk, _) = w.queue.drain().remove(0);
     // WeChat is busy for every call now.
     w.emulator
@@ -1175,12 +1176,7 @@ async fn a_late_takeover_does_not_resend_a_template_message() {
             json!({"message": message, "recipients": [{"openid": "z0"}, {"openid": "z1"}]}),
         )
         .await;
-    for (job, _) in w.queue.drain() {
-        w.runner
-            .run(&job, Instant::now() + Duration::from_secs(10))
-            .await
-            .unwrap();
-    }
+    w.run_fanouts().await;
     // Claims as a dead worker left them: z0 attempted 10 minutes ago, z1 30 s ago.
     let now = now_unix();
     for (openid, ago) in [("z0", TEMPLATE_RESEND_WINDOW_SECS + 60), ("z1", 30)] {

@@ -3,20 +3,18 @@
 //! batch-worker handler from real SQS event JSON, with deliveries whose delete was lost
 //! (SQS delivers them again) and a cancel.
 
-use aws_lambda_events::sqs::SqsEvent;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wxpush_send::{SendService, handle};
 use wxpush_shared::batch::{BatchConfig, Batches};
-use wxpush_shared::clock::{now_unix, now_unix_millis};
+use wxpush_shared::clock::now_unix;
 use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::queue::{JobQueue, SqsJobQueue};
 use wxpush_shared::store::Attr;
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{TokenWorld, apigw_v1_request, job_runner, sdk_config, unique};
+use wxpush_tests::{TokenWorld, apigw_v1_request, drive_sqs, job_runner, moto_queue, sdk_config};
 
 struct MotoBatches {
     world: TokenWorld,
@@ -31,18 +29,7 @@ impl MotoBatches {
     async fn new(config: BatchConfig) -> MotoBatches {
         let (world, oa, _mp) = TokenWorld::with_oa_and_mp().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique("wxpush-batch-"))
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                "1",
-            )
-            .send()
-            .await
-            .expect("create the queue in moto")
-            .queue_url
-            .expect("a queue url");
+        let queue_url = moto_queue(&sqs, "wxpush-batch-").await;
         let queue: Arc<dyn JobQueue> = Arc::new(SqsJobQueue::new(sqs.clone(), &queue_url));
         let tokens = world.manager(TokenPolicy::default(), 2000);
         let store = world.state_store();
@@ -76,85 +63,20 @@ impl MotoBatches {
         )
     }
 
-    /// Delivers what is in the queue to the worker handler as SQS would, one real SQS event
-    /// per receive; the records of the first `lose_deletes` receives are not deleted (the
-    /// delete was lost), so SQS delivers them again after the visibility timeout. Stops when
-    /// the queue stays empty.
+    /// Runs the queue through the batch-worker handler ([`drive_sqs`]); the first
+    /// `lose_deletes` invocations lose their deletes, so SQS delivers those records again.
+    /// Returns (invocations, records delivered again).
     async fn drive(&self, lose_deletes: usize, max_invocations: usize) -> (usize, usize) {
-        let fixture: Value = serde_json::from_str(include_str!("../data/sqs-event.json")).unwrap();
-        let (mut invocations, mut redelivered, mut empty_polls) = (0, 0, 0);
-        while invocations < max_invocations && empty_polls < 4 {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .message_system_attribute_names(
-                    aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-                )
-                .send()
-                .await
-                .expect("receive from moto");
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                empty_polls += 1;
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                continue;
-            }
-            empty_polls = 0;
-            let mut event = fixture.clone();
-            event["Records"] = json!(
-                messages
-                    .iter()
-                    .map(|m| {
-                        let mut r = fixture["Records"][0].clone();
-                        r["messageId"] = json!(m.message_id());
-                        r["receiptHandle"] = json!(m.receipt_handle());
-                        r["body"] = json!(m.body());
-                        let count = m
-                            .attributes()
-                            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
-                            .cloned()
-                            .unwrap_or_else(|| "1".into());
-                        if count != "1" {
-                            redelivered += 1;
-                        }
-                        r["attributes"]["ApproximateReceiveCount"] = json!(count);
-                        r
-                    })
-                    .collect::<Vec<_>>()
-            );
-            let event: SqsEvent = serde_json::from_value(event).unwrap();
-            let mut context = Context::default();
-            context.deadline = (now_unix_millis() + 60_000) as u64;
-            let response = wxpush_batch_worker::handle_event(
-                &self.runner,
-                LambdaEvent::new(event, context),
-                5,
-            )
-            .await;
-            invocations += 1;
-            if invocations <= lose_deletes {
-                continue;
-            }
-            let failed: Vec<String> = response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.clone())
-                .collect();
-            for m in &messages {
-                if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(m.receipt_handle().unwrap())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-        }
-        (invocations, redelivered)
+        let d = drive_sqs(
+            &self.sqs,
+            &self.queue_url,
+            &self.runner,
+            60_000,
+            lose_deletes,
+            max_invocations,
+        )
+        .await;
+        (d.invocations, d.redelivered)
     }
 
     async fn delivered(&self) -> HashMap<String, usize> {

@@ -2,21 +2,18 @@
 //! `/v1` handler with API Gateway events, continued by the batch-worker handler with real SQS
 //! events, interrupted by faults and by a worker that dies, run twice at once.
 
-use aws_lambda_events::sqs::SqsEvent;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wxpush_send::{SendService, handle};
 use wxpush_shared::callback::followup::FollowerCompletion;
-use wxpush_shared::clock::now_unix_millis;
 use wxpush_shared::followers::{FollowerSync, RunEnd, SyncConfig};
 use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::queue::{JobQueue, SqsJobQueue};
 use wxpush_shared::store::{Attr, ItemKey, Op, StateStore, attrs};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{TokenWorld, apigw_v1_request, sdk_config, unique};
+use wxpush_tests::{TokenWorld, apigw_v1_request, drive_sqs, moto_queue, sdk_config};
 
 struct SyncWorld {
     world: TokenWorld,
@@ -41,18 +38,7 @@ impl SyncWorld {
     async fn new(config: SyncConfig) -> SyncWorld {
         let (world, oa, mp) = TokenWorld::with_oa_and_mp().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(unique("wxpush-jobs-"))
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                "1",
-            )
-            .send()
-            .await
-            .expect("create the queue in moto")
-            .queue_url
-            .expect("a queue url");
+        let queue_url = moto_queue(&sqs, "wxpush-jobs-").await;
         let queue: Arc<dyn JobQueue> = Arc::new(SqsJobQueue::new(sqs.clone(), &queue_url));
         let tokens = world.manager(TokenPolicy::default(), 2000);
         let store = world.state_store();
@@ -161,71 +147,20 @@ impl SyncWorld {
         body
     }
 
-    /// Delivers what is in the queue to the worker handler as SQS would: one real SQS event
-    /// per received batch, deleting the records the handler did not report as failed.
-    /// `budget_ms` is each invocation's time left (the Lambda deadline). Returns the number
-    /// of invocations; stops when the queue stays empty.
+    /// Runs what is in the queue through the batch-worker handler as SQS would
+    /// ([`drive_sqs`]); `budget_ms` is each invocation's time left (the Lambda deadline).
+    /// Returns the number of invocations; stops when the queue stays empty.
     async fn drive(&self, budget_ms: i64, max_invocations: usize) -> usize {
-        let fixture: Value = serde_json::from_str(include_str!("../data/sqs-event.json")).unwrap();
-        let mut invocations = 0;
-        let mut empty_polls = 0;
-        while invocations < max_invocations && empty_polls < 3 {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive from moto");
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                empty_polls += 1;
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                continue;
-            }
-            empty_polls = 0;
-            let mut event = fixture.clone();
-            event["Records"] = json!(
-                messages
-                    .iter()
-                    .map(|m| {
-                        let mut r = fixture["Records"][0].clone();
-                        r["messageId"] = json!(m.message_id());
-                        r["receiptHandle"] = json!(m.receipt_handle());
-                        r["body"] = json!(m.body());
-                        r
-                    })
-                    .collect::<Vec<_>>()
-            );
-            let event: SqsEvent = serde_json::from_value(event).unwrap();
-            let mut context = Context::default();
-            context.deadline = (now_unix_millis() + budget_ms) as u64;
-            let response = wxpush_batch_worker::handle_event(
-                &self.runner,
-                LambdaEvent::new(event, context),
-                5,
-            )
-            .await;
-            invocations += 1;
-            let failed: Vec<String> = response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.clone())
-                .collect();
-            for m in &messages {
-                if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(m.receipt_handle().unwrap())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-        }
-        invocations
+        drive_sqs(
+            &self.sqs,
+            &self.queue_url,
+            &self.runner,
+            budget_ms,
+            0,
+            max_invocations,
+        )
+        .await
+        .invocations
     }
 
     async fn stats(&self) -> Value {
