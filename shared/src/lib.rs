@@ -29,6 +29,7 @@ pub mod secrets;
 pub mod send;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 pub mod wechat;
 

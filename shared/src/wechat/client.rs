@@ -66,6 +66,9 @@ impl HttpWeChatClient {
             .retry(reqwest::retry::never())
             .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!("wxpush/", env!("CARGO_PKG_VERSION")))
+            // The process's one root store (compiled in, plus `SSL_CERT_FILE`), not the
+            // system's: see `crate::tls`.
+            .tls_certs_only(roots())
             .build()
             .map_err(|e| WeChatCallError::Connect(e.without_url().to_string()))?;
         Ok(HttpWeChatClient {
@@ -316,4 +319,17 @@ mod tests {
             Err(WeChatCallError::Decode(_))
         ));
     }
+}
+
+/// The WeChat client's trusted roots: the compiled-in ones and those of `SSL_CERT_FILE`.
+fn roots() -> Vec<reqwest::Certificate> {
+    let mut roots: Vec<reqwest::Certificate> = crate::tls::roots_der()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+        .collect();
+    if let Some(pem) = crate::tls::extra_pem()
+        && let Ok(extra) = reqwest::Certificate::from_pem_bundle(pem)
+    {
+        roots.extend(extra);
+    }
+    roots
 }
