@@ -300,6 +300,19 @@ impl WeChatApi for HttpWeChatClient {
     }
 }
 
+/// The WeChat client's trusted roots: the compiled-in ones and those of `SSL_CERT_FILE`.
+fn roots() -> Vec<reqwest::Certificate> {
+    let mut roots: Vec<reqwest::Certificate> = crate::tls::roots_der()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+        .collect();
+    if let Some(pem) = crate::tls::extra_pem()
+        && let Ok(extra) = reqwest::Certificate::from_pem_bundle(pem)
+    {
+        roots.extend(extra);
+    }
+    roots
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,17 +332,4 @@ mod tests {
             Err(WeChatCallError::Decode(_))
         ));
     }
-}
-
-/// The WeChat client's trusted roots: the compiled-in ones and those of `SSL_CERT_FILE`.
-fn roots() -> Vec<reqwest::Certificate> {
-    let mut roots: Vec<reqwest::Certificate> = crate::tls::roots_der()
-        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
-        .collect();
-    if let Some(pem) = crate::tls::extra_pem()
-        && let Ok(extra) = reqwest::Certificate::from_pem_bundle(pem)
-    {
-        roots.extend(extra);
-    }
-    roots
 }
