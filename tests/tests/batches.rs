@@ -667,7 +667,10 @@ async fn the_daily_quota_pauses_the_batch_and_it_resumes_by_itself() {
         limit: Duration::from_secs(60),
         ..Drive::default()
     });
-    let paused = w.wait_for(OA, &id, |s| s["state"] == "paused").await;
+    // Paused, and the chunks that hit the quota have recorded what they sent before it.
+    let paused = w
+        .wait_for(OA, &id, |s| s["state"] == "paused" && s["sent"] == 25)
+        .await;
     assert!(
         paused["pause_reason"].as_str().unwrap().contains("45009"),
         "{paused}"
