@@ -570,8 +570,8 @@ async fn a_worker_killed_after_wechat_accepted_does_not_resend() {
     w.run_fanouts().await;
     let chunks: Vec<Job> = w.queue.drain().into_iter().map(|(j, _)| j).collect();
     assert_eq!(chunks.len(), 2);
-    // WeChat delivers, then its answer takes 3 s; the worker is killed after 0.2 s (before
-    // its client's timeout would have ended the attempt).
+    // WeChat delivers, then its answer takes 3 s; the worker is killed once the message is
+    // delivered (before its client's timeout would have ended the attempt).
     for path in [
         "/cgi-bin/message/template/send",
         "/cgi-bin/message/custom/send",
@@ -583,14 +583,21 @@ async fn a_worker_killed_after_wechat_accepted_does_not_resend() {
             )
             .await;
     }
-    for job in &chunks {
+    for (job, first) in chunks.iter().zip(["k0", "k3"]) {
         let (runner, job) = (w.runner.clone(), job.clone());
         let task = tokio::spawn(async move {
             runner
                 .run(&job, Instant::now() + Duration::from_secs(2))
                 .await
         });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Killed as soon as WeChat has the message (its answer is 3 s away; the client's
+        // timeout would end the attempt after 0.3 s).
+        for _ in 0..300 {
+            if w.delivered().await.contains_key(first) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         task.abort();
         let _ = task.await;
     }
