@@ -33,16 +33,24 @@ impl Job {
     /// The same job, `attempt` counted once more (a chunk put back after a failure).
     pub fn retried(&self) -> Job {
         match self {
+            Job::BatchChunk { attempt, .. } => self.with_attempt(attempt + 1),
+            other => other.clone(),
+        }
+    }
+
+    /// The same job with its retry count set to `attempt` (chunk jobs; others unchanged).
+    pub fn with_attempt(&self, attempt: u32) -> Job {
+        match self {
             Job::BatchChunk {
                 appid,
                 batch_id,
                 chunk,
-                attempt,
+                ..
             } => Job::BatchChunk {
                 appid: appid.clone(),
                 batch_id: batch_id.clone(),
                 chunk: *chunk,
-                attempt: attempt + 1,
+                attempt,
             },
             other => other.clone(),
         }

@@ -29,7 +29,9 @@ use crate::app::{AppConfig, AppKind};
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::queue::{Job, JobQueue};
-use crate::send::service::{MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash, principal};
+use crate::send::service::{
+    MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash, check_idempotency_key, principal,
+};
 use crate::send::validate::{MessageKind, Recipient, parse_recipient, parse_send_request};
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
 use crate::token::StoreError;
@@ -421,12 +423,7 @@ impl Batches {
         }
         let id = match idempotency_key {
             Some(key) => {
-                if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(invalid(
-                        "Idempotency-Key",
-                        "must be 1-128 printable ASCII characters without spaces",
-                    ));
-                }
+                check_idempotency_key(key)?;
                 let seed = format!("{}\n{appid}\n{key}", principal(caller));
                 format!("bat_{}", &body_hash(seed.as_bytes())[..32])
             }
@@ -1046,7 +1043,7 @@ impl Batches {
         info!(appid, batch = %id, chunk, done = sent_here, left, stop = ?stop, "chunk step");
         // A run that got somewhere starts its retry count afresh.
         let (attempt, job) = if sent_here > 0 {
-            (0, with_attempt(job, 0))
+            (0, job.with_attempt(0))
         } else {
             (*attempt, job.clone())
         };
@@ -1355,24 +1352,6 @@ fn classify(e: ApiError, config: &BatchConfig) -> Result<Done, Stop> {
         return Err(Stop::Retry(e.to_string()));
     }
     Ok(Done::failed(e.body()))
-}
-
-/// A chunk job with its retry count set to `attempt`.
-fn with_attempt(job: &Job, attempt: u32) -> Job {
-    match job {
-        Job::BatchChunk {
-            appid,
-            batch_id,
-            chunk,
-            ..
-        } => Job::BatchChunk {
-            appid: appid.clone(),
-            batch_id: batch_id.clone(),
-            chunk: *chunk,
-            attempt,
-        },
-        other => other.clone(),
-    }
 }
 
 fn progress_op(key: &ItemKey, results: &[u8], expected: i64, started: bool) -> Op {

@@ -965,7 +965,9 @@ pub struct Routed {
     pub unionid: Option<String>,
 }
 
-fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
+/// An `Idempotency-Key` as the API takes them (messages and batches): 1-128 printable ASCII
+/// characters without spaces.
+pub fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::Validation {
             field: "Idempotency-Key".into(),
