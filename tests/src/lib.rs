@@ -884,6 +884,41 @@ impl Drop for TlsServer {
     }
 }
 
+/// Both HTTPS clients of a function, as `wxpush_shared` builds them (the process's one root
+/// store), pointed at `base`, with an app to ask a token for.
+pub async fn https_clients(
+    base: &str,
+) -> (
+    wxpush_shared::wechat::HttpWeChatClient,
+    aws_sdk_dynamodb::Client,
+    wxpush_shared::AppConfig,
+) {
+    let wechat = HttpWeChatClient::new(WeChatClientConfig {
+        api_base: base.to_string(),
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+    })
+    .unwrap();
+    let sdk = wxpush_shared::aws::load_sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(base)
+            .build(),
+    );
+    let app = wxpush_shared::AppConfig {
+        appid: "wx0123456789abcdef".into(),
+        kind: AppKind::OfficialAccount,
+        app_secret: wxpush_shared::Secret::new("tls-test-secret"),
+        callback_token: None,
+        encoding_aes_key: None,
+        linked_official_account: None,
+        token_api: wxpush_shared::TokenApi::Stable,
+        callback_mode: wxpush_shared::CallbackMode::Plaintext,
+        batch_rate: None,
+    };
+    (wechat, dynamo, app)
+}
+
 /// The certificate [`TlsServer`] presents, as PEM.
 pub const TLS_TEST_CERT: &str = include_str!("../data/tls/test-server-cert.pem");
 

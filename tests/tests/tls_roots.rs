@@ -3,9 +3,8 @@
 //! certificate chains to none of them is refused by both; `tls_roots_extra.rs` shows the
 //! same server accepted once its CA is added with `SSL_CERT_FILE`.
 
-use std::time::Duration;
-use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
-use wxpush_tests::TlsServer;
+use wxpush_shared::wechat::WeChatApi;
+use wxpush_tests::{TlsServer, https_clients};
 
 #[test]
 fn an_unknown_certificate_is_refused_by_both_clients() {
@@ -23,39 +22,14 @@ fn an_unknown_certificate_is_refused_by_both_clients() {
 async fn refused() {
     let server = TlsServer::start().await;
     let base = format!("https://127.0.0.1:{}", server.port);
-    let wechat = HttpWeChatClient::new(WeChatClientConfig {
-        api_base: base.clone(),
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
-    let err = wechat.fetch_token(&app()).await.unwrap_err();
+    let (wechat, dynamo, app) = https_clients(&base).await;
+    let err = wechat.fetch_token(&app).await.unwrap_err();
     assert!(
         err.to_string().to_lowercase().contains("certificate")
             || matches!(err, wxpush_shared::wechat::WeChatCallError::Connect(_)),
         "{err}"
     );
-    let sdk = wxpush_shared::aws::load_sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(&base)
-            .build(),
-    );
     let err = dynamo.list_tables().send().await.unwrap_err();
     let text = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
     assert!(text.to_lowercase().contains("certificate"), "{text}");
-}
-
-fn app() -> wxpush_shared::AppConfig {
-    wxpush_shared::AppConfig {
-        appid: "wx0123456789abcdef".into(),
-        kind: wxpush_shared::AppKind::OfficialAccount,
-        app_secret: wxpush_shared::Secret::new("tls-test-secret"),
-        callback_token: None,
-        encoding_aes_key: None,
-        linked_official_account: None,
-        token_api: wxpush_shared::TokenApi::Stable,
-        callback_mode: wxpush_shared::CallbackMode::Plaintext,
-        batch_rate: None,
-    }
 }

@@ -2,9 +2,8 @@
 //! certificate) to the compiled-in roots, for both HTTPS clients. Its own test binary: the
 //! variable is read once per process.
 
-use std::time::Duration;
-use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
-use wxpush_tests::{TLS_TEST_CERT, TlsServer};
+use wxpush_shared::wechat::WeChatApi;
+use wxpush_tests::{TLS_TEST_CERT, TlsServer, https_clients};
 
 #[test]
 fn a_ca_in_ssl_cert_file_is_trusted_by_both_clients() {
@@ -21,36 +20,11 @@ fn a_ca_in_ssl_cert_file_is_trusted_by_both_clients() {
     runtime.block_on(async {
         let server = TlsServer::start().await;
         let base = format!("https://127.0.0.1:{}", server.port);
-        let wechat = HttpWeChatClient::new(WeChatClientConfig {
-            api_base: base.clone(),
-            timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(2),
-        })
-        .unwrap();
-        let token = wechat.fetch_token(&app()).await.unwrap();
+        let (wechat, dynamo, app) = https_clients(&base).await;
+        let token = wechat.fetch_token(&app).await.unwrap();
         assert_eq!(token.access_token.expose(), "tls-test-token");
-        let sdk = wxpush_shared::aws::load_sdk_config().await;
-        let dynamo = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&sdk)
-                .endpoint_url(&base)
-                .build(),
-        );
         let tables = dynamo.list_tables().send().await.unwrap();
         assert!(tables.table_names().is_empty());
     });
     let _ = std::fs::remove_file(file);
-}
-
-fn app() -> wxpush_shared::AppConfig {
-    wxpush_shared::AppConfig {
-        appid: "wx0123456789abcdef".into(),
-        kind: wxpush_shared::AppKind::OfficialAccount,
-        app_secret: wxpush_shared::Secret::new("tls-test-secret"),
-        callback_token: None,
-        encoding_aes_key: None,
-        linked_official_account: None,
-        token_api: wxpush_shared::TokenApi::Stable,
-        callback_mode: wxpush_shared::CallbackMode::Plaintext,
-        batch_rate: None,
-    }
 }
