@@ -57,6 +57,9 @@ enum Command {
         /// Refresh tokens expiring within this many seconds.
         #[arg(long, default_value_t = 900)]
         refresh_window: u64,
+        /// Forward every recorded callback event to this webhook (POST, JSON), at least once.
+        #[arg(long, value_name = "URL")]
+        forward: Option<String>,
     },
     /// Run the WeChat emulator alone (WeChat paths at the root, controls under /sandbox).
     Sandbox {
@@ -212,6 +215,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             data,
             refresh_every,
             refresh_window,
+            forward,
         } => {
             let (apps, demo) = load_apps(apps.as_ref(), sandbox)?;
             let data = match data {
@@ -245,6 +249,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 refresh_window: Duration::from_secs(refresh_window),
                 sync: Default::default(),
                 batches: wxpush_shared::batch::BatchConfig::from_env()?,
+                forward,
+                sweep_every: Duration::from_secs(60),
             })
             .await?;
             println!("wxpush listening on {}", server.url());

@@ -22,10 +22,11 @@ use wxpush_shared::batch::{BatchConfig, Batches};
 use wxpush_shared::callback::followup::FollowerCompletion;
 use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
+use wxpush_shared::forward::{EventSink, Forwarder, WebhookSink};
 use wxpush_shared::http::error_response;
 use wxpush_shared::jobs::{JobRunner, run_local_worker};
-use wxpush_shared::queue::JobQueue;
 use wxpush_shared::queue::LocalJobQueue;
+use wxpush_shared::queue::{Job, JobQueue};
 use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
 use wxpush_shared::store::{EmbeddedStateStore, StateStore};
 use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy, TokenStore};
@@ -54,6 +55,10 @@ pub struct ServeConfig {
     pub sync: SyncConfig,
     /// The batches' settings (pace, concurrency, chunk size).
     pub batches: BatchConfig,
+    /// `--forward URL`: the webhook recorded callback events are forwarded to.
+    pub forward: Option<String>,
+    /// How often the outbox sweep runs (the EventBridge schedule's stand-in).
+    pub sweep_every: Duration,
 }
 
 /// How long one local job step may run before it checkpoints and queues its continuation
@@ -193,13 +198,21 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         queue.clone(),
         cfg.batches.clone(),
     ));
-    let runner = Arc::new(
-        JobRunner::new(
-            followers,
-            Arc::new(FollowerCompletion::new(tokens.clone(), state_store.clone())),
-        )
-        .with_batches(batches.clone()),
-    );
+    let mut runner = JobRunner::new(
+        followers,
+        Arc::new(FollowerCompletion::new(tokens.clone(), state_store.clone())),
+    )
+    .with_batches(batches.clone());
+    if let Some(url) = &cfg.forward {
+        let sink: Arc<dyn EventSink> = Arc::new(WebhookSink::new(url.clone())?);
+        runner = runner.with_forwarder(Arc::new(Forwarder::new(
+            state_store.clone(),
+            queue.clone(),
+            secrets.clone(),
+            sink,
+        )));
+    }
+    let runner = Arc::new(runner);
     let worker = tokio::spawn(run_local_worker(
         runner,
         jobs,
@@ -208,7 +221,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     ));
     let state = AppState {
         send: Arc::new(send.with_batches(batches)),
-        callback: Arc::new(CallbackService::new(secrets, state_store, queue)),
+        callback: Arc::new(
+            CallbackService::new(secrets, state_store, queue.clone())
+                .with_forwarding(cfg.forward.is_some()),
+        ),
         api_key: Arc::new(cfg.api_key),
     };
 
@@ -240,11 +256,27 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
             }
         }
     });
-    info!(%addr, sandbox = emulator.is_some(), "wxpush local server listening");
+    let mut tasks = vec![server, timer, worker];
+    if cfg.forward.is_some() {
+        // The outbox sweep's schedule.
+        let every = cfg.sweep_every;
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = queue.enqueue(&Job::SweepOutbox).await {
+                    warn!(error = %e, "could not queue the outbox sweep");
+                }
+            }
+        }));
+    }
+    info!(%addr, sandbox = emulator.is_some(), forwarding = cfg.forward.is_some(), "wxpush local server listening");
     Ok(RunningServer {
         addr,
         emulator,
-        tasks: vec![server, timer, worker],
+        tasks,
     })
 }
 

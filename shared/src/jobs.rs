@@ -4,6 +4,7 @@
 use crate::batch::Batches;
 use crate::callback::followup::FollowerCompletion;
 use crate::followers::FollowerSync;
+use crate::forward::Forwarder;
 use crate::queue::Job;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ pub struct JobRunner {
     sync: Arc<FollowerSync>,
     followers: Arc<FollowerCompletion>,
     batches: Option<Arc<Batches>>,
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 impl JobRunner {
@@ -22,12 +24,19 @@ impl JobRunner {
             sync,
             followers,
             batches: None,
+            forwarder: None,
         }
     }
 
     /// The batches whose fan-out and chunk jobs this runner runs.
     pub fn with_batches(mut self, batches: Arc<Batches>) -> JobRunner {
         self.batches = Some(batches);
+        self
+    }
+
+    /// The forwarder of recorded callback events (forwarding and sweep jobs).
+    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> JobRunner {
+        self.forwarder = Some(forwarder);
         self
     }
 
@@ -71,8 +80,33 @@ impl JobRunner {
                     .run_chunk(job, deadline, last_delivery)
                     .await?;
             }
+            Job::ForwardEvent {
+                appid,
+                key,
+                attempt,
+            } => {
+                self.forwarder()?
+                    .forward(
+                        appid,
+                        key,
+                        *attempt,
+                        last_delivery,
+                        crate::clock::now_unix(),
+                    )
+                    .await?;
+            }
+            Job::SweepOutbox => {
+                let queued = self.forwarder()?.sweep(crate::clock::now_unix()).await?;
+                info!(queued, "outbox sweep");
+            }
         }
         Ok(())
+    }
+
+    fn forwarder(&self) -> Result<&Arc<Forwarder>, String> {
+        self.forwarder.as_ref().ok_or_else(|| {
+            "this worker forwards no events (no event bus or webhook is configured)".to_string()
+        })
     }
 
     fn batches(&self) -> Result<&Arc<Batches>, String> {

@@ -9,6 +9,7 @@
 //! - [`store`]: wxpush's state (`StateStore`: DynamoDB or embedded) and its item keys.
 //! - [`callback`], [`send`], [`identity`], [`followers`], [`batch`]: the services behind the
 //!   routes.
+//! - [`forward`]: recorded callback events forwarded to an EventBridge bus or a webhook.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
 //! - [`error`]: the API error enum and its one mapping to HTTP.
 //! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing.
@@ -20,6 +21,7 @@ pub mod callback;
 pub mod clock;
 pub mod error;
 pub mod followers;
+pub mod forward;
 pub mod http;
 pub mod identity;
 pub mod jobs;

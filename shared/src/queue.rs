@@ -27,6 +27,16 @@ pub enum Job {
         #[serde(default)]
         attempt: u32,
     },
+    /// Forward the recorded callback event whose outbox row is `key` (its dedupe key) to the
+    /// event sink, then delete the row. `attempt` counts earlier failed deliveries.
+    ForwardEvent {
+        appid: String,
+        key: String,
+        #[serde(default)]
+        attempt: u32,
+    },
+    /// Queue a [`Job::ForwardEvent`] for every outbox row that lost its job (scheduled).
+    SweepOutbox,
 }
 
 impl Job {

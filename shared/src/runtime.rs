@@ -7,8 +7,10 @@
 //! | `WXPUSH_SECRETS_TTL_SECS` | how long app config is cached in memory | 300 |
 //! | `WXPUSH_REFRESH_WINDOW_SECS` | scheduled refresh: tokens expiring within it | 900 |
 //! | `WXPUSH_QUEUE_URL` | the SQS queue of background jobs (follower sync, unionid look-ups) | none: jobs are refused |
+//! | `WXPUSH_EVENT_BUS` | the EventBridge bus (name or ARN) recorded callback events are forwarded to | none: events are not forwarded |
 //! | `WECHAT_API_BASE`, `WECHAT_TIMEOUT_MS` | the WeChat client | api.weixin.qq.com, 5000 |
 
+use crate::forward::{EventBridgeSink, EventSink};
 use crate::queue::{Job, JobQueue, QueueError, SqsJobQueue};
 use crate::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
 use crate::store::{DynamoStateStore, StateStore};
@@ -27,6 +29,16 @@ pub struct AwsDeps {
     pub state_store: Arc<dyn StateStore>,
     pub queue: Arc<dyn JobQueue>,
     pub refresh_window: Duration,
+    /// Where recorded callback events are forwarded (`WXPUSH_EVENT_BUS`), if anywhere.
+    pub event_sink: Option<Arc<dyn EventSink>>,
+}
+
+/// `WXPUSH_EVENT_BUS`, when set and not blank.
+pub fn event_bus_from_env() -> Option<String> {
+    std::env::var("WXPUSH_EVENT_BUS")
+        .ok()
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
 }
 
 /// The queue of a deployment without `WXPUSH_QUEUE_URL`: every job is refused, saying why.
@@ -60,6 +72,9 @@ pub struct CallbackDeps {
     pub secrets: Arc<dyn SecretStore>,
     pub state_store: Arc<dyn StateStore>,
     pub queue: Arc<dyn JobQueue>,
+    /// Whether recorded events are forwarded (`WXPUSH_EVENT_BUS` is set): the callback writes
+    /// their outbox rows; the worker delivers them.
+    pub forwarding: bool,
 }
 
 /// The environment and AWS clients every function starts from.
@@ -112,6 +127,7 @@ impl CallbackDeps {
                 c.table.clone(),
             )),
             queue: c.queue(),
+            forwarding: event_bus_from_env().is_some(),
         })
     }
 }
@@ -133,12 +149,19 @@ impl AwsDeps {
         let wechat: Arc<dyn WeChatApi> =
             Arc::new(HttpWeChatClient::new(wechat_config).map_err(|e| e.to_string())?);
         let tokens = Arc::new(TokenManager::new(store, secrets.clone(), wechat, policy));
+        let event_sink = event_bus_from_env().map(|bus| {
+            Arc::new(EventBridgeSink::new(
+                aws_sdk_eventbridge::Client::new(&c.sdk),
+                bus,
+            )) as Arc<dyn EventSink>
+        });
         Ok(AwsDeps {
             tokens,
             secrets,
             state_store,
             queue: c.queue(),
             refresh_window,
+            event_sink,
         })
     }
 }

@@ -299,6 +299,7 @@ fn op_key(op: &Op) -> &ItemKey {
         | Op::Grant { key, .. }
         | Op::SetIfEquals { key, .. }
         | Op::Update { key, .. }
+        | Op::Delete { key }
         | Op::PutIfVersion { key, .. } => key,
     }
 }

@@ -621,6 +621,17 @@ pub async fn local_server(
     apps: wxpush_shared::secrets::AppsFile,
     api_key: &str,
 ) -> wxpush_cli::serve::RunningServer {
+    local_server_forwarding(apps, api_key, None, Duration::from_secs(3600)).await
+}
+
+/// [`local_server`] forwarding recorded events to the webhook `forward` (`--forward URL`),
+/// sweeping the outbox every `sweep_every`.
+pub async fn local_server_forwarding(
+    apps: wxpush_shared::secrets::AppsFile,
+    api_key: &str,
+    forward: Option<String>,
+    sweep_every: Duration,
+) -> wxpush_cli::serve::RunningServer {
     use wxpush_cli::serve::{DataLocation, ServeConfig, start};
     capture_suite_logs();
     remember_secrets(apps.apps.iter().flat_map(|a| {
@@ -653,6 +664,8 @@ pub async fn local_server(
             check_interval: Duration::from_millis(300),
             ..Default::default()
         },
+        forward,
+        sweep_every,
     })
     .await
     .expect("the local server starts")

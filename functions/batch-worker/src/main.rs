@@ -7,6 +7,7 @@ use wxpush_batch_worker::{handle_event, max_receives_from_env};
 use wxpush_shared::batch::{BatchConfig, Batches};
 use wxpush_shared::callback::followup::FollowerCompletion;
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
+use wxpush_shared::forward::Forwarder;
 use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::runtime::AwsDeps;
 use wxpush_shared::send::service::Sender;
@@ -28,6 +29,14 @@ async fn main() -> Result<(), Error> {
         deps.tokens.clone(),
         deps.state_store.clone(),
     ));
+    let forwarder = deps.event_sink.clone().map(|sink| {
+        Arc::new(Forwarder::new(
+            deps.state_store.clone(),
+            deps.queue.clone(),
+            deps.secrets.clone(),
+            sink,
+        ))
+    });
     let sender = Arc::new(Sender::new(
         deps.tokens,
         deps.state_store.clone(),
@@ -39,7 +48,11 @@ async fn main() -> Result<(), Error> {
         deps.queue,
         batch_config,
     ));
-    let runner = Arc::new(JobRunner::new(sync, followers).with_batches(batches));
+    let mut runner = JobRunner::new(sync, followers).with_batches(batches);
+    if let Some(forwarder) = forwarder {
+        runner = runner.with_forwarder(forwarder);
+    }
+    let runner = Arc::new(runner);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let runner = runner.clone();
         async move { Ok::<_, Error>(handle_event(&runner, event, max_receives).await) }

@@ -12,7 +12,9 @@ async fn main() -> Result<(), Error> {
     // Only the callback's own parameters (this public-facing function cannot read an
     // AppSecret), the table and the queue: no WeChat client, no token manager.
     let deps = CallbackDeps::from_env().await?;
-    let svc = Arc::new(Service::new(deps.secrets, deps.state_store, deps.queue));
+    let svc = Arc::new(
+        Service::new(deps.secrets, deps.state_store, deps.queue).with_forwarding(deps.forwarding),
+    );
     lambda_http::run(service_fn(move |req: Request| {
         let svc = svc.clone();
         async move { Ok::<_, Infallible>(handle(&svc, req).await) }

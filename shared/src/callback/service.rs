@@ -55,6 +55,9 @@ pub struct CallbackService {
     /// Where a new follower's unionid look-up goes ([`Job::CompleteFollower`]): the callback
     /// itself never waits for WeChat.
     queue: Arc<dyn JobQueue>,
+    /// Whether recorded events are forwarded (an outbox row with each, see
+    /// [`crate::forward`]).
+    forwarding: bool,
 }
 
 type Query = HashMap<String, String>;
@@ -77,7 +80,15 @@ impl CallbackService {
             secrets,
             store,
             queue,
+            forwarding: false,
         }
+    }
+
+    /// Forwards every recorded event: an outbox row in the event's transaction, and a
+    /// [`Job::ForwardEvent`] queued once it is recorded.
+    pub fn with_forwarding(mut self, forwarding: bool) -> Self {
+        self.forwarding = forwarding;
+        self
     }
 
     async fn app_with_token(&self, appid: &str) -> Result<(Arc<AppConfig>, Secret), ApiError> {
@@ -174,6 +185,7 @@ impl CallbackService {
         {
             info!(appid, "callback retry acknowledged without processing");
             self.requeue_pending(&app, &msg).await?;
+            self.queue_forward(appid, &msg).await;
             return Ok(Recorded::Duplicate);
         }
         let extra = self.enrich(&app, &msg).await?;
@@ -184,12 +196,22 @@ impl CallbackService {
             self.queue_completion(appid, &msg.from_user_name, COMPLETION_DELAY)
                 .await?;
         }
-        let ops = plan(appid, &msg, &plaintext, now, &extra);
+        let mut ops = plan(appid, &msg, &plaintext, now, &extra);
+        if self.forwarding {
+            ops.push(crate::forward::outbox_op(
+                appid,
+                &msg,
+                &plaintext,
+                extra.unionid.as_deref(),
+                now,
+            ));
+        }
         let recorded = self.store.record(&ops, now).await.map_err(store_error)?;
         info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
         if recorded != Recorded::New {
             self.requeue_pending(&app, &msg).await?;
         }
+        self.queue_forward(appid, &msg).await;
         Ok(recorded)
     }
 
@@ -252,6 +274,22 @@ impl CallbackService {
             warn!(appid, error = %e, "could not queue a follower's unionid look-up; WeChat will retry the push");
             ApiError::QueueUnavailable(e.to_string())
         })
+    }
+
+    /// Queues the forwarding of a recorded event. Not an error when the queue refuses: the
+    /// outbox row is already stored, and the scheduled sweep queues it.
+    async fn queue_forward(&self, appid: &str, msg: &InboundMessage) {
+        if !self.forwarding {
+            return;
+        }
+        let job = Job::ForwardEvent {
+            appid: appid.to_string(),
+            key: msg.dedupe_key(),
+            attempt: 0,
+        };
+        if let Err(e) = self.queue.enqueue(&job).await {
+            warn!(appid, error = %e, "could not queue an event's forwarding; the outbox sweep will");
+        }
     }
 
     /// A retried `subscribe` whose follower is still waiting for its unionid look-up (its job

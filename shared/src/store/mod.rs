@@ -9,7 +9,7 @@ use crate::token::StoreError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -238,6 +238,15 @@ impl DynamoStateStore {
                 None => put(key, attrs, None, ABSENT, None),
                 Some(v) => put(key, attrs, None, Some("#a = :v"), Some(("version", *v))),
             },
+            Op::Delete { key } => Ok(TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_map(key)))
+                        .build()
+                        .map_err(|e| backend("build delete", e))?,
+                )
+                .build()),
             Op::Update { key, attrs } => {
                 let mut e = Expr::new();
                 for (k, v) in attrs {
@@ -638,6 +647,12 @@ impl StateStore for EmbeddedStateStore {
                             };
                             row.extend(attrs.clone());
                             (key, row)
+                        }
+                        Op::Delete { key } => {
+                            table
+                                .remove(embedded_key(key).as_str())
+                                .map_err(|e| backend("remove", e))?;
+                            continue;
                         }
                         Op::Update { key, attrs } => {
                             let Some(mut row) = read(&table, &embedded_key(key))? else {

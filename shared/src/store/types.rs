@@ -93,6 +93,13 @@ impl ItemKey {
     pub fn pace(appid: &str, second: i64) -> ItemKey {
         ItemKey::new(format!("pace#{appid}"), second.to_string())
     }
+    /// An event recorded but not yet forwarded (the outbox): `Query pk` lists an app's.
+    pub fn outbox(appid: &str, dedupe_key: &str) -> ItemKey {
+        ItemKey::new(ItemKey::outbox_pk(appid), dedupe_key.to_string())
+    }
+    pub fn outbox_pk(appid: &str) -> String {
+        format!("fwd#{appid}")
+    }
     /// An official account's follower sync: its state, counters and cursor.
     pub fn follower_sync(appid: &str) -> ItemKey {
         ItemKey::new(format!("sync#{appid}"), "followers")
@@ -162,6 +169,10 @@ pub enum Op {
     Update {
         key: ItemKey,
         attrs: Attrs,
+    },
+    /// Removes the item (nothing happens when it is already gone).
+    Delete {
+        key: ItemKey,
     },
     /// Replaces the whole item only if its `version` attribute is `expected` (`None`: only if
     /// the item is absent). When it is not, nothing of the set is written and the outcome is

@@ -301,7 +301,7 @@ impl WeChatApi for HttpWeChatClient {
 }
 
 /// The WeChat client's trusted roots: the compiled-in ones and those of `SSL_CERT_FILE`.
-fn roots() -> Vec<reqwest::Certificate> {
+pub(crate) fn roots() -> Vec<reqwest::Certificate> {
     let mut roots: Vec<reqwest::Certificate> = crate::tls::roots_der()
         .filter_map(|der| reqwest::Certificate::from_der(der).ok())
         .collect();

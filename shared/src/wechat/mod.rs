@@ -4,7 +4,7 @@
 //! and so could any test double; the project's tests use the real client against the
 //! project's WeChat emulator instead.
 
-mod client;
+pub(crate) mod client;
 mod error;
 mod types;
 
