@@ -237,5 +237,10 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
         assert!(serde_json::from_str::<Job>(r#"{"job":"other"}"#).is_err());
+        // What the outbox sweep's schedule puts on the queue (template.yaml).
+        assert_eq!(
+            serde_json::from_str::<Job>(r#"{"job":"sweep_outbox"}"#).unwrap(),
+            Job::SweepOutbox
+        );
     }
 }

@@ -116,9 +116,16 @@ fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
     assert!(worker.contains("WXPUSH_BATCH_CONCURRENCY: !Ref BatchSendsInFlight"));
     assert!(worker.contains("MaximumConcurrency: !Ref BatchWorkerMaxConcurrency"));
     assert!(t.contains("deadLetterTargetArn: !GetAtt JobsDeadLetterQueue.Arn"));
-    // sqs:SendMessage only, to the one queue, from the callback, the send API and the worker.
-    assert_eq!(t.matches("Action: sqs:SendMessage").count(), 3);
-    assert_eq!(t.matches("Resource: !GetAtt JobsQueue.Arn").count(), 3);
+    // sqs:SendMessage only, to the one queue, from the callback, the send API and the worker,
+    // and from the outbox sweep's schedule (by its rule's ARN only).
+    assert_eq!(t.matches("Action: sqs:SendMessage").count(), 4);
+    assert_eq!(t.matches("Resource: !GetAtt JobsQueue.Arn").count(), 4);
+    let sweep = section(&t, "Sid: AllowOutboxSweepSchedule", "- Sid:");
+    assert!(sweep.contains("Service: events.amazonaws.com"), "{sweep}");
+    assert!(sweep.contains("aws:SourceArn: !GetAtt OutboxSweepSchedule.Arn"));
+    let schedule = section(&t, "OutboxSweepSchedule:\n    Type", "\n\n");
+    assert!(schedule.contains("Arn: !GetAtt JobsQueue.Arn"));
+    assert!(schedule.contains(r#"Input: '{"job":"sweep_outbox"}'"#));
     for s in statements(&t)
         .iter()
         .filter(|s| s.contains("sqs:SendMessage"))
@@ -136,6 +143,26 @@ fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
     }
     let refresh = section(&t, "TokenRefreshFunction:", "BatchWorkerFunction:");
     assert!(!refresh.contains("sqs:"));
+    // Events are forwarded by the worker only, to the stack's bus only; the only rows it
+    // deletes are forwarded events' outbox rows.
+    assert_eq!(t.matches("events:PutEvents").count(), 1);
+    assert!(
+        worker.contains("Action: events:PutEvents\n              Resource: !GetAtt EventBus.Arn")
+    );
+    let delete: Vec<&str> = statements(&t)
+        .into_iter()
+        .filter(|s| s.contains("dynamodb:DeleteItem"))
+        .collect();
+    assert_eq!(delete.len(), 1);
+    assert!(worker.contains(delete[0]));
+    assert!(
+        delete[0].contains(r#"dynamodb:LeadingKeys: ["fwd#*"]"#),
+        "{}",
+        delete[0]
+    );
+    for f in [section(&t, "CallbackFunction:", "SendFunction:"), worker] {
+        assert!(f.contains("WXPUSH_EVENT_BUS: !Ref EventBus"));
+    }
     // The only sqs:* is the queue policy's deny of plain-HTTP requests.
     assert_eq!(t.matches("sqs:*").count(), 1);
     let policy = section(
@@ -168,7 +195,7 @@ fn the_callback_writes_only_its_own_items_and_never_tokens() {
     assert!(dynamo.contains("ForAllValues:StringLike:"));
     assert!(dynamo.contains("dynamodb:LeadingKeys:"));
     for prefix in [
-        "evt#*", "acct#*", "union#*", "wxmsg#*", "grant#*", "nonce#*",
+        "evt#*", "acct#*", "union#*", "wxmsg#*", "grant#*", "nonce#*", "fwd#*",
     ] {
         assert!(dynamo.contains(&format!("\"{prefix}\"")), "{prefix}");
     }
