@@ -70,6 +70,10 @@ enum Command {
         /// Lifetime of issued tokens, seconds.
         #[arg(long, default_value_t = 7200)]
         token_ttl: i64,
+        /// Push WeChat's events (delivery reports, follows) to {URL}/{appid}, signed and
+        /// encrypted as the apps file says, e.g. http://127.0.0.1:3000/wechat.
+        #[arg(long, value_name = "URL")]
+        callback_base: Option<String>,
     },
     /// Print an app's current token as a running wxpush serves it (GET /v1/apps/{appid}/token).
     Token {
@@ -299,6 +303,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             port,
             apps,
             token_ttl,
+            callback_base,
         } => {
             let (apps, _) = load_apps(apps.as_ref(), true)?;
             let emulated: Vec<EmulatedApp> = FileSecretStore::from_file(apps)
@@ -308,6 +313,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     appid: a.appid.clone(),
                     secret: a.app_secret.expose().to_string(),
                     kind: a.kind,
+                    callback: wxpush_cli::serve::callback_keys(a),
                 })
                 .collect();
             for a in &emulated {
@@ -315,6 +321,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 println!("sandbox app {} ({})", a.appid, a.kind.as_str());
             }
             let emu = Emulator::new(emulated, token_ttl);
+            emu.set_callback_base(callback_base);
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
                 .map_err(|e| e.to_string())?;

@@ -2,7 +2,7 @@
 //! embedded store, a timer in place of the EventBridge schedule, and optionally the WeChat
 //! emulator under `/sandbox`.
 
-use crate::sandbox::{EmulatedApp, Emulator, random_alnum};
+use crate::sandbox::{CallbackKeys, EmulatedApp, Emulator, random_alnum};
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -64,6 +64,9 @@ pub struct ServeConfig {
 /// How long one local job step may run before it checkpoints and queues its continuation
 /// (a Lambda gets up to 15 minutes; the local worker takes turns between runs sooner).
 pub const LOCAL_JOB_BUDGET: Duration = Duration::from_secs(120);
+/// How long after a new follower's event its unionid look-up runs locally: the event is
+/// recorded in this process right after the job is queued.
+pub const LOCAL_COMPLETION_DELAY: Duration = Duration::from_secs(1);
 /// Jobs the local worker runs at once (several batch chunks share the app's pace).
 pub const LOCAL_WORKER_PARALLEL: usize = 4;
 
@@ -145,6 +148,18 @@ fn open_db(data: &DataLocation) -> Result<Arc<Database>, String> {
         .map_err(|e| format!("cannot open the embedded database: {e}"))
 }
 
+/// What the emulator signs (and encrypts) its pushes to an app's callback with.
+pub fn callback_keys(app: &wxpush_shared::AppConfig) -> Option<CallbackKeys> {
+    app.callback_token.as_ref().map(|token| CallbackKeys {
+        token: token.expose().to_string(),
+        encoding_aes_key: app
+            .encoding_aes_key
+            .as_ref()
+            .map(|k| k.expose().to_string()),
+        encrypted: app.callback_mode.encrypted(),
+    })
+}
+
 /// Binds and starts serving; returns once the port is open.
 pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))
@@ -161,12 +176,15 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
                 appid: a.appid.clone(),
                 secret: a.app_secret.expose().to_string(),
                 kind: a.kind,
+                callback: callback_keys(a),
             })
             .collect();
         Emulator::new(apps, 7200)
     });
-    if emulator.is_some() {
+    if let Some(emu) = &emulator {
         wechat_cfg.api_base = format!("http://{addr}/sandbox");
+        // The emulator pushes WeChat's events to this server's own callback route.
+        emu.set_callback_base(Some(format!("http://{addr}/wechat")));
     }
     let secrets: Arc<dyn SecretStore> = Arc::new(file_store);
     let db = open_db(&cfg.data)?;
@@ -223,7 +241,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         send: Arc::new(send.with_batches(batches)),
         callback: Arc::new(
             CallbackService::new(secrets, state_store, queue.clone())
-                .with_forwarding(cfg.forward.is_some()),
+                .with_forwarding(cfg.forward.is_some())
+                .with_completion_delay(LOCAL_COMPLETION_DELAY),
         ),
         api_key: Arc::new(cfg.api_key),
     };

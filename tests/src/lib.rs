@@ -297,6 +297,7 @@ pub fn emulated(appid: &str, secret: &str, kind: AppKind) -> EmulatedApp {
         appid: appid.into(),
         secret: secret.into(),
         kind,
+        callback: None,
     }
 }
 

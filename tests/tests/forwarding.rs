@@ -618,3 +618,283 @@ async fn the_local_server_forwards_to_a_webhook_that_is_down_at_first() {
     assert_eq!(got[0].1["openid"], "o-hook");
     assert_eq!(got[0].1["message"]["Content"], "你好 <wxpush>");
 }
+
+/// Polls `check` every 50 ms until it answers `Some`, for at most `secs` seconds.
+async fn eventually<T, F, Fut>(secs: u64, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..secs * 20 {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// `wxpush serve --sandbox --forward URL` end to end, with no hand-made callback: a user
+/// follows the demo official account (the emulator pushes an encrypted `subscribe`), which is
+/// recorded, completed with its unionid and forwarded; a template message to that unionid is
+/// sent, the emulator pushes `TEMPLATESENDJOBFINISH`, and the message reads `delivered`; a
+/// mini program subscribe message brings `subscribe_msg_sent_event`; an unfollow shows in the
+/// user's accounts.
+#[tokio::test]
+async fn the_sandbox_pushes_back_and_every_push_is_recorded_and_forwarded() {
+    use wxpush_cli::serve::demo_apps;
+    let hook = webhook(0).await;
+    let apps = demo_apps();
+    let (oa, mp) = (apps.apps[0].appid.clone(), apps.apps[1].appid.clone());
+    let server = wxpush_tests::local_server_forwarding(
+        apps,
+        "sandbox-key",
+        Some(hook.url.clone()),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let base = server.url();
+    let http = reqwest::Client::new();
+    let control = |path: &str, body: Value| {
+        let req = http.post(format!("{base}/sandbox{path}")).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let api_get = |path: String| {
+        let req = http
+            .get(format!("{base}/v1{path}"))
+            .bearer_auth("sandbox-key");
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let hook_got = |kind: &'static str| {
+        let got = hook.got.clone();
+        move || {
+            let found = got
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>();
+            async move { (!found.is_empty()).then_some(found) }
+        }
+    };
+
+    // 1. Follow: pushed, recorded, the unionid looked up, forwarded.
+    control(
+        "/users/o-fan/follow",
+        json!({"appid": oa, "unionid": "u-fan"}),
+    )
+    .await;
+    let subscribed = eventually(10, hook_got("wechat.event.subscribe"))
+        .await
+        .expect("the subscribe event reaches the webhook");
+    assert_eq!(subscribed[0]["openid"], "o-fan");
+    assert_eq!(subscribed[0]["message"]["Event"], "subscribe");
+    let accounts = eventually(10, || {
+        let f = api_get("/users/u-fan".into());
+        async move {
+            let u = f.await;
+            (u["accounts"][0]["subscribed"] == true).then_some(u)
+        }
+    })
+    .await
+    .expect("the follower is mapped to its unionid");
+    assert_eq!(accounts["accounts"][0]["openid"], "o-fan");
+
+    // 2. A template message to the unionid; the emulator reports it delivered.
+    let sent = http
+        .post(format!("{base}/v1/apps/{oa}/messages"))
+        .bearer_auth("sandbox-key")
+        .json(
+            &json!({"type": "template", "to": {"unionid": "u-fan"}, "template_id": "TPL1",
+                      "data": {"thing1": {"value": "您的订单已发货"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let sent: Value = sent.json().await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    let delivered = eventually(10, || {
+        let f = api_get(format!("/apps/{oa}/messages/{id}"));
+        async move {
+            let m = f.await;
+            (m["status"] == "delivered").then_some(m)
+        }
+    })
+    .await
+    .expect("TEMPLATESENDJOBFINISH marks the message delivered");
+    assert_eq!(delivered["delivery"]["status"], "success");
+    let finished = eventually(10, hook_got("wechat.event.TEMPLATESENDJOBFINISH"))
+        .await
+        .expect("the delivery report is forwarded too");
+    assert_eq!(
+        finished[0]["message"]["MsgID"],
+        sent["wechat_msgid"].to_string().as_str()
+    );
+
+    // 3. A mini program subscribe message: granted, sent, reported sent.
+    control(
+        "/users",
+        json!({"appid": mp, "openid": "m-fan", "unionid": "u-fan"}),
+    )
+    .await;
+    control(
+        "/grants",
+        json!({"appid": mp, "openid": "m-fan", "template_id": "SUB1"}),
+    )
+    .await;
+    let sub = http
+        .post(format!("{base}/v1/apps/{mp}/messages"))
+        .bearer_auth("sandbox-key")
+        .json(
+            &json!({"type": "subscribe", "to": {"openid": "m-fan"}, "template_id": "SUB1",
+                      "data": {"phrase1": {"value": "已发货"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sub.status(), 200, "{}", sub.text().await.unwrap());
+    let sent_event = eventually(10, hook_got("wechat.event.subscribe_msg_sent_event"))
+        .await
+        .expect("subscribe_msg_sent_event is pushed and forwarded");
+    assert_eq!(
+        sent_event[0]["message"]["SubscribeMsgSentEvent"]["List"][0]["TemplateId"],
+        "SUB1"
+    );
+
+    // 4. Unfollow.
+    control("/users/o-fan/unfollow", json!({"appid": oa})).await;
+    eventually(10, || {
+        let f = api_get("/users/u-fan".into());
+        let oa = oa.clone();
+        async move {
+            let u = f.await;
+            let oa_account = u["accounts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["appid"] == oa.as_str())?
+                .clone();
+            (oa_account["subscribed"] == false).then_some(())
+        }
+    })
+    .await
+    .expect("the unsubscribe is recorded");
+    eventually(10, hook_got("wechat.event.unsubscribe"))
+        .await
+        .expect("and forwarded");
+
+    // Every push was answered `success` on its first try.
+    let pushes: Value = http
+        .get(format!("{base}/sandbox/pushes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pushes = pushes.as_array().unwrap();
+    assert_eq!(pushes.len(), 4, "{pushes:?}");
+    for p in pushes {
+        assert_eq!(p["status"], "delivered", "{p}");
+        assert_eq!(p["answer"], "success", "{p}");
+        assert_eq!(p["attempts"], 1, "{p}");
+    }
+    // Each event forwarded once.
+    assert_eq!(hook.got.lock().unwrap().len(), 4);
+}
+
+/// The standalone emulator (`wxpush sandbox --callback-base URL`) retries a push WeChat's way
+/// (3 tries in all), signs it with the app's Token, and lists every outcome; without a
+/// callback base it lists the push as not sent.
+#[tokio::test]
+async fn the_emulator_retries_a_push_three_times_and_lists_the_outcome() {
+    use wxpush_cli::sandbox::CallbackKeys;
+    let appid = random_appid();
+    let mut app = wxpush_tests::emulated(&appid, "push-secret", AppKind::OfficialAccount);
+    app.callback = Some(CallbackKeys {
+        token: "pushtoken".into(),
+        encoding_aes_key: None,
+        encrypted: false,
+    });
+    wxpush_tests::remember_secrets(["pushtoken".to_string()]);
+    let emulator = wxpush_tests::EmulatorServer::start(vec![app]).await;
+    let http = reqwest::Client::new();
+    let follow = |openid: &'static str| {
+        http.post(format!("{}/sandbox/users/{openid}/follow", emulator.base))
+            .json(&json!({"appid": appid}))
+            .send()
+    };
+    let pushes = || async {
+        http.get(format!("{}/sandbox/pushes", emulator.base))
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    };
+    // No callback base yet: listed, not sent.
+    assert!(follow("o-a").await.unwrap().status().is_success());
+    assert_eq!(pushes().await[0]["status"], "not_pushed");
+
+    // A receiver that fails twice, then answers `success`; it checks the signature itself.
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let receiver = axum::Router::new().route(
+        "/wechat/{appid}",
+        axum::routing::post(
+            move |axum::extract::Query(q): axum::extract::Query<
+                std::collections::HashMap<String, String>,
+            >,
+                  body: String| {
+                let c = c.clone();
+                async move {
+                    let signed = wxpush_shared::callback::signature::verify(
+                        &q["signature"],
+                        &["pushtoken", &q["timestamp"], &q["nonce"]],
+                    );
+                    assert!(signed && body.contains("<Event><![CDATA[subscribe]]></Event>"));
+                    if c.fetch_add(1, Ordering::SeqCst) < 2 {
+                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new())
+                    } else {
+                        (axum::http::StatusCode::OK, "success".to_string())
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, receiver).await;
+    });
+    emulator
+        .emu
+        .set_callback_base(Some(format!("http://{addr}/wechat")));
+    assert!(follow("o-b").await.unwrap().status().is_success());
+    let outcome = eventually(10, || async {
+        let all = pushes().await;
+        (all.len() == 2).then(|| all[1].clone())
+    })
+    .await
+    .expect("the push ends");
+    assert_eq!(outcome["status"], "delivered", "{outcome}");
+    assert_eq!(outcome["attempts"], 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    server.abort();
+    // The receiver is gone: three failed tries, listed as failed.
+    assert!(follow("o-c").await.unwrap().status().is_success());
+    let failed = eventually(10, || async {
+        let all = pushes().await;
+        (all.len() == 3).then(|| all[2].clone())
+    })
+    .await
+    .expect("the push ends");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["attempts"], 3);
+}

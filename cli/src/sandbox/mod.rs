@@ -7,9 +7,11 @@
 //! [`Emulator::nested_router`] serves both under one prefix, for `wxpush serve --sandbox`
 //! (WeChat base `http://127.0.0.1:3000/sandbox`, controls at `/sandbox/users`, ...).
 
+mod push;
 mod rules;
 mod state;
 
+pub use push::CallbackKeys;
 pub use state::{EmulatedApp, random_alnum};
 
 use axum::Json;
@@ -38,6 +40,10 @@ struct Inner {
     world: Mutex<World>,
     /// Seconds added to the wall clock (`POST /sandbox/clock`), to expire tokens in tests.
     clock_offset: AtomicI64,
+    /// Where events are pushed: `{base}/{appid}` (wxpush's `/wechat`), when set.
+    callback_base: Mutex<Option<String>>,
+    /// The client of those pushes, built on the first one.
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 type Query_ = Query<HashMap<String, String>>;
@@ -49,7 +55,59 @@ impl Emulator {
             inner: Arc::new(Inner {
                 world: Mutex::new(World::new(apps, token_ttl)),
                 clock_offset: AtomicI64::new(0),
+                callback_base: Mutex::new(None),
+                http: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Pushes events to `{base}/{appid}` from now on (e.g. `http://127.0.0.1:3000/wechat`).
+    pub fn set_callback_base(&self, base: Option<String>) {
+        *self
+            .inner
+            .callback_base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = base;
+    }
+
+    /// Sends the events the last call produced, each in its own task (WeChat pushes
+    /// asynchronously, after it answered the call). Without a callback base or the app's
+    /// callback keys, the push is listed as not sent.
+    fn dispatch_pushes(&self) {
+        let base = self
+            .inner
+            .callback_base
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut world = self.world();
+        let pending = std::mem::take(&mut world.pending_pushes);
+        for p in pending {
+            let keys = world.apps.get(&p.appid).and_then(|a| a.callback.clone());
+            let (Some(base), Some(keys)) = (base.clone(), keys) else {
+                let reason = if base.is_none() {
+                    "no callback URL (wxpush sandbox --callback-base)"
+                } else {
+                    "the app has no callback_token"
+                };
+                world
+                    .pushes
+                    .push(json!({"appid": p.appid, "openid": p.openid,
+                    "event": p.event, "status": "not_pushed", "reason": reason}));
+                continue;
+            };
+            let emu = self.clone();
+            let now = self.now();
+            tokio::spawn(async move {
+                let http = emu.inner.http.get_or_init(|| {
+                    reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .unwrap_or_default()
+                });
+                let outcome = push::send(http, &base, &keys, &p, now).await;
+                emu.world().pushes.push(outcome);
+            });
         }
     }
 
@@ -108,6 +166,9 @@ impl Emulator {
     fn control_routes(&self) -> Router {
         Router::new()
             .route("/users", post(add_users))
+            .route("/users/{openid}/follow", post(follow))
+            .route("/users/{openid}/unfollow", post(unfollow))
+            .route("/pushes", get(list_pushes))
             .route("/grants", post(add_grant))
             .route("/login-codes", post(new_login_code))
             .route("/faults", post(add_fault).delete(clear_faults))
@@ -188,7 +249,9 @@ impl Emulator {
         op: impl FnOnce(&mut World, i64) -> Result<Value, WxErr>,
     ) -> Result<Value, WxErr> {
         let now = self.now();
-        op(&mut self.world(), now)
+        let result = op(&mut self.world(), now);
+        self.dispatch_pushes();
+        result
     }
 }
 
@@ -386,6 +449,9 @@ struct NewUser {
     /// Unix seconds of the user's last interaction (opens the 48-hour customer-service window).
     #[serde(default)]
     last_interaction: Option<i64>,
+    /// The user blocked template messages: they are delivered as `failed:user block`.
+    #[serde(default)]
+    blocks_templates: bool,
 }
 
 fn yes() -> bool {
@@ -420,10 +486,69 @@ async fn add_users(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
             subscribed: u.subscribed,
             subscribe_time: now,
             last_interaction: u.last_interaction,
+            blocks_templates: u.blocks_templates,
         };
         world.add_user(&u.appid, &u.openid, user);
     }
     Ok(Json(json!({"added": added})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Following {
+    appid: String,
+    /// For a user new to the sandbox (follow only).
+    #[serde(default)]
+    unionid: Option<String>,
+}
+
+/// `POST /sandbox/users/{openid}/follow` and `/unfollow`: the user follows or unfollows the
+/// official account; WeChat pushes `subscribe` / `unsubscribe` to its callback.
+async fn set_following(emu: Emulator, openid: String, body: Bytes, follow: bool) -> ControlResult {
+    let f: Following = parse_control(&body)?;
+    let now = emu.now();
+    {
+        let mut world = emu.world();
+        known_app(&world, &f.appid)?;
+        if openid.is_empty() || openid.len() > 64 {
+            return Err(ControlError::bad_request("openid must be 1-64 characters"));
+        }
+        world
+            .set_following(&f.appid, &openid, f.unionid, follow, now)
+            .map_err(ControlError::bad_request)?;
+    }
+    emu.dispatch_pushes();
+    Ok(Json(json!({"openid": openid, "subscribed": follow})))
+}
+
+async fn follow(
+    State(emu): State<Emulator>,
+    axum::extract::Path(openid): axum::extract::Path<String>,
+    body: Bytes,
+) -> ControlResult {
+    set_following(emu, openid, body, true).await
+}
+
+async fn unfollow(
+    State(emu): State<Emulator>,
+    axum::extract::Path(openid): axum::extract::Path<String>,
+    body: Bytes,
+) -> ControlResult {
+    set_following(emu, openid, body, false).await
+}
+
+/// `GET /sandbox/pushes[?appid=]`: every event pushed back (or not) and its outcome.
+async fn list_pushes(State(emu): State<Emulator>, Query(q): Query_) -> Json<Value> {
+    let world = emu.world();
+    let pushes: Vec<&Value> = world
+        .pushes
+        .iter()
+        .filter(|p| {
+            q.get("appid")
+                .is_none_or(|a| p.get("appid").and_then(Value::as_str) == Some(a))
+        })
+        .collect();
+    Json(json!(pushes))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
 //! The emulator's world: apps, tokens, users, grants, login codes, delivered messages, and
 //! WeChat's rules over them (facts.md). Pure logic over plain data, driven by `mod.rs`.
 
+use super::push::{CallbackKeys, Push};
 use super::rules::check_subscribe_value;
 use rand::RngExt;
 use serde_json::{Value, json};
@@ -52,6 +53,8 @@ pub struct EmulatedApp {
     pub appid: String,
     pub secret: String,
     pub kind: AppKind,
+    /// The app's callback Token and key, when the emulator pushes events back to it.
+    pub callback: Option<CallbackKeys>,
 }
 
 impl std::fmt::Debug for EmulatedApp {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for EmulatedApp {
             .field("appid", &self.appid)
             .field("secret", &"***")
             .field("kind", &self.kind)
+            .field("callback", &self.callback.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -84,6 +88,8 @@ pub struct User {
     pub subscribed: bool,
     pub subscribe_time: i64,
     pub last_interaction: Option<i64>,
+    /// The user blocked the account's template messages: they end `failed:user block`.
+    pub blocks_templates: bool,
 }
 
 #[derive(Default)]
@@ -128,6 +134,10 @@ pub struct World {
     pub session_keys: Vec<Value>,
     pub faults: Vec<Fault>,
     pub messages: Vec<Value>,
+    /// Events to push back to the apps' callbacks, taken after each WeChat call.
+    pub pending_pushes: Vec<Push>,
+    /// What became of each push (`GET /sandbox/pushes`).
+    pub pushes: Vec<Value>,
     pub stats: BTreeMap<String, u64>,
     daily_used: HashMap<(String, String), (i64, u64)>,
     minute_used: HashMap<(String, String), (i64, u64)>,
@@ -408,6 +418,51 @@ impl World {
         self.users.get(appid).and_then(|u| u.by_openid.get(openid))
     }
 
+    /// A user follows (a new user is added, with `unionid`) or unfollows the official
+    /// account, and WeChat pushes `subscribe` / `unsubscribe`.
+    pub fn set_following(
+        &mut self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<String>,
+        follow: bool,
+        now: i64,
+    ) -> Result<(), String> {
+        if self.apps.get(appid).map(|a| a.kind) != Some(AppKind::OfficialAccount) {
+            return Err(format!(
+                "{appid} is not an official account the sandbox knows"
+            ));
+        }
+        let users = self.users.entry(appid.to_string()).or_default();
+        match users.by_openid.get_mut(openid) {
+            Some(user) => {
+                user.subscribed = follow;
+                if follow {
+                    user.subscribe_time = now;
+                    user.last_interaction = Some(now);
+                }
+                if user.unionid.is_none() {
+                    user.unionid = unionid;
+                }
+            }
+            None if follow => self.add_user(
+                appid,
+                openid,
+                User {
+                    unionid,
+                    subscribed: true,
+                    subscribe_time: now,
+                    last_interaction: Some(now),
+                    blocks_templates: false,
+                },
+            ),
+            None => return Err(format!("{openid} is not a user of {appid}")),
+        }
+        self.pending_pushes
+            .push(Push::follow(appid, openid, follow, now));
+        Ok(())
+    }
+
     pub fn add_grant(&mut self, appid: &str, openid: &str, template_id: &str, count: u32) {
         *self
             .grants
@@ -483,7 +538,16 @@ impl World {
             // WeChat does not send the same client_msg_id twice.
             return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
         }
+        let blocked = user.blocks_templates;
         let msgid = self.deliver(&app.appid, PATH, touser, body, now);
+        let status = if blocked {
+            "failed:user block"
+        } else {
+            "success"
+        };
+        self.pending_pushes.push(Push::template_finished(
+            &app.appid, touser, msgid, status, now,
+        ));
         if let Some(cid) = client_msg_id {
             self.client_msg_ids
                 .insert((app.appid.clone(), cid.to_string()), msgid);
@@ -518,12 +582,15 @@ impl World {
         {
             return Err(wx_err(47003, "argument invalid! lang"));
         }
-        let key = (app.appid.clone(), touser.to_string(), template);
+        let key = (app.appid.clone(), touser.to_string(), template.clone());
         match self.grants.get_mut(&key) {
             Some(n) if *n > 0 => *n -= 1,
             _ => return Err(wx_err(43101, "user refuse to accept the msg")),
         }
         let msgid = self.deliver(&app.appid, PATH, touser, body, now);
+        self.pending_pushes.push(Push::subscribe_sent(
+            &app.appid, touser, &template, msgid, now,
+        ));
         Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
     }
 

@@ -58,6 +58,8 @@ pub struct CallbackService {
     /// Whether recorded events are forwarded (an outbox row with each, see
     /// [`crate::forward`]).
     forwarding: bool,
+    /// How long after it is queued a new follower's unionid look-up runs.
+    completion_delay: std::time::Duration,
 }
 
 type Query = HashMap<String, String>;
@@ -81,7 +83,15 @@ impl CallbackService {
             store,
             queue,
             forwarding: false,
+            completion_delay: COMPLETION_DELAY,
         }
+    }
+
+    /// A shorter [`COMPLETION_DELAY`] where the event is recorded in-process right after the
+    /// job is queued (`wxpush serve`: no invocation that could end in between).
+    pub fn with_completion_delay(mut self, delay: std::time::Duration) -> Self {
+        self.completion_delay = delay;
+        self
     }
 
     /// Forwards every recorded event: an outbox row in the event's transaction, and a
@@ -193,7 +203,7 @@ impl CallbackService {
             // Queued before the event is recorded (and delivered a few seconds later, once it
             // is): an acknowledged follower always has its look-up on the way. If the queue
             // refuses, nothing is recorded and WeChat is told to retry.
-            self.queue_completion(appid, &msg.from_user_name, COMPLETION_DELAY)
+            self.queue_completion(appid, &msg.from_user_name, self.completion_delay)
                 .await?;
         }
         let mut ops = plan(appid, &msg, &plaintext, now, &extra);
