@@ -13,6 +13,8 @@ use std::sync::Arc;
 #[serde(deny_unknown_fields)]
 pub struct AppEntry {
     pub appid: String,
+    /// Empty when left out: the check that follows names the app and the field.
+    #[serde(default)]
     pub kind: String,
     #[serde(default)]
     pub app_secret: String,
@@ -56,16 +58,59 @@ pub struct AppsFile {
 }
 
 impl AppsFile {
+    /// Parses the apps file. An error names the line, the `[[app]]` entry (by its appid when
+    /// it has one) and what is wrong — a missing, unknown or repeated field — but never a
+    /// value: toml's own message quotes the offending line, which may hold a secret.
     pub fn parse(text: &str) -> Result<AppsFile, ConfigError> {
-        // toml's message quotes the offending line, which may hold a secret: keep only the position.
-        toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| format!(" at byte {}", s.start))
-                .unwrap_or_default();
-            ConfigError::Backend(format!("the apps file is not valid TOML for wxpush{at}"))
-        })
+        toml::from_str(text).map_err(|e| ConfigError::Backend(describe_toml_error(text, &e)))
     }
+}
+
+/// A toml error as a message without any of the file's values.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message();
+    let what = if ["missing field", "unknown field", "duplicate key"]
+        .iter()
+        .any(|p| message.starts_with(p))
+    {
+        // Field names only: "unknown field `kid`, expected one of `appid`, ...".
+        message.lines().next().unwrap_or(message).to_string()
+    } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        "a field has the wrong type (every field is a string but batch_rate, a number)".into()
+    } else {
+        "it is not valid TOML".into()
+    };
+    let Some(span) = e.span() else {
+        return format!("the apps file is not valid for wxpush: {what}");
+    };
+    let at = span.start.min(text.len());
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    // The `[[app]]` entry the error is in: its ordinal, and its appid if it has a valid one
+    // (appids are not secret).
+    // A span may start at its table's own header: count a header that starts right there.
+    let upto = text.get(..(at + "[[app]]".len()).min(text.len())).unwrap_or(before);
+    let entry = upto.matches("[[app]]").count();
+    let appid = upto
+        .rfind("[[app]]")
+        .and_then(|start| text.get(start..))
+        .and_then(|table| {
+            table
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.trim_start().starts_with('['))
+                .find_map(|l| {
+                    let (key, value) = l.split_once('=')?;
+                    (key.trim() == "appid").then(|| value.trim().trim_matches('"').to_string())
+                })
+        })
+        .filter(|a| crate::app::is_valid_appid(a));
+    let which = match (entry, appid) {
+        (0, _) => String::new(),
+        (n, Some(appid)) => format!(", [[app]] #{n} ({appid})"),
+        (n, None) => format!(", [[app]] #{n}"),
+    };
+    format!("the apps file is not valid for wxpush: line {line}{which}: {what}")
 }
 
 /// Apps from a TOML file, checked in full when loaded: a bad file fails at start, naming
@@ -172,6 +217,33 @@ mod tests {
         let bad_toml =
             AppsFile::parse("[[app]]\nappid = \"wx0\"\napp_secret = \"hunter2").unwrap_err();
         assert!(!bad_toml.to_string().contains("hunter2"), "{bad_toml}");
+
+        // Errors name the line, the entry and the field, never a value.
+        let no_kind = AppsFile::parse(
+            "[[app]]\nappid = \"wx0123456789abcdef\"\napp_secret = \"hunter2\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            FileSecretStore::from_file(no_kind).unwrap_err().to_string(),
+            "app wx0123456789abcdef: required parameter `kind` is missing or empty"
+        );
+        let typo = AppsFile::parse(
+            "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"mini_program\"\napp_secret = \"a\"\n\n[[app]]\nappid = \"wx00000000000000ff\"\nkind = \"mini_program\"\napp_secret = \"hunter2\"\ncalback_token = \"tok\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(typo.contains("line 10, [[app]] #2 (wx00000000000000ff): unknown field `calback_token`"), "{typo}");
+        let wrong_type = AppsFile::parse(
+            "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"mini_program\"\napp_secret = 73313371\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(wrong_type.contains("line 4, [[app]] #1 (wx0123456789abcdef): a field has the wrong type"), "{wrong_type}");
+        assert!(!wrong_type.contains("73313371"), "{wrong_type}");
+        let no_appid = AppsFile::parse("[[app]]\nkind = \"mini_program\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(no_appid.contains("[[app]] #1: missing field `appid`"), "{no_appid}");
 
         let file = AppsFile::parse(
             "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"official_account\"\napp_secret = \"hunter2\"\ncallback_token = \"tok-secret\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n",
