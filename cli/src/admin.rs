@@ -1,14 +1,15 @@
 //! The admin commands: they talk to a running wxpush (`wxpush serve`, or the deployed API
-//! through a signing proxy) over the same `/v1` API as every other client.
+//! with SigV4) over the same `/v1` API as every other client.
 
+use crate::auth::Auth;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// A `/v1` client with the bearer key.
+/// A `/v1` client: the bearer key (local server) or SigV4 (the deployed API).
 pub struct ApiClient {
     base: String,
-    key: String,
+    auth: Auth,
     http: reqwest::Client,
 }
 
@@ -29,14 +30,20 @@ impl std::fmt::Display for ApiFailure {
 }
 
 impl ApiClient {
+    /// A client of the local server, with its bearer key.
     pub fn new(base: &str, key: &str) -> Result<ApiClient, String> {
+        ApiClient::with_auth(base, Auth::Bearer(key.trim().to_string()))
+    }
+
+    pub fn with_auth(base: &str, auth: Auth) -> Result<ApiClient, String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(ApiClient {
             base: base.trim_end_matches('/').to_string(),
-            key: key.trim().to_string(),
+            auth,
             http,
         })
     }
@@ -79,8 +86,20 @@ impl ApiClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<Result<Value, ApiFailure>, String> {
+        let mut req = req
+            .build()
+            .map_err(|e| format!("bad request: {}", e.without_url()))?;
+        match &self.auth {
+            Auth::Bearer(key) => {
+                let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|_| "the API key is not a valid header value".to_string())?;
+                req.headers_mut()
+                    .insert(reqwest::header::AUTHORIZATION, value);
+            }
+            Auth::SigV4(signer) => signer.sign(&mut req).await?,
+        }
         let resp =
-            req.bearer_auth(&self.key).send().await.map_err(|e| {
+            self.http.execute(req).await.map_err(|e| {
                 format!("cannot reach wxpush at {}: {}", self.base, e.without_url())
             })?;
         let status = resp.status();

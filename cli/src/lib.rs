@@ -2,6 +2,7 @@
 //! emulator in-process, exactly as `wxpush serve` and `wxpush sandbox` do.
 
 pub mod admin;
+pub mod auth;
 pub mod local_key;
 pub mod sandbox;
 pub mod serve;

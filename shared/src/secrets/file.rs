@@ -89,7 +89,9 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     // The `[[app]]` entry the error is in: its ordinal, and its appid if it has a valid one
     // (appids are not secret).
     // A span may start at its table's own header: count a header that starts right there.
-    let upto = text.get(..(at + "[[app]]".len()).min(text.len())).unwrap_or(before);
+    let upto = text
+        .get(..(at + "[[app]]".len()).min(text.len()))
+        .unwrap_or(before);
     let entry = upto.matches("[[app]]").count();
     let appid = upto
         .rfind("[[app]]")
@@ -219,10 +221,9 @@ mod tests {
         assert!(!bad_toml.to_string().contains("hunter2"), "{bad_toml}");
 
         // Errors name the line, the entry and the field, never a value.
-        let no_kind = AppsFile::parse(
-            "[[app]]\nappid = \"wx0123456789abcdef\"\napp_secret = \"hunter2\"\n",
-        )
-        .unwrap();
+        let no_kind =
+            AppsFile::parse("[[app]]\nappid = \"wx0123456789abcdef\"\napp_secret = \"hunter2\"\n")
+                .unwrap();
         assert_eq!(
             FileSecretStore::from_file(no_kind).unwrap_err().to_string(),
             "app wx0123456789abcdef: required parameter `kind` is missing or empty"
@@ -232,18 +233,30 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(typo.contains("line 10, [[app]] #2 (wx00000000000000ff): unknown field `calback_token`"), "{typo}");
+        assert!(
+            typo.contains(
+                "line 10, [[app]] #2 (wx00000000000000ff): unknown field `calback_token`"
+            ),
+            "{typo}"
+        );
         let wrong_type = AppsFile::parse(
             "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"mini_program\"\napp_secret = 73313371\n",
         )
         .unwrap_err()
         .to_string();
-        assert!(wrong_type.contains("line 4, [[app]] #1 (wx0123456789abcdef): a field has the wrong type"), "{wrong_type}");
+        assert!(
+            wrong_type
+                .contains("line 4, [[app]] #1 (wx0123456789abcdef): a field has the wrong type"),
+            "{wrong_type}"
+        );
         assert!(!wrong_type.contains("73313371"), "{wrong_type}");
         let no_appid = AppsFile::parse("[[app]]\nkind = \"mini_program\"\n")
             .unwrap_err()
             .to_string();
-        assert!(no_appid.contains("[[app]] #1: missing field `appid`"), "{no_appid}");
+        assert!(
+            no_appid.contains("[[app]] #1: missing field `appid`"),
+            "{no_appid}"
+        );
 
         let file = AppsFile::parse(
             "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"official_account\"\napp_secret = \"hunter2\"\ncallback_token = \"tok-secret\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n",
