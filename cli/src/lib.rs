@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod auth;
 pub mod local_key;
+pub mod ops;
 pub mod sandbox;
 pub mod serve;

@@ -2,11 +2,12 @@
 //!
 //! - `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (see README).
 //! - `wxpush sandbox --port N [--apps FILE]`: the WeChat emulator alone.
-//! - `wxpush token --appid ID`: ask a running wxpush for an app's token (admin check).
-//! - `wxpush sync-followers --appid ID`: run an official account's follower sync and follow
-//!   it with a progress bar.
-//! - `wxpush batch send APPID --message FILE (--recipients FILE | --followers) [--watch]`,
-//!   `wxpush batch status APPID ID [--watch]`, `wxpush batch cancel APPID ID`.
+//! - Against a running wxpush (`--server URL`, default the local server; `--auth bearer|sigv4`,
+//!   default bearer for loopback URLs and SigV4 otherwise; `--json` for scripts):
+//!   `token APPID`, `send APPID (--json-file F | --type T --to X ...)`, `batch send|status|cancel`,
+//!   `sync-followers APPID`, `templates APPID`, `apps` (the configured apps and their token
+//!   state).
+//! - `wxpush apps put APPID --from FILE`: an app's SSM parameters from its `[[app]]` entry.
 //!
 //! Exit codes: 0 done, 1 refused or failed, 2 bad usage.
 
@@ -17,7 +18,12 @@ use wxpush_cli::admin::{
     ApiClient, Audience, BatchSend, SyncFollowers, Watch, batch_cancel, batch_send, batch_status,
     batch_summary, read_recipients, sync_followers,
 };
+use wxpush_cli::auth::{Auth, AuthKind, SigV4Signer};
 use wxpush_cli::local_key::{self, KeySource};
+use wxpush_cli::ops::{
+    CliError, SendFlags, answer, apps_put, apps_summary, apps_with_tokens, configured_apps,
+    send_body, send_summary, templates_summary, token_summary,
+};
 use wxpush_cli::sandbox::{EmulatedApp, Emulator};
 use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
 use wxpush_shared::secrets::{AppsFile, FileSecretStore};
@@ -30,6 +36,22 @@ use wxpush_shared::wechat::WeChatClientConfig;
     about = "wxpush: WeChat access_token central control, callbacks and messages"
 )]
 struct Cli {
+    /// The wxpush API: the local server, or the deployed API's URL
+    /// (https://{api}.execute-api.{region}.amazonaws.com).
+    #[arg(
+        long,
+        global = true,
+        env = "WXPUSH_SERVER",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    server: String,
+    /// bearer (WXPUSH_API_KEY or .wxpush/api_key) or sigv4 (the standard AWS credential
+    /// chain); default: bearer for a loopback --server, sigv4 otherwise.
+    #[arg(long, global = true, value_enum)]
+    auth: Option<AuthKind>,
+    /// Print the API's answer as JSON instead of a summary.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,20 +97,40 @@ enum Command {
         #[arg(long, value_name = "URL")]
         callback_base: Option<String>,
     },
-    /// Print an app's current token as a running wxpush serves it (GET /v1/apps/{appid}/token).
-    Token {
-        #[arg(long)]
+    /// An app's current access_token and expiry (GET /v1/apps/{appid}/token).
+    Token { appid: String },
+    /// Send one message (POST /v1/apps/{appid}/messages).
+    Send {
         appid: String,
-        #[arg(long, default_value = "http://127.0.0.1:3000")]
-        server: String,
+        /// The request body as JSON (as the API takes it).
+        #[arg(long, conflicts_with_all = ["kind", "to"])]
+        json_file: Option<PathBuf>,
+        /// template, subscribe, oa_subscribe, uniform or custom.
+        #[arg(long = "type", id = "kind")]
+        kind: Option<String>,
+        /// OPENID, openid:X or unionid:X.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        template_id: Option<String>,
+        /// KEY=VALUE, once per data key.
+        #[arg(long)]
+        data: Vec<String>,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        page: Option<String>,
+        /// A customer-service text message's content (--type custom).
+        #[arg(long)]
+        text: Option<String>,
+        /// Makes a retry of this command replay the first answer instead of sending again.
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
     /// Sync an official account's followers (user/get + batchget) through a running wxpush
     /// and follow the progress; resumes a failed sync unless --restart.
     SyncFollowers {
-        #[arg(long)]
         appid: String,
-        #[arg(long, default_value = "http://127.0.0.1:3000")]
-        server: String,
         /// Start over instead of resuming a failed sync.
         #[arg(long)]
         restart: bool,
@@ -99,10 +141,43 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         give_up_after: u64,
     },
+    /// An app's templates as WeChat lists them (GET /v1/apps/{appid}/templates).
+    Templates {
+        appid: String,
+        /// Read them from WeChat again instead of wxpush's cache.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// The configured apps and their token state; `apps put` writes one to SSM.
+    Apps {
+        #[command(subcommand)]
+        command: Option<AppsCommand>,
+        /// Take the apps from this file instead of SSM.
+        #[arg(long)]
+        apps: Option<PathBuf>,
+        #[arg(long, env = "WXPUSH_SSM_PREFIX", default_value = "/wxpush")]
+        ssm_prefix: String,
+    },
     /// Batches: one message to many recipients, through a running wxpush.
     Batch {
         #[command(subcommand)]
         command: BatchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Write an app's SSM parameters from its [[app]] entry in a TOML file (secrets as
+    /// SecureString); optional parameters the entry leaves out are deleted.
+    Put {
+        appid: String,
+        #[arg(long = "from")]
+        from: PathBuf,
+        #[arg(long, env = "WXPUSH_SSM_PREFIX", default_value = "/wxpush")]
+        ssm_prefix: String,
+        /// The KMS key of the SecureString parameters (default: the account's aws/ssm key).
+        #[arg(long)]
+        kms_key_id: Option<String>,
     },
 }
 
@@ -153,11 +228,6 @@ enum BatchCommand {
 
 #[derive(clap::Args)]
 struct BatchCommon {
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    server: String,
-    /// Print the answer as JSON instead of a summary.
-    #[arg(long)]
-    json: bool,
     /// Seconds between progress reads with --watch.
     #[arg(long, default_value_t = 1.0)]
     poll: f64,
@@ -167,20 +237,48 @@ struct BatchCommon {
 }
 
 impl BatchCommon {
-    fn watch(&self, on: bool) -> Option<Watch> {
+    fn watch(&self, on: bool, json: bool) -> Option<Watch> {
         on.then(|| Watch {
             poll_every: Duration::from_secs_f64(self.poll.clamp(0.05, 3600.0)),
             give_up_after: Duration::from_secs(self.give_up_after),
-            show_progress: !self.json,
+            show_progress: !json,
         })
     }
-    fn print(&self, answer: &serde_json::Value) {
-        if self.json || answer.get("sent").is_none() {
-            println!("{answer}");
-        } else {
-            println!("{}", batch_summary(answer));
-        }
+}
+
+/// The answer as JSON with `--json`, else the summary.
+fn print(
+    json: bool,
+    answer: &serde_json::Value,
+    summary: impl FnOnce(&serde_json::Value) -> String,
+) {
+    if json {
+        println!("{answer}");
+    } else {
+        println!("{}", summary(answer));
     }
+}
+
+fn read_file(p: &PathBuf) -> Result<String, CliError> {
+    std::fs::read_to_string(p)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", p.display())))
+}
+
+/// The `/v1` client for `--server` and `--auth`.
+async fn api_client(server: &str, auth: Option<AuthKind>) -> Result<ApiClient, CliError> {
+    let auth = match auth.unwrap_or_else(|| AuthKind::default_for(server)) {
+        AuthKind::Bearer => Auth::Bearer(client_key().map_err(CliError::Usage)?),
+        AuthKind::Sigv4 => Auth::SigV4(
+            SigV4Signer::from_environment(server)
+                .await
+                .map_err(CliError::Usage)?,
+        ),
+    };
+    ApiClient::with_auth(server, auth).map_err(CliError::Usage)
+}
+
+async fn ssm_client() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&wxpush_shared::aws::load_sdk_config().await)
 }
 
 /// The `/v1` key: `WXPUSH_API_KEY`, else the one `wxpush serve` generated (refused when
@@ -209,7 +307,8 @@ fn load_apps(path: Option<&PathBuf>, sandbox: bool) -> Result<(AppsFile, bool), 
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let (server, auth, json) = (cli.server.clone(), cli.auth, cli.json);
     match cli.command {
         Command::Serve {
             port,
@@ -221,7 +320,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             refresh_window,
             forward,
         } => {
-            let (apps, demo) = load_apps(apps.as_ref(), sandbox)?;
+            let (apps, demo) = load_apps(apps.as_ref(), sandbox).map_err(CliError::Usage)?;
             let data = match data {
                 Some(p) => DataLocation::File(p),
                 None if sandbox => DataLocation::Memory,
@@ -305,7 +404,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             token_ttl,
             callback_base,
         } => {
-            let (apps, _) = load_apps(apps.as_ref(), true)?;
+            let (apps, _) = load_apps(apps.as_ref(), true).map_err(CliError::Usage)?;
             let emulated: Vec<EmulatedApp> = FileSecretStore::from_file(apps)
                 .map_err(|e| e.to_string())?
                 .apps()
@@ -330,45 +429,135 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listener.local_addr().map_err(|e| e.to_string())?
             );
             tokio::select! {
-                r = axum::serve(listener, emu.standalone_router()) => r.map_err(|e| e.to_string()),
+                r = axum::serve(listener, emu.standalone_router()) => r.map_err(|e| CliError::Failed(e.to_string())),
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
-        Command::Token { appid, server } => {
-            let api = ApiClient::new(&server, &client_key()?)?;
-            match api.get(&format!("/v1/apps/{appid}/token")).await? {
-                Ok(token) => println!("{token}"),
-                Err(f) => return Err(f.to_string()),
-            }
+        Command::Token { appid } => {
+            let api = api_client(&server, auth).await?;
+            let token = answer(api.get(&format!("/v1/apps/{appid}/token"))).await?;
+            print(json, &token, |t| token_summary(&appid, t));
+            Ok(())
+        }
+        Command::Send {
+            appid,
+            json_file,
+            kind,
+            to,
+            template_id,
+            data,
+            url,
+            page,
+            text,
+            idempotency_key,
+        } => {
+            let file = json_file.as_ref().map(read_file).transpose()?;
+            let flags = SendFlags {
+                kind,
+                to,
+                template_id,
+                data,
+                url,
+                page,
+                text,
+            };
+            let body = send_body(file.as_deref(), &flags)?;
+            let api = api_client(&server, auth).await?;
+            let sent = answer(api.post_keyed(
+                &format!("/v1/apps/{appid}/messages"),
+                &body,
+                idempotency_key.as_deref(),
+            ))
+            .await?;
+            print(json, &sent, send_summary);
             Ok(())
         }
         Command::SyncFollowers {
             appid,
-            server,
             restart,
             poll,
             give_up_after,
         } => {
-            let api = ApiClient::new(&server, &client_key()?)?;
+            let api = api_client(&server, auth).await?;
             let args = SyncFollowers {
                 appid,
                 restart,
                 poll_every: Duration::from_secs_f64(poll.clamp(0.05, 3600.0)),
                 give_up_after: Duration::from_secs(give_up_after),
-                show_progress: true,
+                show_progress: !json,
             };
             let done = sync_followers(&api, &args).await?;
-            println!("{done}");
+            print(json, &done, |d| {
+                format!(
+                    "follower sync {}: {} followers, {} mapped to a unionid, {} without, {} errors",
+                    d["state"].as_str().unwrap_or("?"),
+                    d["followers"],
+                    d["mapped"],
+                    d["without_unionid"],
+                    d["errors"]
+                )
+            });
             Ok(())
         }
-        Command::Batch { command } => run_batch(command).await,
+        Command::Templates { appid, refresh } => {
+            let api = api_client(&server, auth).await?;
+            let query = if refresh { "?refresh=true" } else { "" };
+            let list = answer(api.get(&format!("/v1/apps/{appid}/templates{query}"))).await?;
+            print(json, &list, templates_summary);
+            Ok(())
+        }
+        Command::Apps {
+            command:
+                Some(AppsCommand::Put {
+                    appid,
+                    from,
+                    ssm_prefix,
+                    kms_key_id,
+                }),
+            ..
+        } => {
+            let text = read_file(&from)?;
+            let ssm = ssm_client().await;
+            let done = apps_put(&ssm, &ssm_prefix, &text, &appid, kms_key_id.as_deref()).await?;
+            print(json, &done, |d| {
+                format!(
+                    "{appid}: wrote {} parameters, deleted {}",
+                    d["written"].as_array().map_or(0, Vec::len),
+                    d["deleted"].as_array().map_or(0, Vec::len)
+                )
+            });
+            Ok(())
+        }
+        Command::Apps {
+            command: None,
+            apps,
+            ssm_prefix,
+        } => {
+            let listed = match apps {
+                Some(path) => configured_apps(Some(&read_file(&path)?), None).await?,
+                None => {
+                    let ssm = ssm_client().await;
+                    configured_apps(None, Some((&ssm, &ssm_prefix))).await?
+                }
+            };
+            let api = api_client(&server, auth).await?;
+            let state = apps_with_tokens(&api, &listed).await;
+            print(json, &state, |s| {
+                apps_summary(s, wxpush_shared::clock::now_unix())
+            });
+            Ok(())
+        }
+        Command::Batch { command } => run_batch(command, &server, auth, json).await,
     }
 }
 
-async fn run_batch(command: BatchCommand) -> Result<(), String> {
-    let read = |p: &PathBuf| {
-        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-    };
+async fn run_batch(
+    command: BatchCommand,
+    server: &str,
+    auth: Option<AuthKind>,
+    json: bool,
+) -> Result<(), CliError> {
+    let read = read_file;
     match command {
         BatchCommand::Send {
             appid,
@@ -380,21 +569,23 @@ async fn run_batch(command: BatchCommand) -> Result<(), String> {
             common,
         } => {
             let message: serde_json::Value = serde_json::from_str(&read(&message)?)
-                .map_err(|e| format!("the message file is not JSON: {e}"))?;
+                .map_err(|e| CliError::Usage(format!("the message file is not JSON: {e}")))?;
             let audience = match (recipients, followers) {
-                (Some(file), false) => Audience::Recipients(read_recipients(&read(&file)?)?),
+                (Some(file), false) => {
+                    Audience::Recipients(read_recipients(&read(&file)?).map_err(CliError::Usage)?)
+                }
                 _ => Audience::Followers,
             };
-            let api = ApiClient::new(&common.server, &client_key()?)?;
+            let api = api_client(server, auth).await?;
             let args = BatchSend {
                 appid,
                 message,
                 audience,
                 idempotency_key,
-                watch: common.watch(watch),
+                watch: common.watch(watch, json),
             };
             let answer = batch_send(&api, &args).await?;
-            common.print(&answer);
+            print(json, &answer, batch_summary);
             Ok(())
         }
         BatchCommand::Status {
@@ -403,15 +594,16 @@ async fn run_batch(command: BatchCommand) -> Result<(), String> {
             watch,
             common,
         } => {
-            let api = ApiClient::new(&common.server, &client_key()?)?;
-            let answer = batch_status(&api, &appid, &id, common.watch(watch).as_ref()).await?;
-            common.print(&answer);
+            let api = api_client(server, auth).await?;
+            let answer =
+                batch_status(&api, &appid, &id, common.watch(watch, json).as_ref()).await?;
+            print(json, &answer, batch_summary);
             Ok(())
         }
-        BatchCommand::Cancel { appid, id, common } => {
-            let api = ApiClient::new(&common.server, &client_key()?)?;
+        BatchCommand::Cancel { appid, id, .. } => {
+            let api = api_client(server, auth).await?;
             let answer = batch_cancel(&api, &appid, &id).await?;
-            common.print(&answer);
+            print(json, &answer, batch_summary);
             Ok(())
         }
     }
@@ -431,6 +623,6 @@ async fn main() {
     wxpush_shared::telemetry::init_pretty_logs();
     if let Err(e) = run(Cli::parse()).await {
         eprintln!("wxpush: {e}");
-        std::process::exit(1);
+        std::process::exit(e.exit_code());
     }
 }

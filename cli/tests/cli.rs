@@ -1,0 +1,342 @@
+//! The `wxpush` binary as an operator runs it: against a local server (bearer key) and
+//! moto's SSM (`apps put`), checking output, `--json` and exit codes (0 done, 1 refused,
+//! 2 bad usage).
+
+use serde_json::{Value, json};
+use std::process::Output;
+use std::time::Duration;
+use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
+
+const KEY: &str = "cli-test-key";
+
+async fn wxpush(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let dir = std::env::temp_dir().join(format!("wxpush-cli-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxpush"));
+    cmd.args(args)
+        .current_dir(&dir)
+        .env_remove("WXPUSH_API_KEY")
+        .env_remove("WXPUSH_SERVER")
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command ends")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn operator_commands_against_the_local_server() {
+    let apps = demo_apps();
+    let (oa, mp) = (apps.apps[0].appid.clone(), apps.apps[1].appid.clone());
+    let apps_toml = toml::to_string(&apps).unwrap();
+    let server = start(ServeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        apps,
+        sandbox: true,
+        data: DataLocation::Memory,
+        api_key: KEY.into(),
+        wechat: Default::default(),
+        refresh_every: Duration::from_secs(3600),
+        refresh_window: Duration::from_secs(900),
+        sync: Default::default(),
+        batches: Default::default(),
+        forward: None,
+        sweep_every: Duration::from_secs(3600),
+    })
+    .await
+    .unwrap();
+    let url = server.url();
+    let key = [("WXPUSH_API_KEY", KEY)];
+
+    // token: a summary, or JSON.
+    let out = wxpush(&["--server", &url, "token", &oa], &key).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("access_token"));
+    let out = wxpush(&["--server", &url, "--json", "token", &oa], &key).await;
+    let token: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(token["expires_at"].as_i64().unwrap() > 0);
+
+    // send: refused by WeChat (an unknown user) is exit 1 with the API's code.
+    let out = wxpush(
+        &[
+            "--server",
+            &url,
+            "send",
+            &oa,
+            "--type",
+            "template",
+            "--to",
+            "o-nobody",
+            "--template-id",
+            "T1",
+            "--data",
+            "thing1=hello",
+        ],
+        &key,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("refused: 422 invalid_recipient"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ... sent once the user exists, from flags or from a JSON file.
+    reqwest::Client::new()
+        .post(format!("{url}/sandbox/users"))
+        .json(&json!({"appid": oa, "openid": "o-fan", "unionid": "u-fan"}))
+        .send()
+        .await
+        .unwrap();
+    let out = wxpush(
+        &[
+            "--server",
+            &url,
+            "send",
+            &oa,
+            "--type",
+            "template",
+            "--to",
+            "openid:o-fan",
+            "--template-id",
+            "T1",
+            "--data",
+            "thing1=hello",
+            "--idempotency-key",
+            "k1",
+        ],
+        &key,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(": sent (WeChat msgid"),
+        "{}",
+        text(&out.stdout)
+    );
+    let again = wxpush(
+        &[
+            "--server",
+            &url,
+            "--json",
+            "send",
+            &oa,
+            "--type",
+            "template",
+            "--to",
+            "openid:o-fan",
+            "--template-id",
+            "T1",
+            "--data",
+            "thing1=hello",
+            "--idempotency-key",
+            "k1",
+        ],
+        &key,
+    )
+    .await;
+    let replay: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(
+        text(&out.stdout).contains(replay["id"].as_str().unwrap()),
+        "the key replays the first answer"
+    );
+
+    // apps: each configured app with its token state (never the token).
+    let dir = std::env::temp_dir().join(format!("wxpush-apps-{}.toml", rand::random::<u64>()));
+    std::fs::write(&dir, &apps_toml).unwrap();
+    let out = wxpush(
+        &["--server", &url, "apps", "--apps", dir.to_str().unwrap()],
+        &key,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains(&format!("{oa}  official_account  token valid for")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("{mp}  mini_program")),
+        "{listing}"
+    );
+    assert!(!listing.contains(token["access_token"].as_str().unwrap()));
+    let _ = std::fs::remove_file(&dir);
+
+    // Bad usage is exit 2: no message given, a missing file, no key at all.
+    let out = wxpush(&["--server", &url, "send", &oa], &key).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = wxpush(
+        &[
+            "--server",
+            &url,
+            "send",
+            &oa,
+            "--json-file",
+            "/nonexistent.json",
+        ],
+        &key,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = wxpush(&["--server", &url, "token", &oa], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("WXPUSH_API_KEY"));
+    // A wrong key is a refusal: exit 1.
+    let out = wxpush(
+        &["--server", &url, "token", &oa],
+        &[("WXPUSH_API_KEY", "wrong")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("401 unauthorized"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An unreachable server: exit 1.
+    let out = wxpush(&["--server", "http://127.0.0.1:9", "token", &oa], &key).await;
+    assert_eq!(out.status.code(), Some(1));
+    drop(server);
+}
+
+/// `apps put` on moto's SSM (skipped without `AWS_ENDPOINT_URL`, i.e. outside `scripts/test`).
+#[tokio::test]
+async fn apps_put_writes_ssm_parameters_and_removes_left_out_ones() {
+    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run the suite with `bash scripts/test`, which starts moto"
+        );
+    };
+    assert!(endpoint.starts_with("http://127.0.0.1"), "{endpoint}");
+    let prefix = format!("/wxpush-cli-{}", rand::random::<u32>());
+    let file = std::env::temp_dir().join(format!("wxpush-put-{}.toml", rand::random::<u64>()));
+    let full = "[[app]]\nappid = \"wx00000000000000c1\"\nkind = \"official_account\"\napp_secret = \"put-secret\"\ncallback_token = \"puttoken\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n";
+    std::fs::write(&file, full).unwrap();
+    let f = file.to_str().unwrap();
+    let out = wxpush(
+        &[
+            "--json",
+            "apps",
+            "put",
+            "wx00000000000000c1",
+            "--from",
+            f,
+            "--ssm-prefix",
+            &prefix,
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["written"].as_array().unwrap().len(), 4);
+    assert!(!text(&out.stdout).contains("put-secret") && !text(&out.stderr).contains("put-secret"));
+
+    let ssm = aws_sdk_ssm::Client::new(&wxpush_shared::aws::load_sdk_config().await);
+    let params = ssm
+        .get_parameters_by_path()
+        .path(format!("{prefix}/apps/wx00000000000000c1"))
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    let by_name: std::collections::HashMap<String, (String, String)> = params
+        .parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.name().unwrap().rsplit('/').next().unwrap().to_string(),
+                (
+                    p.value().unwrap().to_string(),
+                    p.r#type().unwrap().as_str().to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_name["app_secret"],
+        ("put-secret".to_string(), "SecureString".to_string())
+    );
+    assert_eq!(by_name["callback_token"].1, "SecureString");
+    assert_eq!(by_name["encoding_aes_key"].1, "SecureString");
+    assert_eq!(
+        by_name["kind"],
+        ("official_account".to_string(), "String".to_string())
+    );
+
+    // The key is dropped from the entry (plaintext mode now): the parameter is deleted.
+    let plain = full.replace(
+        "encoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n",
+        "",
+    );
+    std::fs::write(&file, plain).unwrap();
+    let out = wxpush(
+        &[
+            "apps",
+            "put",
+            "wx00000000000000c1",
+            "--from",
+            f,
+            "--ssm-prefix",
+            &prefix,
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("wrote 3 parameters, deleted 1"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // An entry wxpush would refuse is refused before anything is written: exit 2.
+    std::fs::write(&file, "[[app]]\nappid = \"wx00000000000000c2\"\nkind = \"official_account\"\napp_secret = \"s\"\ncallback_mode = \"safe\"\n").unwrap();
+    let out = wxpush(
+        &[
+            "apps",
+            "put",
+            "wx00000000000000c2",
+            "--from",
+            f,
+            "--ssm-prefix",
+            &prefix,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let nothing = ssm
+        .get_parameters_by_path()
+        .path(format!("{prefix}/apps/wx00000000000000c2"))
+        .send()
+        .await
+        .unwrap();
+    assert!(nothing.parameters().is_empty());
+    let out = wxpush(
+        &[
+            "apps",
+            "put",
+            "wx00000000000000c9",
+            "--from",
+            f,
+            "--ssm-prefix",
+            &prefix,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no [[app]] with appid wx00000000000000c9"));
+    let _ = std::fs::remove_file(&file);
+}
