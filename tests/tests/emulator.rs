@@ -476,3 +476,72 @@ async fn faults_errcode_status_and_late_answers() {
     assert_eq!(emu.get("/sandbox/messages").await, json!([]));
     assert_eq!(emu.get("/sandbox/stats").await, json!({}));
 }
+
+#[tokio::test]
+async fn custom_send_checks_each_msgtype_shape() {
+    let emu = emulator().await;
+    let now = emu.emu.now();
+    let oa = token(&stable(&emu, OA, "oa-secret", false).await);
+    let mp = token(&stable(&emu, MP, "mp-secret", false).await);
+    let users: Vec<Value> = (0..12)
+        .flat_map(|i| {
+            [OA, MP].map(
+                |a| json!({"appid": a, "openid": format!("u{i}"), "last_interaction": now - 60}),
+            )
+        })
+        .collect();
+    emu.control("/users", json!(users)).await;
+    let send = |tok: &str, to: &str, msgtype: &str, object: Value| {
+        let path = format!("/cgi-bin/message/custom/send?access_token={tok}");
+        let mut body = json!({"touser": to, "msgtype": msgtype});
+        body[msgtype] = object;
+        let emu = &emu;
+        async move { errcode(&post(emu, &path, body).await) }
+    };
+    // (token, msgtype, object, errcode): what facts.md §4.4 requires of each.
+    let cases = [
+        (&oa, "voice", json!({"media_id": "M"}), 0),
+        (&oa, "voice", json!({}), 40007),
+        (&oa, "video", json!({"media_id": "M"}), 40007),
+        (
+            &oa,
+            "music",
+            json!({"hqmusicurl": "https://a", "thumb_media_id": "T"}),
+            47001,
+        ),
+        (&oa, "mpnewsarticle", json!({"article_id": "A"}), 0),
+        (&oa, "msgmenu", json!({"list": [{"id": "1"}]}), 47001),
+        (&oa, "wxcard", json!({}), 40056),
+        (
+            &oa,
+            "link",
+            json!({"title": "t", "description": "d", "url": "https://a", "thumb_url": "https://b"}),
+            40008,
+        ),
+        (
+            &oa,
+            "miniprogrampage",
+            json!({"title": "t", "pagepath": "p", "thumb_media_id": "T"}),
+            47001,
+        ),
+        (&mp, "voice", json!({"media_id": "M"}), 40008),
+        (
+            &mp,
+            "link",
+            json!({"title": "t", "url": "https://a", "thumb_url": "https://b"}),
+            47001,
+        ),
+        (
+            &mp,
+            "miniprogrampage",
+            json!({"title": "t", "pagepath": "p", "thumb_media_id": "T"}),
+            0,
+        ),
+    ];
+    for (i, (tok, msgtype, object, want)) in cases.into_iter().enumerate() {
+        let got = send(tok, &format!("u{i}"), msgtype, object.clone()).await;
+        assert_eq!(got, want, "{msgtype} {object}");
+    }
+    assert_eq!(emu.delivered(OA).await.len(), 2);
+    assert_eq!(emu.delivered(MP).await.len(), 1);
+}

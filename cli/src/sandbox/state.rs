@@ -540,35 +540,7 @@ impl World {
             .user(&app.appid, touser)
             .ok_or_else(|| wx_err(40003, "invalid openid"))?;
         let msgtype = body.get("msgtype").and_then(Value::as_str).unwrap_or("");
-        const TYPES: &[&str] = &[
-            "text",
-            "image",
-            "voice",
-            "video",
-            "music",
-            "news",
-            "mpnews",
-            "mpnewsarticle",
-            "msgmenu",
-            "wxcard",
-            "miniprogrampage",
-            "link",
-        ];
-        if !TYPES.contains(&msgtype) {
-            return Err(wx_err(40008, "invalid message type"));
-        }
-        let Some(content) = body.get(msgtype).filter(|v| v.is_object()) else {
-            return Err(wx_err(47001, "data format error"));
-        };
-        if msgtype == "text" {
-            let text = content.get("content").and_then(Value::as_str).unwrap_or("");
-            if text.is_empty() {
-                return Err(wx_err(44003, "empty content"));
-            }
-            if text.len() > 2048 {
-                return Err(wx_err(45002, "content size out of limit"));
-            }
-        }
+        check_custom_body(app.kind, msgtype, body)?;
         let last = user
             .last_interaction
             .filter(|t| now - t <= CUSTOM_WINDOW_SECS);
@@ -742,6 +714,136 @@ impl World {
         }
         Ok(v)
     }
+}
+
+/// A customer-service message's body as `custom/send` checks it (facts.md §4.4): the msgtype
+/// must be one the app's kind may send (mini programs: text, image, link, miniprogrampage),
+/// its object must be there with the fields WeChat requires.
+fn check_custom_body(kind: AppKind, msgtype: &str, body: &Value) -> Result<(), WxErr> {
+    let allowed: &[&str] = match kind {
+        AppKind::MiniProgram => &["text", "image", "link", "miniprogrampage"],
+        AppKind::OfficialAccount => &[
+            "text",
+            "image",
+            "voice",
+            "video",
+            "music",
+            "news",
+            "mpnews",
+            "mpnewsarticle",
+            "msgmenu",
+            "wxcard",
+            "miniprogrampage",
+        ],
+    };
+    if !allowed.contains(&msgtype) {
+        return Err(wx_err(40008, "invalid message type"));
+    }
+    let Some(content) = body.get(msgtype).and_then(Value::as_object) else {
+        return Err(wx_err(47001, "data format error"));
+    };
+    let text = |k: &str| {
+        content
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let need = |k: &str| {
+        text(k).map(|_| ()).ok_or_else(|| {
+            wx_err(
+                47001,
+                &format!("data format error: {msgtype}.{k} is missing"),
+            )
+        })
+    };
+    let media = |k: &str| {
+        text(k)
+            .map(|_| ())
+            .ok_or_else(|| wx_err(40007, &format!("invalid media_id: {msgtype}.{k}")))
+    };
+    match msgtype {
+        "text" => {
+            let t = text("content").ok_or_else(|| wx_err(44003, "empty content"))?;
+            if t.len() > 2048 {
+                return Err(wx_err(45002, "content size out of limit"));
+            }
+        }
+        "image" | "voice" | "mpnews" => media("media_id")?,
+        "video" => {
+            media("media_id")?;
+            media("thumb_media_id")?;
+        }
+        "music" => {
+            need("musicurl")?;
+            need("hqmusicurl")?;
+            media("thumb_media_id")?;
+        }
+        "news" => {
+            let articles = content
+                .get("articles")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| wx_err(44002, "empty post data"))?;
+            if articles.len() > 1 {
+                return Err(wx_err(45008, "article size out of limit"));
+            }
+            if articles[0]
+                .get("title")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(wx_err(47001, "data format error: news.articles[0].title"));
+            }
+        }
+        "mpnewsarticle" => need("article_id")?,
+        "msgmenu" => {
+            let list = content
+                .get("list")
+                .and_then(Value::as_array)
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| wx_err(47001, "data format error: msgmenu.list"))?;
+            for item in list {
+                for k in ["id", "content"] {
+                    if item
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
+                        return Err(wx_err(
+                            47001,
+                            &format!("data format error: msgmenu.list.{k}"),
+                        ));
+                    }
+                }
+            }
+        }
+        "wxcard" => text("card_id")
+            .map(|_| ())
+            .ok_or_else(|| wx_err(40056, "invalid card_id"))?,
+        "miniprogrampage" => {
+            need("title")?;
+            need("pagepath")?;
+            media("thumb_media_id")?;
+            if kind == AppKind::OfficialAccount {
+                need("appid")?;
+            }
+        }
+        _ => {
+            // link (mini programs)
+            for k in ["title", "description", "url", "thumb_url"] {
+                need(k)?;
+            }
+        }
+    }
+    if let Some(cs) = body.get("customservice")
+        && cs
+            .get("kf_account")
+            .and_then(Value::as_str)
+            .is_none_or(|k| !k.contains('@'))
+    {
+        return Err(wx_err(47001, "data format error: customservice.kf_account"));
+    }
+    Ok(())
 }
 
 fn template_id(body: &Value) -> Result<String, WxErr> {
