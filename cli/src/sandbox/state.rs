@@ -34,6 +34,7 @@ pub fn default_daily_limit(path: &str) -> u64 {
         "/cgi-bin/message/custom/send" => 500_000,
         "/cgi-bin/user/get" => 500,
         "/cgi-bin/user/info" | "/cgi-bin/user/info/batchget" => 5_000_000,
+        // Not in facts.md §6: WeChat's figures for these are not documented there.
         _ => u64::MAX,
     }
 }
@@ -115,8 +116,44 @@ pub struct Fault {
     pub remaining: u32,
 }
 
+/// A template an app has: an official account's template message (`kind` `template`) or a
+/// subscribe template (`subscribe_once`, `subscribe_long_term`).
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub content: String,
+    pub example: String,
+}
+
+impl Template {
+    pub fn is_subscribe(&self) -> bool {
+        self.kind != "template"
+    }
+    /// The keys of `content`: `{{thing1.DATA}}` → `thing1`.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut rest = self.content.as_str();
+        while let Some(start) = rest.find("{{") {
+            rest = &rest[start + 2..];
+            let Some(end) = rest.find("}}") else { break };
+            if let Some(key) = rest[..end].strip_suffix(".DATA") {
+                keys.push(key.to_string());
+            }
+            rest = &rest[end + 2..];
+        }
+        keys
+    }
+}
+
+/// Private templates an official account may hold (facts.md §9; 45026 beyond).
+pub const MAX_PRIVATE_TEMPLATES: usize = 25;
+
 #[derive(Default)]
 pub struct World {
+    /// Templates per app, in the order they were added.
+    pub templates: HashMap<String, Vec<Template>>,
     pub apps: BTreeMap<String, EmulatedApp>,
     tokens: HashMap<String, IssuedToken>,
     current: HashMap<(String, Family), String>,
@@ -456,7 +493,8 @@ impl World {
         if !user.subscribed {
             return Err(wx_err(43004, "require subscribe"));
         }
-        template_id(body)?;
+        let tid = template_id(body)?;
+        self.check_registered(&app.appid, &tid, false)?;
         check_data(body, false)?;
         if let Some(url) = body.get("url")
             && !url.is_string()
@@ -507,6 +545,20 @@ impl World {
             return Err(wx_err(40003, "invalid openid"));
         }
         let template = template_id(body)?;
+        if let Some(t) = self.check_registered(&app.appid, &template, true)? {
+            // Every key of the template needs a value (facts.md §4.2: 47003 names the field).
+            let data = body.get("data").and_then(Value::as_object);
+            if let Some(missing) = t
+                .keys()
+                .into_iter()
+                .find(|k| data.is_none_or(|d| !d.contains_key(k)))
+            {
+                return Err(wx_err(
+                    47003,
+                    &format!("argument invalid! data.{missing}.value is empty"),
+                ));
+            }
+        }
         check_data(body, true)?;
         if let Some(state) = body.get("miniprogram_state")
             && !matches!(state.as_str(), Some("developer" | "trial" | "formal"))
@@ -563,6 +615,222 @@ impl World {
         sent.1 += 1;
         self.deliver(&app.appid, PATH, touser, body, now);
         Ok(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    /// When the app has templates at all, `template_id` must be one of them of the right
+    /// family (40037 otherwise). An app without any keeps accepting any id, as the emulator
+    /// always did.
+    fn check_registered(
+        &self,
+        appid: &str,
+        template_id: &str,
+        subscribe: bool,
+    ) -> Result<Option<Template>, WxErr> {
+        let Some(all) = self.templates.get(appid).filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        all.iter()
+            .find(|t| t.id == template_id && t.is_subscribe() == subscribe)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| wx_err(40037, "invalid template_id"))
+    }
+
+    /// `POST /sandbox/templates`: a template the app has (replacing one with the same id).
+    pub fn add_template(&mut self, appid: &str, t: Template) {
+        let list = self.templates.entry(appid.to_string()).or_default();
+        list.retain(|x| x.id != t.id);
+        list.push(t);
+    }
+
+    /// `POST /cgi-bin/openapi/quota/get`: the app's daily quota of one API path, from the
+    /// same counters and limits the calls are charged against.
+    pub fn quota_get(&mut self, app: &EmulatedApp, body: &Value, now: i64) -> Result<Value, WxErr> {
+        let path = body
+            .get("cgi_path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| wx_err(47001, "data format error: cgi_path"))?;
+        let limit = self
+            .daily_limits
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| default_daily_limit(path));
+        if limit == u64::MAX {
+            return Err(wx_err(76021, "cgi_path not found, please check"));
+        }
+        let day = now.div_euclid(86_400);
+        let used = match self.daily_used.get(&(app.appid.clone(), path.to_string())) {
+            Some((d, n)) if *d == day => *n,
+            _ => 0,
+        };
+        Ok(json!({"errcode": 0, "errmsg": "ok",
+            "quota": {"daily_limit": limit, "used": used, "remain": limit.saturating_sub(used)}}))
+    }
+
+    /// `GET /cgi-bin/template/get_all_private_template` (official accounts).
+    pub fn private_templates(&self, app: &EmulatedApp) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        let list: Vec<Value> = self
+            .templates
+            .get(&app.appid)
+            .into_iter()
+            .flatten()
+            .filter(|t| !t.is_subscribe())
+            .map(|t| {
+                json!({"template_id": t.id, "title": t.title, "primary_industry": "IT科技",
+                       "deputy_industry": "互联网|电子商务", "content": t.content, "example": t.example})
+            })
+            .collect();
+        Ok(json!({"template_list": list}))
+    }
+
+    /// `POST /cgi-bin/template/api_add_template`: at most 25 private templates (45026).
+    pub fn add_private_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        let short = body
+            .get("template_id_short")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| wx_err(40037, "invalid template_id_short"))?;
+        let names: Vec<&str> = body
+            .get("keyword_name_list")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            return Err(wx_err(
+                47003,
+                "argument invalid! keyword_name_list is empty",
+            ));
+        }
+        let count = self
+            .templates
+            .get(&app.appid)
+            .map(|l| l.iter().filter(|t| !t.is_subscribe()).count())
+            .unwrap_or(0);
+        if count >= MAX_PRIVATE_TEMPLATES {
+            return Err(wx_err(45026, "template num exceeds limit"));
+        }
+        let id = format!("{}_{}", short, random_alnum(30));
+        let content: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{n}:{{{{thing{}.DATA}}}}", i + 1))
+            .collect();
+        self.add_template(
+            &app.appid,
+            Template {
+                id: id.clone(),
+                kind: "template".into(),
+                title: format!("模板 {short}"),
+                content: content.join("\n"),
+                example: String::new(),
+            },
+        );
+        Ok(json!({"errcode": 0, "errmsg": "ok", "template_id": id}))
+    }
+
+    /// `POST /cgi-bin/template/del_private_template`.
+    pub fn delete_private_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        let id = body
+            .get("template_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        self.remove_template(&app.appid, id, false)
+    }
+
+    fn remove_template(&mut self, appid: &str, id: &str, subscribe: bool) -> Result<Value, WxErr> {
+        let list = self.templates.entry(appid.to_string()).or_default();
+        let before = list.len();
+        list.retain(|t| !(t.id == id && t.is_subscribe() == subscribe));
+        if list.len() == before {
+            return Err(wx_err(40037, "invalid template_id"));
+        }
+        Ok(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    /// `GET /wxaapi/newtmpl/gettemplate`: subscribe templates (`type` 2 one-time, 3 long-term).
+    pub fn subscribe_templates(&self, app: &EmulatedApp) -> Result<Value, WxErr> {
+        let list: Vec<Value> = self
+            .templates
+            .get(&app.appid)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.is_subscribe())
+            .map(|t| {
+                let kind = if t.kind == "subscribe_long_term" {
+                    3
+                } else {
+                    2
+                };
+                json!({"priTmplId": t.id, "title": t.title, "content": t.content,
+                       "example": t.example, "type": kind})
+            })
+            .collect();
+        Ok(json!({"errcode": 0, "errmsg": "ok", "data": list}))
+    }
+
+    /// `POST /wxaapi/newtmpl/addtemplate` `{"tid", "kidList", "sceneDesc"}`.
+    pub fn add_subscribe_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        let tid = match body.get("tid") {
+            Some(Value::String(t)) if !t.is_empty() => t.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(wx_err(47003, "argument invalid! tid")),
+        };
+        let kids: Vec<i64> = body
+            .get("kidList")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        if kids.is_empty() {
+            return Err(wx_err(47003, "argument invalid! kidList"));
+        }
+        let id = random_alnum(43);
+        let content: Vec<String> = kids
+            .iter()
+            .map(|k| format!("关键词{k}:{{{{thing{k}.DATA}}}}"))
+            .collect();
+        self.add_template(
+            &app.appid,
+            Template {
+                id: id.clone(),
+                kind: "subscribe_once".into(),
+                title: format!("订阅模板 {tid}"),
+                content: content.join("\n"),
+                example: String::new(),
+            },
+        );
+        Ok(json!({"errcode": 0, "errmsg": "ok", "priTmplId": id}))
+    }
+
+    /// `POST /wxaapi/newtmpl/deltemplate` `{"priTmplId"}`.
+    pub fn delete_subscribe_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        let id = body.get("priTmplId").and_then(Value::as_str).unwrap_or("");
+        self.remove_template(&app.appid, id, true)
     }
 
     pub fn user_get(

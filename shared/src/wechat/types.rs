@@ -274,6 +274,43 @@ pub struct UserInfo {
     pub subscribe_scene: Option<String>,
 }
 
+/// `POST /cgi-bin/openapi/quota/get`: one API's daily quota for the app (facts.md §6).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ApiQuota {
+    pub daily_limit: u64,
+    pub used: u64,
+    pub remain: u64,
+}
+
+/// One entry of `GET /cgi-bin/template/get_all_private_template` (an official account's
+/// template messages, facts.md §9).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PrivateTemplate {
+    pub template_id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub example: String,
+}
+
+/// One entry of `GET /wxaapi/newtmpl/gettemplate` (subscribe templates: a mini program's, and
+/// an official account's 订阅通知). `type` 2 = one-time, 3 = long-term.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SubscribeTemplate {
+    #[serde(rename = "priTmplId")]
+    pub pri_tmpl_id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub example: String,
+    #[serde(rename = "type", default)]
+    pub kind: i64,
+}
+
 /// `GET /sns/jscode2session`. The `session_key` is a [`Secret`]: never returned or logged.
 #[derive(Clone, Debug, Deserialize)]
 pub struct CodeSession {
