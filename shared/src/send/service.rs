@@ -8,6 +8,7 @@ use crate::app::{AppConfig, AppKind};
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
+use crate::templates::{TemplateKind, Templates, check_data_keys};
 use crate::token::{TokenError, TokenManager};
 use crate::wechat::{
     CustomBody, CustomMessage, ErrorClass, SubscribeMessage, TemplateMessage, WeChatCallError,
@@ -47,6 +48,8 @@ pub struct SendOutcome {
 
 pub struct Sender {
     tokens: Arc<TokenManager>,
+    /// The apps' template listings, to check `data` keys before WeChat is called.
+    templates: Arc<Templates>,
     store: Arc<dyn StateStore>,
     /// Per-attempt WeChat timeout, to know whether another attempt fits in the budget.
     attempt_timeout: Duration,
@@ -236,11 +239,18 @@ impl Sender {
         store: Arc<dyn StateStore>,
         attempt_timeout: Duration,
     ) -> Sender {
+        let templates = Arc::new(Templates::new(tokens.clone(), store.clone()));
         Sender {
             tokens,
+            templates,
             store,
             attempt_timeout,
         }
+    }
+
+    /// The template listings this sender checks against (`/v1/apps/{appid}/templates`).
+    pub fn templates(&self) -> &Arc<Templates> {
+        &self.templates
     }
 
     /// The token manager (and through it the app configuration) this sender uses.
@@ -584,10 +594,35 @@ impl Sender {
         req: &SendRequest,
     ) -> Result<Arc<AppConfig>, ApiError> {
         let via = self.sending_app(app, req.kind).await?;
-        if let Payload::Custom { body, .. } = &req.payload {
-            check_custom_msgtype(&via, body)?;
+        match &req.payload {
+            Payload::Custom { body, .. } => check_custom_msgtype(&via, body)?,
+            Payload::Template(t) => {
+                self.check_keys(&via, &t.template_id, &t.data, false)
+                    .await?
+            }
+            Payload::Subscribe(sm) => {
+                self.check_keys(&via, &sm.template_id, &sm.data, true)
+                    .await?
+            }
         }
         Ok(via)
+    }
+
+    /// `data` against the template, when a cached listing of the sending app has it (no
+    /// WeChat call; an unknown template is left to WeChat).
+    async fn check_keys(
+        &self,
+        via: &AppConfig,
+        template_id: &str,
+        data: &std::collections::BTreeMap<String, crate::wechat::DataValue>,
+        subscribe: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(t) = self.templates.known(&via.appid, template_id).await
+            && (t.kind != TemplateKind::Template) == subscribe
+        {
+            check_data_keys(&t, data)?;
+        }
+        Ok(())
     }
 
     /// The app whose token sends the message, checked against the message type.
