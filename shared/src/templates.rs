@@ -121,7 +121,9 @@ struct Listing {
 pub struct Templates {
     tokens: Arc<TokenManager>,
     store: Arc<dyn StateStore>,
-    memo: Mutex<HashMap<String, (Instant, Listing)>>,
+    /// What this instance last read from the store per app (`None`: no listing there), so a
+    /// stream of sends costs one store read per app every [`MEMO`], not one each.
+    memo: Mutex<HashMap<String, (Instant, Option<Listing>)>>,
 }
 
 fn key(appid: &str) -> ItemKey {
@@ -388,7 +390,7 @@ impl Templates {
         if let Some((at, l)) = self.memo().get(appid)
             && at.elapsed() < MEMO
         {
-            return Ok(Some(l.clone()));
+            return Ok(l.clone());
         }
         let item = self.store.get(&key(appid)).await.map_err(store_error)?;
         let listing = item.and_then(|a| {
@@ -405,19 +407,12 @@ impl Templates {
                 templates: Arc::new(templates),
             })
         });
-        let mut memo = self.memo();
-        match &listing {
-            Some(l) => {
-                memo.insert(appid.to_string(), (Instant::now(), l.clone()));
-            }
-            None => {
-                memo.remove(appid);
-            }
-        }
+        self.memo()
+            .insert(appid.to_string(), (Instant::now(), listing.clone()));
         Ok(listing)
     }
 
-    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Listing)>> {
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Listing>)>> {
         self.memo.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -485,7 +480,7 @@ impl Templates {
             warn!(appid, error = %e, "could not cache the template listing");
         }
         self.memo()
-            .insert(appid.to_string(), (Instant::now(), listing.clone()));
+            .insert(appid.to_string(), (Instant::now(), Some(listing.clone())));
         Ok(listing)
     }
 
