@@ -971,6 +971,74 @@ mod tests {
     }
 
     #[test]
+    fn custom_types_and_their_fields() {
+        let custom = |msgtype: &str, object: Value| {
+            let mut body = json!({"type": "custom", "to": {"openid": "o"}, "msgtype": msgtype});
+            body[msgtype] = object;
+            body
+        };
+        let ok = parse_send_request(
+            custom("video", json!({"media_id": "M1", "thumb_media_id": "T1"}))
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let Payload::Custom {
+            body,
+            customservice,
+        } = ok.payload
+        else {
+            panic!()
+        };
+        assert_eq!((body.msgtype(), customservice), ("video", None));
+        let mut with_agent = custom("text", json!({"content": "hi"}));
+        with_agent["customservice"] = json!({"kf_account": "a@b"});
+        assert!(matches!(
+            parse_send_request(with_agent.to_string().as_bytes())
+                .unwrap()
+                .payload,
+            Payload::Custom {
+                customservice: Some(CustomService { .. }),
+                ..
+            }
+        ));
+        assert_eq!(field_of(custom("voice", json!({}))), "voice.media_id");
+        assert_eq!(field_of(custom("voice", json!(null))), "voice");
+        assert_eq!(
+            field_of(custom(
+                "music",
+                json!({"musicurl": "https://a.example.com/x", "hqmusicurl": "https://a.example.com/y"})
+            )),
+            "music.thumb_media_id"
+        );
+        assert_eq!(
+            field_of(custom(
+                "msgmenu",
+                json!({"list": [{"id": "1", "content": "a", "x": 1}]})
+            )),
+            "msgmenu.list[0].x"
+        );
+        assert_eq!(
+            field_of(custom(
+                "link",
+                json!({"title": "t", "description": "d", "url": "https://a.example.com", "thumb_url": "nope"})
+            )),
+            "link.thumb_url"
+        );
+        assert_eq!(
+            field_of(custom(
+                "video",
+                json!({"media_id": "M", "thumb_media_id": "T", "title": "字".repeat(65)})
+            )),
+            "video.title"
+        );
+        assert_eq!(
+            field_of(custom("wxcard", json!({"card_id": "c", "extra": 1}))),
+            "wxcard.extra"
+        );
+    }
+
+    #[test]
     fn subscribe_limits_count_characters_not_bytes() {
         assert!(check_subscribe_value("thing1", &"字".repeat(20)).is_ok());
         assert!(check_subscribe_value("thing1", &"字".repeat(21)).is_err());
