@@ -18,6 +18,13 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<S
     resp
 }
 
+/// A query parameter's value (percent- and `+`-decoded), the first if it is repeated.
+pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 pub fn text_response(status: StatusCode, body: String) -> Response<String> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

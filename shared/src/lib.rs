@@ -7,8 +7,8 @@
 //! - [`token`]: the access_token central control (`TokenStore`: DynamoDB or embedded, and the
 //!   `TokenManager` with its cache, lease and compare-and-invalidate).
 //! - [`store`]: wxpush's state (`StateStore`: DynamoDB or embedded) and its item keys.
-//! - [`callback`], [`send`], [`identity`], [`followers`], [`batch`]: the services behind the
-//!   routes.
+//! - [`callback`], [`send`], [`identity`], [`followers`], [`batch`], [`templates`],
+//!   [`manage`] (quota): the services behind the routes.
 //! - [`forward`]: recorded callback events forwarded to an EventBridge bus or a webhook.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
 //! - [`error`]: the API error enum and its one mapping to HTTP.
@@ -25,12 +25,14 @@ pub mod forward;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod manage;
 pub mod queue;
 pub mod runtime;
 pub mod secrets;
 pub mod send;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 pub mod tls;
 pub mod token;
 pub mod wechat;

@@ -67,6 +67,10 @@ fn private_routes_use_iam_and_callbacks_are_public() {
         ("POST", "/v1/apps/{appid}/batches"),
         ("GET", "/v1/apps/{appid}/batches/{id}"),
         ("DELETE", "/v1/apps/{appid}/batches/{id}"),
+        ("GET", "/v1/apps/{appid}/quota"),
+        ("GET", "/v1/apps/{appid}/templates"),
+        ("POST", "/v1/apps/{appid}/templates"),
+        ("DELETE", "/v1/apps/{appid}/templates/{id}"),
         ("ANY", "/v1/{proxy+}"),
     ] {
         let event = events
@@ -77,8 +81,8 @@ fn private_routes_use_iam_and_callbacks_are_public() {
             .unwrap_or_else(|| panic!("no route {method} {path}"));
         assert!(event.contains("Authorizer: AWS_IAM"), "{method} {path}");
     }
-    assert_eq!(events.len(), 11);
-    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 11);
+    assert_eq!(events.len(), 15);
+    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 15);
     assert!(!send.contains("Authorizer: NONE"));
     let callback = section(&t, "CallbackFunction:", "SendFunction:");
     assert_eq!(callback.matches("Authorizer: NONE").count(), 2);

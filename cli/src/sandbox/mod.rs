@@ -12,7 +12,7 @@ mod rules;
 mod state;
 
 pub use push::CallbackKeys;
-pub use state::{EmulatedApp, random_alnum};
+pub use state::{EmulatedApp, Template, random_alnum};
 
 use axum::Json;
 use axum::Router;
@@ -160,6 +160,25 @@ impl Emulator {
             .route("/cgi-bin/user/info", get(user_info))
             .route("/cgi-bin/user/info/batchget", post(user_info_batch))
             .route("/sns/jscode2session", get(code_to_session))
+            .route("/cgi-bin/openapi/quota/get", post(quota_get))
+            .route(
+                "/cgi-bin/template/get_all_private_template",
+                get(private_templates),
+            )
+            .route(
+                "/cgi-bin/template/api_add_template",
+                post(add_private_template),
+            )
+            .route(
+                "/cgi-bin/template/del_private_template",
+                post(delete_private_template),
+            )
+            .route("/wxaapi/newtmpl/gettemplate", get(subscribe_templates))
+            .route("/wxaapi/newtmpl/addtemplate", post(add_subscribe_template))
+            .route(
+                "/wxaapi/newtmpl/deltemplate",
+                post(delete_subscribe_template),
+            )
             .with_state(self.clone())
     }
 
@@ -180,6 +199,7 @@ impl Emulator {
             .route("/clock", post(advance_clock))
             .route("/quotas", post(set_quota))
             .route("/paging", post(set_paging))
+            .route("/templates", post(add_template))
             // Bulk user loads (tens of thousands of followers) exceed axum's 2 MB default.
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .layer(axum::middleware::from_fn(guard_controls))
@@ -334,6 +354,81 @@ async fn user_info_batch(State(emu): State<Emulator>, Query(q): Query_, body: By
 async fn code_to_session(State(emu): State<Emulator>, Query(q): Query_) -> Response {
     emu.call("/sns/jscode2session", move |w, now| {
         w.code_to_session(&q, now)
+    })
+    .await
+}
+
+async fn quota_get(State(emu): State<Emulator>, Query(q): Query_, body: Bytes) -> Response {
+    emu.call("/cgi-bin/openapi/quota/get", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.quota_get(&app, &parse_json(&body)?, now)
+    })
+    .await
+}
+
+async fn private_templates(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    emu.call(
+        "/cgi-bin/template/get_all_private_template",
+        move |w, now| {
+            let app = w.check_token(q.get("access_token"), now)?;
+            w.private_templates(&app)
+        },
+    )
+    .await
+}
+
+async fn add_private_template(
+    State(emu): State<Emulator>,
+    Query(q): Query_,
+    body: Bytes,
+) -> Response {
+    emu.call("/cgi-bin/template/api_add_template", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.add_private_template(&app, &parse_json(&body)?)
+    })
+    .await
+}
+
+async fn delete_private_template(
+    State(emu): State<Emulator>,
+    Query(q): Query_,
+    body: Bytes,
+) -> Response {
+    emu.call("/cgi-bin/template/del_private_template", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.delete_private_template(&app, &parse_json(&body)?)
+    })
+    .await
+}
+
+async fn subscribe_templates(State(emu): State<Emulator>, Query(q): Query_) -> Response {
+    emu.call("/wxaapi/newtmpl/gettemplate", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.subscribe_templates(&app)
+    })
+    .await
+}
+
+async fn add_subscribe_template(
+    State(emu): State<Emulator>,
+    Query(q): Query_,
+    body: Bytes,
+) -> Response {
+    emu.call("/wxaapi/newtmpl/addtemplate", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.add_subscribe_template(&app, &parse_json(&body)?)
+    })
+    .await
+}
+
+async fn delete_subscribe_template(
+    State(emu): State<Emulator>,
+    Query(q): Query_,
+    body: Bytes,
+) -> Response {
+    emu.call("/wxaapi/newtmpl/deltemplate", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.delete_subscribe_template(&app, &parse_json(&body)?)
     })
     .await
 }
@@ -571,6 +666,55 @@ async fn add_grant(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
     known_app(&world, &g.appid)?;
     world.add_grant(&g.appid, &g.openid, &g.template_id, g.count);
     Ok(Json(json!({"granted": g.count})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTemplate {
+    appid: String,
+    id: String,
+    kind: String,
+    title: String,
+    content: String,
+    #[serde(default)]
+    example: String,
+}
+
+/// `POST /sandbox/templates`: a template the app has, as if added in WeChat's console.
+async fn add_template(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
+    let t: NewTemplate = parse_control(&body)?;
+    if !matches!(
+        t.kind.as_str(),
+        "template" | "subscribe_once" | "subscribe_long_term"
+    ) {
+        return Err(ControlError::bad_request(
+            "kind must be template, subscribe_once or subscribe_long_term",
+        ));
+    }
+    if t.id.is_empty() || t.content.is_empty() {
+        return Err(ControlError::bad_request(
+            "id and content must not be empty",
+        ));
+    }
+    let mut world = emu.world();
+    known_app(&world, &t.appid)?;
+    let app_kind = world.apps[&t.appid].kind;
+    if t.kind == "template" && app_kind != wxpush_shared::AppKind::OfficialAccount {
+        return Err(ControlError::bad_request(
+            "template messages belong to official accounts",
+        ));
+    }
+    world.add_template(
+        &t.appid,
+        Template {
+            id: t.id.clone(),
+            kind: t.kind,
+            title: t.title,
+            content: t.content,
+            example: t.example,
+        },
+    );
+    Ok(Json(json!({"id": t.id})))
 }
 
 #[derive(Deserialize)]

@@ -35,6 +35,7 @@ pub fn default_daily_limit(path: &str) -> u64 {
         "/cgi-bin/message/custom/send" => 500_000,
         "/cgi-bin/user/get" => 500,
         "/cgi-bin/user/info" | "/cgi-bin/user/info/batchget" => 5_000_000,
+        // Not in facts.md §6: WeChat's figures for these are not documented there.
         _ => u64::MAX,
     }
 }
@@ -121,8 +122,44 @@ pub struct Fault {
     pub remaining: u32,
 }
 
+/// A template an app has: an official account's template message (`kind` `template`) or a
+/// subscribe template (`subscribe_once`, `subscribe_long_term`).
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub content: String,
+    pub example: String,
+}
+
+impl Template {
+    pub fn is_subscribe(&self) -> bool {
+        self.kind != "template"
+    }
+    /// The keys of `content`: `{{thing1.DATA}}` → `thing1`.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut rest = self.content.as_str();
+        while let Some(start) = rest.find("{{") {
+            rest = &rest[start + 2..];
+            let Some(end) = rest.find("}}") else { break };
+            if let Some(key) = rest[..end].strip_suffix(".DATA") {
+                keys.push(key.to_string());
+            }
+            rest = &rest[end + 2..];
+        }
+        keys
+    }
+}
+
+/// Private templates an official account may hold (facts.md §9; 45026 beyond).
+pub const MAX_PRIVATE_TEMPLATES: usize = 25;
+
 #[derive(Default)]
 pub struct World {
+    /// Templates per app, in the order they were added.
+    pub templates: HashMap<String, Vec<Template>>,
     pub apps: BTreeMap<String, EmulatedApp>,
     tokens: HashMap<String, IssuedToken>,
     current: HashMap<(String, Family), String>,
@@ -511,7 +548,8 @@ impl World {
         if !user.subscribed {
             return Err(wx_err(43004, "require subscribe"));
         }
-        template_id(body)?;
+        let tid = template_id(body)?;
+        self.check_registered(&app.appid, &tid, false)?;
         check_data(body, false)?;
         if let Some(url) = body.get("url")
             && !url.is_string()
@@ -571,6 +609,20 @@ impl World {
             return Err(wx_err(40003, "invalid openid"));
         }
         let template = template_id(body)?;
+        if let Some(t) = self.check_registered(&app.appid, &template, true)? {
+            // Every key of the template needs a value (facts.md §4.2: 47003 names the field).
+            let data = body.get("data").and_then(Value::as_object);
+            if let Some(missing) = t
+                .keys()
+                .into_iter()
+                .find(|k| data.is_none_or(|d| !d.contains_key(k)))
+            {
+                return Err(wx_err(
+                    47003,
+                    &format!("argument invalid! data.{missing}.value is empty"),
+                ));
+            }
+        }
         check_data(body, true)?;
         if let Some(state) = body.get("miniprogram_state")
             && !matches!(state.as_str(), Some("developer" | "trial" | "formal"))
@@ -607,35 +659,7 @@ impl World {
             .user(&app.appid, touser)
             .ok_or_else(|| wx_err(40003, "invalid openid"))?;
         let msgtype = body.get("msgtype").and_then(Value::as_str).unwrap_or("");
-        const TYPES: &[&str] = &[
-            "text",
-            "image",
-            "voice",
-            "video",
-            "music",
-            "news",
-            "mpnews",
-            "mpnewsarticle",
-            "msgmenu",
-            "wxcard",
-            "miniprogrampage",
-            "link",
-        ];
-        if !TYPES.contains(&msgtype) {
-            return Err(wx_err(40008, "invalid message type"));
-        }
-        let Some(content) = body.get(msgtype).filter(|v| v.is_object()) else {
-            return Err(wx_err(47001, "data format error"));
-        };
-        if msgtype == "text" {
-            let text = content.get("content").and_then(Value::as_str).unwrap_or("");
-            if text.is_empty() {
-                return Err(wx_err(44003, "empty content"));
-            }
-            if text.len() > 2048 {
-                return Err(wx_err(45002, "content size out of limit"));
-            }
-        }
+        check_custom_body(app.kind, msgtype, body)?;
         let last = user
             .last_interaction
             .filter(|t| now - t <= CUSTOM_WINDOW_SECS);
@@ -658,6 +682,222 @@ impl World {
         sent.1 += 1;
         self.deliver(&app.appid, PATH, touser, body, now);
         Ok(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    /// When the app has templates at all, `template_id` must be one of them of the right
+    /// family (40037 otherwise). An app without any keeps accepting any id, as the emulator
+    /// always did.
+    fn check_registered(
+        &self,
+        appid: &str,
+        template_id: &str,
+        subscribe: bool,
+    ) -> Result<Option<Template>, WxErr> {
+        let Some(all) = self.templates.get(appid).filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        all.iter()
+            .find(|t| t.id == template_id && t.is_subscribe() == subscribe)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| wx_err(40037, "invalid template_id"))
+    }
+
+    /// `POST /sandbox/templates`: a template the app has (replacing one with the same id).
+    pub fn add_template(&mut self, appid: &str, t: Template) {
+        let list = self.templates.entry(appid.to_string()).or_default();
+        list.retain(|x| x.id != t.id);
+        list.push(t);
+    }
+
+    /// `POST /cgi-bin/openapi/quota/get`: the app's daily quota of one API path, from the
+    /// same counters and limits the calls are charged against.
+    pub fn quota_get(&mut self, app: &EmulatedApp, body: &Value, now: i64) -> Result<Value, WxErr> {
+        let path = body
+            .get("cgi_path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| wx_err(47001, "data format error: cgi_path"))?;
+        let limit = self
+            .daily_limits
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| default_daily_limit(path));
+        if limit == u64::MAX {
+            return Err(wx_err(76021, "cgi_path not found, please check"));
+        }
+        let day = now.div_euclid(86_400);
+        let used = match self.daily_used.get(&(app.appid.clone(), path.to_string())) {
+            Some((d, n)) if *d == day => *n,
+            _ => 0,
+        };
+        Ok(json!({"errcode": 0, "errmsg": "ok",
+            "quota": {"daily_limit": limit, "used": used, "remain": limit.saturating_sub(used)}}))
+    }
+
+    /// `GET /cgi-bin/template/get_all_private_template` (official accounts).
+    pub fn private_templates(&self, app: &EmulatedApp) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        let list: Vec<Value> = self
+            .templates
+            .get(&app.appid)
+            .into_iter()
+            .flatten()
+            .filter(|t| !t.is_subscribe())
+            .map(|t| {
+                json!({"template_id": t.id, "title": t.title, "primary_industry": "IT科技",
+                       "deputy_industry": "互联网|电子商务", "content": t.content, "example": t.example})
+            })
+            .collect();
+        Ok(json!({"template_list": list}))
+    }
+
+    /// `POST /cgi-bin/template/api_add_template`: at most 25 private templates (45026).
+    pub fn add_private_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        let short = body
+            .get("template_id_short")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| wx_err(40037, "invalid template_id_short"))?;
+        let names: Vec<&str> = body
+            .get("keyword_name_list")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            return Err(wx_err(
+                47003,
+                "argument invalid! keyword_name_list is empty",
+            ));
+        }
+        let count = self
+            .templates
+            .get(&app.appid)
+            .map(|l| l.iter().filter(|t| !t.is_subscribe()).count())
+            .unwrap_or(0);
+        if count >= MAX_PRIVATE_TEMPLATES {
+            return Err(wx_err(45026, "template num exceeds limit"));
+        }
+        let id = format!("{}_{}", short, random_alnum(30));
+        let content: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{n}:{{{{thing{}.DATA}}}}", i + 1))
+            .collect();
+        self.add_template(
+            &app.appid,
+            Template {
+                id: id.clone(),
+                kind: "template".into(),
+                title: format!("模板 {short}"),
+                content: content.join("\n"),
+                example: String::new(),
+            },
+        );
+        Ok(json!({"errcode": 0, "errmsg": "ok", "template_id": id}))
+    }
+
+    /// `POST /cgi-bin/template/del_private_template`.
+    pub fn delete_private_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        let id = body
+            .get("template_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        self.remove_template(&app.appid, id, false)
+    }
+
+    fn remove_template(&mut self, appid: &str, id: &str, subscribe: bool) -> Result<Value, WxErr> {
+        let list = self.templates.entry(appid.to_string()).or_default();
+        let before = list.len();
+        list.retain(|t| !(t.id == id && t.is_subscribe() == subscribe));
+        if list.len() == before {
+            return Err(wx_err(40037, "invalid template_id"));
+        }
+        Ok(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    /// `GET /wxaapi/newtmpl/gettemplate`: subscribe templates (`type` 2 one-time, 3 long-term).
+    pub fn subscribe_templates(&self, app: &EmulatedApp) -> Result<Value, WxErr> {
+        let list: Vec<Value> = self
+            .templates
+            .get(&app.appid)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.is_subscribe())
+            .map(|t| {
+                let kind = if t.kind == "subscribe_long_term" {
+                    3
+                } else {
+                    2
+                };
+                json!({"priTmplId": t.id, "title": t.title, "content": t.content,
+                       "example": t.example, "type": kind})
+            })
+            .collect();
+        Ok(json!({"errcode": 0, "errmsg": "ok", "data": list}))
+    }
+
+    /// `POST /wxaapi/newtmpl/addtemplate` `{"tid", "kidList", "sceneDesc"}`.
+    pub fn add_subscribe_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        let tid = match body.get("tid") {
+            Some(Value::String(t)) if !t.is_empty() => t.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(wx_err(47003, "argument invalid! tid")),
+        };
+        let kids: Vec<i64> = body
+            .get("kidList")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        if kids.is_empty() {
+            return Err(wx_err(47003, "argument invalid! kidList"));
+        }
+        let id = random_alnum(43);
+        let content: Vec<String> = kids
+            .iter()
+            .map(|k| format!("关键词{k}:{{{{thing{k}.DATA}}}}"))
+            .collect();
+        self.add_template(
+            &app.appid,
+            Template {
+                id: id.clone(),
+                kind: "subscribe_once".into(),
+                title: format!("订阅模板 {tid}"),
+                content: content.join("\n"),
+                example: String::new(),
+            },
+        );
+        Ok(json!({"errcode": 0, "errmsg": "ok", "priTmplId": id}))
+    }
+
+    /// `POST /wxaapi/newtmpl/deltemplate` `{"priTmplId"}`.
+    pub fn delete_subscribe_template(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+    ) -> Result<Value, WxErr> {
+        let id = body.get("priTmplId").and_then(Value::as_str).unwrap_or("");
+        self.remove_template(&app.appid, id, true)
     }
 
     pub fn user_get(
@@ -809,6 +1049,136 @@ impl World {
         }
         Ok(v)
     }
+}
+
+/// A customer-service message's body as `custom/send` checks it (facts.md §4.4): the msgtype
+/// must be one the app's kind may send (mini programs: text, image, link, miniprogrampage),
+/// its object must be there with the fields WeChat requires.
+fn check_custom_body(kind: AppKind, msgtype: &str, body: &Value) -> Result<(), WxErr> {
+    let allowed: &[&str] = match kind {
+        AppKind::MiniProgram => &["text", "image", "link", "miniprogrampage"],
+        AppKind::OfficialAccount => &[
+            "text",
+            "image",
+            "voice",
+            "video",
+            "music",
+            "news",
+            "mpnews",
+            "mpnewsarticle",
+            "msgmenu",
+            "wxcard",
+            "miniprogrampage",
+        ],
+    };
+    if !allowed.contains(&msgtype) {
+        return Err(wx_err(40008, "invalid message type"));
+    }
+    let Some(content) = body.get(msgtype).and_then(Value::as_object) else {
+        return Err(wx_err(47001, "data format error"));
+    };
+    let text = |k: &str| {
+        content
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let need = |k: &str| {
+        text(k).map(|_| ()).ok_or_else(|| {
+            wx_err(
+                47001,
+                &format!("data format error: {msgtype}.{k} is missing"),
+            )
+        })
+    };
+    let media = |k: &str| {
+        text(k)
+            .map(|_| ())
+            .ok_or_else(|| wx_err(40007, &format!("invalid media_id: {msgtype}.{k}")))
+    };
+    match msgtype {
+        "text" => {
+            let t = text("content").ok_or_else(|| wx_err(44003, "empty content"))?;
+            if t.len() > 2048 {
+                return Err(wx_err(45002, "content size out of limit"));
+            }
+        }
+        "image" | "voice" | "mpnews" => media("media_id")?,
+        "video" => {
+            media("media_id")?;
+            media("thumb_media_id")?;
+        }
+        "music" => {
+            need("musicurl")?;
+            need("hqmusicurl")?;
+            media("thumb_media_id")?;
+        }
+        "news" => {
+            let articles = content
+                .get("articles")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| wx_err(44002, "empty post data"))?;
+            if articles.len() > 1 {
+                return Err(wx_err(45008, "article size out of limit"));
+            }
+            if articles[0]
+                .get("title")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(wx_err(47001, "data format error: news.articles[0].title"));
+            }
+        }
+        "mpnewsarticle" => need("article_id")?,
+        "msgmenu" => {
+            let list = content
+                .get("list")
+                .and_then(Value::as_array)
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| wx_err(47001, "data format error: msgmenu.list"))?;
+            for item in list {
+                for k in ["id", "content"] {
+                    if item
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
+                        return Err(wx_err(
+                            47001,
+                            &format!("data format error: msgmenu.list.{k}"),
+                        ));
+                    }
+                }
+            }
+        }
+        "wxcard" => text("card_id")
+            .map(|_| ())
+            .ok_or_else(|| wx_err(40056, "invalid card_id"))?,
+        "miniprogrampage" => {
+            need("title")?;
+            need("pagepath")?;
+            media("thumb_media_id")?;
+            if kind == AppKind::OfficialAccount {
+                need("appid")?;
+            }
+        }
+        _ => {
+            // link (mini programs)
+            for k in ["title", "description", "url", "thumb_url"] {
+                need(k)?;
+            }
+        }
+    }
+    if let Some(cs) = body.get("customservice")
+        && cs
+            .get("kf_account")
+            .and_then(Value::as_str)
+            .is_none_or(|k| !k.contains('@'))
+    {
+        return Err(wx_err(47001, "data format error: customservice.kf_account"));
+    }
+    Ok(())
 }
 
 fn template_id(body: &Value) -> Result<String, WxErr> {

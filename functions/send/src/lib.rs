@@ -4,7 +4,9 @@
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
 //! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
 //! `GET /v1/users/{unionid}`, `POST`/`GET /v1/apps/{appid}/followers/sync`,
-//! `POST /v1/apps/{appid}/batches`, `GET`/`DELETE /v1/apps/{appid}/batches/{id}`. The handler
+//! `POST /v1/apps/{appid}/batches`, `GET`/`DELETE /v1/apps/{appid}/batches/{id}`,
+//! `GET /v1/apps/{appid}/quota`, `GET`/`POST /v1/apps/{appid}/templates`,
+//! `DELETE /v1/apps/{appid}/templates/{id}`. The handler
 //! is thin: it routes, parses and maps errors; the logic lives in `wxpush_shared`.
 
 use http::{Method, StatusCode};
@@ -17,12 +19,14 @@ use wxpush_shared::ApiError;
 use wxpush_shared::batch::{BatchConfig, Batches, is_batch_id};
 use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
-use wxpush_shared::http::{error_response, json_response};
+use wxpush_shared::http::{error_response, json_response, query_value};
 use wxpush_shared::identity::Identity;
+use wxpush_shared::manage::quota;
 use wxpush_shared::queue::JobQueue;
 use wxpush_shared::runtime::UnconfiguredQueue;
 use wxpush_shared::send::service::Sender;
 use wxpush_shared::store::StateStore;
+use wxpush_shared::templates::is_template_id;
 use wxpush_shared::token::TokenManager;
 
 /// Lambda's own payload limit; a larger body is refused with 413 before it is parsed.
@@ -96,6 +100,10 @@ enum Route<'a> {
     BatchCreate { appid: &'a str },
     BatchStatus { appid: &'a str, id: &'a str },
     BatchCancel { appid: &'a str, id: &'a str },
+    Quota { appid: &'a str },
+    TemplateList { appid: &'a str },
+    TemplateAdd { appid: &'a str },
+    TemplateDelete { appid: &'a str, id: &'a str },
 }
 
 /// A message id as wxpush issues them: `msg_` and 32 lowercase hex digits.
@@ -138,6 +146,15 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
                 id.chars().take(40).collect::<String>()
             )));
         }
+        ["v1", "apps", _, "templates", id] if !is_template_id(id) => {
+            return Err(ApiError::Missing {
+                code: "template_not_found",
+                message: format!(
+                    "template {}: not a WeChat template id",
+                    id.chars().take(40).collect::<String>()
+                ),
+            });
+        }
         ["v1", "users", unionid] if !is_unionid(unionid) => {
             return Err(ApiError::NotFound(format!(
                 "user {}: not a unionid",
@@ -161,6 +178,12 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
             "DELETE" => return Ok(Route::BatchCancel { appid, id }),
             _ => (Route::BatchStatus { appid, id }, "GET, DELETE"),
         },
+        ["v1", "apps", appid, "quota"] => (Route::Quota { appid }, "GET"),
+        ["v1", "apps", appid, "templates"] => match method.as_str() {
+            "POST" => return Ok(Route::TemplateAdd { appid }),
+            _ => (Route::TemplateList { appid }, "GET, POST"),
+        },
+        ["v1", "apps", appid, "templates", id] => (Route::TemplateDelete { appid, id }, "DELETE"),
         _ => return Err(ApiError::NotFound(path.to_string())),
     };
     if method.as_str() != allowed.split(", ").next().unwrap_or(allowed) {
@@ -242,6 +265,28 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
             ok(svc.batches.status(appid, id, cursor.as_deref()).await?)
         }
         Route::BatchCancel { appid, id } => ok(svc.batches.cancel(appid, id).await?),
+        Route::Quota { appid } => {
+            let path = query_param(req, "path");
+            ok(quota(&svc.tokens, appid, path.as_deref()).await?)
+        }
+        Route::TemplateList { appid } => {
+            let refresh = matches!(query_param(req, "refresh").as_deref(), Some("true" | "1"));
+            ok(svc.sender.templates().list(appid, refresh).await?)
+        }
+        Route::TemplateAdd { appid } => {
+            let (status, body) = svc
+                .sender
+                .templates()
+                .add(appid, req.body().as_ref())
+                .await?;
+            Ok(to_lambda(json_response(status, &body)))
+        }
+        Route::TemplateDelete { appid, id } => {
+            svc.sender.templates().delete(appid, id).await?;
+            let mut resp = Response::new(Body::Empty);
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            Ok(resp)
+        }
     }
 }
 
@@ -255,12 +300,9 @@ fn idempotency_key(req: &Request) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// A query parameter, from the URI (the same on API Gateway and in the local server).
+/// A query parameter, decoded, from the URI (the same on API Gateway and in the local server).
 fn query_param(req: &Request, name: &str) -> Option<String> {
-    req.uri().query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| v.to_string())
-    })
+    query_value(req.uri().query(), name)
 }
 
 fn ok(body: serde_json::Value) -> Result<Response<Body>, ApiError> {
@@ -357,6 +399,33 @@ mod tests {
                 &format!("{app}/messages/msg_{}", "0a".repeat(16))
             ),
             Ok(Route::Message { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/quota")),
+            Ok(Route::Quota { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("{app}/templates")),
+            Ok(Route::TemplateAdd { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates")),
+            Ok(Route::TemplateList { .. })
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, &format!("{app}/templates/Ab-c_1")),
+            Ok(Route::TemplateDelete { id: "Ab-c_1", .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates/Ab-c_1")),
+            Err(ApiError::MethodNotAllowed {
+                allow: "DELETE",
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, &format!("{app}/templates/bad%20id")),
+            Err(ApiError::Missing { .. })
         ));
         assert!(matches!(
             route(&Method::GET, "/v1/users/o6_bmasdasdsad6_2sgVt7hMZOPfL"),

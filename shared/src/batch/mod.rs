@@ -405,8 +405,9 @@ impl Batches {
     ) -> Result<Value, ApiError> {
         let app = self.app(appid).await?;
         let request = parse_batch_request(body)?;
-        let kind = parse_send_request(&probe(&request.message))?.kind;
-        self.sender.sending_app(&app, kind).await?;
+        let probed = parse_send_request(&probe(&request.message))?;
+        let kind = probed.kind;
+        self.sender.check_request(&app, &probed).await?;
         if request.audience == Audience::Followers {
             if app.kind != AppKind::OfficialAccount {
                 return Err(invalid(

@@ -1,14 +1,17 @@
 //! [`Sender`]: one API send, start to finish — validate, resolve the recipient, claim the
 //! Idempotency-Key, call WeChat with the retry rules of the contract, record the message.
 
-use super::validate::{MessageKind, Payload, Recipient, SendRequest, parse_send_request};
+use super::validate::{
+    MINI_PROGRAM_CUSTOM_MSGTYPES, MessageKind, Payload, Recipient, SendRequest, parse_send_request,
+};
 use crate::app::{AppConfig, AppKind};
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
+use crate::templates::{TemplateKind, Templates, check_data_keys};
 use crate::token::{TokenError, TokenManager};
 use crate::wechat::{
-    CustomMessage, ErrorClass, SubscribeMessage, TemplateMessage, WeChatCallError,
+    CustomBody, CustomMessage, ErrorClass, SubscribeMessage, TemplateMessage, WeChatCallError,
 };
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -45,6 +48,8 @@ pub struct SendOutcome {
 
 pub struct Sender {
     tokens: Arc<TokenManager>,
+    /// The apps' template listings, to check `data` keys before WeChat is called.
+    templates: Arc<Templates>,
     store: Arc<dyn StateStore>,
     /// Per-attempt WeChat timeout, to know whether another attempt fits in the budget.
     attempt_timeout: Duration,
@@ -234,11 +239,18 @@ impl Sender {
         store: Arc<dyn StateStore>,
         attempt_timeout: Duration,
     ) -> Sender {
+        let templates = Arc::new(Templates::new(tokens.clone(), store.clone()));
         Sender {
             tokens,
+            templates,
             store,
             attempt_timeout,
         }
+    }
+
+    /// The template listings this sender checks against (`/v1/apps/{appid}/templates`).
+    pub fn templates(&self) -> &Arc<Templates> {
+        &self.templates
     }
 
     /// The token manager (and through it the app configuration) this sender uses.
@@ -563,7 +575,7 @@ impl Sender {
     /// Where a message goes: the app whose token sends it and the recipient's openid there
     /// (a unionid looked up in the store). Reads nothing from WeChat.
     pub async fn route(&self, app: &Arc<AppConfig>, req: &SendRequest) -> Result<Routed, ApiError> {
-        let via = self.sending_app(app, req.kind).await?;
+        let via = self.check_request(app, req).await?;
         let (openid, unionid) = self.resolve(app, &via, req).await?;
         Ok(Routed {
             app: app.appid.clone(),
@@ -571,6 +583,46 @@ impl Sender {
             openid,
             unionid,
         })
+    }
+
+    /// The app whose token sends `req`, with every check that needs the app: the message
+    /// type against the app's kind, a customer-service msgtype against what that kind may
+    /// send. Reads nothing from WeChat.
+    pub async fn check_request(
+        &self,
+        app: &Arc<AppConfig>,
+        req: &SendRequest,
+    ) -> Result<Arc<AppConfig>, ApiError> {
+        let via = self.sending_app(app, req.kind).await?;
+        match &req.payload {
+            Payload::Custom { body, .. } => check_custom_msgtype(&via, body)?,
+            Payload::Template(t) => {
+                self.check_keys(&via, &t.template_id, &t.data, false)
+                    .await?
+            }
+            Payload::Subscribe(sm) => {
+                self.check_keys(&via, &sm.template_id, &sm.data, true)
+                    .await?
+            }
+        }
+        Ok(via)
+    }
+
+    /// `data` against the template, when a cached listing of the sending app has it (no
+    /// WeChat call; an unknown template is left to WeChat).
+    async fn check_keys(
+        &self,
+        via: &AppConfig,
+        template_id: &str,
+        data: &std::collections::BTreeMap<String, crate::wechat::DataValue>,
+        subscribe: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(t) = self.templates.known(&via.appid, template_id).await
+            && (t.kind != TemplateKind::Template) == subscribe
+        {
+            check_data_keys(&t, data)?;
+        }
+        Ok(())
     }
 
     /// The app whose token sends the message, checked against the message type.
@@ -965,6 +1017,43 @@ pub struct Routed {
     pub unionid: Option<String>,
 }
 
+/// A mini program sends text, image, link and miniprogrampage customer-service messages; an
+/// official account every other msgtype but link (facts.md §4.4).
+fn check_custom_msgtype(app: &AppConfig, body: &CustomBody) -> Result<(), ApiError> {
+    let msgtype = body.msgtype();
+    let mini = MINI_PROGRAM_CUSTOM_MSGTYPES.contains(&msgtype);
+    let ok = match app.kind {
+        AppKind::MiniProgram => mini,
+        AppKind::OfficialAccount => msgtype != "link",
+    };
+    if let (AppKind::OfficialAccount, CustomBody::Miniprogrampage { miniprogrampage }) =
+        (app.kind, body)
+        && miniprogrampage.appid.is_none()
+    {
+        return Err(ApiError::Validation {
+            field: "miniprogrampage.appid".into(),
+            message: format!(
+                "app {}: an official account names the mini program the page belongs to",
+                app.appid
+            ),
+        });
+    }
+    if ok {
+        return Ok(());
+    }
+    let (who, allowed) = match app.kind {
+        AppKind::MiniProgram => ("a mini program", MINI_PROGRAM_CUSTOM_MSGTYPES.join(", ")),
+        AppKind::OfficialAccount => ("an official account", "every msgtype but link".to_string()),
+    };
+    Err(ApiError::Validation {
+        field: "msgtype".into(),
+        message: format!(
+            "app {}: {who} cannot send {msgtype} customer-service messages ({allowed})",
+            app.appid
+        ),
+    })
+}
+
 /// An `Idempotency-Key` as the API takes them (messages and batches): 1-128 printable ASCII
 /// characters without spaces.
 pub fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
@@ -1029,9 +1118,13 @@ fn build(req: &SendRequest, openid: &str, id: &str) -> WxMessage {
             lang: sm.lang.clone(),
             data: sm.data.clone(),
         }),
-        Payload::Custom(body) => WxMessage::Custom(CustomMessage {
+        Payload::Custom {
+            body,
+            customservice,
+        } => WxMessage::Custom(CustomMessage {
             touser: openid.to_string(),
             body: body.clone(),
+            customservice: customservice.clone(),
         }),
     }
 }

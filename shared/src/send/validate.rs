@@ -3,8 +3,9 @@
 
 use crate::error::ApiError;
 use crate::wechat::{
-    CustomArticle, CustomBody, CustomMedia, CustomMiniProgramPage, CustomNews, CustomText,
-    DataValue, MiniProgramLink,
+    CustomArticle, CustomArticleId, CustomBody, CustomCard, CustomLink, CustomMedia, CustomMenu,
+    CustomMenuItem, CustomMiniProgramPage, CustomMusic, CustomNews, CustomService, CustomText,
+    CustomVideo, DataValue, MiniProgramLink,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -57,7 +58,10 @@ pub struct SubscribeFields {
 pub enum Payload {
     Template(TemplateFields),
     Subscribe(SubscribeFields),
-    Custom(CustomBody),
+    Custom {
+        body: CustomBody,
+        customservice: Option<CustomService>,
+    },
 }
 
 /// A checked send request.
@@ -377,21 +381,117 @@ fn recipient(obj: &Map<String, Value>) -> Result<Recipient, ApiError> {
     }
 }
 
+/// Every `msgtype` a customer-service message may have (facts.md §4.4).
+pub const CUSTOM_MSGTYPES: &[&str] = &[
+    "text",
+    "image",
+    "voice",
+    "video",
+    "music",
+    "news",
+    "mpnews",
+    "mpnewsarticle",
+    "msgmenu",
+    "wxcard",
+    "miniprogrampage",
+    "link",
+];
+
+/// The msgtypes a mini program's customer-service messages may have (the rest are an
+/// official account's).
+pub const MINI_PROGRAM_CUSTOM_MSGTYPES: &[&str] = &["text", "image", "link", "miniprogrampage"];
+
+/// The object of one msgtype, its fields named `{msgtype}.{field}` in refusals.
+struct Part<'a> {
+    name: &'static str,
+    f: Fields<'a>,
+}
+
+impl<'a> Part<'a> {
+    fn field(&self, n: &str) -> String {
+        format!("{}.{n}", self.name)
+    }
+    fn req(&self, n: &str) -> Result<&'a str, ApiError> {
+        match self.f.obj.get(n) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.as_str()),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                Err(invalid(self.field(n), "is required"))
+            }
+            Some(_) => Err(invalid(self.field(n), "must be a string")),
+        }
+    }
+    fn opt(&self, n: &str) -> Result<Option<String>, ApiError> {
+        match self.f.obj.get(n) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(self.field(n), "must be a string")),
+        }
+    }
+    /// A WeChat id (media_id, card_id, article_id): 1-128 characters of [A-Za-z0-9_-].
+    fn id(&self, n: &str) -> Result<String, ApiError> {
+        id_like(&self.field(n), self.req(n)?, 128)
+    }
+    fn url(&self, n: &str) -> Result<String, ApiError> {
+        http_url(&self.field(n), self.req(n)?)
+    }
+    /// A free text of at most `max` characters.
+    fn text(&self, n: &str, max: usize, required: bool) -> Result<Option<String>, ApiError> {
+        let v = if required {
+            Some(self.req(n)?.to_string())
+        } else {
+            self.opt(n)?
+        };
+        if let Some(t) = &v
+            && t.chars().count() > max
+        {
+            return Err(invalid(self.field(n), format!("at most {max} characters")));
+        }
+        Ok(v)
+    }
+    fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        match self.f.obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(extra) => Err(invalid(
+                self.field(extra),
+                format!("is not a field of a {} message", self.name),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Titles and descriptions: WeChat documents no limit for customer-service messages; wxpush
+/// refuses what no client could show (and keeps the body well under WeChat's size limits).
+const TITLE_MAX: usize = 64;
+const DESCRIPTION_MAX: usize = 512;
+
 fn custom_body(f: &Fields<'_>) -> Result<CustomBody, ApiError> {
     let msgtype = f.req_str("msgtype")?;
-    let object = |name: &str| -> Result<Fields<'_>, ApiError> {
-        f.obj
-            .get(name)
-            .and_then(Value::as_object)
-            .map(|obj| Fields { obj })
-            .ok_or_else(|| invalid(name, format!("is required for msgtype {name}")))
+    let Some(&name) = CUSTOM_MSGTYPES.iter().find(|t| **t == msgtype) else {
+        return Err(invalid(
+            "msgtype",
+            format!(
+                "`{}` is not one of {}",
+                msgtype.chars().take(40).collect::<String>(),
+                CUSTOM_MSGTYPES.join(", ")
+            ),
+        ));
     };
-    Ok(match msgtype {
+    let p = match f.obj.get(name) {
+        Some(Value::Object(obj)) => Part {
+            name,
+            f: Fields { obj },
+        },
+        _ => {
+            return Err(invalid(
+                name,
+                format!("is required for msgtype {name} and must be an object"),
+            ));
+        }
+    };
+    Ok(match name {
         "text" => {
-            let o = object("text")?;
-            let content = o
-                .req_str("content")
-                .map_err(|_| invalid("text.content", "is required"))?;
+            p.only(&["content"])?;
+            let content = p.req("content")?;
             if content.len() > 2048 {
                 return Err(invalid("text.content", "at most 2048 bytes"));
             }
@@ -401,102 +501,245 @@ fn custom_body(f: &Fields<'_>) -> Result<CustomBody, ApiError> {
                 },
             }
         }
-        "image" => {
-            let o = object("image")?;
-            let media_id = o
-                .req_str("media_id")
-                .map_err(|_| invalid("image.media_id", "is required"))?;
-            CustomBody::Image {
-                image: CustomMedia {
-                    media_id: media_id.to_string(),
+        "image" | "voice" | "mpnews" => {
+            p.only(&["media_id"])?;
+            let media = CustomMedia {
+                media_id: p.id("media_id")?,
+            };
+            match name {
+                "image" => CustomBody::Image { image: media },
+                "voice" => CustomBody::Voice { voice: media },
+                _ => CustomBody::Mpnews { mpnews: media },
+            }
+        }
+        "video" => {
+            p.only(&["media_id", "thumb_media_id", "title", "description"])?;
+            CustomBody::Video {
+                video: CustomVideo {
+                    media_id: p.id("media_id")?,
+                    thumb_media_id: p.id("thumb_media_id")?,
+                    title: p.text("title", TITLE_MAX, false)?,
+                    description: p.text("description", DESCRIPTION_MAX, false)?,
+                },
+            }
+        }
+        "music" => {
+            p.only(&[
+                "title",
+                "description",
+                "musicurl",
+                "hqmusicurl",
+                "thumb_media_id",
+            ])?;
+            CustomBody::Music {
+                music: CustomMusic {
+                    title: p.text("title", TITLE_MAX, false)?,
+                    description: p.text("description", DESCRIPTION_MAX, false)?,
+                    musicurl: p.url("musicurl")?,
+                    hqmusicurl: p.url("hqmusicurl")?,
+                    thumb_media_id: p.id("thumb_media_id")?,
                 },
             }
         }
         "news" => {
-            let o = object("news")?;
-            let articles = o
-                .obj
-                .get("articles")
-                .and_then(Value::as_array)
-                .filter(|a| a.len() == 1)
-                .ok_or_else(|| {
-                    invalid(
-                        "news.articles",
-                        "must hold exactly one article (WeChat sends one per message)",
-                    )
-                })?;
+            p.only(&["articles"])?;
+            let articles =
+                p.f.obj
+                    .get("articles")
+                    .and_then(Value::as_array)
+                    .filter(|a| a.len() == 1)
+                    .ok_or_else(|| {
+                        invalid(
+                            "news.articles",
+                            "must hold exactly one article (WeChat sends one per message)",
+                        )
+                    })?;
             let a = articles[0]
                 .as_object()
-                .map(|obj| Fields { obj })
+                .map(|obj| Part {
+                    name: "news.articles[0]",
+                    f: Fields { obj },
+                })
                 .ok_or_else(|| invalid("news.articles[0]", "must be an object"))?;
-            let title = a
-                .req_str("title")
-                .map_err(|_| invalid("news.articles[0].title", "is required"))?;
-            let url = http_url(
-                "news.articles[0].url",
-                a.req_str("url")
-                    .map_err(|_| invalid("news.articles[0].url", "is required"))?,
-            )?;
+            a.only(&["title", "description", "url", "picurl"])?;
+            let title = a.text("title", TITLE_MAX, true)?.unwrap_or_default();
+            let url = a.url("url")?;
             let picurl = a
-                .opt_str("picurl")?
-                .map(|p| http_url("news.articles[0].picurl", p))
+                .opt("picurl")?
+                .map(|pic| http_url("news.articles[0].picurl", &pic))
                 .transpose()?;
             CustomBody::News {
                 news: CustomNews {
                     articles: vec![CustomArticle {
-                        title: title.to_string(),
-                        description: a.opt_str("description")?.map(str::to_string),
+                        title,
+                        description: a.text("description", DESCRIPTION_MAX, false)?,
                         url,
                         picurl,
                     }],
                 },
             }
         }
+        "mpnewsarticle" => {
+            p.only(&["article_id"])?;
+            CustomBody::Mpnewsarticle {
+                mpnewsarticle: CustomArticleId {
+                    article_id: p.id("article_id")?,
+                },
+            }
+        }
+        "msgmenu" => {
+            p.only(&["head_content", "list", "tail_content"])?;
+            let list = match p.f.obj.get("list") {
+                Some(Value::Array(items)) if !items.is_empty() && items.len() <= 10 => items,
+                _ => {
+                    return Err(invalid(
+                        "msgmenu.list",
+                        "must hold 1-10 choices of {\"id\", \"content\"}",
+                    ));
+                }
+            };
+            let mut choices = Vec::with_capacity(list.len());
+            for (i, item) in list.iter().enumerate() {
+                let item_name = format!("msgmenu.list[{i}]");
+                let obj = item
+                    .as_object()
+                    .ok_or_else(|| invalid(&item_name, "must be {\"id\", \"content\"}"))?;
+                let req = |n: &str| match obj.get(n) {
+                    Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+                    _ => Err(invalid(
+                        format!("{item_name}.{n}"),
+                        "is required and must be a non-empty string",
+                    )),
+                };
+                if let Some(extra) = obj.keys().find(|k| *k != "id" && *k != "content") {
+                    return Err(invalid(
+                        format!("{item_name}.{extra}"),
+                        "is not a field of a menu choice",
+                    ));
+                }
+                let id = req("id")?;
+                if id.len() > 64 {
+                    return Err(invalid(format!("{item_name}.id"), "at most 64 characters"));
+                }
+                let content = req("content")?;
+                if content.chars().count() > TITLE_MAX {
+                    return Err(invalid(
+                        format!("{item_name}.content"),
+                        format!("at most {TITLE_MAX} characters"),
+                    ));
+                }
+                choices.push(CustomMenuItem { id, content });
+            }
+            CustomBody::Msgmenu {
+                msgmenu: CustomMenu {
+                    head_content: p.text("head_content", DESCRIPTION_MAX, false)?,
+                    list: choices,
+                    tail_content: p.text("tail_content", DESCRIPTION_MAX, false)?,
+                },
+            }
+        }
+        "wxcard" => {
+            p.only(&["card_id"])?;
+            CustomBody::Wxcard {
+                wxcard: CustomCard {
+                    card_id: p.id("card_id")?,
+                },
+            }
+        }
         "miniprogrampage" => {
-            let o = object("miniprogrampage")?;
-            let field = |n: &str| format!("miniprogrampage.{n}");
-            let title = o
-                .req_str("title")
-                .map_err(|_| invalid(field("title"), "is required"))?;
-            let pagepath = page_path(
-                &field("pagepath"),
-                o.req_str("pagepath")
-                    .map_err(|_| invalid(field("pagepath"), "is required"))?,
-            )?;
-            let thumb = o
-                .req_str("thumb_media_id")
-                .map_err(|_| invalid(field("thumb_media_id"), "is required"))?;
-            let appid = o.opt_str("appid")?.map(str::to_string);
+            p.only(&["title", "appid", "pagepath", "thumb_media_id"])?;
+            let title = p.text("title", TITLE_MAX, true)?.unwrap_or_default();
+            let pagepath = page_path(&p.field("pagepath"), p.req("pagepath")?)?;
+            let thumb_media_id = p.id("thumb_media_id")?;
+            let appid = p.opt("appid")?;
             if let Some(a) = &appid
                 && !crate::app::is_valid_appid(a)
             {
                 return Err(invalid(
-                    field("appid"),
+                    "miniprogrampage.appid",
                     "must be an appid (wx + 16 hex characters)",
                 ));
             }
             CustomBody::Miniprogrampage {
                 miniprogrampage: CustomMiniProgramPage {
-                    title: title.to_string(),
+                    title,
                     appid,
                     pagepath,
-                    thumb_media_id: thumb.to_string(),
+                    thumb_media_id,
                 },
             }
         }
-        other => {
-            return Err(invalid(
-                "msgtype",
-                format!("`{other}` is not one of text, image, news, miniprogrampage"),
-            ));
+        _ => {
+            // "link": every field is required (mini program customer-service messages).
+            p.only(&["title", "description", "url", "thumb_url"])?;
+            CustomBody::Link {
+                link: CustomLink {
+                    title: p.text("title", TITLE_MAX, true)?.unwrap_or_default(),
+                    description: p
+                        .text("description", DESCRIPTION_MAX, true)?
+                        .unwrap_or_default(),
+                    url: p.url("url")?,
+                    thumb_url: p.url("thumb_url")?,
+                },
+            }
         }
     })
+}
+
+/// `customservice`: `{"kf_account": "agent@account"}`, the agent the message is sent as.
+fn custom_service(obj: &Map<String, Value>) -> Result<Option<CustomService>, ApiError> {
+    match obj.get("customservice") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(cs)) => {
+            if let Some(extra) = cs.keys().find(|k| *k != "kf_account") {
+                return Err(invalid(
+                    format!("customservice.{extra}"),
+                    "unknown field; give kf_account",
+                ));
+            }
+            match cs.get("kf_account") {
+                Some(Value::String(k))
+                    if k.len() <= 128
+                        && k.split_once('@')
+                            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+                        && !k.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    Ok(Some(CustomService {
+                        kf_account: k.clone(),
+                    }))
+                }
+                _ => Err(invalid(
+                    "customservice.kf_account",
+                    "is required: the agent's full account, prefix@account",
+                )),
+            }
+        }
+        Some(_) => Err(invalid(
+            "customservice",
+            "must be {\"kf_account\": \"...\"}",
+        )),
+    }
 }
 
 const COMMON: &[&str] = &["type", "to"];
 const TEMPLATE_FIELDS: &[&str] = &["template_id", "data", "url", "miniprogram", "client_msg_id"];
 const SUBSCRIBE_FIELDS: &[&str] = &["template_id", "data", "page", "miniprogram_state", "lang"];
-const CUSTOM_FIELDS: &[&str] = &["msgtype", "text", "image", "news", "miniprogrampage"];
+const CUSTOM_FIELDS: &[&str] = &[
+    "msgtype",
+    "customservice",
+    "text",
+    "image",
+    "voice",
+    "video",
+    "music",
+    "news",
+    "mpnews",
+    "mpnewsarticle",
+    "msgmenu",
+    "wxcard",
+    "miniprogrampage",
+    "link",
+];
 
 /// Parses and checks a send body. Malformed JSON is a 400; everything else a 422 naming the field.
 pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
@@ -609,7 +852,10 @@ pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
                 lang,
             })
         }
-        MessageKind::Custom => Payload::Custom(custom_body(&f)?),
+        MessageKind::Custom => Payload::Custom {
+            body: custom_body(&f)?,
+            customservice: custom_service(obj)?,
+        },
     };
     Ok(SendRequest { kind, to, payload })
 }
@@ -635,7 +881,10 @@ mod tests {
         let c = parse_send_request(json!({"type": "custom", "to": {"openid": "o"}, "msgtype": "text", "text": {"content": "你好"}}).to_string().as_bytes()).unwrap();
         assert!(matches!(
             c.payload,
-            Payload::Custom(CustomBody::Text { .. })
+            Payload::Custom {
+                body: CustomBody::Text { .. },
+                ..
+            }
         ));
     }
 
@@ -719,6 +968,74 @@ mod tests {
             parse_send_request(b"{not json"),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn custom_types_and_their_fields() {
+        let custom = |msgtype: &str, object: Value| {
+            let mut body = json!({"type": "custom", "to": {"openid": "o"}, "msgtype": msgtype});
+            body[msgtype] = object;
+            body
+        };
+        let ok = parse_send_request(
+            custom("video", json!({"media_id": "M1", "thumb_media_id": "T1"}))
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let Payload::Custom {
+            body,
+            customservice,
+        } = ok.payload
+        else {
+            panic!()
+        };
+        assert_eq!((body.msgtype(), customservice), ("video", None));
+        let mut with_agent = custom("text", json!({"content": "hi"}));
+        with_agent["customservice"] = json!({"kf_account": "a@b"});
+        assert!(matches!(
+            parse_send_request(with_agent.to_string().as_bytes())
+                .unwrap()
+                .payload,
+            Payload::Custom {
+                customservice: Some(CustomService { .. }),
+                ..
+            }
+        ));
+        assert_eq!(field_of(custom("voice", json!({}))), "voice.media_id");
+        assert_eq!(field_of(custom("voice", json!(null))), "voice");
+        assert_eq!(
+            field_of(custom(
+                "music",
+                json!({"musicurl": "https://a.example.com/x", "hqmusicurl": "https://a.example.com/y"})
+            )),
+            "music.thumb_media_id"
+        );
+        assert_eq!(
+            field_of(custom(
+                "msgmenu",
+                json!({"list": [{"id": "1", "content": "a", "x": 1}]})
+            )),
+            "msgmenu.list[0].x"
+        );
+        assert_eq!(
+            field_of(custom(
+                "link",
+                json!({"title": "t", "description": "d", "url": "https://a.example.com", "thumb_url": "nope"})
+            )),
+            "link.thumb_url"
+        );
+        assert_eq!(
+            field_of(custom(
+                "video",
+                json!({"media_id": "M", "thumb_media_id": "T", "title": "字".repeat(65)})
+            )),
+            "video.title"
+        );
+        assert_eq!(
+            field_of(custom("wxcard", json!({"card_id": "c", "extra": 1}))),
+            "wxcard.extra"
+        );
     }
 
     #[test]

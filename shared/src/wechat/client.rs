@@ -176,6 +176,34 @@ struct BatchGetResponse {
 #[derive(serde::Deserialize)]
 struct Ack {}
 
+#[derive(serde::Deserialize)]
+struct QuotaResponse {
+    quota: ApiQuota,
+}
+
+#[derive(serde::Deserialize)]
+struct PrivateTemplates {
+    #[serde(default)]
+    template_list: Vec<PrivateTemplate>,
+}
+
+#[derive(serde::Deserialize)]
+struct AddedPrivateTemplate {
+    template_id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SubscribeTemplates {
+    #[serde(default)]
+    data: Vec<SubscribeTemplate>,
+}
+
+#[derive(serde::Deserialize)]
+struct AddedSubscribeTemplate {
+    #[serde(rename = "priTmplId")]
+    pri_tmpl_id: String,
+}
+
 #[async_trait]
 impl WeChatApi for HttpWeChatClient {
     async fn fetch_token(&self, app: &AppConfig) -> Result<IssuedToken, WeChatCallError> {
@@ -297,6 +325,106 @@ impl WeChatApi for HttpWeChatClient {
             ("grant_type", "authorization_code"),
         ];
         self.get("/sns/jscode2session", &query).await
+    }
+
+    async fn quota(&self, token: &str, cgi_path: &str) -> Result<ApiQuota, WeChatCallError> {
+        let resp: QuotaResponse = self
+            .post(
+                "/cgi-bin/openapi/quota/get",
+                &[("access_token", token)],
+                &serde_json::json!({ "cgi_path": cgi_path }),
+            )
+            .await?;
+        Ok(resp.quota)
+    }
+
+    async fn private_templates(
+        &self,
+        token: &str,
+    ) -> Result<Vec<PrivateTemplate>, WeChatCallError> {
+        let resp: PrivateTemplates = self
+            .get(
+                "/cgi-bin/template/get_all_private_template",
+                &[("access_token", token)],
+            )
+            .await?;
+        Ok(resp.template_list)
+    }
+
+    async fn add_private_template(
+        &self,
+        token: &str,
+        template_id_short: &str,
+        keyword_names: &[String],
+    ) -> Result<String, WeChatCallError> {
+        let resp: AddedPrivateTemplate = self
+            .post(
+                "/cgi-bin/template/api_add_template",
+                &[("access_token", token)],
+                &serde_json::json!({
+                    "template_id_short": template_id_short,
+                    "keyword_name_list": keyword_names,
+                }),
+            )
+            .await?;
+        Ok(resp.template_id)
+    }
+
+    async fn delete_private_template(
+        &self,
+        token: &str,
+        template_id: &str,
+    ) -> Result<(), WeChatCallError> {
+        let _: Ack = self
+            .post(
+                "/cgi-bin/template/del_private_template",
+                &[("access_token", token)],
+                &serde_json::json!({ "template_id": template_id }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe_templates(
+        &self,
+        token: &str,
+    ) -> Result<Vec<SubscribeTemplate>, WeChatCallError> {
+        let resp: SubscribeTemplates = self
+            .get("/wxaapi/newtmpl/gettemplate", &[("access_token", token)])
+            .await?;
+        Ok(resp.data)
+    }
+
+    async fn add_subscribe_template(
+        &self,
+        token: &str,
+        tid: &str,
+        kid_list: &[i64],
+        scene_desc: &str,
+    ) -> Result<String, WeChatCallError> {
+        let resp: AddedSubscribeTemplate = self
+            .post(
+                "/wxaapi/newtmpl/addtemplate",
+                &[("access_token", token)],
+                &serde_json::json!({ "tid": tid, "kidList": kid_list, "sceneDesc": scene_desc }),
+            )
+            .await?;
+        Ok(resp.pri_tmpl_id)
+    }
+
+    async fn delete_subscribe_template(
+        &self,
+        token: &str,
+        pri_tmpl_id: &str,
+    ) -> Result<(), WeChatCallError> {
+        let _: Ack = self
+            .post(
+                "/wxaapi/newtmpl/deltemplate",
+                &[("access_token", token)],
+                &serde_json::json!({ "priTmplId": pri_tmpl_id }),
+            )
+            .await?;
+        Ok(())
     }
 }
 

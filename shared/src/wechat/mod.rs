@@ -50,4 +50,41 @@ pub trait WeChatApi: Send + Sync {
         app: &AppConfig,
         code: &str,
     ) -> Result<CodeSession, WeChatCallError>;
+    /// `POST /cgi-bin/openapi/quota/get` for one API path (`/cgi-bin/message/template/send`).
+    async fn quota(&self, token: &str, cgi_path: &str) -> Result<ApiQuota, WeChatCallError>;
+    /// `GET /cgi-bin/template/get_all_private_template` (official accounts).
+    async fn private_templates(&self, token: &str)
+    -> Result<Vec<PrivateTemplate>, WeChatCallError>;
+    /// `POST /cgi-bin/template/api_add_template`: the new template's id.
+    async fn add_private_template(
+        &self,
+        token: &str,
+        template_id_short: &str,
+        keyword_names: &[String],
+    ) -> Result<String, WeChatCallError>;
+    /// `POST /cgi-bin/template/del_private_template`.
+    async fn delete_private_template(
+        &self,
+        token: &str,
+        template_id: &str,
+    ) -> Result<(), WeChatCallError>;
+    /// `GET /wxaapi/newtmpl/gettemplate` (mini programs, and official accounts' 订阅通知).
+    async fn subscribe_templates(
+        &self,
+        token: &str,
+    ) -> Result<Vec<SubscribeTemplate>, WeChatCallError>;
+    /// `POST /wxaapi/newtmpl/addtemplate`: the new template's `priTmplId`.
+    async fn add_subscribe_template(
+        &self,
+        token: &str,
+        tid: &str,
+        kid_list: &[i64],
+        scene_desc: &str,
+    ) -> Result<String, WeChatCallError>;
+    /// `POST /wxaapi/newtmpl/deltemplate`.
+    async fn delete_subscribe_template(
+        &self,
+        token: &str,
+        pri_tmpl_id: &str,
+    ) -> Result<(), WeChatCallError>;
 }

@@ -62,6 +62,14 @@ pub struct CustomMessage {
     pub touser: String,
     #[serde(flatten)]
     pub body: CustomBody,
+    /// Sends as this customer-service agent (`{"kf_account": "agent@account"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customservice: Option<CustomService>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomService {
+    pub kf_account: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,12 +81,113 @@ pub enum CustomBody {
     Image {
         image: CustomMedia,
     },
+    Voice {
+        voice: CustomMedia,
+    },
+    Video {
+        video: CustomVideo,
+    },
+    Music {
+        music: CustomMusic,
+    },
     News {
         news: CustomNews,
+    },
+    /// A published article by its media id (the "图文消息" of the material library).
+    Mpnews {
+        mpnews: CustomMedia,
+    },
+    /// A published article by its `article_id` (freepublish).
+    Mpnewsarticle {
+        mpnewsarticle: CustomArticleId,
+    },
+    Msgmenu {
+        msgmenu: CustomMenu,
+    },
+    Wxcard {
+        wxcard: CustomCard,
     },
     Miniprogrampage {
         miniprogrampage: CustomMiniProgramPage,
     },
+    /// Mini programs only: a link card.
+    Link {
+        link: CustomLink,
+    },
+}
+
+impl CustomBody {
+    /// The `msgtype` WeChat gets.
+    pub fn msgtype(&self) -> &'static str {
+        match self {
+            CustomBody::Text { .. } => "text",
+            CustomBody::Image { .. } => "image",
+            CustomBody::Voice { .. } => "voice",
+            CustomBody::Video { .. } => "video",
+            CustomBody::Music { .. } => "music",
+            CustomBody::News { .. } => "news",
+            CustomBody::Mpnews { .. } => "mpnews",
+            CustomBody::Mpnewsarticle { .. } => "mpnewsarticle",
+            CustomBody::Msgmenu { .. } => "msgmenu",
+            CustomBody::Wxcard { .. } => "wxcard",
+            CustomBody::Miniprogrampage { .. } => "miniprogrampage",
+            CustomBody::Link { .. } => "link",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomVideo {
+    pub media_id: String,
+    pub thumb_media_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomMusic {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub musicurl: String,
+    pub hqmusicurl: String,
+    pub thumb_media_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomArticleId {
+    pub article_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomMenu {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_content: Option<String>,
+    pub list: Vec<CustomMenuItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_content: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomMenuItem {
+    pub id: String,
+    pub content: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomCard {
+    pub card_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomLink {
+    pub title: String,
+    pub description: String,
+    pub url: String,
+    pub thumb_url: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -165,6 +274,43 @@ pub struct UserInfo {
     pub subscribe_scene: Option<String>,
 }
 
+/// `POST /cgi-bin/openapi/quota/get`: one API's daily quota for the app (facts.md §6).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ApiQuota {
+    pub daily_limit: u64,
+    pub used: u64,
+    pub remain: u64,
+}
+
+/// One entry of `GET /cgi-bin/template/get_all_private_template` (an official account's
+/// template messages, facts.md §9).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PrivateTemplate {
+    pub template_id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub example: String,
+}
+
+/// One entry of `GET /wxaapi/newtmpl/gettemplate` (subscribe templates: a mini program's, and
+/// an official account's 订阅通知). `type` 2 = one-time, 3 = long-term.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SubscribeTemplate {
+    #[serde(rename = "priTmplId")]
+    pub pri_tmpl_id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub example: String,
+    #[serde(rename = "type", default)]
+    pub kind: i64,
+}
+
 /// `GET /sns/jscode2session`. The `session_key` is a [`Secret`]: never returned or logged.
 #[derive(Clone, Debug, Deserialize)]
 pub struct CodeSession {
@@ -187,6 +333,7 @@ mod tests {
                     content: "hi".into(),
                 },
             },
+            customservice: None,
         };
         assert_eq!(
             serde_json::to_value(&m).unwrap(),
