@@ -788,6 +788,11 @@ async fn the_sandbox_pushes_back_and_every_push_is_recorded_and_forwarded() {
         .await
         .expect("and forwarded");
 
+    // The grant itself was pushed too (subscribe_msg_popup_event).
+    eventually(10, hook_got("wechat.event.subscribe_msg_popup_event"))
+        .await
+        .expect("the grant is pushed and forwarded");
+
     // Every push was answered `success` on its first try.
     let pushes: Value = http
         .get(format!("{base}/sandbox/pushes"))
@@ -798,14 +803,14 @@ async fn the_sandbox_pushes_back_and_every_push_is_recorded_and_forwarded() {
         .await
         .unwrap();
     let pushes = pushes.as_array().unwrap();
-    assert_eq!(pushes.len(), 4, "{pushes:?}");
+    assert_eq!(pushes.len(), 5, "{pushes:?}");
     for p in pushes {
         assert_eq!(p["status"], "delivered", "{p}");
         assert_eq!(p["answer"], "success", "{p}");
         assert_eq!(p["attempts"], 1, "{p}");
     }
     // Each event forwarded once.
-    assert_eq!(hook.got.lock().unwrap().len(), 4);
+    assert_eq!(hook.got.lock().unwrap().len(), 5);
 }
 
 /// The standalone emulator (`wxpush sandbox --callback-base URL`) retries a push WeChat's way

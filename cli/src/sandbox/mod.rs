@@ -151,6 +151,10 @@ impl Emulator {
             .route("/cgi-bin/stable_token", post(stable_token))
             .route("/cgi-bin/message/template/send", post(template_send))
             .route("/cgi-bin/message/subscribe/send", post(subscribe_send))
+            .route(
+                "/cgi-bin/message/subscribe/bizsend",
+                post(biz_subscribe_send),
+            )
             .route("/cgi-bin/message/custom/send", post(custom_send))
             .route(
                 "/cgi-bin/message/wxopen/template/uniform_send",
@@ -303,6 +307,18 @@ async fn subscribe_send(State(emu): State<Emulator>, Query(q): Query_, body: Byt
     emu.call("/cgi-bin/message/subscribe/send", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.subscribe_send(&app, &parse_json(&body)?, now)
+    })
+    .await
+}
+
+async fn biz_subscribe_send(
+    State(emu): State<Emulator>,
+    Query(q): Query_,
+    body: Bytes,
+) -> Response {
+    emu.call("/cgi-bin/message/subscribe/bizsend", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.biz_subscribe_send(&app, &parse_json(&body)?, now)
     })
     .await
 }
@@ -660,11 +676,27 @@ fn one() -> u32 {
     1
 }
 
+/// `POST /sandbox/grants`: the user accepts `count` subscribe messages of a template, and
+/// WeChat pushes `subscribe_msg_popup_event` (one `accept` per acceptance) to the app.
 async fn add_grant(State(emu): State<Emulator>, body: Bytes) -> ControlResult {
     let g: NewGrant = parse_control(&body)?;
-    let mut world = emu.world();
-    known_app(&world, &g.appid)?;
-    world.add_grant(&g.appid, &g.openid, &g.template_id, g.count);
+    if g.count == 0 || g.count > 100 {
+        return Err(ControlError::bad_request("count must be 1-100"));
+    }
+    let now = emu.now();
+    {
+        let mut world = emu.world();
+        known_app(&world, &g.appid)?;
+        world.add_grant(&g.appid, &g.openid, &g.template_id, g.count);
+        world.pending_pushes.push(push::Push::popup_accepted(
+            &g.appid,
+            &g.openid,
+            &g.template_id,
+            g.count,
+            now,
+        ));
+    }
+    emu.dispatch_pushes();
     Ok(Json(json!({"granted": g.count})))
 }
 

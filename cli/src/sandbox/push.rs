@@ -91,6 +91,33 @@ impl Push {
         }
     }
 
+    /// The user accepted `count` messages of a subscribe template (`wx.requestSubscribeMessage`,
+    /// or an official account's `wx-open-subscribe`): one `accept` entry per acceptance.
+    pub fn popup_accepted(
+        appid: &str,
+        openid: &str,
+        template_id: &str,
+        count: u32,
+        now: i64,
+    ) -> Push {
+        let entry = format!(
+            "<List><TemplateId>{}</TemplateId><SubscribeStatusString>{}</SubscribeStatusString>\
+             <PopupScene>0</PopupScene></List>",
+            cdata(template_id),
+            cdata("accept")
+        );
+        Push {
+            appid: appid.into(),
+            openid: openid.into(),
+            event: "subscribe_msg_popup_event".into(),
+            xml: format!(
+                "<xml>{}<SubscribeMsgPopupEvent>{}</SubscribeMsgPopupEvent></xml>",
+                event_head(appid, openid, now, "subscribe_msg_popup_event"),
+                entry.repeat(count as usize)
+            ),
+        }
+    }
+
     /// `subscribe` (`follow`) or `unsubscribe`.
     pub fn follow(appid: &str, openid: &str, follow: bool, now: i64) -> Push {
         let event = if follow { "subscribe" } else { "unsubscribe" };

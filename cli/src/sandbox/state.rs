@@ -646,6 +646,66 @@ impl World {
         Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
     }
 
+    /// `subscribe/bizsend`: an official account's subscribe notification (facts.md §9):
+    /// to one of its users, a template it has (once it has any), data by the subscribe value
+    /// rules, and a one-time grant used up (43101 without one), like a mini program's.
+    pub fn biz_subscribe_send(
+        &mut self,
+        app: &EmulatedApp,
+        body: &Value,
+        now: i64,
+    ) -> Result<Value, WxErr> {
+        const PATH: &str = "/cgi-bin/message/subscribe/bizsend";
+        if app.kind != AppKind::OfficialAccount {
+            return Err(wx_err(48001, "api unauthorized"));
+        }
+        self.charge_quota(&app.appid, PATH, now)?;
+        let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
+        if self.user(&app.appid, touser).is_none() {
+            return Err(wx_err(40003, "invalid openid"));
+        }
+        let template = template_id(body)?;
+        if let Some(t) = self.check_registered(&app.appid, &template, true)? {
+            let data = body.get("data").and_then(Value::as_object);
+            if let Some(missing) = t
+                .keys()
+                .into_iter()
+                .find(|k| data.is_none_or(|d| !d.contains_key(k)))
+            {
+                return Err(wx_err(
+                    47003,
+                    &format!("argument invalid! data.{missing}.value is empty"),
+                ));
+            }
+        }
+        check_data(body, true)?;
+        if let Some(page) = body.get("page")
+            && !page
+                .as_str()
+                .is_some_and(|p| p.starts_with("http://") || p.starts_with("https://"))
+        {
+            return Err(wx_err(47003, "argument invalid! page must be a url"));
+        }
+        if let Some(mp) = body.get("miniprogram")
+            && mp
+                .get("appid")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            return Err(wx_err(40013, "invalid appid: miniprogram.appid"));
+        }
+        let key = (app.appid.clone(), touser.to_string(), template.clone());
+        match self.grants.get_mut(&key) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => return Err(wx_err(43101, "user refuse to accept the msg")),
+        }
+        let msgid = self.deliver(&app.appid, PATH, touser, body, now);
+        self.pending_pushes.push(Push::subscribe_sent(
+            &app.appid, touser, &template, msgid, now,
+        ));
+        Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
+    }
+
     pub fn custom_send(
         &mut self,
         app: &EmulatedApp,

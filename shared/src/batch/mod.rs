@@ -415,10 +415,13 @@ impl Batches {
                     format!("app {appid}: \"followers\" is an official account's audience"),
                 ));
             }
-            if !matches!(kind, MessageKind::Template | MessageKind::Custom) {
+            if !matches!(
+                kind,
+                MessageKind::Template | MessageKind::OaSubscribe | MessageKind::Custom
+            ) {
                 return Err(invalid(
                     "message.type",
-                    "an official account's followers get \"template\" or \"custom\" messages",
+                    "an official account's followers get \"template\", \"oa_subscribe\" or \"custom\" messages",
                 ));
             }
         }

@@ -11,7 +11,8 @@ use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
 use crate::templates::{TemplateKind, Templates, check_data_keys};
 use crate::token::{TokenError, TokenManager};
 use crate::wechat::{
-    CustomBody, CustomMessage, ErrorClass, SubscribeMessage, TemplateMessage, WeChatCallError,
+    BizSubscribeMessage, CustomBody, CustomMessage, ErrorClass, SubscribeMessage, TemplateMessage,
+    WeChatCallError,
 };
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -59,6 +60,7 @@ pub struct Sender {
 enum WxMessage {
     Template(TemplateMessage),
     Subscribe(SubscribeMessage),
+    BizSubscribe(BizSubscribeMessage),
     Custom(CustomMessage),
 }
 
@@ -604,6 +606,10 @@ impl Sender {
                 self.check_keys(&via, &sm.template_id, &sm.data, true)
                     .await?
             }
+            Payload::OaSubscribe(sm) => {
+                self.check_keys(&via, &sm.template_id, &sm.data, true)
+                    .await?
+            }
         }
         Ok(via)
     }
@@ -638,7 +644,11 @@ impl Sender {
         match (kind, app.kind) {
             (MessageKind::Template, AppKind::OfficialAccount)
             | (MessageKind::Subscribe, AppKind::MiniProgram)
+            | (MessageKind::OaSubscribe, AppKind::OfficialAccount)
             | (MessageKind::Custom, _) => Ok(app.clone()),
+            (MessageKind::OaSubscribe, _) => Err(wrong(
+                "\"oa_subscribe\" (订阅通知) is sent by an official account; a mini program sends \"subscribe\"",
+            )),
             (MessageKind::Template, _) => Err(wrong(
                 "template messages are sent by an official account; use \"uniform\" from a mini program",
             )),
@@ -778,6 +788,10 @@ impl Sender {
                     .map(|r| r.msgid),
                 WxMessage::Subscribe(m) => wechat
                     .send_subscribe(token.token.expose(), m)
+                    .await
+                    .map(|r| r.msgid),
+                WxMessage::BizSubscribe(m) => wechat
+                    .send_biz_subscribe(token.token.expose(), m)
                     .await
                     .map(|r| r.msgid),
                 WxMessage::Custom(m) => wechat
@@ -1116,6 +1130,13 @@ fn build(req: &SendRequest, openid: &str, id: &str) -> WxMessage {
             page: sm.page.clone(),
             miniprogram_state: sm.miniprogram_state.clone(),
             lang: sm.lang.clone(),
+            data: sm.data.clone(),
+        }),
+        Payload::OaSubscribe(sm) => WxMessage::BizSubscribe(BizSubscribeMessage {
+            touser: openid.to_string(),
+            template_id: sm.template_id.clone(),
+            page: sm.page.clone(),
+            miniprogram: sm.miniprogram.clone(),
             data: sm.data.clone(),
         }),
         Payload::Custom {

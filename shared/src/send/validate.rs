@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 pub enum MessageKind {
     Template,
     Subscribe,
+    /// An official account's 订阅通知 (`subscribe/bizsend`).
+    OaSubscribe,
     Uniform,
     Custom,
 }
@@ -23,6 +25,7 @@ impl MessageKind {
         match self {
             MessageKind::Template => "template",
             MessageKind::Subscribe => "subscribe",
+            MessageKind::OaSubscribe => "oa_subscribe",
             MessageKind::Uniform => "uniform",
             MessageKind::Custom => "custom",
         }
@@ -54,10 +57,21 @@ pub struct SubscribeFields {
     pub lang: Option<String>,
 }
 
+/// An official account's subscribe notification (`subscribe/bizsend`), without `touser`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OaSubscribeFields {
+    pub template_id: String,
+    pub data: BTreeMap<String, DataValue>,
+    /// A web page (http/https URL) the notification opens.
+    pub page: Option<String>,
+    pub miniprogram: Option<MiniProgramLink>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Payload {
     Template(TemplateFields),
     Subscribe(SubscribeFields),
+    OaSubscribe(OaSubscribeFields),
     Custom {
         body: CustomBody,
         customservice: Option<CustomService>,
@@ -136,6 +150,34 @@ fn http_url(field: &str, value: &str) -> Result<String, ApiError> {
             field,
             "must be an http(s) URL of at most 1024 characters",
         ))
+    }
+}
+
+/// `miniprogram`: `{"appid", "pagepath"}` (a mini program the message opens), if given.
+fn miniprogram_link(obj: &Map<String, Value>) -> Result<Option<MiniProgramLink>, ApiError> {
+    match obj.get("miniprogram") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => {
+            let m = Fields { obj: m };
+            let appid = m
+                .req_str("appid")
+                .map_err(|_| invalid("miniprogram.appid", "is required"))?;
+            if !crate::app::is_valid_appid(appid) {
+                return Err(invalid(
+                    "miniprogram.appid",
+                    "must be an appid (wx + 16 hex characters)",
+                ));
+            }
+            let pagepath = m
+                .opt_str("pagepath")?
+                .map(|p| page_path("miniprogram.pagepath", p))
+                .transpose()?;
+            Ok(Some(MiniProgramLink {
+                appid: appid.to_string(),
+                pagepath,
+            }))
+        }
+        Some(_) => Err(invalid("miniprogram", "must be {\"appid\", \"pagepath\"}")),
     }
 }
 
@@ -724,6 +766,7 @@ fn custom_service(obj: &Map<String, Value>) -> Result<Option<CustomService>, Api
 const COMMON: &[&str] = &["type", "to"];
 const TEMPLATE_FIELDS: &[&str] = &["template_id", "data", "url", "miniprogram", "client_msg_id"];
 const SUBSCRIBE_FIELDS: &[&str] = &["template_id", "data", "page", "miniprogram_state", "lang"];
+const OA_SUBSCRIBE_FIELDS: &[&str] = &["template_id", "data", "page", "miniprogram"];
 const CUSTOM_FIELDS: &[&str] = &[
     "msgtype",
     "customservice",
@@ -752,18 +795,22 @@ pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
     let kind = match f.req_str("type")? {
         "template" => MessageKind::Template,
         "subscribe" => MessageKind::Subscribe,
+        "oa_subscribe" => MessageKind::OaSubscribe,
         "uniform" => MessageKind::Uniform,
         "custom" => MessageKind::Custom,
         other => {
             return Err(invalid(
                 "type",
-                format!("`{other}` is not one of template, subscribe, uniform, custom"),
+                format!(
+                    "`{other}` is not one of template, subscribe, oa_subscribe, uniform, custom"
+                ),
             ));
         }
     };
     let allowed = match kind {
         MessageKind::Template | MessageKind::Uniform => TEMPLATE_FIELDS,
         MessageKind::Subscribe => SUBSCRIBE_FIELDS,
+        MessageKind::OaSubscribe => OA_SUBSCRIBE_FIELDS,
         MessageKind::Custom => CUSTOM_FIELDS,
     };
     if let Some(extra) = obj
@@ -782,30 +829,7 @@ pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
             let data = data_map(obj)?;
             check_template_values(&data)?;
             let url = f.opt_str("url")?.map(|u| http_url("url", u)).transpose()?;
-            let miniprogram = match obj.get("miniprogram") {
-                None | Some(Value::Null) => None,
-                Some(Value::Object(m)) => {
-                    let m = Fields { obj: m };
-                    let appid = m
-                        .req_str("appid")
-                        .map_err(|_| invalid("miniprogram.appid", "is required"))?;
-                    if !crate::app::is_valid_appid(appid) {
-                        return Err(invalid(
-                            "miniprogram.appid",
-                            "must be an appid (wx + 16 hex characters)",
-                        ));
-                    }
-                    let pagepath = m
-                        .opt_str("pagepath")?
-                        .map(|p| page_path("miniprogram.pagepath", p))
-                        .transpose()?;
-                    Some(MiniProgramLink {
-                        appid: appid.to_string(),
-                        pagepath,
-                    })
-                }
-                Some(_) => return Err(invalid("miniprogram", "must be {\"appid\", \"pagepath\"}")),
-            };
+            let miniprogram = miniprogram_link(obj)?;
             let client_msg_id = f
                 .opt_str("client_msg_id")?
                 .map(|c| id_like("client_msg_id", c, 64))
@@ -850,6 +874,23 @@ pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
                 page,
                 miniprogram_state,
                 lang,
+            })
+        }
+        MessageKind::OaSubscribe => {
+            let template_id = id_like("template_id", f.req_str("template_id")?, 128)?;
+            let data = data_map(obj)?;
+            for (key, v) in &data {
+                check_subscribe_value(key, &v.value)
+                    .map_err(|why| invalid(format!("data.{key}.value"), why))?;
+            }
+            Payload::OaSubscribe(OaSubscribeFields {
+                template_id,
+                data,
+                page: f
+                    .opt_str("page")?
+                    .map(|u| http_url("page", u))
+                    .transpose()?,
+                miniprogram: miniprogram_link(obj)?,
             })
         }
         MessageKind::Custom => Payload::Custom {

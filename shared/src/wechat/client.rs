@@ -254,6 +254,19 @@ impl WeChatApi for HttpWeChatClient {
         .await
     }
 
+    async fn send_biz_subscribe(
+        &self,
+        token: &str,
+        msg: &BizSubscribeMessage,
+    ) -> Result<SentMessage, WeChatCallError> {
+        self.post(
+            "/cgi-bin/message/subscribe/bizsend",
+            &[("access_token", token)],
+            msg,
+        )
+        .await
+    }
+
     async fn send_custom(&self, token: &str, msg: &CustomMessage) -> Result<(), WeChatCallError> {
         let _: Ack = self
             .post(

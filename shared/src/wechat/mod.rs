@@ -33,6 +33,12 @@ pub trait WeChatApi: Send + Sync {
         token: &str,
         msg: &SubscribeMessage,
     ) -> Result<SentMessage, WeChatCallError>;
+    /// An official account's subscribe notification (`subscribe/bizsend`).
+    async fn send_biz_subscribe(
+        &self,
+        token: &str,
+        msg: &BizSubscribeMessage,
+    ) -> Result<SentMessage, WeChatCallError>;
     async fn send_custom(&self, token: &str, msg: &CustomMessage) -> Result<(), WeChatCallError>;
     async fn get_followers(
         &self,

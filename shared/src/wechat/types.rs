@@ -56,6 +56,19 @@ pub struct SubscribeMessage {
     pub data: BTreeMap<String, DataValue>,
 }
 
+/// `POST /cgi-bin/message/subscribe/bizsend` (an official account's 订阅通知, facts.md §9).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BizSubscribeMessage {
+    pub touser: String,
+    pub template_id: String,
+    /// A web page the notification opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miniprogram: Option<MiniProgramLink>,
+    pub data: BTreeMap<String, DataValue>,
+}
+
 /// `POST /cgi-bin/message/custom/send`: `touser`, `msgtype` and the object named by it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CustomMessage {
