@@ -12,7 +12,7 @@
 //! - [`forward`]: recorded callback events forwarded to an EventBridge bus or a webhook.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
 //! - [`error`]: the API error enum and its one mapping to HTTP.
-//! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing.
+//! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing; [`metrics`]: EMF metrics.
 
 pub mod app;
 pub mod aws;
@@ -26,6 +26,7 @@ pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod manage;
+pub mod metrics;
 pub mod queue;
 pub mod runtime;
 pub mod secrets;

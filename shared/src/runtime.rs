@@ -31,6 +31,8 @@ pub struct AwsDeps {
     pub refresh_window: Duration,
     /// Where recorded callback events are forwarded (`WXPUSH_EVENT_BUS`), if anywhere.
     pub event_sink: Option<Arc<dyn EventSink>>,
+    /// The WeChat client's whole-request timeout.
+    pub wechat_timeout: Duration,
 }
 
 /// `WXPUSH_EVENT_BUS`, when set and not blank.
@@ -77,23 +79,37 @@ pub struct CallbackDeps {
     pub forwarding: bool,
 }
 
-/// The environment and AWS clients every function starts from.
-struct Common {
-    sdk: aws_config::SdkConfig,
-    table: String,
-    prefix: String,
-    secrets_ttl: Duration,
+/// What the functions read from their environment (see the table above), apart from the
+/// AWS SDK's own variables.
+#[derive(Clone, Debug)]
+pub struct RuntimeEnv {
+    pub table: String,
+    pub ssm_prefix: String,
+    pub secrets_ttl: Duration,
+    pub refresh_window: Duration,
+    /// `WXPUSH_QUEUE_URL`, when set.
+    pub queue_url: Option<String>,
+    /// `WXPUSH_EVENT_BUS`, when set.
+    pub event_bus: Option<String>,
+    pub wechat: WeChatClientConfig,
 }
 
-impl Common {
-    async fn from_env() -> Result<Common, String> {
+impl RuntimeEnv {
+    pub fn from_env() -> Result<RuntimeEnv, String> {
         let table =
             std::env::var("WXPUSH_TABLE").map_err(|_| "WXPUSH_TABLE is not set".to_string())?;
-        Ok(Common {
+        Ok(RuntimeEnv {
             table,
-            prefix: std::env::var("WXPUSH_SSM_PREFIX").unwrap_or_else(|_| "/wxpush".to_string()),
+            ssm_prefix: std::env::var("WXPUSH_SSM_PREFIX")
+                .unwrap_or_else(|_| "/wxpush".to_string()),
             secrets_ttl: env_secs("WXPUSH_SECRETS_TTL_SECS", 300)?,
-            sdk: crate::aws::load_sdk_config().await,
+            refresh_window: env_secs("WXPUSH_REFRESH_WINDOW_SECS", 900)?,
+            queue_url: std::env::var("WXPUSH_QUEUE_URL")
+                .ok()
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty()),
+            event_bus: event_bus_from_env(),
+            wechat: WeChatClientConfig::from_env(),
         })
     }
 
@@ -105,53 +121,63 @@ impl Common {
         ))
     }
 
-    fn queue(&self) -> Arc<dyn JobQueue> {
-        match std::env::var("WXPUSH_QUEUE_URL") {
-            Ok(url) if !url.trim().is_empty() => Arc::new(SqsJobQueue::new(
-                aws_sdk_sqs::Client::new(&self.sdk),
-                url.trim(),
-            )),
-            _ => Arc::new(UnconfiguredQueue),
+    fn queue(&self, sdk: &aws_config::SdkConfig) -> Arc<dyn JobQueue> {
+        match &self.queue_url {
+            Some(url) => Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
+            None => Arc::new(UnconfiguredQueue),
         }
     }
 }
 
 impl CallbackDeps {
     pub async fn from_env() -> Result<CallbackDeps, String> {
-        let c = Common::from_env().await?;
-        let ssm = SsmSecretStore::callback_only(aws_sdk_ssm::Client::new(&c.sdk), &c.prefix);
-        Ok(CallbackDeps {
-            secrets: c.secrets(ssm),
+        let env = RuntimeEnv::from_env()?;
+        Ok(CallbackDeps::build(
+            &crate::aws::load_sdk_config().await,
+            &env,
+        ))
+    }
+
+    /// The callback's clients over `sdk` (the same wiring `from_env` uses).
+    pub fn build(sdk: &aws_config::SdkConfig, env: &RuntimeEnv) -> CallbackDeps {
+        let ssm = SsmSecretStore::callback_only(aws_sdk_ssm::Client::new(sdk), &env.ssm_prefix);
+        CallbackDeps {
+            secrets: env.secrets(ssm),
             state_store: Arc::new(DynamoStateStore::new(
-                aws_sdk_dynamodb::Client::new(&c.sdk),
-                c.table.clone(),
+                aws_sdk_dynamodb::Client::new(sdk),
+                env.table.clone(),
             )),
-            queue: c.queue(),
-            forwarding: event_bus_from_env().is_some(),
-        })
+            queue: env.queue(sdk),
+            forwarding: env.event_bus.is_some(),
+        }
     }
 }
 
 impl AwsDeps {
     pub async fn from_env() -> Result<AwsDeps, String> {
-        let c = Common::from_env().await?;
-        let refresh_window = env_secs("WXPUSH_REFRESH_WINDOW_SECS", 900)?;
-        let dynamo = aws_sdk_dynamodb::Client::new(&c.sdk);
-        let store: Arc<dyn TokenStore> = Arc::new(DynamoTokenStore::new(dynamo.clone(), &c.table));
+        let env = RuntimeEnv::from_env()?;
+        AwsDeps::build(&crate::aws::load_sdk_config().await, &env)
+    }
+
+    /// Every client of the functions that call WeChat, over `sdk` (the same wiring
+    /// `from_env` uses).
+    pub fn build(sdk: &aws_config::SdkConfig, env: &RuntimeEnv) -> Result<AwsDeps, String> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let store: Arc<dyn TokenStore> =
+            Arc::new(DynamoTokenStore::new(dynamo.clone(), &env.table));
         let state_store: Arc<dyn StateStore> =
-            Arc::new(DynamoStateStore::new(dynamo, c.table.clone()));
-        let secrets = c.secrets(SsmSecretStore::new(
-            aws_sdk_ssm::Client::new(&c.sdk),
-            &c.prefix,
+            Arc::new(DynamoStateStore::new(dynamo, env.table.clone()));
+        let secrets = env.secrets(SsmSecretStore::new(
+            aws_sdk_ssm::Client::new(sdk),
+            &env.ssm_prefix,
         ));
-        let wechat_config = WeChatClientConfig::from_env();
-        let policy = TokenPolicy::for_wechat_timeout(wechat_config.timeout);
+        let policy = TokenPolicy::for_wechat_timeout(env.wechat.timeout);
         let wechat: Arc<dyn WeChatApi> =
-            Arc::new(HttpWeChatClient::new(wechat_config).map_err(|e| e.to_string())?);
+            Arc::new(HttpWeChatClient::new(env.wechat.clone()).map_err(|e| e.to_string())?);
         let tokens = Arc::new(TokenManager::new(store, secrets.clone(), wechat, policy));
-        let event_sink = event_bus_from_env().map(|bus| {
+        let event_sink = env.event_bus.clone().map(|bus| {
             Arc::new(EventBridgeSink::new(
-                aws_sdk_eventbridge::Client::new(&c.sdk),
+                aws_sdk_eventbridge::Client::new(sdk),
                 bus,
             )) as Arc<dyn EventSink>
         });
@@ -159,9 +185,10 @@ impl AwsDeps {
             tokens,
             secrets,
             state_store,
-            queue: c.queue(),
-            refresh_window,
+            queue: env.queue(sdk),
+            refresh_window: env.refresh_window,
             event_sink,
+            wechat_timeout: env.wechat.timeout,
         })
     }
 }

@@ -123,7 +123,11 @@ fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
     // sqs:SendMessage only, to the one queue, from the callback, the send API and the worker,
     // and from the outbox sweep's schedule (by its rule's ARN only).
     assert_eq!(t.matches("Action: sqs:SendMessage").count(), 4);
-    assert_eq!(t.matches("Resource: !GetAtt JobsQueue.Arn").count(), 4);
+    // ... plus the worker's role receiving from it (the event source polls with that role).
+    assert_eq!(t.matches("Resource: !GetAtt JobsQueue.Arn").count(), 5);
+    assert!(
+        worker.contains("Action: [sqs:ReceiveMessage, sqs:DeleteMessage, sqs:GetQueueAttributes]")
+    );
     let sweep = section(&t, "Sid: AllowOutboxSweepSchedule", "- Sid:");
     assert!(sweep.contains("Service: events.amazonaws.com"), "{sweep}");
     assert!(sweep.contains("aws:SourceArn: !GetAtt OutboxSweepSchedule.Arn"));
@@ -150,8 +154,13 @@ fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
     // Events are forwarded by the worker only, to the stack's bus only; the only rows it
     // deletes are forwarded events' outbox rows.
     assert_eq!(t.matches("events:PutEvents").count(), 1);
+    let put_events = statements(worker)
+        .into_iter()
+        .find(|s| s.contains("events:PutEvents"))
+        .unwrap();
     assert!(
-        worker.contains("Action: events:PutEvents\n              Resource: !GetAtt EventBus.Arn")
+        put_events.contains("Resource: !GetAtt EventBus.Arn"),
+        "{put_events}"
     );
     let delete: Vec<&str> = statements(&t)
         .into_iter()
@@ -349,4 +358,157 @@ fn the_deployment_is_hardened() {
         assert!(outputs.contains(o), "{o}");
     }
     assert!(outputs.contains("/wechat/{appid}\""));
+}
+
+#[test]
+fn egress_is_none_subnets_or_a_created_nat_with_its_ip_as_an_output() {
+    let t = template();
+    assert!(t.contains("AllowedValues: [none, subnets, nat]"));
+    // The operator's subnets need security groups: checked before anything is created.
+    let rules = section(&t, "\nRules:", "\nConditions:");
+    assert!(rules.contains("RuleCondition: !Equals [!Ref EgressMode, subnets]"));
+    assert!(rules.contains("!Ref PrivateSubnetIds") && rules.contains("!Ref SecurityGroupIds"));
+    // Only the functions that call WeChat are in the VPC, never the public callback.
+    let callback = section(&t, "CallbackFunction:", "SendFunction:");
+    assert!(!callback.contains("VpcConfig"));
+    assert!(!section(&t, "Globals:", "Resources:").contains("VpcConfig"));
+    for f in [
+        "SendFunction:",
+        "TokenRefreshFunction:",
+        "BatchWorkerFunction:",
+    ] {
+        let function = section(&t, f, "Events:");
+        assert!(function.contains("VpcConfig: !If\n        - UseVpc"), "{f}");
+        assert!(function.contains("!If [CreateNat, [!Ref NatPrivateSubnetA, !Ref NatPrivateSubnetB], !Ref PrivateSubnetIds]"), "{f}");
+        // Its own role: the VPC-access policy only when in a VPC.
+        let name = f.trim_end_matches(':');
+        assert!(
+            function.contains(&format!("Role: !GetAtt {name}Role.Arn")),
+            "{f}"
+        );
+        let role = section(&t, &format!("{name}Role:\n"), "\n\n");
+        assert!(role.contains("!If [UseVpc, !Sub \"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole\", !Ref AWS::NoValue]"), "{f}");
+        assert!(role.contains(
+            "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        ));
+    }
+    // The created NAT: every resource conditional, the IP an output, partition-neutral.
+    for r in [
+        "NatVpc:",
+        "NatInternetGateway:",
+        "NatPublicSubnet:",
+        "NatPrivateSubnetA:",
+        "NatPrivateSubnetB:",
+        "NatElasticIp:",
+        "NatGateway:",
+        "NatPrivateRoute:",
+        "NatLambdaSecurityGroup:",
+    ] {
+        let resource = section(&t, &format!("\n  {r}\n"), "\n\n");
+        assert!(resource.contains("Condition: CreateNat"), "{r}");
+    }
+    let sg = section(&t, "\n  NatLambdaSecurityGroup:\n", "\n\n");
+    assert!(sg.contains("FromPort: 443") && sg.contains("ToPort: 443"));
+    let output = section(&t, "\n  EgressIp:\n", "\n  EventBusName:");
+    assert!(output.contains("Condition: CreateNat") && output.contains("Value: !Ref NatElasticIp"));
+    // Every ARN is built with the partition (aws, aws-cn), never a literal `arn:aws:`, and
+    // every regional endpoint with the URL suffix (amazonaws.com.cn in China).
+    assert!(!t.contains("\"arn:aws:"), "a literal aws partition");
+    assert!(
+        !t.contains("${AWS::Region}.amazonaws.com"),
+        "a literal endpoint suffix"
+    );
+}
+
+/// Every `wxpush` metric an alarm or the dashboard reads is one the code emits (EMF), with the
+/// same dimensions' names.
+#[test]
+fn alarms_and_the_dashboard_read_metrics_the_code_emits() {
+    let t = template();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    // `count("Name", ..., &[("Dim", ...)...])` in the code: metric name → dimension names.
+    let mut emitted: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut stack = vec![std::path::PathBuf::from(root).join("shared/src")];
+    for f in [
+        "functions/send/src",
+        "functions/callback/src",
+        "functions/token-refresh/src",
+    ] {
+        stack.push(std::path::PathBuf::from(root).join(f));
+    }
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let flat: String = text.split_whitespace().collect();
+            for call in flat.split("metrics::count(").skip(1) {
+                let Some(name) = call.strip_prefix('"').and_then(|c| c.split('"').next()) else {
+                    continue;
+                };
+                // The dimensions: `&[("Name", value), ...]`, up to its closing `])`.
+                let args = call.split("])").next().unwrap_or("");
+                let dims = emitted.entry(name.to_string()).or_default();
+                for part in args.split("(\"").skip(1) {
+                    if let Some(dim) = part.split('"').next() {
+                        dims.insert(dim.to_string());
+                    }
+                }
+            }
+        }
+    }
+    for metric in [
+        "Sends",
+        "SendWeChatErrors",
+        "ApiResponses",
+        "Callbacks",
+        "TokenRefreshes",
+        "WeChatTokenCalls",
+        "EventsForwarded",
+    ] {
+        assert!(
+            emitted.contains_key(metric),
+            "the code emits no {metric}: {emitted:?}"
+        );
+    }
+    // Alarms: each reads an emitted metric with dimensions the code sets.
+    for alarm in [
+        "TokenRefreshFailureAlarm:",
+        "CallbackServerErrorAlarm:",
+        "SendServerErrorRateAlarm:",
+    ] {
+        let a = section(&t, &format!("\n  {alarm}\n"), "\n\n");
+        assert!(a.contains("Namespace: wxpush"), "{alarm}");
+        assert!(a.contains("AlarmActions: !If [HasAlarmTopic"), "{alarm}");
+        for line in a.lines() {
+            if let Some(name) = line.trim().strip_prefix("MetricName: ") {
+                assert!(emitted.contains_key(name), "{alarm}: {name} is not emitted");
+            }
+            for dim in line.split("Name: ").skip(1) {
+                let dim = dim.split([',', '}']).next().unwrap().trim();
+                if dim.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && !line.contains("MetricName")
+                {
+                    assert!(
+                        emitted.values().any(|d| d.contains(dim)),
+                        "{alarm}: dimension {dim} is never set"
+                    );
+                }
+            }
+        }
+    }
+    let dashboard = section(&t, "\n  Dashboard:\n", "\n\n");
+    for quoted in dashboard.split("[\"wxpush\", \"").skip(1) {
+        let name = quoted.split('"').next().unwrap();
+        assert!(
+            emitted.contains_key(name),
+            "the dashboard reads {name}, never emitted"
+        );
+    }
+    assert!(dashboard.contains("MetricName=\\\"SendWeChatErrors\\\""));
+    assert!(dashboard.contains("MetricName=\\\"Callbacks\\\""));
 }

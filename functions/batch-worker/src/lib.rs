@@ -80,3 +80,51 @@ pub async fn handle_event(
     }
     response
 }
+
+/// The worker's job runner over its clients (what `main` runs): the follower sync and
+/// completion, batches, and event forwarding when a bus is configured.
+pub fn runner(
+    deps: wxpush_shared::runtime::AwsDeps,
+    batch_config: wxpush_shared::batch::BatchConfig,
+) -> wxpush_shared::jobs::JobRunner {
+    use std::sync::Arc;
+    use wxpush_shared::batch::Batches;
+    use wxpush_shared::callback::followup::FollowerCompletion;
+    use wxpush_shared::followers::{FollowerSync, SyncConfig};
+    use wxpush_shared::forward::Forwarder;
+    use wxpush_shared::send::service::Sender;
+    let sync = Arc::new(FollowerSync::new(
+        deps.tokens.clone(),
+        deps.state_store.clone(),
+        deps.queue.clone(),
+        SyncConfig::default(),
+    ));
+    let followers = Arc::new(FollowerCompletion::new(
+        deps.tokens.clone(),
+        deps.state_store.clone(),
+    ));
+    let forwarder = deps.event_sink.clone().map(|sink| {
+        Arc::new(Forwarder::new(
+            deps.state_store.clone(),
+            deps.queue.clone(),
+            deps.secrets.clone(),
+            sink,
+        ))
+    });
+    let sender = Arc::new(Sender::new(
+        deps.tokens,
+        deps.state_store.clone(),
+        deps.wechat_timeout,
+    ));
+    let batches = Arc::new(Batches::new(
+        sender,
+        deps.state_store,
+        deps.queue,
+        batch_config,
+    ));
+    let mut runner = wxpush_shared::jobs::JobRunner::new(sync, followers).with_batches(batches);
+    if let Some(forwarder) = forwarder {
+        runner = runner.with_forwarder(forwarder);
+    }
+    runner
+}

@@ -20,6 +20,17 @@ pub async fn handle(svc: &CallbackService, req: Request) -> Response<Body> {
         http::header::X_CONTENT_TYPE_OPTIONS,
         http::HeaderValue::from_static("nosniff"),
     );
+    wxpush_shared::metrics::count(
+        "ApiResponses",
+        1.0,
+        &[
+            ("Function", "callback"),
+            (
+                "StatusClass",
+                wxpush_shared::metrics::status_class(resp.status().as_u16()),
+            ),
+        ],
+    );
     resp.map(Body::from)
 }
 

@@ -201,11 +201,48 @@ pub fn to_lambda(resp: http::Response<String>) -> Response<Body> {
     resp.map(Body::from)
 }
 
+/// The send function's service over its clients (what `main` runs).
+pub fn service(
+    deps: wxpush_shared::runtime::AwsDeps,
+    batch_config: wxpush_shared::batch::BatchConfig,
+) -> SendService {
+    use std::sync::Arc;
+    use wxpush_shared::batch::Batches;
+    use wxpush_shared::followers::{FollowerSync, SyncConfig};
+    let followers = Arc::new(FollowerSync::new(
+        deps.tokens.clone(),
+        deps.state_store.clone(),
+        deps.queue.clone(),
+        SyncConfig::default(),
+    ));
+    let svc = SendService::new(deps.tokens, deps.state_store.clone(), deps.wechat_timeout)
+        .with_followers(followers);
+    let batches = Arc::new(Batches::new(
+        svc.sender.clone(),
+        deps.state_store,
+        deps.queue,
+        batch_config,
+    ));
+    svc.with_batches(batches)
+}
+
 pub async fn handle(svc: &SendService, req: Request) -> Response<Body> {
-    match dispatch(svc, &req).await {
+    let resp = match dispatch(svc, &req).await {
         Ok(resp) => resp,
         Err(err) => to_lambda(error_response(&err)),
-    }
+    };
+    wxpush_shared::metrics::count(
+        "ApiResponses",
+        1.0,
+        &[
+            ("Function", "send"),
+            (
+                "StatusClass",
+                wxpush_shared::metrics::status_class(resp.status().as_u16()),
+            ),
+        ],
+    );
+    resp
 }
 
 /// Who is calling: the IAM principal API Gateway verified (its ARN), or, in the local

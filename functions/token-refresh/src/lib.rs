@@ -83,6 +83,11 @@ pub async fn refresh_all(tokens: Arc<TokenManager>, window: Duration) -> Refresh
         list.sort();
     }
     report.failed.sort_by(|a, b| a.appid.cmp(&b.appid));
+    let m = |result: &str, n: usize| {
+        wxpush_shared::metrics::count("TokenRefreshes", n as f64, &[("Result", result)])
+    };
+    m("refreshed", report.refreshed.len());
+    m("failed", report.failed.len());
     report
 }
 

@@ -218,6 +218,13 @@ impl CallbackService {
         }
         let recorded = self.store.record(&ops, now).await.map_err(store_error)?;
         info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
+        if recorded == Recorded::New {
+            let kind = match msg.event() {
+                Some(e) => format!("event.{e}"),
+                None => msg.msg_type.clone(),
+            };
+            crate::metrics::count("Callbacks", 1.0, &[("EventType", kind.as_str())]);
+        }
         if recorded != Recorded::New {
             self.requeue_pending(&app, &msg).await?;
         }

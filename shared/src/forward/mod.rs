@@ -290,6 +290,7 @@ impl Forwarder {
                     .await
                     .map_err(|e| e.to_string())?;
                 info!(appid, detail_type = %event.detail_type, event_id = %event.event_id, attempt, "event forwarded");
+                crate::metrics::count("EventsForwarded", 1.0, &[("Result", "delivered")]);
                 Ok(Forwarded::Delivered)
             }
             Err(e) => {
@@ -297,6 +298,7 @@ impl Forwarder {
                 if next >= FORWARD_ATTEMPTS || last_delivery {
                     warn!(appid, event_id = %event.event_id, attempt, error = %e, "event forwarding gave up; the job goes to the dead-letter queue");
                     self.mark(&row_key, next, &e, now, true).await?;
+                    crate::metrics::count("EventsForwarded", 1.0, &[("Result", "dead")]);
                     return Err(format!("forwarding failed {next} times: {e}"));
                 }
                 let delay = retry_delay(attempt);
@@ -312,6 +314,7 @@ impl Forwarder {
                     .enqueue_after(&job, delay)
                     .await
                     .map_err(|q| format!("{e}; and the retry could not be queued: {q}"))?;
+                crate::metrics::count("EventsForwarded", 1.0, &[("Result", "retrying")]);
                 Ok(Forwarded::Retrying)
             }
         }

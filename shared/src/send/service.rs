@@ -389,6 +389,7 @@ impl Sender {
                     record.insert("wechat_msgid".into(), s(&m.to_string()));
                 }
                 info!(appid, id, via = %via.appid, kind = req.kind.as_str(), "message sent");
+                crate::metrics::count("Sends", 1.0, &[("Outcome", "sent")]);
                 SendOutcome {
                     status: StatusCode::OK,
                     body: json!({"id": id, "status": "sent", "wechat_msgid": msgid}),
@@ -398,6 +399,7 @@ impl Sender {
                 record.insert("status".into(), s("unknown"));
                 record.insert("error".into(), s(&why));
                 warn!(appid, id, error = %why, "send outcome unknown; not resent");
+                crate::metrics::count("Sends", 1.0, &[("Outcome", "unknown")]);
                 let body = json!({"id": id, "status": "unknown",
                     "message": "WeChat did not confirm the message; it may have been delivered and is not sent again"});
                 SendOutcome {
@@ -412,6 +414,19 @@ impl Sender {
                 }
                 record.insert("error".into(), s(&e.to_string()));
                 let err = send_error(&via.appid, &e);
+                let outcome = if e.class() == ErrorClass::UserRefused {
+                    "refused"
+                } else {
+                    "failed"
+                };
+                crate::metrics::count("Sends", 1.0, &[("Outcome", outcome)]);
+                if let Some(code) = e.errcode() {
+                    crate::metrics::count(
+                        "SendWeChatErrors",
+                        1.0,
+                        &[("Errcode", code.to_string().as_str())],
+                    );
+                }
                 if e.class() == ErrorClass::UserRefused {
                     info!(appid, id, errcode = ?e.errcode(), "message refused by the user's state");
                 } else {

@@ -348,6 +348,7 @@ impl TokenManager {
             self.release(appid, &owner, None).await;
             return Ok(self.remember(appid, &leased));
         }
+        crate::metrics::count("WeChatTokenCalls", 1.0, &[]);
         match self.wechat.fetch_token(app).await {
             Ok(issued) => {
                 let expires_at = started + issued.expires_in.max(0);
