@@ -13,6 +13,7 @@
 //! | `TokenRefreshes` | `Result` (refreshed, failed) | the scheduled refresh, per app |
 //! | `WeChatTokenCalls` | — | every `/cgi-bin/token` or `stable_token` call |
 //! | `EventsForwarded` | `Result` (delivered, retrying, dead) | the event forwarder |
+//! | `BatchRecipients` | `Outcome` (sent, failed, unknown) | batch chunks, as their progress is recorded |
 
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;

@@ -268,6 +268,19 @@ fn is_real(c: u8) -> bool {
 /// Two views of a chunk's outcomes made one: a real outcome beats "queued", "cancelled" and
 /// "not sent" (a send in flight when the cancel came still went out), the first real outcome
 /// stays, and a decision beats "queued".
+/// Counts the recipients a flush settled, by outcome (`BatchRecipients` metrics): positions
+/// that were not yet a real outcome before and are one now.
+fn count_settled(before: &[u8], after: &[u8]) {
+    for (outcome, name) in [(SENT, "sent"), (FAILED, "failed"), (UNKNOWN, "unknown")] {
+        let n = before
+            .iter()
+            .zip(after)
+            .filter(|&(&b, &a)| !is_real(b) && a == outcome)
+            .count();
+        crate::metrics::count("BatchRecipients", n as f64, &[("Outcome", name)]);
+    }
+}
+
 fn merge(stored: &[u8], mine: &[u8]) -> Vec<u8> {
     stored
         .iter()
@@ -1127,6 +1140,7 @@ impl Batches {
             let op = progress_op(&run.key, &merged, stored.version, true);
             match self.store.record(&[op], now).await {
                 Ok(Recorded::New) => {
+                    count_settled(&stored.results, &merged);
                     run.local = merged;
                     run.started = true;
                     run.unflushed = 0;

@@ -224,8 +224,7 @@ impl CallbackService {
                 None => msg.msg_type.clone(),
             };
             crate::metrics::count("Callbacks", 1.0, &[("EventType", kind.as_str())]);
-        }
-        if recorded != Recorded::New {
+        } else {
             self.requeue_pending(&app, &msg).await?;
         }
         self.queue_forward(appid, &msg).await;

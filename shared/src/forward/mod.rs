@@ -277,7 +277,7 @@ impl Forwarder {
             Ok(event) => event,
             Err(e) => {
                 // Nothing can forward this row: keep it, marked, for an operator.
-                self.mark(&row_key, attempt, &e, now, true).await?;
+                self.mark(&row_key, attempt, &e, now, true, now).await?;
                 return Err(format!(
                     "outbox row {key} of {appid} cannot be forwarded: {e}"
                 ));
@@ -297,13 +297,13 @@ impl Forwarder {
                 let next = attempt + 1;
                 if next >= FORWARD_ATTEMPTS || last_delivery {
                     warn!(appid, event_id = %event.event_id, attempt, error = %e, "event forwarding gave up; the job goes to the dead-letter queue");
-                    self.mark(&row_key, next, &e, now, true).await?;
+                    self.mark(&row_key, next, &e, now, true, now).await?;
                     crate::metrics::count("EventsForwarded", 1.0, &[("Result", "dead")]);
                     return Err(format!("forwarding failed {next} times: {e}"));
                 }
                 let delay = retry_delay(attempt);
                 warn!(appid, event_id = %event.event_id, attempt, error = %e, retry_in_s = delay.as_secs(), "event forwarding failed; retrying");
-                self.mark(&row_key, next, &e, now + delay.as_secs() as i64, false)
+                self.mark(&row_key, next, &e, now + delay.as_secs() as i64, false, now)
                     .await?;
                 let job = Job::ForwardEvent {
                     appid: appid.to_string(),
@@ -329,6 +329,7 @@ impl Forwarder {
         error: &str,
         next_at: i64,
         dead: bool,
+        now: i64,
     ) -> Result<(), String> {
         let mut update = attrs([
             ("attempts", Attr::N(attempts as i64)),
@@ -344,7 +345,7 @@ impl Forwarder {
                     key: key.clone(),
                     attrs: update,
                 }],
-                next_at,
+                now,
             )
             .await
             .map(|_| ())
