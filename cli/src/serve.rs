@@ -223,12 +223,11 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     .with_batches(batches.clone());
     if let Some(url) = &cfg.forward {
         let sink: Arc<dyn EventSink> = Arc::new(WebhookSink::new(url.clone())?);
-        runner = runner.with_forwarder(Arc::new(Forwarder::new(
-            state_store.clone(),
-            queue.clone(),
-            secrets.clone(),
-            sink,
-        )));
+        // No dead-letter queue here: an event is retried until the webhook takes it.
+        runner = runner.with_forwarder(Arc::new(
+            Forwarder::new(state_store.clone(), queue.clone(), secrets.clone(), sink)
+                .without_dead_letter(),
+        ));
     }
     let runner = Arc::new(runner);
     let worker = tokio::spawn(run_local_worker(

@@ -195,7 +195,8 @@ impl CallbackService {
         {
             info!(appid, "callback retry acknowledged without processing");
             self.requeue_pending(&app, &msg).await?;
-            self.queue_forward(appid, &msg).await;
+            self.queue_forward(appid, &msg, std::time::Duration::ZERO)
+                .await;
             return Ok(Recorded::Duplicate);
         }
         let extra = self.enrich(&app, &msg).await?;
@@ -227,7 +228,14 @@ impl CallbackService {
         } else {
             self.requeue_pending(&app, &msg).await?;
         }
-        self.queue_forward(appid, &msg).await;
+        // A new follower's event goes out once its unionid look-up has had its turn, so the
+        // forwarded event carries the unionid.
+        let forward_after = if extra.unionid_pending {
+            self.completion_delay + self.completion_delay / 2
+        } else {
+            std::time::Duration::ZERO
+        };
+        self.queue_forward(appid, &msg, forward_after).await;
         Ok(recorded)
     }
 
@@ -294,7 +302,7 @@ impl CallbackService {
 
     /// Queues the forwarding of a recorded event. Not an error when the queue refuses: the
     /// outbox row is already stored, and the scheduled sweep queues it.
-    async fn queue_forward(&self, appid: &str, msg: &InboundMessage) {
+    async fn queue_forward(&self, appid: &str, msg: &InboundMessage, after: std::time::Duration) {
         if !self.forwarding {
             return;
         }
@@ -303,7 +311,7 @@ impl CallbackService {
             key: msg.dedupe_key(),
             attempt: 0,
         };
-        if let Err(e) = self.queue.enqueue(&job).await {
+        if let Err(e) = self.queue.enqueue_after(&job, after).await {
             warn!(appid, error = %e, "could not queue an event's forwarding; the outbox sweep will");
         }
     }

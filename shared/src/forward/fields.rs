@@ -44,10 +44,10 @@ impl Open {
         }
     }
 
-    /// The element's value once closed: its children, or else its text.
+    /// The element's value once closed: its children, or else its text as WeChat sent it.
     fn into_value(self) -> Value {
         if self.children.is_empty() {
-            Value::String(self.text.trim().to_string())
+            Value::String(self.text)
         } else {
             Value::Object(self.children)
         }

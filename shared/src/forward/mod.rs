@@ -5,11 +5,13 @@
 //! The callback writes an outbox row (`fwd#{appid}` / the event's dedupe key) in the same
 //! transaction as the event, then queues a [`Job::ForwardEvent`]. The job delivers the row
 //! to the [`EventSink`] and deletes it. A sink that is down gets the event again with backoff
-//! (the job re-queues itself, [`FORWARD_ATTEMPTS`] times in all); after that the row is marked
-//! dead and the job goes to the dead-letter queue, from where a redrive forwards it. A job
+//! (the job re-queues itself, [`FORWARD_ATTEMPTS`] times in all); after that the row moves to
+//! `fwd#dead#{appid}` and the job goes to the dead-letter queue, from where a redrive forwards
+//! it. Without a dead-letter queue (`wxpush serve`) it is retried every 15 minutes instead. A job
 //! that was never queued (the queue failed after the event was recorded) or was lost is found
 //! by the scheduled sweep ([`Job::SweepOutbox`]), which queues every row older than
-//! [`SWEEP_AFTER_SECS`] that is not waiting for a retry and not dead.
+//! [`SWEEP_AFTER_SECS`] that is not waiting for a retry. A job for an attempt older than the
+//! row's is a duplicate and does nothing.
 //!
 //! At least once: a redelivered job, or a sweep racing a slow delivery, can forward an event
 //! twice. Consumers dedupe by `event_id` (stable for one event across every delivery).
@@ -29,7 +31,7 @@ use tracing::{info, warn};
 
 /// The `source` of every event wxpush puts on a bus.
 pub const SOURCE: &str = "wxpush";
-/// Deliveries of one event before its row is marked dead and its job fails for good (to the
+/// Deliveries of one event before it is given up and its job fails for good (to the
 /// dead-letter queue). With [`retry_delay`], about 80 minutes of a sink being down.
 pub const FORWARD_ATTEMPTS: u32 = 12;
 /// How old an outbox row (or its last failed attempt) must be before the sweep queues it
@@ -166,9 +168,16 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 impl WebhookSink {
     pub fn new(url: impl Into<String>) -> Result<WebhookSink, String> {
         let url = url.into();
-        let parsed = reqwest::Url::parse(&url).map_err(|e| format!("--forward {url}: {e}"))?;
+        // Errors show the URL without credentials or query (either may hold a secret).
+        let parsed = reqwest::Url::parse(&url).map_err(|e| format!("--forward: {e}"))?;
+        let shown = format!(
+            "{}://{}{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or(""),
+            parsed.path()
+        );
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("--forward {url}: only http and https URLs"));
+            return Err(format!("--forward {shown}: only http and https URLs"));
         }
         let http = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
@@ -202,6 +211,12 @@ impl EventSink for WebhookSink {
     }
 }
 
+/// Why an outbox row could not become an event: for now (the store), or for good.
+enum EventError {
+    Store(String),
+    Unreadable(String),
+}
+
 /// What one [`Job::ForwardEvent`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forwarded {
@@ -218,6 +233,11 @@ pub struct Forwarder {
     queue: Arc<dyn JobQueue>,
     secrets: Arc<dyn SecretStore>,
     sink: Arc<dyn EventSink>,
+    /// After [`FORWARD_ATTEMPTS`], give an event up to the dead-letter queue (SQS); `false`
+    /// where there is none (`wxpush serve`): keep retrying every 15 minutes.
+    dead_letter: bool,
+    /// Outbox rows one sweep reads per app at most ([`SWEEP_ROWS_PER_APP`]).
+    sweep_rows: usize,
 }
 
 fn text(row: &Attrs, name: &str) -> Option<String> {
@@ -256,11 +276,26 @@ impl Forwarder {
             queue,
             secrets,
             sink,
+            dead_letter: true,
+            sweep_rows: SWEEP_ROWS_PER_APP,
         }
     }
 
+    /// Reads at most `rows` outbox rows per app and sweep (tests of the sweep's cursor).
+    pub fn with_sweep_rows(mut self, rows: usize) -> Forwarder {
+        self.sweep_rows = rows.max(1);
+        self
+    }
+
+    /// No dead-letter queue behind this forwarder (the local server): an event is retried
+    /// every 15 minutes for as long as it takes, never given up.
+    pub fn without_dead_letter(mut self) -> Forwarder {
+        self.dead_letter = false;
+        self
+    }
+
     /// Forwards the outbox row `key` of `appid` (attempt `attempt`, 0-based), then deletes it.
-    /// `Err` means the job must fail (the row is marked dead, or the store or queue failed).
+    /// `Err` means the job must fail (the event was given up, or the store or queue failed).
     pub async fn forward(
         &self,
         appid: &str,
@@ -269,15 +304,31 @@ impl Forwarder {
         last_delivery: bool,
         now: i64,
     ) -> Result<Forwarded, String> {
-        let row_key = ItemKey::outbox(appid, key);
-        let Some(row) = self.store.get(&row_key).await.map_err(|e| e.to_string())? else {
-            return Ok(Forwarded::AlreadyDone);
+        let get = |k: ItemKey| async move {
+            let row = self.store.get(&k).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(row.map(|r| (k, r)))
         };
+        // A live row, or a dead one (a redrive from the dead-letter queue forwards it).
+        let (row_key, row, dead) = match get(ItemKey::outbox(appid, key)).await? {
+            Some((k, r)) => (k, r, false),
+            None => match get(ItemKey::outbox_dead(appid, key)).await? {
+                Some((k, r)) => (k, r, true),
+                None => return Ok(Forwarded::AlreadyDone),
+            },
+        };
+        if !dead && num(&row, "attempts").unwrap_or(0) > attempt as i64 {
+            // A later attempt of this event is under way (its own job): this job is a
+            // duplicate — a WeChat retry's, or a sweep's — and must not start another chain.
+            return Ok(Forwarded::AlreadyDone);
+        }
         let event = match self.event(appid, key, &row).await {
             Ok(event) => event,
-            Err(e) => {
-                // Nothing can forward this row: keep it, marked, for an operator.
-                self.mark(&row_key, attempt, &e, now, true, now).await?;
+            Err(EventError::Store(e)) => return Err(e),
+            Err(EventError::Unreadable(e)) => {
+                // Nothing can forward this row: keep it, dead, for an operator.
+                if !dead {
+                    self.bury(appid, &row_key, row, attempt, &e, now).await?;
+                }
                 return Err(format!(
                     "outbox row {key} of {appid} cannot be forwarded: {e}"
                 ));
@@ -293,17 +344,18 @@ impl Forwarder {
                 crate::metrics::count("EventsForwarded", 1.0, &[("Result", "delivered")]);
                 Ok(Forwarded::Delivered)
             }
+            Err(e) if dead => Err(format!("a dead event's redrive failed again: {e}")),
             Err(e) => {
                 let next = attempt + 1;
-                if next >= FORWARD_ATTEMPTS || last_delivery {
+                if self.dead_letter && (next >= FORWARD_ATTEMPTS || last_delivery) {
                     warn!(appid, event_id = %event.event_id, attempt, error = %e, "event forwarding gave up; the job goes to the dead-letter queue");
-                    self.mark(&row_key, next, &e, now, true, now).await?;
+                    self.bury(appid, &row_key, row, next, &e, now).await?;
                     crate::metrics::count("EventsForwarded", 1.0, &[("Result", "dead")]);
                     return Err(format!("forwarding failed {next} times: {e}"));
                 }
                 let delay = retry_delay(attempt);
                 warn!(appid, event_id = %event.event_id, attempt, error = %e, retry_in_s = delay.as_secs(), "event forwarding failed; retrying");
-                self.mark(&row_key, next, &e, now + delay.as_secs() as i64, false, now)
+                self.mark(&row_key, next, &e, now + delay.as_secs() as i64, now)
                     .await?;
                 let job = Job::ForwardEvent {
                     appid: appid.to_string(),
@@ -320,25 +372,52 @@ impl Forwarder {
         }
     }
 
-    /// Records a failed attempt on the row: when the next one is due, or that it is dead.
-    /// A row already gone (forwarded meanwhile) is left gone.
+    /// Moves a row that will not be retried out of the live outbox (so the sweep never reads
+    /// it again) into `fwd#dead#{appid}`, with why, in one transaction.
+    async fn bury(
+        &self,
+        appid: &str,
+        key: &ItemKey,
+        mut row: Attrs,
+        attempts: u32,
+        error: &str,
+        now: i64,
+    ) -> Result<(), String> {
+        row.insert("attempts".into(), Attr::N(attempts as i64));
+        row.insert(
+            "last_error".into(),
+            Attr::S(error.chars().take(500).collect()),
+        );
+        row.insert("dead_at".into(), Attr::N(now));
+        let ops = [
+            Op::Set {
+                key: ItemKey::outbox_dead(appid, &key.sk),
+                attrs: row,
+            },
+            Op::Delete { key: key.clone() },
+        ];
+        self.store
+            .record(&ops, now)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Records a failed attempt on the row: how many, why, and when the next one is due. A
+    /// row already gone (forwarded meanwhile) is left gone.
     async fn mark(
         &self,
         key: &ItemKey,
         attempts: u32,
         error: &str,
         next_at: i64,
-        dead: bool,
         now: i64,
     ) -> Result<(), String> {
-        let mut update = attrs([
+        let update = attrs([
             ("attempts", Attr::N(attempts as i64)),
             ("last_error", Attr::S(error.chars().take(500).collect())),
             ("next_attempt_at", Attr::N(next_at)),
         ]);
-        if dead {
-            update.insert("dead".into(), Attr::Bool(true));
-        }
         self.store
             .record(
                 &[Op::Update {
@@ -354,8 +433,17 @@ impl Forwarder {
 
     /// The event of an outbox row; the unionid from the follower record when the callback
     /// did not know it (a new follower's is looked up after the event is recorded).
-    async fn event(&self, appid: &str, key: &str, row: &Attrs) -> Result<ForwardedEvent, String> {
-        let body = text(row, "body").ok_or("the row has no body")?;
+    async fn event(
+        &self,
+        appid: &str,
+        key: &str,
+        row: &Attrs,
+    ) -> Result<ForwardedEvent, EventError> {
+        let unreadable = |m: &str| EventError::Unreadable(m.to_string());
+        let body = text(row, "body").ok_or_else(|| unreadable("the row has no body"))?;
+        let detail_type =
+            text(row, "detail_type").ok_or_else(|| unreadable("the row has no detail_type"))?;
+        let message = fields::message_fields(&body).map_err(EventError::Unreadable)?;
         let openid = text(row, "openid").unwrap_or_default();
         let mut unionid = text(row, "unionid");
         if unionid.is_none() && !openid.is_empty() {
@@ -363,34 +451,47 @@ impl Forwarder {
                 .store
                 .get(&ItemKey::account(appid, &openid))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| EventError::Store(e.to_string()))?;
             unionid = account.and_then(|a| text(&a, "unionid"));
         }
         Ok(ForwardedEvent {
-            detail_type: text(row, "detail_type").ok_or("the row has no detail_type")?,
+            detail_type,
             event_id: event_id(appid, key),
             appid: appid.to_string(),
             openid,
             unionid,
             create_time: num(row, "create_time").unwrap_or(0),
-            message: fields::message_fields(&body)?,
+            message,
         })
     }
 
-    /// Queues a forwarding job for every outbox row of every configured app that is older
-    /// than [`SWEEP_AFTER_SECS`], not waiting for a retry and not dead. Answers how many.
+    /// Queues a forwarding job for outbox rows of every configured app that are older than
+    /// [`SWEEP_AFTER_SECS`] and not waiting for a retry. Each run reads at most
+    /// [`SWEEP_ROWS_PER_APP`] rows per app from where the last run stopped (a cursor per app),
+    /// so a long outbox is covered over a few runs. Dead rows are elsewhere
+    /// (`fwd#dead#{appid}`) and never read. Answers how many jobs it queued.
     pub async fn sweep(&self, now: i64) -> Result<usize, String> {
         let appids = self.secrets.list_apps().await.map_err(|e| e.to_string())?;
         let mut queued = 0;
         for appid in appids {
-            let mut after: Option<String> = None;
+            let cursor_key = ItemKey::outbox_sweep(&appid);
+            let mut after = self
+                .store
+                .get(&cursor_key)
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|c| text(&c, "after"));
             let mut read = 0;
             let mut jobs = Vec::new();
-            // Bounded: SWEEP_ROWS_PER_APP rows at most; the next sweep goes on.
-            while read < SWEEP_ROWS_PER_APP {
+            // Bounded: SWEEP_ROWS_PER_APP rows at most; the next sweep goes on from `after`.
+            loop {
                 let page = self
                     .store
-                    .query_page(&ItemKey::outbox_pk(&appid), after.as_deref(), 1_000)
+                    .query_page(
+                        &ItemKey::outbox_pk(&appid),
+                        after.as_deref(),
+                        (self.sweep_rows - read.min(self.sweep_rows)).clamp(1, 1_000),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 read += page.rows.len().max(1);
@@ -398,8 +499,7 @@ impl Forwarder {
                     let due = num(row, "next_attempt_at")
                         .or_else(|| num(row, "created_at"))
                         .unwrap_or(0);
-                    let dead = matches!(row.get("dead"), Some(Attr::Bool(true)));
-                    if !dead && due <= now - SWEEP_AFTER_SECS {
+                    if due <= now - SWEEP_AFTER_SECS {
                         jobs.push(Job::ForwardEvent {
                             appid: appid.clone(),
                             key: sk.clone(),
@@ -407,9 +507,9 @@ impl Forwarder {
                         });
                     }
                 }
-                match page.next_after {
-                    Some(sk) => after = Some(sk),
-                    None => break,
+                after = page.next_after;
+                if after.is_none() || read >= self.sweep_rows {
+                    break;
                 }
             }
             if !jobs.is_empty() {
@@ -424,6 +524,20 @@ impl Forwarder {
                 );
                 queued += jobs.len();
             }
+            let cursor = match after {
+                Some(sk) => attrs([("after", Attr::S(sk))]),
+                None => Attrs::new(),
+            };
+            self.store
+                .record(
+                    &[Op::Set {
+                        key: cursor_key,
+                        attrs: cursor,
+                    }],
+                    now,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(queued)
     }

@@ -100,6 +100,14 @@ impl ItemKey {
     pub fn outbox_pk(appid: &str) -> String {
         format!("fwd#{appid}")
     }
+    /// An event whose forwarding was given up (to the dead-letter queue), kept for its redrive.
+    pub fn outbox_dead(appid: &str, dedupe_key: &str) -> ItemKey {
+        ItemKey::new(format!("fwd#dead#{appid}"), dedupe_key.to_string())
+    }
+    /// Where the outbox sweep of `appid` stopped (it goes on from there).
+    pub fn outbox_sweep(appid: &str) -> ItemKey {
+        ItemKey::new(format!("fwd#sweep#{appid}"), "cursor")
+    }
     /// An official account's follower sync: its state, counters and cursor.
     pub fn follower_sync(appid: &str) -> ItemKey {
         ItemKey::new(format!("sync#{appid}"), "followers")
