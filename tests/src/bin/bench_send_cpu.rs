@@ -194,10 +194,7 @@ async fn main() {
         elapsed.as_secs_f64() * 1e6 / sends as f64
     );
     if let Some(peer) = peer_us {
-        println!(
-            "| wechatpy {} (the peer, `bench/wechatpy_send.py`) | {peer:.1} µs | 3000 | — |",
-            "1.8"
-        );
+        println!("| wechatpy 1.8 (the peer, `bench/wechatpy_send.py`) | {peer:.1} µs | 3000 | — |");
         println!();
         println!(
             "wxpush uses {:.1}× less CPU per send than wechatpy (which keeps no record, checks nothing and retries nothing).",
