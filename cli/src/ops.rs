@@ -302,7 +302,15 @@ pub async fn apps_put(
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let base = format!("{}/apps/{appid}", prefix.trim_end_matches('/'));
     let (mut written, mut deleted) = (Vec::new(), Vec::new());
-    for (name, value, secure) in parameters(&entry) {
+    // Writes first and `kind` last (it is what makes wxpush list the app), deletes after the
+    // writes: a run that fails half way leaves no app without its secret, and no safe-mode
+    // app without its key. Run again to finish.
+    let mut order = parameters(&entry);
+    order.sort_by_key(|(name, value, _)| {
+        let present = value.as_deref().is_some_and(|v| !v.is_empty());
+        (!present, *name == "kind")
+    });
+    for (name, value, secure) in order {
         let full = format!("{base}/{name}");
         match value.filter(|v| !v.is_empty()) {
             Some(v) => {

@@ -152,7 +152,12 @@ fn response_schema<'a>(spec: &'a Value, method: &str, path: &str, status: u16) -
         .get(status.to_string())
         .unwrap_or_else(|| &responses["default"]);
     let r = resolve(spec, r);
-    &r["content"]["application/json"]["schema"]
+    let schema = &r["content"]["application/json"]["schema"];
+    assert!(
+        !schema.is_null(),
+        "{method} {path}: status {status} has no documented schema"
+    );
+    schema
 }
 
 struct Api {
@@ -279,9 +284,16 @@ async fn real_answers_match_the_documented_schemas() {
         wxpush_tests::faults::RecordingQueue::new(),
         Default::default(),
     ));
+    let svc = SendService::new(tokens, world.state_store(), Duration::from_millis(2000))
+        .with_followers(followers);
+    let batches = std::sync::Arc::new(wxpush_shared::batch::Batches::new(
+        svc.sender.clone(),
+        world.state_store(),
+        wxpush_tests::faults::RecordingQueue::new(),
+        Default::default(),
+    ));
     let api = Api {
-        svc: SendService::new(tokens, world.state_store(), Duration::from_millis(2000))
-            .with_followers(followers),
+        svc: svc.with_batches(batches),
         spec: openapi(),
     };
     let e = &world.emulator;
@@ -384,6 +396,57 @@ async fn real_answers_match_the_documented_schemas() {
         )
         .await;
     assert_eq!(s, 200);
+
+    // Batches and template changes.
+    let batch_body = json!({"message": {"type": "template", "template_id": "TPL_SPEC",
+                                        "data": {"thing1": {"value": "x"}}},
+                            "recipients": [{"openid": "o-spec"}, {"openid": "o-spec"}]});
+    let (s, batch, _) = api
+        .call(
+            "POST",
+            "/v1/apps/{appid}/batches",
+            &format!("/v1/apps/{oa}/batches"),
+            Some(batch_body),
+        )
+        .await;
+    assert_eq!(s, 202, "{batch}");
+    let id = batch["id"].as_str().unwrap();
+    let (s, _, _) = api
+        .call(
+            "GET",
+            "/v1/apps/{appid}/batches/{id}",
+            &format!("/v1/apps/{oa}/batches/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = api
+        .call(
+            "DELETE",
+            "/v1/apps/{appid}/batches/{id}",
+            &format!("/v1/apps/{oa}/batches/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, added, _) = api
+        .call(
+            "POST",
+            "/v1/apps/{appid}/templates",
+            &format!("/v1/apps/{oa}/templates"),
+            Some(json!({"template_id_short": "TM00015", "keyword_names": ["thing1"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{added}");
+    let (s, _, _) = api
+        .call(
+            "DELETE",
+            "/v1/apps/{appid}/templates/{id}",
+            &format!("/v1/apps/{oa}/templates/{}", added["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
 
     // Errors, each in the documented shape.
     let (s, _, _) = api

@@ -367,7 +367,12 @@ fn egress_is_none_subnets_or_a_created_nat_with_its_ip_as_an_output() {
     // The operator's subnets need security groups: checked before anything is created.
     let rules = section(&t, "\nRules:", "\nConditions:");
     assert!(rules.contains("RuleCondition: !Equals [!Ref EgressMode, subnets]"));
-    assert!(rules.contains("!Ref PrivateSubnetIds") && rules.contains("!Ref SecurityGroupIds"));
+    assert!(rules.contains("!Not [!Contains [!Ref PrivateSubnetIds, \"\"]]"));
+    assert!(rules.contains("!Not [!Contains [!Ref SecurityGroupIds, \"\"]]"));
+    // Only the functions Rules allow (Fn::Join is not one of them).
+    assert!(!rules.contains("Fn::Join") && !rules.contains("!Join"));
+    // Subnets given without EgressMode subnets are refused, not silently dropped.
+    assert!(rules.contains("SubnetsNeedEgressModeSubnets:"));
     // Only the functions that call WeChat are in the VPC, never the public callback.
     let callback = section(&t, "CallbackFunction:", "SendFunction:");
     assert!(!callback.contains("VpcConfig"));

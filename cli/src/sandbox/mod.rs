@@ -44,7 +44,13 @@ struct Inner {
     callback_base: Mutex<Option<String>>,
     /// The client of those pushes, built on the first one.
     http: std::sync::OnceLock<reqwest::Client>,
+    /// The one task that sends pushes, in the order they were made (as WeChat's would
+    /// arrive: a grant before the message that uses it).
+    pusher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
 }
+
+/// A push on its way: where, signed with what, and when it was made.
+type Outgoing = (String, CallbackKeys, push::Push, i64);
 
 type Query_ = Query<HashMap<String, String>>;
 
@@ -57,6 +63,7 @@ impl Emulator {
                 clock_offset: AtomicI64::new(0),
                 callback_base: Mutex::new(None),
                 http: std::sync::OnceLock::new(),
+                pusher: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -70,7 +77,7 @@ impl Emulator {
             .unwrap_or_else(|p| p.into_inner()) = base;
     }
 
-    /// Sends the events the last call produced, each in its own task (WeChat pushes
+    /// Sends the events the last call produced, in order, from the push task (WeChat pushes
     /// asynchronously, after it answered the call). Without a callback base or the app's
     /// callback keys, the push is listed as not sent.
     fn dispatch_pushes(&self) {
@@ -96,19 +103,37 @@ impl Emulator {
                     "event": p.event, "status": "not_pushed", "reason": reason}));
                 continue;
             };
-            let emu = self.clone();
-            let now = self.now();
-            tokio::spawn(async move {
-                let http = emu.inner.http.get_or_init(|| {
+            let _ = self.pusher().send((base, keys, p, self.now()));
+        }
+    }
+
+    /// The sending end of the push task, started on first use. The task holds the emulator
+    /// weakly and ends when the emulator is dropped.
+    fn pusher(&self) -> &tokio::sync::mpsc::UnboundedSender<Outgoing> {
+        self.inner.pusher.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
+            let inner = Arc::downgrade(&self.inner);
+            let http = self
+                .inner
+                .http
+                .get_or_init(|| {
                     reqwest::Client::builder()
                         .redirect(reqwest::redirect::Policy::none())
                         .build()
                         .unwrap_or_default()
-                });
-                let outcome = push::send(http, &base, &keys, &p, now).await;
-                emu.world().pushes.push(outcome);
+                })
+                .clone();
+            tokio::spawn(async move {
+                while let Some((base, keys, p, at)) = rx.recv().await {
+                    let outcome = push::send(&http, &base, &keys, &p, at).await;
+                    let Some(inner) = inner.upgrade() else {
+                        break;
+                    };
+                    Emulator { inner }.world().pushes.push(outcome);
+                }
             });
-        }
+            tx
+        })
     }
 
     pub fn now(&self) -> i64 {

@@ -753,11 +753,23 @@ impl World {
         template_id: &str,
         subscribe: bool,
     ) -> Result<Option<Template>, WxErr> {
-        let Some(all) = self.templates.get(appid).filter(|t| !t.is_empty()) else {
+        // Per family: an account with template-message templates only still sends any
+        // subscribe template, and the other way round.
+        let family: Vec<&Template> = self
+            .templates
+            .get(appid)
+            .map(|all| {
+                all.iter()
+                    .filter(|t| t.is_subscribe() == subscribe)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if family.is_empty() {
             return Ok(None);
-        };
-        all.iter()
-            .find(|t| t.id == template_id && t.is_subscribe() == subscribe)
+        }
+        family
+            .into_iter()
+            .find(|t| t.id == template_id)
             .cloned()
             .map(Some)
             .ok_or_else(|| wx_err(40037, "invalid template_id"))
