@@ -84,6 +84,30 @@ async fn recorder() -> Recorder {
 }
 
 impl Recorder {
+    /// The resources the recorded calls name, beyond the table: (operation, resource) for
+    /// SSM parameter names and paths, SQS queue URLs and EventBridge buses.
+    fn resources(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (target, body) in self.calls.lock().unwrap().iter() {
+            let op = target.rsplit('.').next().unwrap_or("").to_string();
+            let mut add = |v: &Value| {
+                if let Some(s) = v.as_str() {
+                    out.push((op.clone(), s.to_string()));
+                }
+            };
+            add(&body["QueueUrl"]);
+            add(&body["Path"]);
+            add(&body["Name"]);
+            for n in body["Names"].as_array().into_iter().flatten() {
+                add(n);
+            }
+            for e in body["Entries"].as_array().into_iter().flatten() {
+                add(&e["EventBusName"]);
+            }
+        }
+        out
+    }
+
     async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)
@@ -97,7 +121,7 @@ impl Recorder {
         let mut out = Vec::new();
         for (target, body) in self.calls.lock().unwrap().iter() {
             let Some((service, op)) = target.split_once('.') else {
-                continue;
+                panic!("an AWS call the recorder cannot classify (no X-Amz-Target): {body}");
             };
             match service {
                 "DynamoDB_20120810" => match op {
@@ -363,6 +387,26 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
                 .unwrap();
         }
     }
+    // The callback reads only its four parameters by name (never an AppSecret), and queues
+    // only to the jobs queue.
+    for (op, resource) in rec.resources() {
+        match op.as_str() {
+            "GetParameters" => assert!(
+                resource.starts_with(&format!("{}/apps/", world.prefix))
+                    && [
+                        "kind",
+                        "callback_token",
+                        "encoding_aes_key",
+                        "callback_mode"
+                    ]
+                    .iter()
+                    .any(|n| resource.ends_with(&format!("/{n}"))),
+                "callback reads {resource}"
+            ),
+            "SendMessage" | "SendMessageBatch" => assert_eq!(resource, queue_url),
+            other => panic!("callback: unexpected {other} on {resource}"),
+        }
+    }
     check(
         "CallbackFunction",
         &policy("CallbackFunction", "\n  SendFunction:"),
@@ -507,6 +551,16 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
         .await,
         200,
     );
+    for (op, resource) in rec.resources() {
+        match op.as_str() {
+            "GetParametersByPath" => assert!(
+                resource.starts_with(&format!("{}/apps", world.prefix)),
+                "{resource}"
+            ),
+            "SendMessage" | "SendMessageBatch" => assert_eq!(resource, queue_url),
+            other => panic!("send: unexpected {other} on {resource}"),
+        }
+    }
     check(
         "SendFunction",
         &policy("SendFunction", "\n  TokenRefreshFunction:"),
@@ -577,6 +631,17 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
         "sweep_outbox",
     ] {
         assert!(kinds.contains_key(kind), "no {kind} job ran: {kinds:?}");
+    }
+    for (op, resource) in rec.resources() {
+        match op.as_str() {
+            "GetParametersByPath" => assert!(
+                resource.starts_with(&format!("{}/apps", world.prefix)),
+                "{resource}"
+            ),
+            "SendMessage" | "SendMessageBatch" => assert_eq!(resource, queue_url),
+            "PutEvents" => assert_eq!(resource, bus, "events go to the stack's bus only"),
+            other => panic!("worker: unexpected {other} on {resource}"),
+        }
     }
     check(
         "BatchWorkerFunction",
