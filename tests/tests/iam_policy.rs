@@ -258,6 +258,39 @@ fn check(function: &str, policy: &[Statement], uses: &[Use], unexercised: &[&str
     );
 }
 
+/// Every resource a function's calls name is one its policy allows: parameters under the
+/// prefix (with `names`, only those parameters, read by name; else the path), the jobs queue,
+/// and (with `bus`) the stack's bus.
+fn check_resources(
+    function: &str,
+    resources: &[(String, String)],
+    prefix: &str,
+    names: Option<&[&str]>,
+    queue_url: &str,
+    bus: Option<&str>,
+) {
+    for (op, resource) in resources {
+        match (op.as_str(), names) {
+            ("GetParameters", Some(names)) => assert!(
+                resource.starts_with(&format!("{prefix}/apps/"))
+                    && names.iter().any(|n| resource.ends_with(&format!("/{n}"))),
+                "{function} reads {resource}"
+            ),
+            ("GetParametersByPath", None) => assert!(
+                resource.starts_with(&format!("{prefix}/apps")),
+                "{function} reads {resource}"
+            ),
+            ("SendMessage" | "SendMessageBatch", _) => assert_eq!(resource, queue_url),
+            ("PutEvents", _) if bus.is_some() => assert_eq!(
+                Some(resource.as_str()),
+                bus,
+                "events go to the stack's bus only"
+            ),
+            (other, _) => panic!("{function}: unexpected {other} on {resource}"),
+        }
+    }
+}
+
 fn env(world: &TokenWorld, queue_url: &str, bus: &str, wechat_base: &str) -> RuntimeEnv {
     RuntimeEnv {
         table: world.table.clone(),
@@ -389,24 +422,19 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
     }
     // The callback reads only its four parameters by name (never an AppSecret), and queues
     // only to the jobs queue.
-    for (op, resource) in rec.resources() {
-        match op.as_str() {
-            "GetParameters" => assert!(
-                resource.starts_with(&format!("{}/apps/", world.prefix))
-                    && [
-                        "kind",
-                        "callback_token",
-                        "encoding_aes_key",
-                        "callback_mode"
-                    ]
-                    .iter()
-                    .any(|n| resource.ends_with(&format!("/{n}"))),
-                "callback reads {resource}"
-            ),
-            "SendMessage" | "SendMessageBatch" => assert_eq!(resource, queue_url),
-            other => panic!("callback: unexpected {other} on {resource}"),
-        }
-    }
+    check_resources(
+        "callback",
+        &rec.resources(),
+        &world.prefix,
+        Some(&[
+            "kind",
+            "callback_token",
+            "encoding_aes_key",
+            "callback_mode",
+        ]),
+        &queue_url,
+        None,
+    );
     check(
         "CallbackFunction",
         &policy("CallbackFunction", "\n  SendFunction:"),
@@ -551,16 +579,14 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
         .await,
         200,
     );
-    for (op, resource) in rec.resources() {
-        match op.as_str() {
-            "GetParametersByPath" => assert!(
-                resource.starts_with(&format!("{}/apps", world.prefix)),
-                "{resource}"
-            ),
-            "SendMessage" | "SendMessageBatch" => assert_eq!(resource, queue_url),
-            other => panic!("send: unexpected {other} on {resource}"),
-        }
-    }
+    check_resources(
+        "send",
+        &rec.resources(),
+        &world.prefix,
+        None,
+        &queue_url,
+        None,
+    );
     check(
         "SendFunction",
         &policy("SendFunction", "\n  TokenRefreshFunction:"),
@@ -574,6 +600,14 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
     let report =
         wxpush_token_refresh::refresh_all(deps.tokens.clone(), Duration::from_secs(7_200)).await;
     assert!(report.failed.is_empty(), "{report:?}");
+    check_resources(
+        "token refresh",
+        &rec.resources(),
+        &world.prefix,
+        None,
+        &queue_url,
+        None,
+    );
     check(
         "TokenRefreshFunction",
         &policy("TokenRefreshFunction", "\n  BatchWorkerFunction:"),
@@ -632,17 +666,14 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
     ] {
         assert!(kinds.contains_key(kind), "no {kind} job ran: {kinds:?}");
     }
-    for (op, resource) in rec.resources() {
-        match op.as_str() {
-            "GetParametersByPath" => assert!(
-                resource.starts_with(&format!("{}/apps", world.prefix)),
-                "{resource}"
-            ),
-            "SendMessage" | "SendMessageBatch" => assert_eq!(resource, queue_url),
-            "PutEvents" => assert_eq!(resource, bus, "events go to the stack's bus only"),
-            other => panic!("worker: unexpected {other} on {resource}"),
-        }
-    }
+    check_resources(
+        "worker",
+        &rec.resources(),
+        &world.prefix,
+        None,
+        &queue_url,
+        Some(&bus),
+    );
     check(
         "BatchWorkerFunction",
         &policy("BatchWorkerFunction", "\nOutputs:"),

@@ -767,22 +767,8 @@ const COMMON: &[&str] = &["type", "to"];
 const TEMPLATE_FIELDS: &[&str] = &["template_id", "data", "url", "miniprogram", "client_msg_id"];
 const SUBSCRIBE_FIELDS: &[&str] = &["template_id", "data", "page", "miniprogram_state", "lang"];
 const OA_SUBSCRIBE_FIELDS: &[&str] = &["template_id", "data", "page", "miniprogram"];
-const CUSTOM_FIELDS: &[&str] = &[
-    "msgtype",
-    "customservice",
-    "text",
-    "image",
-    "voice",
-    "video",
-    "music",
-    "news",
-    "mpnews",
-    "mpnewsarticle",
-    "msgmenu",
-    "wxcard",
-    "miniprogrampage",
-    "link",
-];
+/// A custom message's own fields besides the object of each msgtype ([`CUSTOM_MSGTYPES`]).
+const CUSTOM_FIELDS: &[&str] = &["msgtype", "customservice"];
 
 /// Parses and checks a send body. Malformed JSON is a 400; everything else a 422 naming the field.
 pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
@@ -807,16 +793,16 @@ pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
             ));
         }
     };
-    let allowed = match kind {
-        MessageKind::Template | MessageKind::Uniform => TEMPLATE_FIELDS,
-        MessageKind::Subscribe => SUBSCRIBE_FIELDS,
-        MessageKind::OaSubscribe => OA_SUBSCRIBE_FIELDS,
-        MessageKind::Custom => CUSTOM_FIELDS,
+    let (allowed, objects): (&[&str], &[&str]) = match kind {
+        MessageKind::Template | MessageKind::Uniform => (TEMPLATE_FIELDS, &[]),
+        MessageKind::Subscribe => (SUBSCRIBE_FIELDS, &[]),
+        MessageKind::OaSubscribe => (OA_SUBSCRIBE_FIELDS, &[]),
+        MessageKind::Custom => (CUSTOM_FIELDS, CUSTOM_MSGTYPES),
     };
-    if let Some(extra) = obj
-        .keys()
-        .find(|k| !COMMON.contains(&k.as_str()) && !allowed.contains(&k.as_str()))
-    {
+    if let Some(extra) = obj.keys().find(|k| {
+        let k = k.as_str();
+        !COMMON.contains(&k) && !allowed.contains(&k) && !objects.contains(&k)
+    }) {
         return Err(invalid(
             extra.as_str(),
             format!("is not a field of a {} message", kind.as_str()),
