@@ -11,10 +11,15 @@ BINARY `python:MODULE.handler` runs a Python handler under awslambdaric (the wec
 MODE `worker`: batch-worker with a real SQS event carrying a follower-sync job for a run that
 does not exist (one DynamoDB read, then the partial-batch answer with no failures).
 
+Every call the function makes to AWS (moto) and to WeChat (the emulator) goes through a timing
+proxy here: `round_trips_ms` is the time those calls spent outside the function (request
+received → upstream answer relayed), so `first_response_ms - round_trips_ms` is the
+function's own time to its first answer.
+
 Usage (from scripts/bench, which starts moto and the emulator):
   python scripts/bench_cold_start.py BINARY EMULATOR_BASE APPID SECRET RUNS MODE
 """
-import hashlib, json, os, subprocess, sys, threading, time, urllib.parse, uuid
+import hashlib, json, os, socket, subprocess, sys, threading, time, urllib.parse, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
@@ -60,6 +65,63 @@ ssm.put_parameter(Name=f"{prefix}/apps/{appid}/callback_token", Value=callback_t
 
 state = {}
 lock = threading.Condition()
+
+
+class TimingProxy(BaseHTTPRequestHandler):
+    """Relays each request to `upstream` (moto or the emulator) and adds the time it took to
+    state["round_trips"]."""
+    upstream = None
+    protocol_version = "HTTP/1.1"
+    # Headers and body are written separately: without this, Nagle's algorithm and the
+    # client's delayed ACK add 40 ms to each answer.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *a):
+        pass
+
+    def parse_request(self):
+        # From the request line on: the wait for the next request on a kept-alive connection
+        # is the function's time, not the round trip's.
+        self.began = time.perf_counter()
+        return super().parse_request()
+
+    def relay(self):
+        import http.client
+        began = self.began
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+        up = urllib.parse.urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        payload = resp.read()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+        conn.close()
+        with lock:
+            state["round_trips"] = state.get("round_trips", 0.0) + time.perf_counter() - began
+            state["calls"] = state.get("calls", 0) + 1
+
+    do_GET = do_POST = do_PUT = do_DELETE = relay
+
+
+def start_proxy(upstream):
+    handler = type("Proxy", (TimingProxy,), {"upstream": upstream})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+aws_proxy, wechat_proxy = start_proxy(endpoint), start_proxy(emulator_base)
 
 class RuntimeApi(BaseHTTPRequestHandler):
     def log_message(self, *a):
@@ -126,10 +188,13 @@ for i in range(runs):
     server.daemon_threads, server.block_on_close = True, False
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api = f"127.0.0.1:{server.server_address[1]}"
-    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME=os.path.basename(binary),
+    # As on Lambda: no machine-wide CA bundle (this machine names one in SSL_CERT_FILE).
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env = dict(env, AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME=os.path.basename(binary),
                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench",
-               WXPUSH_TABLE=table, WXPUSH_SSM_PREFIX=prefix, WECHAT_API_BASE=emulator_base)
+               WXPUSH_TABLE=table, WXPUSH_SSM_PREFIX=prefix, WECHAT_API_BASE=wechat_proxy,
+               AWS_ENDPOINT_URL=aws_proxy)
     start = time.perf_counter()
     if binary.startswith("python:"):
         # The Python peer: a handler module under awslambdaric, as the python3.x runtime runs it.
@@ -159,6 +224,8 @@ for i in range(runs):
             "init_ms": (state["next_at"] - start) * 1000,
             "first_response_ms": (state["done_at"] - start) * 1000,
             "peak_rss_mib": (hwm_kb or 0) / 1024,
+            "round_trips_ms": state.get("round_trips", 0.0) * 1000,
+            "calls": state.get("calls", 0),
             "outcome": outcome(state),
             "payload": state["payload"][:200],
         })

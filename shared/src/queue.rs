@@ -95,14 +95,17 @@ pub trait JobQueue: Send + Sync {
 /// SQS: the message body is the job as JSON.
 #[derive(Clone, Debug)]
 pub struct SqsJobQueue {
-    client: aws_sdk_sqs::Client,
+    client: crate::aws::SdkClient<aws_sdk_sqs::Client>,
     queue_url: String,
 }
 
 impl SqsJobQueue {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> SqsJobQueue {
+    pub fn new(
+        client: impl Into<crate::aws::SdkClient<aws_sdk_sqs::Client>>,
+        queue_url: impl Into<String>,
+    ) -> SqsJobQueue {
         SqsJobQueue {
-            client,
+            client: client.into(),
             queue_url: queue_url.into(),
         }
     }

@@ -10,6 +10,7 @@
 //! | `WXPUSH_EVENT_BUS` | the EventBridge bus (name or ARN) recorded callback events are forwarded to | none: events are not forwarded |
 //! | `WECHAT_API_BASE`, `WECHAT_TIMEOUT_MS` | the WeChat client | api.weixin.qq.com, 5000 |
 
+use crate::aws::SdkClient;
 use crate::forward::{EventBridgeSink, EventSink};
 use crate::queue::{Job, JobQueue, QueueError, SqsJobQueue};
 use crate::secrets::{CachedSecretStore, SecretStore, SsmSecretStore};
@@ -123,7 +124,10 @@ impl RuntimeEnv {
 
     fn queue(&self, sdk: &aws_config::SdkConfig) -> Arc<dyn JobQueue> {
         match &self.queue_url {
-            Some(url) => Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
+            Some(url) => Arc::new(SqsJobQueue::new(
+                SdkClient::deferred(sdk, aws_sdk_sqs::Client::new),
+                url,
+            )),
             None => Arc::new(UnconfiguredQueue),
         }
     }
@@ -140,11 +144,14 @@ impl CallbackDeps {
 
     /// The callback's clients over `sdk` (the same wiring `from_env` uses).
     pub fn build(sdk: &aws_config::SdkConfig, env: &RuntimeEnv) -> CallbackDeps {
-        let ssm = SsmSecretStore::callback_only(aws_sdk_ssm::Client::new(sdk), &env.ssm_prefix);
+        let ssm = SsmSecretStore::callback_only(
+            SdkClient::deferred(sdk, aws_sdk_ssm::Client::new),
+            &env.ssm_prefix,
+        );
         CallbackDeps {
             secrets: env.secrets(ssm),
             state_store: Arc::new(DynamoStateStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                SdkClient::deferred(sdk, aws_sdk_dynamodb::Client::new),
                 env.table.clone(),
             )),
             queue: env.queue(sdk),
@@ -162,13 +169,13 @@ impl AwsDeps {
     /// Every client of the functions that call WeChat, over `sdk` (the same wiring
     /// `from_env` uses).
     pub fn build(sdk: &aws_config::SdkConfig, env: &RuntimeEnv) -> Result<AwsDeps, String> {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let dynamo = SdkClient::deferred(sdk, aws_sdk_dynamodb::Client::new);
         let store: Arc<dyn TokenStore> =
             Arc::new(DynamoTokenStore::new(dynamo.clone(), &env.table));
         let state_store: Arc<dyn StateStore> =
             Arc::new(DynamoStateStore::new(dynamo, env.table.clone()));
         let secrets = env.secrets(SsmSecretStore::new(
-            aws_sdk_ssm::Client::new(sdk),
+            SdkClient::deferred(sdk, aws_sdk_ssm::Client::new),
             &env.ssm_prefix,
         ));
         let policy = TokenPolicy::for_wechat_timeout(env.wechat.timeout);
@@ -177,7 +184,7 @@ impl AwsDeps {
         let tokens = Arc::new(TokenManager::new(store, secrets.clone(), wechat, policy));
         let event_sink = env.event_bus.clone().map(|bus| {
             Arc::new(EventBridgeSink::new(
-                aws_sdk_eventbridge::Client::new(sdk),
+                SdkClient::deferred(sdk, aws_sdk_eventbridge::Client::new),
                 bus,
             )) as Arc<dyn EventSink>
         });

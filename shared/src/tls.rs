@@ -1,15 +1,33 @@
-//! One root store for every HTTPS client of a process: Mozilla's root certificates compiled
-//! in (`webpki-root-certs`, the rustls project's bundle), given to the AWS SDK's client and to
-//! the WeChat client alike. Nothing is read from the file system at start-up: the system
-//! store (`/etc/ssl/certs`, read once per client before) was most of a cold start (BENCHMARKS.md).
+//! One TLS configuration for every HTTPS client of a process: Mozilla's root certificates
+//! compiled in (`webpki-root-certs`, the rustls project's bundle), made into one rustls
+//! `ClientConfig` on first use and shared by the AWS SDK's client ([`SdkHttpClient`]) and the
+//! WeChat client. Nothing is read from the file system and nothing is built at start-up: the
+//! system store (`/etc/ssl/certs`, read once per client before), then a PEM bundle the SDK's
+//! own client parsed once per SDK client, were most of a cold start (BENCHMARKS.md).
 //!
 //! Those roots cover AWS's endpoints (global and China regions) and api.weixin.qq.com. A
 //! deployment behind a TLS-inspecting proxy adds its CA with `SSL_CERT_FILE` (a PEM file),
 //! read once and trusted by both clients too.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use std::sync::OnceLock;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::ErrorKind;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// Certificates trusted beyond the compiled-in roots: the PEM file `SSL_CERT_FILE` names, if
 /// any (read once).
@@ -23,58 +41,279 @@ pub fn extra_pem() -> Option<&'static [u8]> {
         .as_deref()
 }
 
-/// The compiled-in roots, DER.
-pub fn roots_der() -> impl Iterator<Item = &'static [u8]> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|c| c.as_ref())
-}
-
-/// The compiled-in roots as one PEM bundle (the AWS SDK's trust store takes PEM).
-pub fn roots_pem() -> Vec<u8> {
-    let mut pem = Vec::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2200);
-    for der in roots_der() {
-        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        let b64 = STANDARD.encode(der);
-        for line in b64.as_bytes().chunks(64) {
-            pem.extend_from_slice(line);
-            pem.push(b'\n');
+/// The process's one rustls configuration (aws-lc-rs, TLS 1.2 and 1.3, the compiled-in roots
+/// and those of `SSL_CERT_FILE`), built on first use.
+pub fn client_config() -> &'static rustls::ClientConfig {
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+        if let Some(pem) = extra_pem() {
+            roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem).flatten());
         }
-        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
-    }
-    pem
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    })
 }
 
-/// `loader` with the AWS SDK's HTTPS client on the same roots (rustls with aws-lc-rs, as the
-/// SDK's default client).
+/// `loader` with [`SdkHttpClient`] as the AWS SDK's HTTPS client.
 pub fn with_roots(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
-    use aws_smithy_http_client::tls::{
-        Provider, TlsContext, TrustStore, rustls_provider::CryptoMode,
-    };
-    let mut trust = TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(roots_pem());
-    if let Some(extra) = extra_pem() {
-        trust.add_pem_certificate(extra.to_vec());
+    loader.http_client(SharedHttpClient::new(SdkHttpClient::default()))
+}
+
+/// The AWS SDK's HTTP client: hyper over [`client_config`], one connection pool per
+/// connector settings (timeouts), each built on its first request.
+///
+/// The SDK's default client cannot take a prepared rustls configuration: it parses a PEM
+/// bundle for every connector, and builds (and drops) one for each `Client::new` to load
+/// its roots early, which made a cold start parse ~150 certificates four times.
+#[derive(Debug, Default)]
+pub struct SdkHttpClient {
+    connectors: Mutex<HashMap<Timeouts, SharedHttpConnector>>,
+}
+
+/// A connector's (connect, read) timeouts.
+type Timeouts = (Option<Duration>, Option<Duration>);
+
+impl HttpClient for SdkHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let key = (settings.connect_timeout(), settings.read_timeout());
+        let mut connectors = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+        connectors
+            .entry(key)
+            .or_insert_with(|| SharedHttpConnector::new(SdkConnector::new(key.0, key.1)))
+            .clone()
     }
-    let builder =
-        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
-    match TlsContext::builder().with_trust_store(trust).build() {
-        Ok(ctx) => loader.http_client(builder.tls_context(ctx).build_https()),
-        // Cannot happen with a trust store and no server names; the SDK's default then.
-        Err(_) => loader,
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        Some(ConnectorMetadata::new(
+            "hyper",
+            Some(std::borrow::Cow::Borrowed("1.x")),
+        ))
+    }
+}
+
+/// One connection pool with its timeouts: `connect_timeout` bounds the TCP connect,
+/// `read_timeout` the wait for the response's head once the request is sent.
+#[derive(Clone, Debug)]
+struct SdkConnector {
+    client: HyperClient<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>,
+    read_timeout: Option<Duration>,
+}
+
+impl SdkConnector {
+    fn new(connect_timeout: Option<Duration>, read_timeout: Option<Duration>) -> SdkConnector {
+        let mut tcp = TcpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(connect_timeout);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_config().clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = HyperClient::builder(TokioExecutor::new())
+            // Below the 60 s or so after which AWS's front ends close idle connections.
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build(https);
+        SdkConnector {
+            client,
+            read_timeout,
+        }
+    }
+}
+
+impl HttpConnector for SdkConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let request = match request.try_into_http1x() {
+            Ok(request) => request,
+            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
+        };
+        let response = self.client.request(request);
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move {
+            let response = match read_timeout {
+                None => response.await,
+                Some(limit) => match tokio::time::timeout(limit, response).await {
+                    Ok(response) => response,
+                    Err(elapsed) => return Err(ConnectorError::timeout(elapsed.into())),
+                },
+            };
+            match response {
+                Ok(response) => HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                    .map_err(|e| ConnectorError::other(e.into(), None)),
+                Err(e) => Err(classify(e)),
+            }
+        })
+    }
+}
+
+/// The SDK's retry classes for a failed exchange, as its own client sorts them: a timeout,
+/// an I/O failure (connect, reset, closed, cut short: retried), or a request the client
+/// could not send (not retried).
+fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
+    let top: &(dyn StdError + 'static) = &error;
+    // After an `io::Error` comes its payload (`source()` would skip it: hyper-rustls nests
+    // rustls's error two `io::Error`s deep).
+    let chain = || {
+        std::iter::successors(Some(top), |&e| match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|p| p as &(dyn StdError + 'static)),
+            None => e.source(),
+        })
+    };
+    let timed_out = chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || e.downcast_ref::<hyper::Error>()
+                .is_some_and(|h| h.is_timeout())
+    });
+    if timed_out {
+        return ConnectorError::timeout(error.into());
+    }
+    // A certificate or handshake refused: asking again gets the same answer.
+    if chain().any(|e| e.is::<rustls::Error>()) {
+        return ConnectorError::other(error.into(), None);
+    }
+    if error.is_connect() || chain().any(|e| e.is::<std::io::Error>()) {
+        return ConnectorError::io(error.into());
+    }
+    let hyper_error = chain().find_map(|e| e.downcast_ref::<hyper::Error>());
+    match hyper_error {
+        Some(h) if h.is_user() => ConnectorError::user(error.into()),
+        Some(h) if h.is_closed() || h.is_canceled() => ConnectorError::io(error.into()),
+        Some(h) if h.is_incomplete_message() => {
+            ConnectorError::other(error.into(), Some(ErrorKind::TransientError))
+        }
+        _ => ConnectorError::other(error.into(), None),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn get(url: &str) -> HttpRequest {
+        HttpRequest::try_from(
+            http::Request::builder()
+                .uri(url)
+                .body(SdkBody::empty())
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    async fn listener() -> (tokio::net::TcpListener, u16) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        (l, port)
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_relayed() {
+        let (l, port) = listener().await;
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        });
+        let c = SdkConnector::new(None, Some(Duration::from_secs(5)));
+        let r = c
+            .call(get(&format!("http://127.0.0.1:{port}/")))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retryable_io() {
+        let (l, port) = listener().await;
+        drop(l);
+        let c = SdkConnector::new(Some(Duration::from_secs(2)), None);
+        let e = c
+            .call(get(&format!("http://127.0.0.1:{port}/")))
+            .await
+            .unwrap_err();
+        assert!(e.is_io(), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout() {
+        let (l, port) = listener().await;
+        let held = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(s);
+        });
+        let c = SdkConnector::new(None, Some(Duration::from_millis(100)));
+        let e = c
+            .call(get(&format!("http://127.0.0.1:{port}/")))
+            .await
+            .unwrap_err();
+        assert!(e.is_timeout(), "{e:?}");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_the_answer_is_retryable_io() {
+        let (l, port) = listener().await;
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            drop(s);
+        });
+        let c = SdkConnector::new(None, Some(Duration::from_secs(5)));
+        let e = c
+            .call(get(&format!("http://127.0.0.1:{port}/")))
+            .await
+            .unwrap_err();
+        assert!(
+            e.is_io() || e.is_other() && e.as_other() == Some(ErrorKind::TransientError),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_handshake_is_not_retried() {
+        // Not a TLS server: rustls refuses its answer.
+        let (l, port) = listener().await;
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        });
+        let c = SdkConnector::new(None, Some(Duration::from_secs(5)));
+        let e = c
+            .call(get(&format!("https://127.0.0.1:{port}/")))
+            .await
+            .unwrap_err();
+        assert!(e.is_other() && e.as_other().is_none(), "{e:?}");
+    }
+
     #[test]
-    fn the_bundle_has_every_root() {
-        let pem = super::roots_pem();
-        let n = String::from_utf8_lossy(&pem)
-            .matches("BEGIN CERTIFICATE")
-            .count();
-        assert_eq!(n, webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
-        assert!(n > 100);
+    fn every_compiled_in_root_is_trusted() {
+        let config = super::client_config();
+        // The verifier holds the store; what matters is that no root was dropped as
+        // unparsable.
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, skipped) = roots
+            .add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+        assert_eq!(skipped, 0);
+        assert!(added > 100, "{added}");
+        assert!(config.alpn_protocols.is_empty());
     }
 }

@@ -131,8 +131,15 @@ pub fn parse_message(body: &str) -> Result<InboundMessage, ParseError> {
     })
 }
 
+/// `v` without surrounding blanks, `None` if nothing is left; a value with none to trim is
+/// kept as it is (a 2.7 KB `Encrypt` is not copied again).
 fn trimmed(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    let s = v?;
+    match s.trim() {
+        "" => None,
+        t if t.len() == s.len() => Some(s),
+        t => Some(t.to_string()),
+    }
 }
 
 /// Which field an element's text goes to.

@@ -113,14 +113,17 @@ pub trait EventSink: Send + Sync {
 
 /// An EventBridge bus (`PutEvents`, one entry; a failed entry is an error).
 pub struct EventBridgeSink {
-    client: aws_sdk_eventbridge::Client,
+    client: crate::aws::SdkClient<aws_sdk_eventbridge::Client>,
     bus: String,
 }
 
 impl EventBridgeSink {
-    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> EventBridgeSink {
+    pub fn new(
+        client: impl Into<crate::aws::SdkClient<aws_sdk_eventbridge::Client>>,
+        bus: impl Into<String>,
+    ) -> EventBridgeSink {
         EventBridgeSink {
-            client,
+            client: client.into(),
             bus: bus.into(),
         }
     }
@@ -182,7 +185,7 @@ impl WebhookSink {
         let http = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
-            .tls_certs_only(crate::wechat::client::roots())
+            .tls_backend_preconfigured(crate::tls::client_config().clone())
             .user_agent(concat!("wxpush/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;

@@ -2,6 +2,7 @@
 
 use super::{ConfigError, SecretStore, build_app_config, build_app_config_with};
 use crate::app::{AppConfig, is_valid_appid};
+use crate::aws::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use std::collections::{BTreeSet, HashMap};
@@ -33,7 +34,7 @@ fn add_appids<'a>(appids: &mut BTreeSet<String>, path: &str, names: impl Iterato
 
 #[derive(Clone, Debug)]
 pub struct SsmSecretStore {
-    client: Client,
+    client: SdkClient<Client>,
     prefix: String,
     /// `Some`: read only these parameters by name (`GetParameters`) and list appids with
     /// `DescribeParameters` (names, never values), so the function's IAM policy can exclude
@@ -43,10 +44,10 @@ pub struct SsmSecretStore {
 
 impl SsmSecretStore {
     /// `prefix` is `WXPUSH_SSM_PREFIX` (default `/wxpush`).
-    pub fn new(client: Client, prefix: &str) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, prefix: &str) -> Self {
         let prefix = format!("/{}", prefix.trim().trim_matches('/'));
         SsmSecretStore {
-            client,
+            client: client.into(),
             prefix,
             only: None,
         }
@@ -54,7 +55,7 @@ impl SsmSecretStore {
 
     /// A store that reads only the callback's parameters ([`CALLBACK_PARAMETERS`]); apps it
     /// returns have an empty AppSecret.
-    pub fn callback_only(client: Client, prefix: &str) -> Self {
+    pub fn callback_only(client: impl Into<SdkClient<Client>>, prefix: &str) -> Self {
         SsmSecretStore {
             only: Some(&CALLBACK_PARAMETERS),
             ..SsmSecretStore::new(client, prefix)

@@ -5,6 +5,7 @@ mod types;
 
 pub use types::*;
 
+use crate::aws::SdkClient;
 use crate::token::StoreError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -75,14 +76,14 @@ const QUERY_PAGE_MAX: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct DynamoStateStore {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoStateStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         DynamoStateStore {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

@@ -3,6 +3,7 @@
 
 use super::{RefreshFailure, StoreError, TokenRecord, TokenStore};
 use crate::app::Secret;
+use crate::aws::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -11,14 +12,14 @@ use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
 pub struct DynamoTokenStore {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoTokenStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         DynamoTokenStore {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

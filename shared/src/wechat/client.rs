@@ -7,6 +7,7 @@ use crate::app::{AppConfig, TokenApi};
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -49,32 +50,45 @@ impl WeChatClientConfig {
     }
 }
 
-/// One HTTP client (connection pool, TLS config) built at cold start and reused.
+/// One HTTP client (connection pool, TLS config), built on first use and reused: a cold
+/// start that does not call WeChat (a token already stored, a refusal before WeChat) never
+/// builds its root store (BENCHMARKS.md, cold start).
 #[derive(Clone, Debug)]
 pub struct HttpWeChatClient {
-    http: reqwest::Client,
+    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    cfg: Arc<WeChatClientConfig>,
     base: String,
 }
 
 impl HttpWeChatClient {
     pub fn new(cfg: WeChatClientConfig) -> Result<Self, WeChatCallError> {
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            // Sends are not idempotent at WeChat: wxpush decides every retry itself.
-            .retry(reqwest::retry::never())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("wxpush/", env!("CARGO_PKG_VERSION")))
-            // The process's one root store (compiled in, plus `SSL_CERT_FILE`), not the
-            // system's: see `crate::tls`.
-            .tls_certs_only(roots())
-            .build()
-            .map_err(|e| WeChatCallError::Connect(e.without_url().to_string()))?;
         Ok(HttpWeChatClient {
-            http,
+            http: Arc::new(OnceLock::new()),
             base: cfg.api_base.trim_end_matches('/').to_string(),
+            cfg: Arc::new(cfg),
         })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, WeChatCallError> {
+        let cfg = &self.cfg;
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(cfg.timeout)
+                    .connect_timeout(cfg.connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    // Sends are not idempotent at WeChat: wxpush decides every retry itself.
+                    .retry(reqwest::retry::never())
+                    .pool_idle_timeout(Duration::from_secs(50))
+                    .user_agent(concat!("wxpush/", env!("CARGO_PKG_VERSION")))
+                    // The process's one TLS configuration (compiled-in roots plus
+                    // `SSL_CERT_FILE`), not the system's: see `crate::tls`.
+                    .tls_backend_preconfigured(crate::tls::client_config().clone())
+                    .build()
+                    .map_err(|e| e.without_url().to_string())
+            })
+            .as_ref()
+            .map_err(|e| WeChatCallError::Connect(e.clone()))
     }
 
     pub fn base(&self) -> &str {
@@ -86,7 +100,10 @@ impl HttpWeChatClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<T, WeChatCallError> {
-        let req = self.http.get(format!("{}{}", self.base, path)).query(query);
+        let req = self
+            .http()?
+            .get(format!("{}{}", self.base, path))
+            .query(query);
         self.execute(req).await
     }
 
@@ -97,7 +114,7 @@ impl HttpWeChatClient {
         body: &B,
     ) -> Result<T, WeChatCallError> {
         let req = self
-            .http
+            .http()?
             .post(format!("{}{}", self.base, path))
             .query(query)
             .json(body);
@@ -439,19 +456,6 @@ impl WeChatApi for HttpWeChatClient {
             .await?;
         Ok(())
     }
-}
-
-/// The WeChat client's trusted roots: the compiled-in ones and those of `SSL_CERT_FILE`.
-pub(crate) fn roots() -> Vec<reqwest::Certificate> {
-    let mut roots: Vec<reqwest::Certificate> = crate::tls::roots_der()
-        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
-        .collect();
-    if let Some(pem) = crate::tls::extra_pem()
-        && let Ok(extra) = reqwest::Certificate::from_pem_bundle(pem)
-    {
-        roots.extend(extra);
-    }
-    roots
 }
 
 #[cfg(test)]
