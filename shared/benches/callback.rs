@@ -123,6 +123,12 @@ fn stages(c: &mut Criterion) {
             .len()
         })
     });
+    g.bench_function("utf8_check_simdutf8", |b| {
+        b.iter(|| simdutf8::basic::from_utf8(black_box(plain.as_bytes())).is_ok())
+    });
+    g.bench_function("utf8_check_std_not_used", |b| {
+        b.iter(|| std::str::from_utf8(black_box(plain.as_bytes())).is_ok())
+    });
     g.bench_function("inner_xml_read", |b| {
         b.iter(|| parse_message(black_box(&plain)).unwrap())
     });

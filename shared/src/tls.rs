@@ -9,6 +9,7 @@
 //! deployment behind a TLS-inspecting proxy adds its CA with `SSL_CERT_FILE` (a PEM file),
 //! read once and trusted by both clients too.
 
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -20,13 +21,18 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::ErrorKind;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::{
+    CaptureConnection, HttpConnector as TcpConnector, capture_connection,
+};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Certificates trusted beyond the compiled-in roots: the PEM file `SSL_CERT_FILE` names, if
@@ -102,11 +108,12 @@ impl HttpClient for SdkHttpClient {
     }
 }
 
-/// One connection pool with its timeouts: `connect_timeout` bounds the TCP connect,
-/// `read_timeout` the wait for the response's head once the request is sent.
+/// One connection pool with its timeouts: `connect_timeout` bounds the whole connection (DNS,
+/// TCP and the TLS handshake), `read_timeout` the wait for the response's head once the
+/// request is sent.
 #[derive(Clone, Debug)]
 struct SdkConnector {
-    client: HyperClient<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>,
+    client: HyperClient<TimedConnect, SdkBody>,
     read_timeout: Option<Duration>,
 }
 
@@ -115,16 +122,20 @@ impl SdkConnector {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(connect_timeout);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(client_config().clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
         let client = HyperClient::builder(TokioExecutor::new())
-            // Below the 60 s or so after which AWS's front ends close idle connections.
+            // Below the 60 s or so after which AWS's front ends close idle connections; the
+            // timer is what evicts them.
             .pool_idle_timeout(Duration::from_secs(50))
-            .build(https);
+            .pool_timer(TokioTimer::new())
+            .build(TimedConnect {
+                inner: https,
+                limit: connect_timeout,
+            });
         SdkConnector {
             client,
             read_timeout,
@@ -134,10 +145,16 @@ impl SdkConnector {
 
 impl HttpConnector for SdkConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
+        // As the SDK's own client: the SDK can close the connection a request used (after a
+        // 5xx or a timeout) so its retry does not reuse it.
+        let captured = capture_connection(&mut request);
+        if let Some(capture) = request.extensions().get::<CaptureSmithyConnection>() {
+            capture.set_connection_retriever(move || connection_metadata(&captured));
+        }
         let response = self.client.request(request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
@@ -157,19 +174,67 @@ impl HttpConnector for SdkConnector {
     }
 }
 
+/// The connection a request used, with the way to close it.
+fn connection_metadata(captured: &CaptureConnection) -> Option<ConnectionMetadata> {
+    captured.connection_metadata().as_ref()?;
+    let captured = captured.clone();
+    Some(
+        ConnectionMetadata::builder()
+            .proxied(false)
+            .poison_fn(move || {
+                if let Some(connection) = captured.connection_metadata().as_ref() {
+                    connection.poison();
+                }
+            })
+            .build(),
+    )
+}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// The HTTPS connector with one deadline for the whole connection: DNS, TCP and the TLS
+/// handshake (a TCP-only timeout would let a stalled handshake hang until Lambda's own).
+#[derive(Clone, Debug)]
+struct TimedConnect {
+    inner: hyper_rustls::HttpsConnector<TcpConnector>,
+    limit: Option<Duration>,
+}
+
+type Connection = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
+impl tower_service::Service<http::Uri> for TimedConnect {
+    type Response = Connection;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connection, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            let Some(limit) = limit else {
+                return connecting.await;
+            };
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {limit:?}"),
+                ))),
+            }
+        })
+    }
+}
+
 /// The SDK's retry classes for a failed exchange, as its own client sorts them: a timeout,
-/// an I/O failure (connect, reset, closed, cut short: retried), or a request the client
-/// could not send (not retried).
+/// an I/O failure (connect, reset, closed, cut short, a failed handshake: retried), a
+/// certificate refused or a request the client could not send (not retried).
 fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
     let top: &(dyn StdError + 'static) = &error;
-    // After an `io::Error` comes its payload (`source()` would skip it: hyper-rustls nests
-    // rustls's error two `io::Error`s deep).
-    let chain = || {
-        std::iter::successors(Some(top), |&e| match e.downcast_ref::<std::io::Error>() {
-            Some(io) => io.get_ref().map(|p| p as &(dyn StdError + 'static)),
-            None => e.source(),
-        })
-    };
+    let chain = || error_chain(top);
     let timed_out = chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
@@ -179,22 +244,43 @@ fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
     if timed_out {
         return ConnectorError::timeout(error.into());
     }
-    // A certificate or handshake refused: asking again gets the same answer.
-    if chain().any(|e| e.is::<rustls::Error>()) {
+    // Asking again gets the same certificate.
+    if chain().any(refuses_certificate) {
         return ConnectorError::other(error.into(), None);
+    }
+    let hyper_error = chain().find_map(|e| e.downcast_ref::<hyper::Error>());
+    if hyper_error.is_some_and(|h| h.is_user()) {
+        return ConnectorError::user(error.into());
     }
     if error.is_connect() || chain().any(|e| e.is::<std::io::Error>()) {
         return ConnectorError::io(error.into());
     }
-    let hyper_error = chain().find_map(|e| e.downcast_ref::<hyper::Error>());
     match hyper_error {
-        Some(h) if h.is_user() => ConnectorError::user(error.into()),
         Some(h) if h.is_closed() || h.is_canceled() => ConnectorError::io(error.into()),
         Some(h) if h.is_incomplete_message() => {
             ConnectorError::other(error.into(), Some(ErrorKind::TransientError))
         }
         _ => ConnectorError::other(error.into(), None),
     }
+}
+
+/// `error`, then each error after it. After an `io::Error` comes its payload (`source()`
+/// would skip it: hyper-rustls nests rustls's error two `io::Error`s deep).
+fn error_chain<'a>(
+    error: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&e| match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().map(|p| p as &(dyn StdError + 'static)),
+        None => e.source(),
+    })
+}
+
+/// The server's certificate was refused (unknown issuer, expired, wrong name...).
+fn refuses_certificate(error: &(dyn StdError + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<rustls::Error>(),
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
 }
 
 #[cfg(test)]
@@ -287,8 +373,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_handshake_is_not_retried() {
-        // Not a TLS server: rustls refuses its answer.
+    async fn a_failed_handshake_is_retryable_io() {
+        // Not a TLS server: rustls cannot read its answer (a proxy or an overloaded front
+        // end can do the same; another connection may succeed).
         let (l, port) = listener().await;
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
@@ -301,7 +388,40 @@ mod tests {
             .call(get(&format!("https://127.0.0.1:{port}/")))
             .await
             .unwrap_err();
-        assert!(e.is_other() && e.as_other().is_none(), "{e:?}");
+        assert!(e.is_io(), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_handshake_is_a_connect_timeout() {
+        // Accepts TCP, never answers the ClientHello: the connect timeout covers TLS too.
+        let (l, port) = listener().await;
+        let held = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(s);
+        });
+        let c = SdkConnector::new(Some(Duration::from_millis(100)), None);
+        let e = c
+            .call(get(&format!("https://127.0.0.1:{port}/")))
+            .await
+            .unwrap_err();
+        assert!(e.is_timeout(), "{e:?}");
+        held.abort();
+    }
+
+    #[test]
+    fn only_a_refused_certificate_is_final() {
+        use rustls::{CertificateError, Error as Tls};
+        // As hyper-rustls reports it: rustls's error two io::Errors deep.
+        let nested = |tls: Tls| {
+            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls))
+        };
+        let refused = nested(Tls::InvalidCertificate(CertificateError::UnknownIssuer));
+        assert!(error_chain(&refused).any(refuses_certificate));
+        let alert = nested(Tls::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
+        ));
+        assert!(!error_chain(&alert).any(refuses_certificate));
     }
 
     #[test]

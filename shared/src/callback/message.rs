@@ -134,11 +134,17 @@ pub fn parse_message(body: &str) -> Result<InboundMessage, ParseError> {
 /// `v` without surrounding blanks, `None` if nothing is left; a value with none to trim is
 /// kept as it is (a 2.7 KB `Encrypt` is not copied again).
 fn trimmed(v: Option<String>) -> Option<String> {
-    let s = v?;
-    match s.trim() {
-        "" => None,
-        t if t.len() == s.len() => Some(s),
-        t => Some(t.to_string()),
+    let mut s = v?;
+    let t = s.trim();
+    if t.is_empty() {
+        None
+    } else if t.len() == s.len() {
+        Some(s)
+    } else if s.starts_with(t) {
+        s.truncate(t.len());
+        Some(s)
+    } else {
+        Some(t.to_string())
     }
 }
 
