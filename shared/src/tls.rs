@@ -434,6 +434,8 @@ mod tests {
             .add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
         assert_eq!(skipped, 0);
         assert!(added > 100, "{added}");
+        // No ALPN: both clients speak HTTP/1.1, which is all the four AWS services and
+        // WeChat need.
         assert!(config.alpn_protocols.is_empty());
     }
 }
