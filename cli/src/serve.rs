@@ -191,8 +191,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     let store: Arc<dyn TokenStore> = Arc::new(EmbeddedTokenStore::new(db.clone()));
     let state_store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db));
     let wechat_timeout = wechat_cfg.timeout;
-    let wechat: Arc<dyn WeChatApi> =
-        Arc::new(HttpWeChatClient::new(wechat_cfg).map_err(|e| e.to_string())?);
+    let wechat: Arc<dyn WeChatApi> = Arc::new(HttpWeChatClient::new(wechat_cfg));
     let tokens = Arc::new(TokenManager::new(
         store,
         secrets.clone(),

@@ -163,12 +163,12 @@ impl CallbackDeps {
 impl AwsDeps {
     pub async fn from_env() -> Result<AwsDeps, String> {
         let env = RuntimeEnv::from_env()?;
-        AwsDeps::build(&crate::aws::load_sdk_config().await, &env)
+        Ok(AwsDeps::build(&crate::aws::load_sdk_config().await, &env))
     }
 
     /// Every client of the functions that call WeChat, over `sdk` (the same wiring
     /// `from_env` uses).
-    pub fn build(sdk: &aws_config::SdkConfig, env: &RuntimeEnv) -> Result<AwsDeps, String> {
+    pub fn build(sdk: &aws_config::SdkConfig, env: &RuntimeEnv) -> AwsDeps {
         let dynamo = SdkClient::deferred(sdk, aws_sdk_dynamodb::Client::new);
         let store: Arc<dyn TokenStore> =
             Arc::new(DynamoTokenStore::new(dynamo.clone(), &env.table));
@@ -179,8 +179,7 @@ impl AwsDeps {
             &env.ssm_prefix,
         ));
         let policy = TokenPolicy::for_wechat_timeout(env.wechat.timeout);
-        let wechat: Arc<dyn WeChatApi> =
-            Arc::new(HttpWeChatClient::new(env.wechat.clone()).map_err(|e| e.to_string())?);
+        let wechat: Arc<dyn WeChatApi> = Arc::new(HttpWeChatClient::new(env.wechat.clone()));
         let tokens = Arc::new(TokenManager::new(store, secrets.clone(), wechat, policy));
         let event_sink = env.event_bus.clone().map(|bus| {
             Arc::new(EventBridgeSink::new(
@@ -188,7 +187,7 @@ impl AwsDeps {
                 bus,
             )) as Arc<dyn EventSink>
         });
-        Ok(AwsDeps {
+        AwsDeps {
             tokens,
             secrets,
             state_store,
@@ -196,6 +195,6 @@ impl AwsDeps {
             refresh_window: env.refresh_window,
             event_sink,
             wechat_timeout: env.wechat.timeout,
-        })
+        }
     }
 }

@@ -35,18 +35,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Certificates trusted beyond the compiled-in roots: the PEM file `SSL_CERT_FILE` names, if
-/// any (read once).
-pub fn extra_pem() -> Option<&'static [u8]> {
-    static EXTRA: OnceLock<Option<Vec<u8>>> = OnceLock::new();
-    EXTRA
-        .get_or_init(|| {
-            let path = std::env::var_os("SSL_CERT_FILE")?;
-            std::fs::read(path).ok()
-        })
-        .as_deref()
-}
-
 /// The process's one rustls configuration (aws-lc-rs, TLS 1.2 and 1.3, the compiled-in roots
 /// and those of `SSL_CERT_FILE`), built on first use.
 pub fn client_config() -> &'static rustls::ClientConfig {
@@ -54,8 +42,10 @@ pub fn client_config() -> &'static rustls::ClientConfig {
     CONFIG.get_or_init(|| {
         let mut roots = rustls::RootCertStore::empty();
         roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
-        if let Some(pem) = extra_pem() {
-            roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem).flatten());
+        // Certificates trusted beyond the compiled-in roots: the PEM file `SSL_CERT_FILE`
+        // names, if any (read here, once).
+        if let Some(pem) = std::env::var_os("SSL_CERT_FILE").and_then(|f| std::fs::read(f).ok()) {
+            roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).flatten());
         }
         rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
@@ -298,74 +288,100 @@ mod tests {
         .unwrap()
     }
 
-    async fn listener() -> (tokio::net::TcpListener, u16) {
+    /// What the test server does with its one connection.
+    enum Peer {
+        /// Reads the request, writes these bytes.
+        Answer(&'static [u8]),
+        /// Reads the request, closes.
+        Close,
+        /// Says nothing for 5 s (the task is aborted by the test).
+        Silent,
+    }
+
+    /// A server on 127.0.0.1 that takes one connection and treats it as `peer` says: its
+    /// port and its task.
+    async fn one_connection(peer: Peer) -> (u16, tokio::task::JoinHandle<()>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        (l, port)
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            if let Peer::Silent = peer {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                return;
+            }
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            if let Peer::Answer(bytes) = peer {
+                let _ = s.write_all(bytes).await;
+            }
+        });
+        (port, task)
+    }
+
+    /// One request through a connector with these (connect, read) timeouts.
+    async fn call(
+        url: String,
+        connect: Option<Duration>,
+        read: Option<Duration>,
+    ) -> Result<HttpResponse, ConnectorError> {
+        SdkConnector::new(connect, read).call(get(&url)).await
     }
 
     #[tokio::test]
     async fn an_answer_is_relayed() {
-        let (l, port) = listener().await;
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await
-                .unwrap();
-        });
-        let c = SdkConnector::new(None, Some(Duration::from_secs(5)));
-        let r = c
-            .call(get(&format!("http://127.0.0.1:{port}/")))
-            .await
-            .unwrap();
+        let (port, _) = one_connection(Peer::Answer(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        ))
+        .await;
+        let r = call(
+            format!("http://127.0.0.1:{port}/"),
+            None,
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status().as_u16(), 200);
     }
 
     #[tokio::test]
     async fn a_refused_connection_is_retryable_io() {
-        let (l, port) = listener().await;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
         drop(l);
-        let c = SdkConnector::new(Some(Duration::from_secs(2)), None);
-        let e = c
-            .call(get(&format!("http://127.0.0.1:{port}/")))
-            .await
-            .unwrap_err();
+        let e = call(
+            format!("http://127.0.0.1:{port}/"),
+            Some(Duration::from_secs(2)),
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_io(), "{e:?}");
     }
 
     #[tokio::test]
     async fn a_silent_server_is_a_timeout() {
-        let (l, port) = listener().await;
-        let held = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            drop(s);
-        });
-        let c = SdkConnector::new(None, Some(Duration::from_millis(100)));
-        let e = c
-            .call(get(&format!("http://127.0.0.1:{port}/")))
-            .await
-            .unwrap_err();
+        let (port, held) = one_connection(Peer::Silent).await;
+        let e = call(
+            format!("http://127.0.0.1:{port}/"),
+            None,
+            Some(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_timeout(), "{e:?}");
         held.abort();
     }
 
     #[tokio::test]
     async fn a_connection_closed_before_the_answer_is_retryable_io() {
-        let (l, port) = listener().await;
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            drop(s);
-        });
-        let c = SdkConnector::new(None, Some(Duration::from_secs(5)));
-        let e = c
-            .call(get(&format!("http://127.0.0.1:{port}/")))
-            .await
-            .unwrap_err();
+        let (port, _) = one_connection(Peer::Close).await;
+        let e = call(
+            format!("http://127.0.0.1:{port}/"),
+            None,
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
         assert!(
             e.is_io() || e.is_other() && e.as_other() == Some(ErrorKind::TransientError),
             "{e:?}"
@@ -376,35 +392,28 @@ mod tests {
     async fn a_failed_handshake_is_retryable_io() {
         // Not a TLS server: rustls cannot read its answer (a proxy or an overloaded front
         // end can do the same; another connection may succeed).
-        let (l, port) = listener().await;
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
-        });
-        let c = SdkConnector::new(None, Some(Duration::from_secs(5)));
-        let e = c
-            .call(get(&format!("https://127.0.0.1:{port}/")))
-            .await
-            .unwrap_err();
+        let (port, _) = one_connection(Peer::Answer(b"HTTP/1.1 400 Bad Request\r\n\r\n")).await;
+        let e = call(
+            format!("https://127.0.0.1:{port}/"),
+            None,
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_io(), "{e:?}");
     }
 
     #[tokio::test]
     async fn a_stalled_handshake_is_a_connect_timeout() {
         // Accepts TCP, never answers the ClientHello: the connect timeout covers TLS too.
-        let (l, port) = listener().await;
-        let held = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            drop(s);
-        });
-        let c = SdkConnector::new(Some(Duration::from_millis(100)), None);
-        let e = c
-            .call(get(&format!("https://127.0.0.1:{port}/")))
-            .await
-            .unwrap_err();
+        let (port, held) = one_connection(Peer::Silent).await;
+        let e = call(
+            format!("https://127.0.0.1:{port}/"),
+            Some(Duration::from_millis(100)),
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(e.is_timeout(), "{e:?}");
         held.abort();
     }

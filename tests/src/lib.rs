@@ -197,14 +197,11 @@ impl EmulatorServer {
     }
 
     pub fn client(&self, timeout_ms: u64) -> Arc<dyn WeChatApi> {
-        Arc::new(
-            HttpWeChatClient::new(WeChatClientConfig {
-                api_base: self.base.clone(),
-                timeout: Duration::from_millis(timeout_ms),
-                connect_timeout: Duration::from_millis(1000),
-            })
-            .unwrap(),
-        )
+        Arc::new(HttpWeChatClient::new(WeChatClientConfig {
+            api_base: self.base.clone(),
+            timeout: Duration::from_millis(timeout_ms),
+            connect_timeout: Duration::from_millis(1000),
+        }))
     }
 
     /// A control call (`/sandbox/...`) answering JSON.
@@ -911,8 +908,7 @@ pub async fn https_clients(
         api_base: base.to_string(),
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
-    })
-    .unwrap();
+    });
     let sdk = wxpush_shared::aws::load_sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)

@@ -447,7 +447,7 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
     // ---- the send function: every route.
     let rec = recorder().await;
     let svc = wxpush_send::service(
-        AwsDeps::build(&rec.sdk().await, &env).unwrap(),
+        AwsDeps::build(&rec.sdk().await, &env),
         wxpush_shared::batch::BatchConfig::default(),
     );
     let call = |method: &str, path: String, body: Option<Value>, headers: &[(&str, &str)]| {
@@ -596,7 +596,7 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
 
     // ---- the token refresh: every app's token, refreshed when due.
     let rec = recorder().await;
-    let deps = AwsDeps::build(&rec.sdk().await, &env).unwrap();
+    let deps = AwsDeps::build(&rec.sdk().await, &env);
     let report =
         wxpush_token_refresh::refresh_all(deps.tokens.clone(), Duration::from_secs(7_200)).await;
     assert!(report.failed.is_empty(), "{report:?}");
@@ -619,7 +619,7 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
     // chunks, event forwarding) and the scheduled outbox sweep, read from the real queue.
     let rec = recorder().await;
     let runner = wxpush_batch_worker::runner(
-        AwsDeps::build(&rec.sdk().await, &env).unwrap(),
+        AwsDeps::build(&rec.sdk().await, &env),
         wxpush_shared::batch::BatchConfig::default(),
     );
     let mut kinds = BTreeMap::new();

@@ -61,12 +61,12 @@ pub struct HttpWeChatClient {
 }
 
 impl HttpWeChatClient {
-    pub fn new(cfg: WeChatClientConfig) -> Result<Self, WeChatCallError> {
-        Ok(HttpWeChatClient {
+    pub fn new(cfg: WeChatClientConfig) -> Self {
+        HttpWeChatClient {
             http: Arc::new(OnceLock::new()),
             base: cfg.api_base.trim_end_matches('/').to_string(),
             cfg: Arc::new(cfg),
-        })
+        }
     }
 
     fn http(&self) -> Result<&reqwest::Client, WeChatCallError> {

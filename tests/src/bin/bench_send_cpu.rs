@@ -114,8 +114,7 @@ async fn main() {
         wxpush_shared::wechat::HttpWeChatClient::new(wxpush_shared::wechat::WeChatClientConfig {
             api_base: emulator.base.clone(),
             ..Default::default()
-        })
-        .unwrap();
+        });
     let tokens = Arc::new(wxpush_shared::token::TokenManager::new(
         Arc::new(wxpush_shared::token::EmbeddedTokenStore::new(db.clone())),
         Arc::new(wxpush_shared::secrets::FileSecretStore::from_file(apps).unwrap()),
