@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use wxpush_shared::AppConfig;
 use wxpush_shared::queue::{Job, JobQueue, QueueError};
+use wxpush_shared::secrets::{ConfigError, SecretStore};
 use wxpush_shared::store::{Attrs, ItemKey, Op, QueryPage, Recorded, StateStore};
 use wxpush_shared::token::{RefreshFailure, StoreError, TokenRecord, TokenStore};
 
@@ -39,6 +41,8 @@ pub enum Call {
     TokenRelease,
     /// `TokenStore::invalidate`.
     TokenInvalidate,
+    /// `SecretStore::app` (SSM's read of an app's parameters); the "pk" is the appid.
+    SecretApp,
 }
 
 /// What an injected fault does.
@@ -275,6 +279,40 @@ where
             tokio::time::sleep(step * place as u32).await;
             result
         }
+    }
+}
+
+/// A [`SecretStore`] (SSM) that injects the faults of a [`Faults`] plan on `app` reads:
+/// `Before` fails the read as a throttled or timed-out `GetParametersByPath` would; other
+/// faults read, then act as for a store.
+pub struct FaultySecretStore {
+    pub inner: Arc<dyn SecretStore>,
+    pub faults: Arc<Faults>,
+}
+
+impl FaultySecretStore {
+    pub fn new(inner: Arc<dyn SecretStore>, faults: Arc<Faults>) -> Arc<FaultySecretStore> {
+        Arc::new(FaultySecretStore { inner, faults })
+    }
+}
+
+#[async_trait]
+impl SecretStore for FaultySecretStore {
+    async fn app(&self, appid: &str) -> Result<Arc<AppConfig>, ConfigError> {
+        match self.faults.pick(Call::SecretApp, &[appid]) {
+            Some(Fault::Before(what)) | Some(Fault::After(what)) => Err(ConfigError::Backend(
+                format!("injected fault: GetParametersByPath {what}"),
+            )),
+            Some(Fault::Delay(d)) => {
+                tokio::time::sleep(d).await;
+                self.inner.app(appid).await
+            }
+            _ => self.inner.app(appid).await,
+        }
+    }
+
+    async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
+        self.inner.list_apps().await
     }
 }
 

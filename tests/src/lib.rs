@@ -1,6 +1,7 @@
 //! Shared test fixtures: moto (real AWS APIs on 127.0.0.1 through the real SDK) and the
 //! WeChat emulator, started in-process on port 0 and stopped when dropped.
 
+pub mod batch_world;
 pub mod faults;
 pub mod sim_queue;
 

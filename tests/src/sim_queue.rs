@@ -1,7 +1,10 @@
 //! An SQS stand-in for the batch tests and the batch benchmark: delivery delays, a
 //! visibility timeout before a failed job comes back, receive counts and a dead-letter list,
 //! duplicate deliveries of jobs that succeeded (SQS delivers at least once), and refusals —
-//! run by N concurrent workers, as N Lambda instances would.
+//! run by N concurrent workers, as N Lambda instances would. Like Lambda, it kills a job at
+//! its deadline (the future is dropped wherever it is: mid-send, mid-flush) and can kill
+//! jobs at random moments before it (a crash); a killed job counts as failed, so SQS
+//! delivers it again after the visibility timeout, or dead-letters it on its last receive.
 //!
 //! moto's SQS (used in `batches_moto.rs` with real SQS event JSON) applies one request at a
 //! time and has no redrive here; this queue is for the faults and the scale.
@@ -43,6 +46,10 @@ pub struct Drive {
     pub seed: u64,
     /// The drive gives up after this long.
     pub limit: Duration,
+    /// The share of deliveries killed at a random moment within `kill_within` (besides
+    /// every job still running at its deadline, which is always killed).
+    pub kill_rate: f64,
+    pub kill_within: Duration,
 }
 
 impl Default for Drive {
@@ -55,6 +62,8 @@ impl Default for Drive {
             duplicate_rate: 0.0,
             seed: 7,
             limit: Duration::from_secs(120),
+            kill_rate: 0.0,
+            kill_within: Duration::from_millis(500),
         }
     }
 }
@@ -65,6 +74,8 @@ pub struct DriveReport {
     pub failures: usize,
     pub duplicates: usize,
     pub dead_lettered: Vec<Job>,
+    /// Deliveries killed (at their deadline or at random).
+    pub killed: usize,
     /// Whether the queue ran dry (else the limit ended the drive).
     pub drained: bool,
 }
@@ -156,12 +167,23 @@ impl SimQueue {
                     };
                     let receives = entry.receives + 1;
                     let last = receives >= drive.max_receives;
-                    let result = runner
-                        .run_delivery(&entry.job, Instant::now() + drive.budget, last)
-                        .await;
+                    // Lambda's end of the invocation, or a crash before it.
+                    let kill_at = if rng.random_bool(drive.kill_rate) {
+                        drive.budget.min(Duration::from_micros(
+                            rng.random_range(0..drive.kill_within.as_micros().max(1) as u64),
+                        ))
+                    } else {
+                        drive.budget
+                    };
+                    let run = runner.run_delivery(&entry.job, Instant::now() + drive.budget, last);
+                    let (result, killed) = match tokio::time::timeout(kill_at, run).await {
+                        Ok(result) => (result, false),
+                        Err(_) => (Err("killed".to_string()), true),
+                    };
                     {
                         let mut r = report.lock().unwrap();
                         r.runs += 1;
+                        r.killed += usize::from(killed);
                         match &result {
                             Err(_) if last => r.dead_lettered.push(entry.job.clone()),
                             Err(_) => {

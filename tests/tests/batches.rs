@@ -7,279 +7,17 @@
 //! The same code on moto (DynamoDB + SQS, real SQS event JSON) is in `batches_moto.rs`.
 
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use wxpush_send::SendService;
-use wxpush_shared::AppKind;
-use wxpush_shared::batch::{BatchConfig, Batches};
+use wxpush_shared::batch::BatchConfig;
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::queue::{Job, JobQueue};
-use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
-use wxpush_shared::send::service::Sender;
-use wxpush_shared::store::{Attr, EmbeddedStateStore, ItemKey, Op, StateStore, attrs};
-use wxpush_shared::token::{EmbeddedTokenStore, TokenManager, TokenPolicy};
-use wxpush_tests::faults::{Call, Fault, Faults, FaultyStateStore, FaultyTokenStore};
-use wxpush_tests::sim_queue::{Drive, SimQueue};
-use wxpush_tests::{EmulatorServer, apigw_v1_request, emulated, job_runner, memory_db};
-
-const OA: &str = "wxba7c00000000a001";
-const MP: &str = "wxba7c00000000b002";
-const SECRET: &str = "batch-secret";
-const TIMEOUT_MS: u64 = 300;
-
-struct World {
-    emulator: EmulatorServer,
-    store: Arc<dyn StateStore>,
-    faults: Arc<Faults>,
-    token_faults: Arc<Faults>,
-    svc: SendService,
-    queue: Arc<SimQueue>,
-    runner: Arc<JobRunner>,
-}
-
-fn test_config() -> BatchConfig {
-    BatchConfig {
-        chunk_size: 100,
-        concurrency: 8,
-        default_rate: 10_000,
-        minute_pause: Duration::from_secs(1),
-        daily_pause: Duration::from_secs(2),
-        retry_backoff: Duration::from_millis(100),
-        max_retries: 30,
-        reserve: Duration::from_millis(500),
-        flush_every: 50,
-        flush_interval: Duration::from_millis(200),
-        check_interval: Duration::from_millis(200),
-    }
-}
-
-async fn world(config: BatchConfig) -> World {
-    let emulator = EmulatorServer::start(vec![
-        emulated(OA, SECRET, AppKind::OfficialAccount),
-        emulated(MP, SECRET, AppKind::MiniProgram),
-    ])
-    .await;
-    let secrets: Arc<dyn SecretStore> = Arc::new(
-        FileSecretStore::from_file(AppsFile {
-            apps: vec![
-                AppEntry {
-                    appid: OA.into(),
-                    kind: "official_account".into(),
-                    app_secret: SECRET.into(),
-                    ..AppEntry::default()
-                },
-                AppEntry {
-                    appid: MP.into(),
-                    kind: "mini_program".into(),
-                    app_secret: SECRET.into(),
-                    linked_official_account: Some(OA.into()),
-                    ..AppEntry::default()
-                },
-            ],
-        })
-        .unwrap(),
-    );
-    let db = memory_db();
-    let (faults, token_faults) = (Faults::new(11), Faults::new(12));
-    let store: Arc<dyn StateStore> = FaultyStateStore::new(
-        Arc::new(EmbeddedStateStore::new(db.clone())),
-        faults.clone(),
-    );
-    let tokens = Arc::new(TokenManager::new(
-        FaultyTokenStore::new(Arc::new(EmbeddedTokenStore::new(db)), token_faults.clone()),
-        secrets,
-        emulator.client(TIMEOUT_MS),
-        TokenPolicy::for_wechat_timeout(Duration::from_millis(TIMEOUT_MS)),
-    ));
-    let queue = SimQueue::new();
-    let sender = Arc::new(Sender::new(
-        tokens.clone(),
-        store.clone(),
-        Duration::from_millis(TIMEOUT_MS),
-    ));
-    let batches = Arc::new(Batches::new(sender, store.clone(), queue.clone(), config));
-    let runner = Arc::new(
-        job_runner(tokens.clone(), store.clone(), queue.clone()).with_batches(batches.clone()),
-    );
-    let svc = SendService::new(tokens, store.clone(), Duration::from_millis(TIMEOUT_MS))
-        .with_batches(batches);
-    World {
-        emulator,
-        store,
-        faults,
-        token_faults,
-        svc,
-        queue,
-        runner,
-    }
-}
-
-impl World {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let resp = wxpush_send::handle(
-            &self.svc,
-            apigw_v1_request(method, path, body.as_ref(), headers),
-        )
-        .await;
-        let status = resp.status().as_u16();
-        (
-            status,
-            serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn create(&self, appid: &str, body: Value) -> String {
-        let (status, answer) = self
-            .call(
-                "POST",
-                &format!("/v1/apps/{appid}/batches"),
-                Some(body),
-                &[],
-            )
-            .await;
-        assert_eq!(status, 202, "{answer}");
-        answer["id"].as_str().unwrap().to_string()
-    }
-
-    async fn status(&self, appid: &str, id: &str) -> Value {
-        let (status, body) = self
-            .call("GET", &format!("/v1/apps/{appid}/batches/{id}"), None, &[])
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-
-    /// Followers `{prefix}{i}` of the official account (subscribed, recently active, with
-    /// unionid `U{prefix}{i}`), in the emulator.
-    async fn add_users(&self, prefix: &str, n: usize) {
-        let now = now_unix();
-        let all: Vec<Value> = (0..n)
-            .map(|i| json!({"appid": OA, "openid": format!("{prefix}{i}"), "unionid": format!("U{prefix}{i}"), "subscribed": true, "last_interaction": now}))
-            .collect();
-        for part in all.chunks(5_000) {
-            self.emulator.control("/users", json!(part)).await;
-        }
-    }
-
-    /// Messages the emulator delivered, per openid.
-    async fn delivered(&self) -> HashMap<String, usize> {
-        let mut per_user = HashMap::new();
-        for m in self.emulator.delivered(OA).await {
-            *per_user
-                .entry(m["touser"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-        per_user
-    }
-
-    /// Each recipient's recorded outcome character, read from the store.
-    async fn outcomes(&self, appid: &str, id: &str) -> HashMap<String, char> {
-        let lists = self
-            .store
-            .query(&format!("brcpt#{appid}#{id}"))
-            .await
-            .unwrap();
-        let progress = self
-            .store
-            .query(&format!("bprog#{appid}#{id}"))
-            .await
-            .unwrap();
-        assert_eq!(lists.len(), progress.len());
-        let text = |a: &wxpush_shared::store::Attrs, k: &str| match a.get(k) {
-            Some(Attr::S(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let mut out = HashMap::new();
-        for ((_, l), (_, p)) in lists.iter().zip(&progress) {
-            for (r, c) in text(l, "recipients")
-                .lines()
-                .zip(text(p, "results").chars())
-            {
-                out.insert(r.to_string(), c);
-            }
-        }
-        out
-    }
-
-    /// Runs the fan-out jobs waiting in the queue by hand; their chunk jobs stay queued.
-    async fn run_fanouts(&self) {
-        for (job, _) in self.queue.drain() {
-            assert!(matches!(job, Job::BatchFanout { .. }), "{job:?}");
-            self.runner
-                .run(&job, Instant::now() + Duration::from_secs(10))
-                .await
-                .unwrap();
-        }
-    }
-
-    fn drive(&self, drive: Drive) -> tokio::task::JoinHandle<wxpush_tests::sim_queue::DriveReport> {
-        let (queue, runner) = (self.queue.clone(), self.runner.clone());
-        tokio::spawn(async move { queue.drive(runner, drive).await })
-    }
-
-    async fn wait_for(&self, appid: &str, id: &str, what: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..600 {
-            let s = self.status(appid, id).await;
-            if what(&s) {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "batch {id} never reached the state: {}",
-            self.status(appid, id).await
-        );
-    }
-}
-
-fn template(text: &str) -> Value {
-    json!({"type": "template", "template_id": "TPL_batch", "data": {"thing1": {"value": text}}})
-}
-
-fn custom(text: &str) -> Value {
-    json!({"type": "custom", "msgtype": "text", "text": {"content": text}})
-}
-
-/// Records `openid` ↔ `unionid` for the official account, as a callback would have.
-async fn map_unionids(store: &Arc<dyn StateStore>, pairs: &[(String, String)]) {
-    for part in pairs.chunks(50) {
-        let ops: Vec<Op> = part
-            .iter()
-            .flat_map(|(o, u)| {
-                let s = |v: &str| Attr::S(v.to_string());
-                [
-                    Op::Set {
-                        key: ItemKey::account(OA, o),
-                        attrs: attrs([
-                            ("appid", s(OA)),
-                            ("openid", s(o)),
-                            ("unionid", s(u)),
-                            ("subscribed", Attr::Bool(true)),
-                        ]),
-                    },
-                    Op::Set {
-                        key: ItemKey::union_account(u, OA),
-                        attrs: attrs([
-                            ("appid", s(OA)),
-                            ("openid", s(o)),
-                            ("subscribed", Attr::Bool(true)),
-                        ]),
-                    },
-                ]
-            })
-            .collect();
-        store.record(&ops, now_unix()).await.unwrap();
-    }
-}
+use wxpush_shared::secrets::{AppEntry, AppsFile};
+use wxpush_shared::store::{Attr, ItemKey, Op, attrs};
+use wxpush_tests::batch_world::*;
+use wxpush_tests::faults::{Call, Fault};
+use wxpush_tests::sim_queue::Drive;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_recipients_each_get_exactly_one_message_through_faults() {
@@ -1187,15 +925,18 @@ async fn a_late_takeover_does_not_resend_a_template_message() {
         )
         .await;
     w.run_fanouts().await;
-    // Claims as a dead worker left them: z0 attempted 10 minutes ago, z1 30 s ago.
+    // Claims as a dead worker left them: z0 attempted 10 minutes ago, z1 30 s ago. A
+    // recipient's claim is for the batch's message, keyed by the person it reaches.
     let now = now_unix();
+    let meta = w.store.get(&ItemKey::batch(OA, &id)).await.unwrap().unwrap();
+    let Some(Attr::S(stored_message)) = meta.get("message") else {
+        panic!("no message in {meta:?}")
+    };
+    let hash = body_hash(stored_message.as_bytes());
     for (openid, ago) in [("z0", TEMPLATE_RESEND_WINDOW_SECS + 60), ("z1", 30)] {
-        let mut body = message.as_object().unwrap().clone();
-        body.insert("to".into(), json!({"openid": openid}));
-        let hash = body_hash(&serde_json::to_vec(&body).unwrap());
         let s = |v: &str| Attr::S(v.to_string());
         let op = Op::Set {
-            key: ItemKey::batch_claim(OA, &id, &format!("o:{openid}")),
+            key: ItemKey::batch_claim(OA, &id, &format!("{OA}:{openid}")),
             attrs: attrs([
                 ("hash", s(&hash)),
                 ("state", s("attempting")),

@@ -22,6 +22,8 @@ pub const FORCE_REFRESH_PER_DAY: usize = 20;
 pub const CUSTOM_WINDOW_SECS: i64 = 48 * 3600;
 pub const CUSTOM_PER_INTERACTION: u32 = 5;
 pub const LOGIN_CODE_TTL_SECS: i64 = 300;
+/// How long WeChat remembers a template message's `client_msg_id` per openid.
+pub const CLIENT_MSG_ID_WINDOW_SECS: i64 = 600;
 pub const FOLLOWERS_PER_PAGE: usize = 10_000;
 pub const BATCHGET_MAX: usize = 100;
 
@@ -179,7 +181,9 @@ pub struct World {
     daily_used: HashMap<(String, String), (i64, u64)>,
     minute_used: HashMap<(String, String), (i64, u64)>,
     pub daily_limits: HashMap<String, u64>,
-    client_msg_ids: HashMap<(String, String), i64>,
+    /// (appid, openid, client_msg_id) → (msgid, when first sent), for WeChat's 10-minute
+    /// dedupe window.
+    client_msg_ids: HashMap<(String, String, String), (i64, i64)>,
     custom_sent: HashMap<(String, String), (i64, u32)>,
     next_msgid: i64,
     pub token_ttl: i64,
@@ -568,13 +572,15 @@ impl World {
             .get("client_msg_id")
             .and_then(Value::as_str)
             .filter(|c| !c.is_empty());
-        if let Some(cid) = client_msg_id
-            && let Some(msgid) = self
-                .client_msg_ids
-                .get(&(app.appid.clone(), cid.to_string()))
-        {
-            // WeChat does not send the same client_msg_id twice.
-            return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+        let dedupe_key = client_msg_id.map(|cid| (app.appid.clone(), touser.to_string(), cid.to_string()));
+        if let Some(key) = &dedupe_key {
+            // WeChat sends one message per (openid, client_msg_id) for 10 minutes, then
+            // forgets the id: a resend after that is delivered again (docs/wechat.md).
+            if let Some((msgid, at)) = self.client_msg_ids.get(key)
+                && now - at < CLIENT_MSG_ID_WINDOW_SECS
+            {
+                return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+            }
         }
         let blocked = user.blocks_templates;
         let msgid = self.deliver(&app.appid, PATH, touser, body, now);
@@ -586,9 +592,8 @@ impl World {
         self.pending_pushes.push(Push::template_finished(
             &app.appid, touser, msgid, status, now,
         ));
-        if let Some(cid) = client_msg_id {
-            self.client_msg_ids
-                .insert((app.appid.clone(), cid.to_string()), msgid);
+        if let Some(key) = dedupe_key {
+            self.client_msg_ids.insert(key, (msgid, now));
         }
         Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
     }

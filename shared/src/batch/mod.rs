@@ -24,13 +24,15 @@
 //! burning no retries); `DELETE` cancels what is not sent yet.
 
 pub mod pace;
+pub mod sweep;
 
 use crate::app::{AppConfig, AppKind};
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::queue::{Job, JobQueue};
 use crate::send::service::{
-    MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash, check_idempotency_key, principal,
+    CLAIM_LEASE_MARGIN_SECS, ClaimSpec, MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash,
+    check_idempotency_key, principal,
 };
 use crate::send::validate::{MessageKind, Recipient, parse_recipient, parse_send_request};
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
@@ -187,9 +189,12 @@ impl Audience {
     }
 }
 
+/// Failure rows written with one progress change at most (a transaction holds 100 items).
+const ROWS_PER_FLUSH: usize = 90;
+
 /// The batch's `meta` item, read.
 #[derive(Clone, Debug)]
-struct Meta {
+pub(crate) struct Meta {
     version: i64,
     state: String,
     audience: Audience,
@@ -205,6 +210,8 @@ struct Meta {
     cursor: Option<String>,
     paused_until: i64,
     pause_reason: Option<String>,
+    /// When the fan-out last recorded a step.
+    fanout_at: i64,
 }
 
 impl Meta {
@@ -228,16 +235,25 @@ impl Meta {
             cursor: text(a, "cursor"),
             paused_until: num(a, "paused_until"),
             pause_reason: text(a, "pause_reason"),
+            fanout_at: num(a, "fanout_at"),
         }
     }
 }
 
 /// One chunk's progress item, read.
 #[derive(Clone, Debug)]
-struct Progress {
+pub(crate) struct Progress {
     version: i64,
     results: Vec<u8>,
     started: bool,
+    /// Unix seconds until which a job that flushed it may still be running.
+    active_until: i64,
+    /// When a job last flushed it.
+    flushed_at: i64,
+    /// Unix seconds when a put-back (or a sweep's requeue) of its job is due.
+    due_at: i64,
+    /// Sweeps that requeued it since a job last flushed it.
+    sweeps: i64,
 }
 
 impl Progress {
@@ -246,6 +262,10 @@ impl Progress {
             version: num(a, "version"),
             results: text(a, "results").unwrap_or_default().into_bytes(),
             started: flag(a, "started"),
+            active_until: num(a, "active_until"),
+            flushed_at: num(a, "flushed_at"),
+            due_at: num(a, "due_at"),
+            sweeps: num(a, "sweeps"),
         }
     }
 }
@@ -258,11 +278,20 @@ const CANCELLED: u8 = b'c';
 /// Failed without a send: the chunk was given up (counted as failed). A real outcome written
 /// by another run of the chunk still replaces it.
 const NOT_SENT: u8 = b'n';
+/// The same person as another recipient of the batch (an openid and its unionid, say): the
+/// other recipient's message is theirs (counted in `duplicates`).
+const DUPLICATE: u8 = b'd';
 
-/// Whether `c` is what WeChat did (sent, refused, unknown) rather than what wxpush decided
-/// about a recipient it did not send to (queued, cancelled, given up).
+/// Whether `c` is what WeChat did (sent, refused, unknown, or did for the same person)
+/// rather than what wxpush decided about a recipient it did not send to (queued,
+/// cancelled, given up).
 fn is_real(c: u8) -> bool {
-    matches!(c, SENT | FAILED | UNKNOWN)
+    matches!(c, SENT | FAILED | UNKNOWN | DUPLICATE)
+}
+
+/// Whether a recipient in state `c` has a row in the batch's failures.
+fn has_failure_row(c: u8) -> bool {
+    matches!(c, FAILED | UNKNOWN | NOT_SENT)
 }
 
 /// Two views of a chunk's outcomes made one: a real outcome beats "queued", "cancelled" and
@@ -304,6 +333,14 @@ struct Done {
 }
 
 impl Done {
+    fn duplicate(message_id: Option<String>) -> Done {
+        Done {
+            outcome: DUPLICATE,
+            message_id,
+            detail: None,
+        }
+    }
+
     fn failed(detail: Value) -> Done {
         Done {
             outcome: FAILED,
@@ -314,11 +351,7 @@ impl Done {
 
     /// An answer of the send path (also a replayed claim's).
     fn of(outcome: &SendOutcome) -> Done {
-        let message_id = outcome
-            .body
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let message_id = message_id_of(outcome);
         let (code, detail) = match outcome.status.as_u16() {
             200 => (SENT, None),
             202 => (UNKNOWN, Some(outcome.body.clone())),
@@ -368,6 +401,10 @@ struct ChunkCtx {
     app: Arc<AppConfig>,
     batch_id: String,
     message: Map<String, Value>,
+    /// What every recipient's claim is for: the message, whoever it goes to.
+    message_hash: String,
+    /// Until when recipients' claims are kept: as long as the batch.
+    claims_expire_at: i64,
     caller: String,
     deadline: Instant,
 }
@@ -513,7 +550,11 @@ impl Batches {
                     field: "version".into(),
                     expected: found.version,
                 };
-                self.store.record(&[op], now).await.map_err(store_error)?;
+                let listed = unfinished_op(appid, &id, now);
+                self.store
+                    .record(&[op, listed], now)
+                    .await
+                    .map_err(store_error)?;
                 self.start_fanout(appid, &id).await?;
                 let mut running = found.clone();
                 running.state = "running".into();
@@ -553,7 +594,9 @@ impl Batches {
             attrs: running.clone(),
             expected: Some(version),
         };
-        if self.store.record(&[op], now).await.map_err(store_error)? != Recorded::New {
+        // Listed for the sweep in the same write that starts it.
+        let listed = unfinished_op(appid, &id, now);
+        if self.store.record(&[op, listed], now).await.map_err(store_error)? != Recorded::New {
             return Err(ApiError::Conflict {
                 code: "in_progress",
                 message: format!("batch {id} was taken over by another request; retry later"),
@@ -619,20 +662,7 @@ impl Batches {
             .query(&format!("bprog#{appid}#{id}"))
             .await
             .map_err(store_error)?;
-        let mut counts = [0i64; 5];
-        for (_, p) in &progress {
-            for c in Progress::from(p).results {
-                let slot = match c {
-                    SENT => 1,
-                    FAILED | NOT_SENT => 2,
-                    UNKNOWN => 3,
-                    CANCELLED => 4,
-                    _ => 0,
-                };
-                counts[slot] += 1;
-            }
-        }
-        let [queued, sent, failed, unknown, cancelled] = counts;
+        let [queued, sent, failed, unknown, cancelled, same_person] = count_progress(&progress);
         let page = self
             .store
             .query_page(&format!("bfail#{appid}#{id}"), cursor, FAILURES_PER_PAGE)
@@ -654,7 +684,9 @@ impl Batches {
             })
             .collect();
         let all_written = meta.fanout_done || meta.state != "running";
+        let finished = (all_written && queued == 0) || meta.state == "failed";
         let state = match meta.state.as_str() {
+            "running" | "done" if finished => "done",
             "running" if meta.paused_until > now_unix() => "paused",
             other => other,
         };
@@ -669,8 +701,8 @@ impl Batches {
             "failed": failed,
             "unknown": unknown,
             "cancelled": cancelled,
-            "done": (all_written && queued == 0) || meta.state == "failed",
-            "duplicates": meta.duplicates,
+            "done": finished,
+            "duplicates": meta.duplicates + same_person,
             "requested_by": meta.requested_by,
             "created_at": meta.created_at,
             "failures": failures,
@@ -751,7 +783,10 @@ impl Batches {
                         .collect();
                     // A worker that started it meanwhile wins; it cancels the rest itself.
                     store
-                        .record(&[progress_op(&key, &results, p.version, false)], now_unix())
+                        .record(
+                            &[progress_op(&key, &results, p.version, false, now_unix())],
+                            now_unix(),
+                        )
                         .await
                         .map(|_| ())
                 }
@@ -789,6 +824,8 @@ impl Batches {
                 attrs: {
                     let mut a = changes;
                     a.insert("version".into(), Attr::N(meta.version + 1));
+                    let (k, v) = sweep::fanout_stamp();
+                    a.insert(k.into(), v);
                     a
                 },
                 field: "version".into(),
@@ -953,22 +990,18 @@ impl Batches {
             batches: self.clone(),
             app,
             batch_id: id.to_string(),
+            message_hash: body_hash(meta.message.as_bytes()),
             message,
+            claims_expire_at: meta.created_at + MESSAGE_TTL_SECS + 86_400,
             caller: meta.requested_by.clone(),
             deadline: deadline
                 .checked_sub(Duration::from_secs(1))
                 .unwrap_or(deadline),
         });
-        let mut chunk_state = ChunkRun {
-            key: progress_key,
-            appid: appid.to_string(),
-            id: id.to_string(),
-            chunk,
-            local: progress.results.clone(),
-            failures: Vec::new(),
-            started: progress.started,
-            unflushed: 0,
-        };
+        let mut chunk_state = ChunkRun::new(progress_key, appid, id, chunk, &progress);
+        chunk_state.active_until = now_unix()
+            + deadline.saturating_duration_since(Instant::now()).as_secs() as i64
+            + CLAIM_LEASE_MARGIN_SECS;
         // Mark it started first, so a cancel leaves it to this worker.
         if !chunk_state.started {
             self.flush(&mut chunk_state).await?;
@@ -1097,10 +1130,28 @@ impl Batches {
     /// Queues `job` again after `delay` (at most SQS's 900 s; a longer pause is waited out
     /// in turns).
     async fn put_back(&self, job: Job, delay: Duration) -> Result<(), String> {
+        let delay = delay.min(MAX_DELAY);
         self.queue
-            .enqueue_after(&job, delay.min(MAX_DELAY))
+            .enqueue_after(&job, delay)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // Tells the sweep when the chunk's job is due (it leaves the chunk alone until then).
+        if let Job::BatchChunk {
+            appid,
+            batch_id,
+            chunk,
+            ..
+        } = &job
+        {
+            let due = Op::Update {
+                key: ItemKey::batch_progress(appid, batch_id, *chunk),
+                attrs: attrs([("due_at", Attr::N(now_unix() + delay.as_secs() as i64 + 1))]),
+            };
+            if let Err(e) = self.store.record(&[due], now_unix()).await {
+                warn!(appid, batch = %batch_id, chunk, error = %e, "could not note when a chunk's job is due");
+            }
+        }
+        Ok(())
     }
 
     /// Pauses the batch until `until` (every worker sees it at its next check).
@@ -1122,34 +1173,47 @@ impl Batches {
         }
     }
 
-    /// Writes the chunk's outcomes so far: failure rows first (idempotent puts), then the
-    /// progress item by compare-and-swap, merged with what another worker may have written.
+    /// Writes the chunk's outcomes so far, merged with what another run of the chunk may
+    /// have written: each progress change by compare-and-swap, in one transaction with the
+    /// failure rows it adds or removes, so the counts and the failures always agree.
     async fn flush(&self, run: &mut ChunkRun) -> Result<(), String> {
-        let now = now_unix();
-        for rows in run.failures.chunks(90) {
-            self.with_retries(|| self.store.record(rows, now)).await?;
-        }
-        run.failures.clear();
-        for attempt in 0..8u32 {
+        let mut failures = 0u32;
+        // Bounded: each turn commits up to ROWS_PER_FLUSH changes, loses a race (another
+        // writer moved forward), or fails (8 failures end it).
+        for _ in 0..(run.local.len() / ROWS_PER_FLUSH + 64) {
             let stored = self
                 .with_retries(|| self.store.get(&run.key))
                 .await?
                 .map(|a| Progress::from(&a))
                 .ok_or_else(|| format!("chunk {} of batch {} is gone", run.chunk, run.id))?;
             let merged = merge(&stored.results, &run.local);
-            let op = progress_op(&run.key, &merged, stored.version, true);
-            match self.store.record(&[op], now).await {
+            let (next, mut ops, all) = run.step(&stored, &merged);
+            ops.push(progress_op(
+                &run.key,
+                &next,
+                stored.version,
+                true,
+                run.active_until,
+            ));
+            match self.store.record(&ops, now_unix()).await {
                 Ok(Recorded::New) => {
-                    count_settled(&stored.results, &merged);
-                    run.local = merged;
+                    count_settled(&stored.results, &next);
                     run.started = true;
-                    run.unflushed = 0;
-                    return Ok(());
+                    if all {
+                        run.local = merged;
+                        run.rows.clear();
+                        run.unflushed = 0;
+                        return Ok(());
+                    }
                 }
                 Ok(_) => continue,
                 Err(e) => {
-                    warn!(appid = %run.appid, batch = %run.id, chunk = run.chunk, attempt, error = %e, "recording chunk progress failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+                    failures += 1;
+                    warn!(appid = %run.appid, batch = %run.id, chunk = run.chunk, failures, error = %e, "recording chunk progress failed; retrying");
+                    if failures >= 8 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << failures.min(5))).await;
                 }
             }
         }
@@ -1191,16 +1255,7 @@ impl Batches {
             .await?
             .map(|a| Progress::from(&a))
             .ok_or_else(|| format!("chunk {chunk} of batch {id} is gone"))?;
-        let mut run = ChunkRun {
-            key,
-            appid: appid.to_string(),
-            id: id.to_string(),
-            chunk,
-            local: stored.results.clone(),
-            failures: Vec::new(),
-            started: stored.started,
-            unflushed: 0,
-        };
+        let mut run = ChunkRun::new(key, appid, id, chunk, &stored);
         for (i, recipient) in recipients.iter().enumerate() {
             if run.local[i] != QUEUED {
                 continue;
@@ -1263,16 +1318,34 @@ struct ChunkRun {
     id: String,
     chunk: u32,
     local: Vec<u8>,
-    failures: Vec<Op>,
+    /// The failure row of each recipient this run failed (or found unknown, or gave up),
+    /// written in the same transaction as the progress that counts it.
+    rows: std::collections::HashMap<usize, Attrs>,
     started: bool,
     unflushed: usize,
+    /// Unix seconds until which this run may still be working (written with each flush).
+    active_until: i64,
 }
 
 impl ChunkRun {
+    fn new(key: ItemKey, appid: &str, id: &str, chunk: u32, progress: &Progress) -> ChunkRun {
+        ChunkRun {
+            key,
+            appid: appid.to_string(),
+            id: id.to_string(),
+            chunk,
+            local: progress.results.clone(),
+            rows: Default::default(),
+            started: progress.started,
+            unflushed: 0,
+            active_until: now_unix(),
+        }
+    }
+
     fn record(&mut self, index: usize, recipient: &str, done: Done) {
         self.local[index] = done.outcome;
         self.unflushed += 1;
-        if matches!(done.outcome, FAILED | UNKNOWN | NOT_SENT) {
+        if has_failure_row(done.outcome) {
             let now = now_unix();
             let mut row = attrs([
                 ("recipient", s(recipient)),
@@ -1290,11 +1363,40 @@ impl ChunkRun {
             if let Some(m) = done.message_id {
                 row.insert("message_id".into(), s(&m));
             }
-            self.failures.push(Op::Set {
-                key: ItemKey::batch_failure(&self.appid, &self.id, self.chunk, index),
-                attrs: row,
-            });
+            self.rows.insert(index, row);
         }
+    }
+
+    /// The writes that move the stored progress `stored` towards `merged` by at most
+    /// [`ROWS_PER_FLUSH`] positions: the new results, the failure rows that go with them (a
+    /// real outcome's row replaces a give-up's; a give-up replaced by a send loses its row),
+    /// and whether that was every change.
+    fn step(&self, stored: &Progress, merged: &[u8]) -> (Vec<u8>, Vec<Op>, bool) {
+        let mut next = stored.results.clone();
+        let mut ops = Vec::new();
+        let mut changed = 0;
+        for i in 0..merged.len() {
+            if merged[i] == stored.results[i] {
+                continue;
+            }
+            if changed == ROWS_PER_FLUSH {
+                return (next, ops, false);
+            }
+            changed += 1;
+            next[i] = merged[i];
+            let key = ItemKey::batch_failure(&self.appid, &self.id, self.chunk, i);
+            if has_failure_row(merged[i])
+                && let Some(row) = self.rows.get(&i).filter(|_| merged[i] == self.local[i])
+            {
+                ops.push(Op::Set {
+                    key,
+                    attrs: row.clone(),
+                });
+            } else if has_failure_row(stored.results[i]) && !has_failure_row(merged[i]) {
+                ops.push(Op::Delete { key });
+            }
+        }
+        (next, ops, true)
     }
 }
 
@@ -1328,25 +1430,53 @@ async fn send_one(ctx: &ChunkCtx, recipient_key: &str) -> Result<Done, Stop> {
         Ok(false) => return Err(Stop::Deadline),
         Err(e) => return Err(Stop::Retry(e.to_string())),
     }
-    let item = ItemKey::batch_claim(&ctx.app.appid, &ctx.batch_id, recipient_key);
-    let label = format!("batch {} recipient {recipient_key}", ctx.batch_id);
-    match batches
+    // One claim per person the batch reaches (the sending app's openid), whichever way the
+    // recipient was listed: an openid and its unionid get one message.
+    let person = format!("{}:{}", routed.via.appid, routed.openid);
+    let claim = ClaimSpec {
+        item: ItemKey::batch_claim(&ctx.app.appid, &ctx.batch_id, &person),
+        label: recipient_key.to_string(),
+        hash: ctx.message_hash.clone(),
+        expires_at: ctx.claims_expire_at,
+    };
+    let answer = batches
         .sender
         .send_claimed(
             &req,
             routed,
-            item,
-            &label,
-            body_hash(&bytes),
+            claim,
             &ctx.caller,
             &[("batch_id", &ctx.batch_id)],
             ctx.deadline,
         )
-        .await
-    {
-        Ok(outcome) => Ok(Done::of(&outcome)),
+        .await;
+    match answer {
+        Ok(c) if c.replay_of.as_deref().is_some_and(|l| l != recipient_key) => {
+            Ok(Done::duplicate(message_id_of(&c.outcome)))
+        }
+        Ok(c) => match retry_until(&c.outcome) {
+            // A template WeChat may or may not have taken: resent (deduped by its
+            // client_msg_id) when the chunk runs again, while WeChat still remembers the id.
+            Some(until) if until > now_unix() => Err(Stop::Retry(format!(
+                "outcome unknown; resent with the same client_msg_id before {until}"
+            ))),
+            _ => Ok(Done::of(&c.outcome)),
+        },
         Err(e) => classify(e, &batches.config),
     }
+}
+
+fn message_id_of(outcome: &SendOutcome) -> Option<String> {
+    outcome
+        .body
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Until when an `unknown` answer may be resent (a template's).
+fn retry_until(outcome: &SendOutcome) -> Option<i64> {
+    outcome.body.get("retry_until").and_then(Value::as_i64)
 }
 
 /// A send that ended in an error: quota pauses the batch, a passing failure (WeChat or the
@@ -1372,7 +1502,36 @@ fn classify(e: ApiError, config: &BatchConfig) -> Result<Done, Stop> {
     Ok(Done::failed(e.body()))
 }
 
-fn progress_op(key: &ItemKey, results: &[u8], expected: i64, started: bool) -> Op {
+/// The recipients of a batch's progress items by state: queued, sent, failed (given up
+/// included), unknown, cancelled, the same person as another recipient.
+fn count_progress(progress: &[(String, Attrs)]) -> [i64; 6] {
+    let mut counts = [0i64; 6];
+    for (_, p) in progress {
+        for c in Progress::from(p).results {
+            let slot = match c {
+                SENT => 1,
+                FAILED | NOT_SENT => 2,
+                UNKNOWN => 3,
+                CANCELLED => 4,
+                DUPLICATE => 5,
+                _ => 0,
+            };
+            counts[slot] += 1;
+        }
+    }
+    counts
+}
+
+/// A chunk's progress item, replacing version `expected`. `active_until`: until when the
+/// job writing it may still run (the sweep leaves the chunk alone until then).
+fn progress_op(
+    key: &ItemKey,
+    results: &[u8],
+    expected: i64,
+    started: bool,
+    active_until: i64,
+) -> Op {
+    let now = now_unix();
     Op::PutIfVersion {
         key: key.clone(),
         attrs: attrs([
@@ -1380,7 +1539,9 @@ fn progress_op(key: &ItemKey, results: &[u8], expected: i64, started: bool) -> O
             ("count", Attr::N(results.len() as i64)),
             ("started", Attr::Bool(started)),
             ("version", Attr::N(expected + 1)),
-            ("ttl", Attr::N(now_unix() + MESSAGE_TTL_SECS)),
+            ("active_until", Attr::N(active_until)),
+            ("flushed_at", Attr::N(now)),
+            ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
         ]),
         expected: Some(expected),
     }
@@ -1403,10 +1564,22 @@ fn chunk_ops(appid: &str, id: &str, chunk: u32, recipients: &[String], now: i64)
                 ("count", Attr::N(recipients.len() as i64)),
                 ("started", Attr::Bool(false)),
                 ("version", Attr::N(0)),
+                ("due_at", Attr::N(now)),
                 ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
             ]),
         },
     ]
+}
+
+/// The batch's row in the sweep's list of unfinished batches.
+fn unfinished_op(appid: &str, id: &str, now: i64) -> Op {
+    Op::Set {
+        key: ItemKey::unfinished_batch(appid, id),
+        attrs: attrs([
+            ("listed_at", Attr::N(now)),
+            ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
+        ]),
+    }
 }
 
 fn recipient_from_key(key: &str) -> Option<Recipient> {

@@ -37,8 +37,6 @@ pub const CLAIM_LEASE_MARGIN_SECS: i64 = 5;
 /// `client_msg_id`. WeChat's dedupe window is not documented (facts.md: "unverified"; reported
 /// as 10 minutes): later than this, a takeover answers `unknown` instead of resending.
 pub const TEMPLATE_RESEND_WINDOW_SECS: i64 = 540;
-/// Attempts at writing a send's outcome (message record and claim) before answering anyway.
-const RECORD_ATTEMPTS: u32 = 4;
 
 /// The HTTP answer of a send (success, or a refusal worth replaying).
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +92,9 @@ struct ClaimState {
     after_attempt: bool,
     /// Unix seconds of the first request to WeChat under this claim.
     attempted_at: Option<i64>,
+    /// Unix seconds after which the store may delete the claim (its `ttl`): a day for an
+    /// Idempotency-Key, the batch's life for a batch recipient's claim.
+    expires_at: i64,
 }
 
 impl ClaimState {
@@ -106,7 +107,8 @@ impl ClaimState {
             ("version", Attr::N(version)),
             ("lease_until", Attr::N(self.lease_until)),
             ("created_at", Attr::N(self.created_at)),
-            ("ttl", Attr::N(self.created_at + IDEMPOTENCY_TTL_SECS)),
+            ("label", s(&self.idempotency_key)),
+            ("ttl", Attr::N(self.expires_at)),
         ]);
         if let Some(t) = self.attempted_at {
             a.insert("attempted_at".into(), Attr::N(t));
@@ -284,11 +286,12 @@ impl Sender {
                 check_idempotency_key(key)?;
                 let lease_until = unix_of(deadline) + CLAIM_LEASE_MARGIN_SECS;
                 let item = claim_key(appid, caller, key);
+                let expires_at = now_unix() + IDEMPOTENCY_TTL_SECS;
                 match self
-                    .claim(appid, key, item, body_hash(body), lease_until)
+                    .claim(appid, key, item, body_hash(body), lease_until, expires_at)
                     .await?
                 {
-                    Claim::Replay(outcome) => return Ok(outcome),
+                    Claim::Replay(outcome, _) => return Ok(outcome),
                     Claim::Claimed(c) => Some(c),
                 }
             }
@@ -296,7 +299,9 @@ impl Sender {
         let routed = match self.route(&app, &req).await {
             Ok(r) => r,
             Err(e) => {
-                // Nothing went out: the key is free for a corrected retry.
+                // Nothing went out from here: the key is free for a corrected retry, unless an
+                // earlier holder may have reached WeChat (then it stays `attempting` for ever:
+                // `release` refuses, and the next retry takes it over again).
                 if let Some(c) = &claim {
                     self.release(c).await;
                 }
@@ -308,29 +313,43 @@ impl Sender {
     }
 
     /// One send whose recipient is already routed, under a claim the caller names: a batch
-    /// recipient's (see [`crate::batch`]). `label` names the claim in logs and errors; `hash`
-    /// is what makes a claim for another message a conflict; `record_extra` goes on the
-    /// message record (the batch id). The rules are those of [`Sender::send`].
-    #[allow(clippy::too_many_arguments)]
+    /// recipient's (see [`crate::batch`]). `claim.label` names the claim in logs and errors
+    /// and is stored on it; `claim.hash` is what makes a claim for another message a conflict;
+    /// the claim lives until `claim.expires_at`; `record_extra` goes on the message record
+    /// (the batch id). The rules are those of [`Sender::send`]. A replayed answer says which
+    /// label first took the claim.
     pub async fn send_claimed(
         &self,
         req: &SendRequest,
         routed: Routed,
-        item: ItemKey,
-        label: &str,
-        hash: String,
+        claim: ClaimSpec,
         caller: &str,
         record_extra: &[(&str, &str)],
         deadline: Instant,
-    ) -> Result<SendOutcome, ApiError> {
+    ) -> Result<ClaimedOutcome, ApiError> {
         let lease_until = unix_of(deadline) + CLAIM_LEASE_MARGIN_SECS;
         let appid = routed.app.clone();
-        match self.claim(&appid, label, item, hash, lease_until).await? {
-            Claim::Replay(outcome) => Ok(outcome),
-            Claim::Claimed(c) => {
-                self.finish(req, routed, Some(c), caller, record_extra, deadline)
-                    .await
-            }
+        let ClaimSpec {
+            item,
+            label,
+            hash,
+            expires_at,
+        } = claim;
+        match self
+            .claim(&appid, &label, item, hash, lease_until, expires_at)
+            .await?
+        {
+            Claim::Replay(outcome, first_label) => Ok(ClaimedOutcome {
+                outcome,
+                replay_of: Some(first_label),
+            }),
+            Claim::Claimed(c) => self
+                .finish(req, routed, Some(c), caller, record_extra, deadline)
+                .await
+                .map(|outcome| ClaimedOutcome {
+                    outcome,
+                    replay_of: None,
+                }),
         }
     }
 
@@ -356,14 +375,18 @@ impl Sender {
             .map(|c| c.message_id.clone())
             .unwrap_or_else(new_message_id);
         let record_key = ItemKey::message(appid, &id);
+        let wx = build(req, &openid, &id);
+        let dedupes = matches!(wx, WxMessage::Template(_));
         if let Some(c) = claim.as_ref().filter(|c| c.after_attempt) {
-            // The earlier holder may have finished without writing the claim: its record says.
-            if let Some(outcome) = self.recorded_outcome(&record_key).await? {
+            // The earlier holder may have finished without writing the claim: its record
+            // says, unless it is a template's `unknown` that may still be resent.
+            if let Some((outcome, resend_until)) = self.recorded_outcome(&record_key).await?
+                && !(dedupes && resend_until.is_some_and(|t| t > now_unix()))
+            {
                 self.write_outcome(None, Some(c), &outcome, deadline).await;
                 return Ok(outcome);
             }
         }
-        let wx = build(req, &openid, &id);
         let result = self.deliver(&via, &wx, claim.as_mut(), deadline).await;
         let now = now_unix();
         let mut record = attrs([
@@ -382,61 +405,21 @@ impl Sender {
         for (k, v) in record_extra {
             record.insert(k.to_string(), s(v));
         }
-        let outcome = match result {
-            Ok(msgid) => {
-                record.insert("status".into(), s("sent"));
-                if let Some(m) = msgid {
-                    record.insert("wechat_msgid".into(), s(&m.to_string()));
-                }
-                info!(appid, id, via = %via.appid, kind = req.kind.as_str(), "message sent");
-                crate::metrics::count("Sends", 1.0, &[("Outcome", "sent")]);
-                SendOutcome {
-                    status: StatusCode::OK,
-                    body: json!({"id": id, "status": "sent", "wechat_msgid": msgid}),
-                }
-            }
+        let mut outcome = match result {
+            Ok(msgid) => sent_outcome(appid, &id, &via.appid, req, msgid, &mut record),
             Err(Failure::Unknown(why)) => {
-                record.insert("status".into(), s("unknown"));
-                record.insert("error".into(), s(&why));
-                warn!(appid, id, error = %why, "send outcome unknown; not resent");
-                crate::metrics::count("Sends", 1.0, &[("Outcome", "unknown")]);
-                let body = json!({"id": id, "status": "unknown",
-                    "message": "WeChat did not confirm the message; it may have been delivered and is not sent again"});
-                SendOutcome {
-                    status: StatusCode::ACCEPTED,
-                    body,
-                }
+                // A template may be resent with its client_msg_id until WeChat forgets it:
+                // until then the claim stays open to a retry (a batch puts the recipient
+                // back), and the answer says until when.
+                let resend_until = claim
+                    .as_ref()
+                    .filter(|_| dedupes)
+                    .and_then(|c| c.attempted_at)
+                    .map(|t| t + TEMPLATE_RESEND_WINDOW_SECS)
+                    .filter(|&t| t > now_unix());
+                unknown_outcome(appid, &id, &why, resend_until, &mut record)
             }
-            Err(Failure::Refused(e)) => {
-                record.insert("status".into(), s("failed"));
-                if let Some(code) = e.errcode() {
-                    record.insert("wechat_errcode".into(), Attr::N(code));
-                }
-                record.insert("error".into(), s(&e.to_string()));
-                let err = send_error(&via.appid, &e);
-                let outcome = if e.class() == ErrorClass::UserRefused {
-                    "refused"
-                } else {
-                    "failed"
-                };
-                crate::metrics::count("Sends", 1.0, &[("Outcome", outcome)]);
-                if let Some(code) = e.errcode() {
-                    crate::metrics::count(
-                        "SendWeChatErrors",
-                        1.0,
-                        &[("Errcode", code.to_string().as_str())],
-                    );
-                }
-                if e.class() == ErrorClass::UserRefused {
-                    info!(appid, id, errcode = ?e.errcode(), "message refused by the user's state");
-                } else {
-                    warn!(appid, id, errcode = ?e.errcode(), error = %e, "message refused by WeChat");
-                }
-                SendOutcome {
-                    status: err.status(),
-                    body: err.body(),
-                }
-            }
+            Err(Failure::Refused(e)) => refused_outcome(appid, &id, &via.appid, &e, &mut record),
             Err(Failure::NotSent(err)) => {
                 // Nothing went out: release the key so the caller's retry can send.
                 if let Some(c) = &claim {
@@ -451,29 +434,38 @@ impl Sender {
             Attr::N(outcome.status.as_u16() as i64),
         );
         record.insert("answer".into(), s(&outcome.body.to_string()));
-        self.write_outcome(
-            Some((record_key, record)),
-            claim.as_ref(),
-            &outcome,
-            deadline,
-        )
-        .await;
+        let recorded = self
+            .write_outcome(
+                Some((record_key, record)),
+                claim.as_ref(),
+                &outcome,
+                deadline,
+            )
+            .await;
+        if !recorded && claim.is_some() && !dedupes {
+            // A retry with this key will take the `attempting` claim over and, finding no
+            // record, answer `unknown` (this type cannot be resent): so does this answer.
+            outcome = unrecorded_outcome(&id, &outcome);
+        }
         Ok(outcome)
     }
 
-    /// Writes the message record and the finished claim together, retrying a failing store a
-    /// few times. When the store stays down the answer is still the truth of what WeChat did
-    /// (a `503` would make the caller send again); the claim then stays `attempting`, so a
-    /// retry after its lease resends only where WeChat dedupes and otherwise answers `unknown`.
+    /// Writes the message record and the finished claim together, retrying a failing store
+    /// until the claim's lease ends. A template's `unknown` that may still be resent leaves
+    /// the claim `attempting` with its lease ended, so the next retry resends. When the store
+    /// stays down the claim stays `attempting` and `false` is returned.
     async fn write_outcome(
         &self,
         record: Option<(ItemKey, Attrs)>,
         claim: Option<&ClaimState>,
         outcome: &SendOutcome,
         deadline: Instant,
-    ) {
+    ) -> bool {
         let mut with_claim = claim.is_some();
-        for attempt in 1..=RECORD_ATTEMPTS {
+        let resendable = outcome.body.get("retry_until").is_some();
+        let lease_end = deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64);
+        // Bounded: every turn sleeps, and the lease's end stops it.
+        for attempt in 1..=64u32 {
             let mut ops = Vec::with_capacity(2);
             if let Some((key, attrs)) = &record {
                 ops.push(Op::Set {
@@ -482,19 +474,25 @@ impl Sender {
                 });
             }
             if let (Some(c), true) = (claim, with_claim) {
-                ops.push(c.op(
-                    "done",
-                    &[
-                        ("status", Attr::N(outcome.status.as_u16() as i64)),
-                        ("response", s(&outcome.body.to_string())),
-                    ],
-                ));
+                ops.push(if resendable {
+                    let mut open = c.clone();
+                    open.lease_until = now_unix() - 1;
+                    open.op("attempting", &[])
+                } else {
+                    c.op(
+                        "done",
+                        &[
+                            ("status", Attr::N(outcome.status.as_u16() as i64)),
+                            ("response", s(&outcome.body.to_string())),
+                        ],
+                    )
+                });
             }
             if ops.is_empty() {
-                return;
+                return true;
             }
             match self.store.record(&ops, now_unix()).await {
-                Ok(Recorded::New) => return,
+                Ok(Recorded::New) => return true,
                 Ok(_) => {
                     // The claim was taken over (this invocation outlived its lease): the record
                     // is still ours to write.
@@ -502,37 +500,48 @@ impl Sender {
                     with_claim = false;
                 }
                 Err(e) => {
-                    let pause = Duration::from_millis(50 << attempt);
-                    if attempt == RECORD_ATTEMPTS
-                        || Instant::now() + pause
-                            > deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64)
-                    {
-                        error!(id = ?outcome.body.get("id"), error = %e, "could not record a send's outcome; answering it anyway");
-                        return;
+                    let pause = Duration::from_millis(50 << attempt.min(5));
+                    if Instant::now() + pause > lease_end {
+                        error!(id = ?outcome.body.get("id"), error = %e, "could not record a send's outcome");
+                        return false;
                     }
                     warn!(attempt, error = %e, "recording a send's outcome failed; retrying");
                     tokio::time::sleep(pause).await;
                 }
             }
         }
+        false
     }
 
-    /// The answer an earlier invocation recorded for this message, if it got that far.
-    async fn recorded_outcome(&self, key: &ItemKey) -> Result<Option<SendOutcome>, ApiError> {
+    /// The answer an earlier invocation recorded for this message, if it got that far, and
+    /// until when it may be resent (a template's `unknown`).
+    async fn recorded_outcome(
+        &self,
+        key: &ItemKey,
+    ) -> Result<Option<(SendOutcome, Option<i64>)>, ApiError> {
         let Some(rec) = self.store.get(key).await.map_err(store_error)? else {
             return Ok(None);
         };
         Ok(match (num(&rec, "answer_status"), text(&rec, "answer")) {
-            (Some(status), Some(answer)) => Some(SendOutcome {
-                status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
-                body: serde_json::from_str(&answer).unwrap_or(Value::Null),
-            }),
+            (Some(status), Some(answer)) => Some((
+                SendOutcome {
+                    status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
+                    body: serde_json::from_str(&answer).unwrap_or(Value::Null),
+                },
+                num(&rec, "resend_until"),
+            )),
             _ => None,
         })
     }
 
-    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send.
+    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send. A
+    /// claim that ever reached `attempting` is never given back: an earlier request may have
+    /// been delivered, and a free key would be sent again.
     async fn release(&self, claim: &ClaimState) {
+        if claim.after_attempt || claim.attempted_at.is_some() {
+            warn!(key = %claim.idempotency_key, "not releasing a claim that may have reached WeChat");
+            return;
+        }
         for _ in 0..2 {
             match self
                 .store
@@ -900,6 +909,7 @@ impl Sender {
                         Ok(())
                     }
                     Ok(Some(now_stored)) if num(&now_stored, "version") == Some(claim.version) => {
+                        claim.attempted_at = None;
                         Err(Failure::NotSent(store_error(e)))
                     }
                     Ok(_) => Err(Failure::Superseded(in_progress(
@@ -924,6 +934,7 @@ impl Sender {
         item: ItemKey,
         hash: String,
         lease_until: i64,
+        expires_at: i64,
     ) -> Result<Claim, ApiError> {
         let conflict = |code: &'static str, message: String| ApiError::WeChat {
             code,
@@ -948,6 +959,7 @@ impl Sender {
                 lease_until,
                 after_attempt,
                 attempted_at,
+                expires_at,
             };
             let state = if after_attempt {
                 "attempting"
@@ -1006,10 +1018,13 @@ impl Sender {
                 text(&existing, "response"),
             ) {
                 ("done", Some(status), Some(response)) => {
-                    return Ok(Claim::Replay(SendOutcome {
-                        status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
-                        body: serde_json::from_str(&response).unwrap_or(Value::Null),
-                    }));
+                    return Ok(Claim::Replay(
+                        SendOutcome {
+                            status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
+                            body: serde_json::from_str(&response).unwrap_or(Value::Null),
+                        },
+                        text(&existing, "label").unwrap_or_else(|| key.to_string()),
+                    ));
                 }
                 _ if num(&existing, "lease_until").unwrap_or(i64::MAX) >= now => {
                     return Err(in_progress(key, &their_id));
@@ -1031,8 +1046,124 @@ impl Sender {
 }
 
 enum Claim {
-    Replay(SendOutcome),
+    /// A finished claim's answer, and the label of the request that took the claim.
+    Replay(SendOutcome, String),
     Claimed(ClaimState),
+}
+
+/// The claim a [`Sender::send_claimed`] sends under.
+#[derive(Clone, Debug)]
+pub struct ClaimSpec {
+    pub item: ItemKey,
+    /// Names the claim in logs and errors; stored on it.
+    pub label: String,
+    /// What the claim is for: another `hash` under the same item is a conflict.
+    pub hash: String,
+    /// Unix seconds until which the claim is kept.
+    pub expires_at: i64,
+}
+
+/// What [`Sender::send_claimed`] answers.
+#[derive(Clone, Debug)]
+pub struct ClaimedOutcome {
+    pub outcome: SendOutcome,
+    /// For a replayed claim: the label that first took it (another recipient of a batch
+    /// that resolved to the same person, or a redelivery of this one).
+    pub replay_of: Option<String>,
+}
+
+/// `200 sent`, with the record's status.
+fn sent_outcome(
+    appid: &str,
+    id: &str,
+    via: &str,
+    req: &SendRequest,
+    msgid: Option<i64>,
+    record: &mut Attrs,
+) -> SendOutcome {
+    record.insert("status".into(), s("sent"));
+    if let Some(m) = msgid {
+        record.insert("wechat_msgid".into(), s(&m.to_string()));
+    }
+    info!(appid, id, via, kind = req.kind.as_str(), "message sent");
+    crate::metrics::count("Sends", 1.0, &[("Outcome", "sent")]);
+    SendOutcome {
+        status: StatusCode::OK,
+        body: json!({"id": id, "status": "sent", "wechat_msgid": msgid}),
+    }
+}
+
+/// `202 unknown`: WeChat may have delivered it. `resend_until`: a template that a retry
+/// with the same key (or the batch) resends, deduped by its client_msg_id, until then.
+fn unknown_outcome(
+    appid: &str,
+    id: &str,
+    why: &str,
+    resend_until: Option<i64>,
+    record: &mut Attrs,
+) -> SendOutcome {
+    record.insert("status".into(), s("unknown"));
+    record.insert("error".into(), s(why));
+    crate::metrics::count("Sends", 1.0, &[("Outcome", "unknown")]);
+    let body = match resend_until {
+        Some(until) => {
+            record.insert("resend_until".into(), Attr::N(until));
+            warn!(appid, id, error = %why, until, "send outcome unknown; a retry resends with the same client_msg_id");
+            json!({"id": id, "status": "unknown", "retry_until": until,
+                "message": "WeChat did not confirm the message; a retry with the same Idempotency-Key before retry_until resends it, and WeChat delivers it at most once"})
+        }
+        None => {
+            warn!(appid, id, error = %why, "send outcome unknown; not resent");
+            json!({"id": id, "status": "unknown",
+                "message": "WeChat did not confirm the message; it may have been delivered and is not sent again"})
+        }
+    };
+    SendOutcome {
+        status: StatusCode::ACCEPTED,
+        body,
+    }
+}
+
+/// WeChat refused the message (recorded `failed`).
+fn refused_outcome(
+    appid: &str,
+    id: &str,
+    via: &str,
+    e: &WeChatCallError,
+    record: &mut Attrs,
+) -> SendOutcome {
+    record.insert("status".into(), s("failed"));
+    if let Some(code) = e.errcode() {
+        record.insert("wechat_errcode".into(), Attr::N(code));
+        crate::metrics::count(
+            "SendWeChatErrors",
+            1.0,
+            &[("Errcode", code.to_string().as_str())],
+        );
+    }
+    record.insert("error".into(), s(&e.to_string()));
+    let err = send_error(via, e);
+    if e.class() == ErrorClass::UserRefused {
+        crate::metrics::count("Sends", 1.0, &[("Outcome", "refused")]);
+        info!(appid, id, errcode = ?e.errcode(), "message refused by the user's state");
+    } else {
+        crate::metrics::count("Sends", 1.0, &[("Outcome", "failed")]);
+        warn!(appid, id, errcode = ?e.errcode(), error = %e, "message refused by WeChat");
+    }
+    SendOutcome {
+        status: err.status(),
+        body: err.body(),
+    }
+}
+
+/// The answer of a send whose outcome could not be recorded: what a retry will hear.
+fn unrecorded_outcome(id: &str, what_wechat_said: &SendOutcome) -> SendOutcome {
+    SendOutcome {
+        status: StatusCode::ACCEPTED,
+        body: json!({"id": id, "status": "unknown",
+            "wechat_answer": what_wechat_said.body,
+            "message": "WeChat answered, but wxpush could not record the outcome; the message is not sent again, and a retry with this Idempotency-Key answers unknown too"}),
+    }
 }
 
 /// A message's route: see [`Sender::route`].

@@ -74,6 +74,11 @@ impl ItemKey {
     pub fn batch_recipients(appid: &str, id: &str, chunk: u32) -> ItemKey {
         ItemKey::new(format!("brcpt#{appid}#{id}"), format!("{chunk:06}"))
     }
+    /// A batch that may still have recipients to send: `Query pk = batches` lists them for
+    /// the sweep (written with the batch's `running` state, deleted once it is done).
+    pub fn unfinished_batch(appid: &str, id: &str) -> ItemKey {
+        ItemKey::new("batches", format!("{appid}#{id}"))
+    }
     /// One chunk's progress: a character per recipient. `Query pk` sums a batch's counts.
     pub fn batch_progress(appid: &str, id: &str, chunk: u32) -> ItemKey {
         ItemKey::new(format!("bprog#{appid}#{id}"), format!("{chunk:06}"))
@@ -107,6 +112,18 @@ impl ItemKey {
     /// Where the outbox sweep of `appid` stopped (it goes on from there).
     pub fn outbox_sweep(appid: &str) -> ItemKey {
         ItemKey::new(format!("fwd#sweep#{appid}"), "cursor")
+    }
+    /// A new follower whose unionid look-up is still to run: written in the transaction of
+    /// its `subscribe` event, deleted with the unionid. `Query pk` lists an app's (the sweep).
+    pub fn follow_up(appid: &str, openid: &str) -> ItemKey {
+        ItemKey::new(ItemKey::follow_up_pk(appid), openid.to_string())
+    }
+    pub fn follow_up_pk(appid: &str) -> String {
+        format!("fup#{appid}")
+    }
+    /// Where the follow-up sweep of `appid` stopped (it goes on from there).
+    pub fn follow_up_sweep(appid: &str) -> ItemKey {
+        ItemKey::new(format!("fup#sweep#{appid}"), "cursor")
     }
     /// An official account's follower sync: its state, counters and cursor.
     pub fn follower_sync(appid: &str) -> ItemKey {

@@ -1,0 +1,388 @@
+//! The guarantees of batches and keyed sends under the faults a kinder harness hid: jobs
+//! killed at any moment (Lambda's deadline, a crash) and on their last delivery, routing
+//! reads that fail after a takeover, WeChat's 10-minute `client_msg_id` window, the same
+//! person listed twice, and counts that must agree with the failures listed.
+//!
+//! Each test names the path of the guarantees issue it covers and how it failed before.
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wxpush_shared::clock::now_unix;
+use wxpush_shared::send::service::MESSAGE_TTL_SECS;
+use wxpush_shared::store::{Attr, Attrs, ItemKey, Op, StateStore, attrs};
+use wxpush_tests::batch_world::*;
+use wxpush_tests::faults::{Call, Fault};
+use wxpush_tests::sim_queue::Drive;
+
+fn num(a: &Attrs, k: &str) -> i64 {
+    match a.get(k) {
+        Some(Attr::N(n)) => *n,
+        _ => 0,
+    }
+}
+
+/// Drives the queue, then sweeps as the schedule would `round` hours later (every job the
+/// drive started has ended by then), until the batch is done or `rounds` run out.
+async fn drive_and_sweep(w: &World, id: &str, drive: Drive, rounds: usize) -> (Value, usize) {
+    let mut killed = 0;
+    for round in 1..=rounds {
+        let report = w.drive(drive.clone()).await.unwrap();
+        killed += report.killed;
+        let status = w.status(OA, id).await;
+        if status["state"] == "done" {
+            return (status, killed);
+        }
+        w.batches
+            .sweep(now_unix() + 3_600 * round as i64)
+            .await
+            .unwrap();
+    }
+    (w.status(OA, id).await, killed)
+}
+
+/// Path 3: every job of a 2 000-recipient batch may be killed at a random moment (mid-send,
+/// mid-flush) or at its deadline, and dead-lettered on its second delivery. The sweep finds
+/// what no job will run again. Before: the batch stayed `running` with recipients never
+/// sent and never failed (nothing requeued a dead-lettered fan-out or chunk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_killed_at_every_step_and_dead_lettered_still_reach_everyone_once() {
+    let mut config = test_config();
+    config.chunk_size = 250;
+    config.concurrency = 16;
+    let w = world(config).await;
+    let n = 2_000;
+    w.add_users("k", n).await;
+    let recipients: Vec<Value> = (0..n).map(|i| json!({"openid": format!("k{i}")})).collect();
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("杀不死"), "recipients": recipients}),
+        )
+        .await;
+    let drive = Drive {
+        workers: 6,
+        budget: Duration::from_secs(2),
+        visibility: Duration::from_millis(100),
+        max_receives: 2,
+        kill_rate: 0.5,
+        kill_within: Duration::from_millis(400),
+        limit: Duration::from_secs(30),
+        ..Drive::default()
+    };
+    let (status, killed) = drive_and_sweep(&w, &id, drive, 12).await;
+    let per_user = w.delivered().await;
+    let twice = per_user.values().filter(|&&c| c > 1).count();
+    let missing = (0..n)
+        .filter(|i| !per_user.contains_key(&format!("k{i}")))
+        .count();
+    println!(
+        "batch kill storm: {n} recipients, {killed} deliveries killed; sent {} unknown {} failed {}; missing {missing}; twice {twice}",
+        status["sent"], status["unknown"], status["failed"]
+    );
+    assert!(killed >= 5, "the harness killed jobs ({killed})");
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(status["queued"], 0, "{status}");
+    assert_eq!(twice, 0, "nobody got two messages");
+    // A recipient killed mid-send of a template is resent with its client_msg_id while
+    // WeChat remembers it: everyone got the message, and it counts as sent.
+    assert_eq!(missing, 0, "everyone got the message: {status}");
+    assert_eq!(status["sent"], n, "{status}");
+}
+
+/// Path 4: WeChat answers 50 × -1, then 20 × HTTP 503, then 10 × 502 after delivering.
+/// Before: 15 template recipients ended `unknown` and some never got the message. A
+/// template's unknown goes back to the chunk while WeChat dedupes its client_msg_id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_recipients_are_not_left_unknown_while_wechat_dedupes() {
+    let w = world(test_config()).await;
+    let n = 1_000;
+    w.add_users("t", n).await;
+    for fault in [
+        json!({"errcode": -1, "times": 50}),
+        json!({"http_status": 503, "times": 20}),
+        json!({"http_status": 502, "after_delivery": true, "times": 10}),
+    ] {
+        let mut f = fault;
+        f["path"] = json!("/cgi-bin/message/template/send");
+        w.emulator.control("/faults", f).await;
+    }
+    let recipients: Vec<Value> = (0..n).map(|i| json!({"openid": format!("t{i}")})).collect();
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("去重窗口"), "recipients": recipients}),
+        )
+        .await;
+    let report = w.drive(Drive::default()).await.unwrap();
+    assert!(report.drained);
+    let status = w.status(OA, &id).await;
+    let per_user = w.delivered().await;
+    assert_eq!(per_user.len(), n, "everyone got it: {status}");
+    assert!(per_user.values().all(|&c| c == 1), "once each");
+    assert_eq!(
+        (status["sent"].as_i64(), status["unknown"].as_i64()),
+        (Some(n as i64), Some(0)),
+        "{status}"
+    );
+    assert_eq!(status["state"], "done");
+}
+
+/// Path 5: an openid and its own unionid in one batch are one person. Before: two claims,
+/// two messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_listed_twice_gets_one_message() {
+    let w = world(test_config()).await;
+    w.add_users("p", 3).await;
+    let pairs: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("p{i}"), format!("Up{i}")))
+        .collect();
+    map_unionids(&w.store, &pairs).await;
+    for message in [template("一人一条"), custom("一人一条")] {
+        let id = w
+            .create(
+                OA,
+                json!({"message": message, "recipients": [
+                    {"openid": "p0"}, {"unionid": "Up0"}, {"unionid": "Up1"}, {"openid": "p1"}, {"openid": "p2"}
+                ]}),
+            )
+            .await;
+        assert!(w.drive(Drive::default()).await.unwrap().drained);
+        let status = w.status(OA, &id).await;
+        assert_eq!(status["sent"], 3, "{status}");
+        assert_eq!(status["duplicates"], 2, "{status}");
+        assert_eq!(status["state"], "done", "{status}");
+    }
+    let per_user = w.delivered().await;
+    assert_eq!(per_user.get("p0"), Some(&2), "one template and one custom");
+    assert_eq!(per_user.get("p1"), Some(&2));
+}
+
+/// Path 6: a chunk given up by one run (its last delivery) while another run still sends:
+/// the real outcome replaces the give-up, and its failure row goes with it. Before: the
+/// "not sent" row stayed in `failures` while the counts said sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_give_up_replaced_by_a_real_send_leaves_no_failure_row() {
+    let mut config = test_config();
+    config.concurrency = 1;
+    config.flush_interval = Duration::from_secs(30);
+    let w = world(config).await;
+    w.add_users("g", 2).await;
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("并发"), "recipients": [{"openid": "g0"}, {"openid": "g1"}]}),
+        )
+        .await;
+    w.run_fanouts().await;
+    let job = w.queue.drain().remove(0).0;
+    w.emulator
+        .control(
+            "/faults",
+            json!({"path": "/cgi-bin/message/template/send", "errcode": -1, "times": 3}),
+        )
+        .await;
+    let runner = w.runner.clone();
+    let slow_job = job.clone();
+    let slow = tokio::spawn(async move {
+        runner
+            .run_delivery(&slow_job, Instant::now() + Duration::from_secs(20), false)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The queue's last delivery of the same job gives up what it finds unsent.
+    let gave_up = w
+        .runner
+        .run_delivery(&job, Instant::now() + Duration::from_secs(20), true)
+        .await;
+    assert!(gave_up.is_err(), "a given-up chunk goes to the dead-letter queue");
+    slow.await.unwrap().unwrap();
+    let status = w.status(OA, &id).await;
+    let listed = status["failures"].as_array().unwrap().len() as i64;
+    let counted = status["failed"].as_i64().unwrap() + status["unknown"].as_i64().unwrap();
+    assert_eq!(listed, counted, "failures listed = failed + unknown: {status}");
+    assert_eq!(status["sent"], 1, "g1 was sent after the give-up: {status}");
+    assert_eq!(w.delivered().await.len(), 2);
+}
+
+/// Path 7: a recipient's claim lives as long as its batch. Before: 24 hours, after which a
+/// slow or paused batch sent an unflushed recipient again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_claims_live_as_long_as_the_batch() {
+    let w = world(test_config()).await;
+    w.add_users("c", 1).await;
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("长寿"), "recipients": [{"openid": "c0"}]}),
+        )
+        .await;
+    assert!(w.drive(Drive::default()).await.unwrap().drained);
+    let meta = w.store.get(&ItemKey::batch(OA, &id)).await.unwrap().unwrap();
+    let claims = w.store.query(&format!("bclaim#{OA}#{id}")).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    assert!(
+        num(&claims[0].1, "ttl") >= num(&meta, "created_at") + MESSAGE_TTL_SECS,
+        "claim ttl {} < the batch's life",
+        num(&claims[0].1, "ttl")
+    );
+}
+
+/// Marks the mini program's openid `mp_openid` as the same person as `unionid` (whose
+/// official account openid the callbacks already recorded).
+async fn map_mini_program(store: &Arc<dyn StateStore>, mp_openid: &str, unionid: &str) {
+    let s = |v: &str| Attr::S(v.to_string());
+    let ops = [
+        Op::Set {
+            key: ItemKey::account(MP, mp_openid),
+            attrs: attrs([
+                ("appid", s(MP)),
+                ("openid", s(mp_openid)),
+                ("unionid", s(unionid)),
+            ]),
+        },
+        Op::Set {
+            key: ItemKey::union_account(unionid, MP),
+            attrs: attrs([("appid", s(MP)), ("openid", s(mp_openid))]),
+        },
+    ];
+    store.record(&ops, now_unix()).await.unwrap();
+}
+
+/// One keyed send, answered as the client hears it.
+async fn send_keyed(w: &World, appid: &str, body: &Value, key: &str, budget: Duration) -> Value {
+    let bytes = body.to_string();
+    let deadline = Instant::now() + budget;
+    match w
+        .svc
+        .sender
+        .send(appid, bytes.as_bytes(), Some(key), "keyed-client", deadline)
+        .await
+    {
+        Ok(o) => json!({"http": o.status.as_u16(), "body": o.body}),
+        Err(e) => json!({"http": e.status().as_u16(), "body": e.body()}),
+    }
+}
+
+/// Paths 1 and 8: R1 delivers and cannot record the outcome; after its lease R2 takes the
+/// claim over and routing fails on the flaky store (the unionid look-up, the mini program's
+/// account read, the SSM read of the linked official account); R3 retries. Before: R2
+/// released the claim, R3 took it as fresh and sent a second message; and R1 answered
+/// `sent` where every replay answered `unknown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_routing_after_a_takeover_never_frees_the_claim() {
+    let w = Arc::new(world(test_config()).await);
+    w.add_users("r", 3).await;
+    let pairs: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("r{i}"), format!("Ur{i}")))
+        .collect();
+    map_unionids(&w.store, &pairs).await;
+    map_mini_program(&w.store, "mp-r2", "Ur2").await;
+    let cases = [
+        (
+            OA,
+            json!({"type": "custom", "to": {"unionid": "Ur0"}, "msgtype": "text", "text": {"content": "一次"}}),
+            "union#Ur0",
+        ),
+        (
+            OA,
+            json!({"type": "custom", "to": {"unionid": "Ur1"}, "msgtype": "text", "text": {"content": "一次"}}),
+            "union#Ur1",
+        ),
+        (
+            MP,
+            json!({"type": "uniform", "to": {"openid": "mp-r2"}, "template_id": "TPL_u", "data": {"thing1": {"value": "一次"}}}),
+            "ssm",
+        ),
+        (
+            MP,
+            json!({"type": "uniform", "to": {"openid": "mp-r2"}, "template_id": "TPL_u", "data": {"thing1": {"value": "再一次"}}}),
+            "acct",
+        ),
+    ];
+    // R1: every write of the outcome fails until the lease ends.
+    w.faults
+        .script(Call::Record, "msg#", Fault::Before("ThrottlingException"), 0, 10_000);
+    let mut first = Vec::new();
+    let r1: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (appid, body, _))| {
+            let (w, appid, body) = (w.clone(), appid.to_string(), body.clone());
+            tokio::spawn(async move {
+                send_keyed(&w, &appid, &body, &format!("k{i}"), Duration::from_secs(1)).await
+            })
+        })
+        .collect();
+    for r in r1 {
+        first.push(r.await.unwrap());
+    }
+    w.faults.clear();
+    assert_eq!(w.emulator.delivered(OA).await.len(), 4, "R1 delivered each");
+    tokio::time::sleep(Duration::from_secs(2)).await; // the leases end
+    // R2: routing fails — the unionid look-up, the mini program account's read, the SSM
+    // read of the linked official account — each right after the takeover.
+    let throttled = Fault::Before("ThrottlingException");
+    for (i, (appid, body, routing)) in cases.iter().enumerate() {
+        match *routing {
+            "ssm" => w
+                .secret_faults
+                .script(Call::SecretApp, OA, throttled.clone(), 0, 1),
+            "acct" => w.faults.script(Call::Get, "acct#", throttled.clone(), 0, 1),
+            union => w.faults.script(Call::Query, union, throttled.clone(), 0, 1),
+        }
+        let r2 = send_keyed(&w, appid, body, &format!("k{i}"), Duration::from_secs(1)).await;
+        assert_eq!(r2["http"], 503, "case {i}: routing failed: {r2}");
+    }
+    w.faults.clear();
+    w.secret_faults.clear();
+    tokio::time::sleep(Duration::from_secs(8)).await; // R2's leases end too
+    for (i, (appid, body, _)) in cases.iter().enumerate() {
+        let r3 = send_keyed(&w, appid, body, &format!("k{i}"), Duration::from_secs(1)).await;
+        assert_eq!(
+            (&r3["http"], &r3["body"]["status"]),
+            (&first[i]["http"], &first[i]["body"]["status"]),
+            "case {i}: a replay answers what the first request answered: {} vs {r3}",
+            first[i]
+        );
+    }
+    let per_user: HashMap<String, usize> = w.delivered().await;
+    assert_eq!(per_user.len(), 3);
+    assert_eq!(per_user.get("r0"), Some(&1), "{per_user:?}");
+    assert_eq!(per_user.get("r1"), Some(&1), "{per_user:?}");
+    assert_eq!(per_user.get("r2"), Some(&2), "two uniform messages, each once");
+}
+
+/// Path 4, single sends: a template whose outcome is unknown is resent by a retry with the
+/// same key while WeChat dedupes its client_msg_id. Before: the retry replayed `unknown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_retry_resolves_a_templates_unknown_within_the_window() {
+    let w = world(test_config()).await;
+    w.add_users("s", 1).await;
+    for fault in [
+        json!({"http_status": 502, "after_delivery": true, "times": 1}),
+        json!({"errcode": -1, "times": 3}),
+    ] {
+        let mut f = fault;
+        f["path"] = json!("/cgi-bin/message/template/send");
+        w.emulator.control("/faults", f).await;
+    }
+    let body = json!({"type": "template", "to": {"openid": "s0"}, "template_id": "TPL_s", "data": {"thing1": {"value": "未知"}}});
+    let first = send_keyed(&w, OA, &body, "tk", Duration::from_secs(20)).await;
+    assert_eq!(first["http"], 202, "{first}");
+    assert!(first["body"]["retry_until"].as_i64().unwrap() > now_unix());
+    let again = send_keyed(&w, OA, &body, "tk", Duration::from_secs(20)).await;
+    assert_eq!(again["http"], 200, "{again}");
+    assert_eq!(again["body"]["id"], first["body"]["id"]);
+    let third = send_keyed(&w, OA, &body, "tk", Duration::from_secs(20)).await;
+    assert_eq!(third, again, "then the same answer for ever");
+    assert_eq!(w.delivered().await.get("s0"), Some(&1));
+    let rec = w
+        .svc
+        .sender
+        .message(OA, first["body"]["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rec["status"], "sent");
+}
