@@ -96,8 +96,23 @@ impl JobRunner {
                     .await?;
             }
             Job::SweepOutbox => {
-                let queued = self.forwarder()?.sweep(crate::clock::now_unix()).await?;
-                info!(queued, "outbox sweep");
+                // Every configured sweep runs, whatever another one did; one failing fails
+                // the job (each is safe to run again).
+                let now = crate::clock::now_unix();
+                let mut swept = vec![("follow-up", self.followers.sweep(now, deadline).await)];
+                if let Some(forwarder) = &self.forwarder {
+                    swept.push(("outbox", forwarder.sweep(now).await));
+                }
+                let mut failed = vec![];
+                for (sweep, result) in swept {
+                    match result {
+                        Ok(queued) => info!(sweep, queued, "sweep"),
+                        Err(e) => failed.push(format!("{sweep} sweep: {e}")),
+                    }
+                }
+                if !failed.is_empty() {
+                    return Err(failed.join("; "));
+                }
             }
         }
         Ok(())

@@ -98,7 +98,16 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
     );
     let pending = w.item(ItemKey::account(&w.appid, "fan1")).await.unwrap();
     assert_eq!(pending["unionid_pending"], Attr::Bool(true));
+    let follow_up = ItemKey::follow_up(&w.appid, "fan1");
+    assert!(
+        w.item(follow_up.clone()).await.is_some(),
+        "recorded with the event"
+    );
     assert_eq!(w.run_jobs().await, 1);
+    assert!(
+        w.item(follow_up).await.is_none(),
+        "deleted with the unionid"
+    );
     assert_eq!(
         w.push(&sub).await.unwrap(),
         Recorded::Duplicate,
@@ -169,6 +178,11 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
     let job = w.jobs.take();
     assert_eq!(job.len(), 1);
     assert!(w.runner.run(&job[0], far()).await.is_err());
+    let follow_up = ItemKey::follow_up(&w.appid, "fan2");
+    assert!(
+        w.item(follow_up.clone()).await.is_some(),
+        "kept for another try"
+    );
     w.world
         .emulator
         .control(
@@ -180,6 +194,42 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
     let fan2 = w.item(ItemKey::account(&w.appid, "fan2")).await.unwrap();
     assert_eq!(fan2["unionid"], Attr::S("union-2".into()));
     assert_eq!(fan2["unionid_pending"], Attr::Bool(false));
+    assert!(w.item(follow_up).await.is_none());
+}
+
+/// The scheduled sweep on a worker whose follow-up has no queue (and no forwarder): it runs
+/// the look-ups that were never queued itself, while its deadline allows.
+#[tokio::test]
+async fn a_worker_without_a_queue_runs_the_swept_look_ups_itself() {
+    let w = world().await;
+    w.world
+        .emulator
+        .control(
+            "/users",
+            json!({"appid": w.appid, "openid": "fan3", "unionid": "union-3"}),
+        )
+        .await;
+    // Recorded two minutes ago, while the queue refused the look-up.
+    w.jobs.fail_next(1);
+    let then = now_unix() - 120;
+    let q = signed_query(TOKEN, &then.to_string(), &wxpush_tests::nonce(), &[]);
+    let sub = event("fan3", then, "subscribe", "");
+    let recorded = w.svc.receive(&w.appid, &q, sub.as_bytes(), then).await;
+    assert_eq!(recorded.unwrap(), Recorded::New);
+    assert!(w.jobs.is_empty());
+    // No time left: nothing runs, the row is kept; then the sweep completes the follower.
+    let sweep = wxpush_shared::queue::Job::SweepOutbox;
+    w.runner
+        .run(&sweep, std::time::Instant::now())
+        .await
+        .unwrap();
+    let follow_up = ItemKey::follow_up(&w.appid, "fan3");
+    assert!(w.item(follow_up.clone()).await.is_some());
+    w.runner.run(&sweep, far()).await.unwrap();
+    assert!(w.jobs.is_empty(), "nothing queued");
+    let account = w.item(ItemKey::account(&w.appid, "fan3")).await.unwrap();
+    assert_eq!(account["unionid"], Attr::S("union-3".into()));
+    assert!(w.item(follow_up).await.is_none());
 }
 
 fn far() -> std::time::Instant {

@@ -19,11 +19,17 @@ use tracing::{info, warn};
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 /// How far a callback's timestamp may be from now, either way.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
-/// How long after it is queued a new follower's unionid look-up runs. The event it belongs
-/// to is recorded right after the job is queued, by the same invocation, which Lambda ends
-/// after 5 s (template.yaml): twice that leaves the write time to land even when it was the
-/// last thing the invocation did. A job that still finds no follower does nothing.
+/// How long after a new follower's event is recorded its unionid look-up is delivered (the
+/// job is queued once the event is stored). The event's forwarding waits half as long again,
+/// so the forwarded event carries the unionid.
 pub const COMPLETION_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the outbox sweep leaves a new follower's event alone (its outbox row's
+/// `next_attempt_at`): one sweep period (5 min). When neither the look-up nor the forwarding
+/// could be queued, a sweep queues the look-up ([`FOLLOW_UP_SWEEP_AFTER_SECS`]) at least one
+/// run before it queues the forwarding, so the forwarded event carries the unionid.
+///
+/// [`FOLLOW_UP_SWEEP_AFTER_SECS`]: super::followup::FOLLOW_UP_SWEEP_AFTER_SECS
+pub const FORWARD_HOLD_SECS: i64 = 300;
 /// The longest `nonce` accepted (WeChat's are about ten digits); it becomes part of a key.
 pub const MAX_NONCE_LEN: usize = 64;
 
@@ -53,7 +59,7 @@ pub struct CallbackService {
     secrets: Arc<dyn SecretStore>,
     store: Arc<dyn StateStore>,
     /// Where a new follower's unionid look-up goes ([`Job::CompleteFollower`]): the callback
-    /// itself never waits for WeChat.
+    /// itself never waits for WeChat, nor depends on the queue (a refused job is swept up).
     queue: Arc<dyn JobQueue>,
     /// Whether recorded events are forwarded (an outbox row with each, see
     /// [`crate::forward`]).
@@ -87,8 +93,7 @@ impl CallbackService {
         }
     }
 
-    /// A shorter [`COMPLETION_DELAY`] where the event is recorded in-process right after the
-    /// job is queued (`wxpush serve`: no invocation that could end in between).
+    /// Another delay than [`COMPLETION_DELAY`] (`wxpush serve`: a shorter one).
     pub fn with_completion_delay(mut self, delay: std::time::Duration) -> Self {
         self.completion_delay = delay;
         self
@@ -194,28 +199,22 @@ impl CallbackService {
             .is_some()
         {
             info!(appid, "callback retry acknowledged without processing");
-            self.requeue_pending(&app, &msg).await?;
+            self.requeue_pending(&app, &msg).await;
             self.queue_forward(appid, &msg, std::time::Duration::ZERO)
                 .await;
             return Ok(Recorded::Duplicate);
         }
         let extra = self.enrich(&app, &msg).await?;
-        if extra.unionid_pending {
-            // Queued before the event is recorded (and delivered a few seconds later, once it
-            // is): an acknowledged follower always has its look-up on the way. If the queue
-            // refuses, nothing is recorded and WeChat is told to retry.
-            self.queue_completion(appid, &msg.from_user_name, self.completion_delay)
-                .await?;
-        }
+        // A pending follower's follow-up row comes with the event (`plan`): the look-up is
+        // recorded as owed whether or not its job can be queued.
         let mut ops = plan(appid, &msg, &plaintext, now, &extra);
         if self.forwarding {
-            ops.push(crate::forward::outbox_op(
-                appid,
-                &msg,
-                &plaintext,
-                extra.unionid.as_deref(),
-                now,
-            ));
+            let mut outbox =
+                crate::forward::outbox_op(appid, &msg, &plaintext, extra.unionid.as_deref(), now);
+            if extra.unionid_pending {
+                hold_outbox_row(&mut outbox, now + FORWARD_HOLD_SECS);
+            }
+            ops.push(outbox);
         }
         let recorded = self.store.record(&ops, now).await.map_err(store_error)?;
         info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
@@ -225,8 +224,12 @@ impl CallbackService {
                 None => msg.msg_type.clone(),
             };
             crate::metrics::count("Callbacks", 1.0, &[("EventType", kind.as_str())]);
+            if extra.unionid_pending {
+                self.queue_completion(appid, &msg.from_user_name, self.completion_delay)
+                    .await;
+            }
         } else {
-            self.requeue_pending(&app, &msg).await?;
+            self.requeue_pending(&app, &msg).await;
         }
         // A new follower's event goes out once its unionid look-up has had its turn, so the
         // forwarded event carries the unionid.
@@ -281,23 +284,18 @@ impl CallbackService {
         }
     }
 
-    /// Queues the unionid look-up of a follower recorded (or about to be) without one, to run
-    /// after `delay`. The job is idempotent: one that finds the follower complete, or not
-    /// recorded, does nothing.
-    async fn queue_completion(
-        &self,
-        appid: &str,
-        openid: &str,
-        delay: std::time::Duration,
-    ) -> Result<(), ApiError> {
+    /// Queues the unionid look-up of a follower recorded without one, to run after `delay`.
+    /// Not an error when the queue refuses: the follow-up row is stored with the event, and
+    /// the scheduled sweep queues it. The job is idempotent: one that finds the follower
+    /// complete, or not recorded, does nothing.
+    async fn queue_completion(&self, appid: &str, openid: &str, delay: std::time::Duration) {
         let job = Job::CompleteFollower {
             appid: appid.to_string(),
             openid: openid.to_string(),
         };
-        self.queue.enqueue_after(&job, delay).await.map_err(|e| {
-            warn!(appid, error = %e, "could not queue a follower's unionid look-up; WeChat will retry the push");
-            ApiError::QueueUnavailable(e.to_string())
-        })
+        if let Err(e) = self.queue.enqueue_after(&job, delay).await {
+            warn!(appid, error = %e, "could not queue a follower's unionid look-up; the follow-up sweep will");
+        }
     }
 
     /// Queues the forwarding of a recorded event. Not an error when the queue refuses: the
@@ -317,23 +315,25 @@ impl CallbackService {
     }
 
     /// A retried `subscribe` whose follower is still waiting for its unionid look-up (its job
-    /// was lost, or failed for good): queue it again. One read, only for such retries.
-    async fn requeue_pending(&self, app: &AppConfig, msg: &InboundMessage) -> Result<(), ApiError> {
+    /// was lost, or failed for good): queue it again, sooner than the sweep would. One read,
+    /// only for such retries; a failure is only logged (the event is recorded).
+    async fn requeue_pending(&self, app: &AppConfig, msg: &InboundMessage) {
         if msg.event() != Some("subscribe") || app.kind != AppKind::OfficialAccount {
-            return Ok(());
+            return;
         }
-        let account = self
-            .store
-            .get(&ItemKey::account(&app.appid, &msg.from_user_name))
-            .await
-            .map_err(store_error)?
-            .unwrap_or_default();
+        let openid = msg.from_user_name.as_str();
+        let account = match self.store.get(&ItemKey::account(&app.appid, openid)).await {
+            Ok(account) => account.unwrap_or_default(),
+            Err(e) => {
+                warn!(appid = %app.appid, error = %e, "could not read a retried follower; the follow-up sweep covers it");
+                return;
+            }
+        };
         let pending = matches!(account.get("unionid_pending"), Some(Attr::Bool(true)));
         if pending && !account.contains_key("unionid") {
-            self.queue_completion(&app.appid, &msg.from_user_name, std::time::Duration::ZERO)
-                .await?;
+            self.queue_completion(&app.appid, openid, std::time::Duration::ZERO)
+                .await;
         }
-        Ok(())
     }
 
     /// Safe or compatible mode: `msg_signature` over the `Encrypt` field, then AES, then the
@@ -400,6 +400,14 @@ impl CallbackService {
             unionid: None,
             unionid_pending: event == "subscribe" && app.kind == AppKind::OfficialAccount,
         })
+    }
+}
+
+/// Sets when the outbox sweep may first take an event's outbox row up: its
+/// `next_attempt_at`, which the sweep reads as the time a retry is due.
+fn hold_outbox_row(op: &mut crate::store::Op, until: i64) {
+    if let crate::store::Op::Insert { attrs, .. } = op {
+        attrs.insert("next_attempt_at".into(), Attr::N(until));
     }
 }
 

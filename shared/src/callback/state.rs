@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 pub const EVENT_TTL_SECS: i64 = 7 * 86_400;
 
 /// What the caller knows beyond the event itself: the follower's stored unionid, or that it
-/// still has to be looked up (then the account is marked `unionid_pending`).
+/// still has to be looked up (then the account is marked `unionid_pending` and a follow-up
+/// row is written with it, [`super::followup::follow_up_op`]).
 #[derive(Clone, Debug, Default)]
 pub struct Enrichment {
     pub unionid: Option<String>,
@@ -73,6 +74,8 @@ pub fn plan(
             ]);
             if extra.unionid_pending {
                 account.insert("unionid_pending".into(), Attr::Bool(true));
+                // The look-up's own record: what the sweep finds if its job never runs.
+                ops.push(super::followup::follow_up_op(appid, openid, now));
             }
             if let Some(u) = &extra.unionid {
                 account.insert("unionid".into(), s(u));
@@ -180,5 +183,42 @@ mod tests {
         assert_eq!(delivery_state("failed: system failed"), "failed");
         assert_eq!(delivery_state("failed:freq limit"), "failed");
         assert_eq!(delivery_state("pending"), "unknown");
+    }
+
+    #[test]
+    fn a_pending_follower_is_recorded_with_its_follow_up_row() {
+        let xml = "<xml><ToUserName>gh</ToUserName><FromUserName>fan</FromUserName>\
+                   <CreateTime>1700000000</CreateTime><MsgType>event</MsgType>\
+                   <Event>subscribe</Event></xml>";
+        let msg = super::super::message::parse_message(xml).unwrap();
+        let follow_up = ItemKey::follow_up("wx1", "fan");
+        let keys = |extra: &Enrichment| -> Vec<ItemKey> {
+            plan("wx1", &msg, xml, 1_700_000_005, extra)
+                .iter()
+                .map(|op| match op {
+                    Op::Insert { key, .. } | Op::SetIfNewer { key, .. } | Op::Set { key, .. } => {
+                        key.clone()
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let pending = Enrichment {
+            unionid: None,
+            unionid_pending: true,
+        };
+        assert_eq!(
+            keys(&pending),
+            [
+                ItemKey::event("wx1", &msg.dedupe_key()),
+                ItemKey::account("wx1", "fan"),
+                follow_up.clone()
+            ]
+        );
+        let known = Enrichment {
+            unionid: Some("u1".into()),
+            unionid_pending: false,
+        };
+        assert!(!keys(&known).contains(&follow_up));
     }
 }
