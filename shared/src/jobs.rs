@@ -103,6 +103,10 @@ impl JobRunner {
                 if let Some(forwarder) = &self.forwarder {
                     swept.push(("outbox", forwarder.sweep(now).await));
                 }
+                if let Some(batches) = &self.batches {
+                    let report = batches.sweep(now).await;
+                    swept.push(("batch", report.map(|r| r.requeued())));
+                }
                 let mut failed = vec![];
                 for (sweep, result) in swept {
                     match result {

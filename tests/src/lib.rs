@@ -491,10 +491,10 @@ pub fn job_runner(
         Arc::new(FollowerSync::new(
             tokens.clone(),
             store.clone(),
-            queue,
+            queue.clone(),
             SyncConfig::default(),
         )),
-        Arc::new(FollowerCompletion::new(tokens, store)),
+        Arc::new(FollowerCompletion::new(tokens, store).with_queue(queue)),
     )
 }
 

@@ -594,22 +594,27 @@ async fn a_poison_chunk_shows_in_the_failures_and_goes_to_the_dead_letter_queue(
         )
         .await;
     let fixture: Value = serde_json::from_str(include_str!("../data/sqs-event.json")).unwrap();
-    let event_for = |receives: &str| {
+    let event_for = |receives: &str, job: &Job| {
         let mut e = fixture.clone();
-        e["Records"][0]["body"] = json!(serde_json::to_string(&chunk).unwrap());
+        e["Records"][0]["body"] = json!(serde_json::to_string(job).unwrap());
         e["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(receives);
         let event: SqsEvent = serde_json::from_value(e).unwrap();
         let mut context = Context::default();
         context.deadline = (wxpush_shared::clock::now_unix_millis() + 20_000) as u64;
         LambdaEvent::new(event, context)
     };
-    // An early delivery that fails puts the chunk back with a delay (no failure reported).
-    let first = wxpush_batch_worker::handle_event(&w.runner, event_for("1"), 5).await;
+    // A delivery that fails on WeChat puts the chunk back with a delay (no failure
+    // reported), whichever delivery it is: a job that dies is the sweep's to requeue.
+    let first = wxpush_batch_worker::handle_event(&w.runner, event_for("1", &chunk), 5).await;
     assert!(first.batch_item_failures.is_empty());
     assert_eq!(w.status(OA, &id).await["queued"], 5);
-    // The last delivery: the recipients fail, the record goes to the dead-letter queue.
-    let last = wxpush_batch_worker::handle_event(&w.runner, event_for("5"), 5).await;
-    assert_eq!(last.batch_item_failures.len(), 1);
+    let last = wxpush_batch_worker::handle_event(&w.runner, event_for("5", &chunk), 5).await;
+    assert!(last.batch_item_failures.is_empty());
+    assert_eq!(w.status(OA, &id).await["queued"], 5);
+    // Past its retries the chunk gives its recipients up, and goes to the dead-letter queue.
+    let spent = chunk.with_attempt(test_config().max_retries + 1);
+    let given_up = wxpush_batch_worker::handle_event(&w.runner, event_for("1", &spent), 5).await;
+    assert_eq!(given_up.batch_item_failures.len(), 1);
     let status = w.status(OA, &id).await;
     assert_eq!(
         (status["failed"].as_i64(), status["done"].as_bool()),

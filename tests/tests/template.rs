@@ -169,7 +169,7 @@ fn the_jobs_queue_feeds_the_worker_and_only_the_senders_may_write_to_it() {
     assert_eq!(delete.len(), 1);
     assert!(worker.contains(delete[0]));
     assert!(
-        delete[0].contains(r#"dynamodb:LeadingKeys: ["fwd#*"]"#),
+        delete[0].contains(r#"dynamodb:LeadingKeys: ["fwd#*", "fup#*", "bfail#*", "batches"]"#),
         "{}",
         delete[0]
     );

@@ -99,10 +99,10 @@ pub fn runner(
         deps.queue.clone(),
         SyncConfig::default(),
     ));
-    let followers = Arc::new(FollowerCompletion::new(
-        deps.tokens.clone(),
-        deps.state_store.clone(),
-    ));
+    let followers = Arc::new(
+        FollowerCompletion::new(deps.tokens.clone(), deps.state_store.clone())
+            .with_queue(deps.queue.clone()),
+    );
     let forwarder = deps.event_sink.clone().map(|sink| {
         Arc::new(Forwarder::new(
             deps.state_store.clone(),

@@ -917,14 +917,17 @@ impl Batches {
         Err(format!("fan-out of batch {id} did not finish"))
     }
 
-    /// [`Job::BatchChunk`]: sends the chunk's queued recipients. `last_delivery`: the queue
-    /// will not deliver this job again (its dead-letter queue is next), so what is still
-    /// unsent is failed now and shows in the batch's failures.
+    /// [`Job::BatchChunk`]: sends the chunk's queued recipients. The queue's last delivery
+    /// runs like any other: a job that dies on it (killed at its deadline, a crash) goes to
+    /// the dead-letter queue with its recipients still queued, and the sweep
+    /// ([`Batches::sweep`]) requeues the chunk, or gives it up after requeues that changed
+    /// nothing. A chunk that keeps failing on WeChat or the store gives itself up after
+    /// `max_retries` put-backs.
     pub async fn run_chunk(
         self: &Arc<Self>,
         job: &Job,
         deadline: Instant,
-        last_delivery: bool,
+        _last_delivery: bool,
     ) -> Result<(), String> {
         let Job::BatchChunk {
             appid,
@@ -971,7 +974,7 @@ impl Batches {
             };
             return self.settle(appid, id, chunk, &recipients, mode).await;
         }
-        if last_delivery || *attempt > self.config.max_retries {
+        if *attempt > self.config.max_retries {
             let why = format!("not sent: the chunk failed {attempt} times and was given up");
             self.settle(appid, id, chunk, &recipients, Settle::GiveUp(why))
                 .await?;

@@ -36,6 +36,13 @@ pub struct SweepReport {
     pub finished: usize,
 }
 
+impl SweepReport {
+    /// Jobs this sweep queued.
+    pub fn requeued(&self) -> usize {
+        self.requeued_chunks + self.requeued_fanouts
+    }
+}
+
 impl Batches {
     /// One sweep over the unfinished batches, as of `now` (unix seconds).
     pub async fn sweep(&self, now: i64) -> Result<SweepReport, String> {

@@ -462,7 +462,11 @@ impl Sender {
         deadline: Instant,
     ) -> bool {
         let mut with_claim = claim.is_some();
-        let resendable = outcome.body.get("retry_until").is_some();
+        let resendable = outcome
+            .body
+            .get("retry_until")
+            .and_then(Value::as_i64)
+            .is_some_and(|t| t > now_unix());
         let lease_end = deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64);
         // Bounded: every turn sleeps, and the lease's end stops it.
         for attempt in 1..=64u32 {
