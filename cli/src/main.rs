@@ -25,7 +25,7 @@ use wxpush_cli::ops::{
     send_body, send_summary, templates_summary, token_summary,
 };
 use wxpush_cli::sandbox::{EmulatedApp, Emulator};
-use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
+use wxpush_cli::serve::{DataLocation, ServeConfig, WorkerConfig, demo_apps, start_with};
 use wxpush_shared::secrets::{AppsFile, FileSecretStore};
 use wxpush_shared::wechat::WeChatClientConfig;
 
@@ -82,6 +82,12 @@ enum Command {
         /// Forward every recorded callback event to this webhook (POST, JSON), at least once.
         #[arg(long, value_name = "URL")]
         forward: Option<String>,
+        /// Tests only: short batch chunks, pauses and retries, short job steps.
+        #[arg(long, hide = true)]
+        test_timings: bool,
+        /// Seconds between scheduled sweeps (outbox, follow-ups, batches).
+        #[arg(long, hide = true, default_value_t = 60)]
+        sweep_every: u64,
     },
     /// Run the WeChat emulator alone (WeChat paths at the root, controls under /sandbox).
     Sandbox {
@@ -319,6 +325,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             refresh_every,
             refresh_window,
             forward,
+            test_timings,
+            sweep_every,
         } => {
             let (apps, demo) = load_apps(apps.as_ref(), sandbox).map_err(CliError::Usage)?;
             let data = match data {
@@ -340,21 +348,30 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     }
                 );
             }
-            let server = start(ServeConfig {
-                host,
-                port,
-                apps: apps.clone(),
-                sandbox,
-                data,
-                api_key: key.clone(),
-                wechat: WeChatClientConfig::from_env(),
-                refresh_every: Duration::from_secs(refresh_every.max(1)),
-                refresh_window: Duration::from_secs(refresh_window),
-                sync: Default::default(),
-                batches: wxpush_shared::batch::BatchConfig::from_env()?,
-                forward,
-                sweep_every: Duration::from_secs(60),
-            })
+            let mut batches = wxpush_shared::batch::BatchConfig::from_env()?;
+            let worker = if test_timings {
+                wxpush_cli::serve::test_timings(&mut batches)
+            } else {
+                WorkerConfig::default()
+            };
+            let server = start_with(
+                ServeConfig {
+                    host,
+                    port,
+                    apps: apps.clone(),
+                    sandbox,
+                    data,
+                    api_key: key.clone(),
+                    wechat: WeChatClientConfig::from_env(),
+                    refresh_every: Duration::from_secs(refresh_every.max(1)),
+                    refresh_window: Duration::from_secs(refresh_window),
+                    sync: Default::default(),
+                    batches,
+                    forward,
+                    sweep_every: Duration::from_secs(sweep_every.max(1)),
+                },
+                worker,
+            )
             .await?;
             println!("wxpush listening on {}", server.url());
             if source == KeySource::Generated {

@@ -57,7 +57,8 @@ pub struct ServeConfig {
     pub batches: BatchConfig,
     /// `--forward URL`: the webhook recorded callback events are forwarded to.
     pub forward: Option<String>,
-    /// How often the outbox sweep runs (the EventBridge schedule's stand-in).
+    /// How often the scheduled sweep runs (the EventBridge schedule's stand-in), forwarding
+    /// or not.
     pub sweep_every: Duration,
 }
 
@@ -69,6 +70,39 @@ pub const LOCAL_JOB_BUDGET: Duration = Duration::from_secs(120);
 pub const LOCAL_COMPLETION_DELAY: Duration = Duration::from_secs(1);
 /// Jobs the local worker runs at once (several batch chunks share the app's pace).
 pub const LOCAL_WORKER_PARALLEL: usize = 4;
+
+/// The local worker's settings.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// How long one job step may run ([`LOCAL_JOB_BUDGET`]).
+    pub budget: Duration,
+    /// Jobs run at once ([`LOCAL_WORKER_PARALLEL`]).
+    pub parallel: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            budget: LOCAL_JOB_BUDGET,
+            parallel: LOCAL_WORKER_PARALLEL,
+        }
+    }
+}
+
+/// `wxpush serve --test-timings` (hidden): chunks of 100, pauses of 3 s, retries after
+/// 0.5 s and job steps of 10 s, so tests that kill and restart the server run in seconds.
+pub fn test_timings(batches: &mut BatchConfig) -> WorkerConfig {
+    batches.chunk_size = 100;
+    batches.minute_pause = Duration::from_secs(3);
+    batches.retry_backoff = Duration::from_millis(500);
+    batches.reserve = Duration::from_secs(2);
+    batches.flush_interval = Duration::from_millis(300);
+    batches.check_interval = Duration::from_millis(300);
+    WorkerConfig {
+        budget: Duration::from_secs(10),
+        parallel: LOCAL_WORKER_PARALLEL,
+    }
+}
 
 /// A running local server; dropping it stops it.
 pub struct RunningServer {
@@ -162,6 +196,11 @@ pub fn callback_keys(app: &wxpush_shared::AppConfig) -> Option<CallbackKeys> {
 
 /// Binds and starts serving; returns once the port is open.
 pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
+    start_with(cfg, WorkerConfig::default()).await
+}
+
+/// [`start`] with the local worker's settings.
+pub async fn start_with(cfg: ServeConfig, worker: WorkerConfig) -> Result<RunningServer, String> {
     let listener = TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", cfg.host, cfg.port))?;
@@ -188,6 +227,9 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     }
     let secrets: Arc<dyn SecretStore> = Arc::new(file_store);
     let db = open_db(&cfg.data)?;
+    // SQS's stand-in: a queue kept in the same file, so queued jobs, their delays and their
+    // retries survive a crash or a restart; one worker task runs them.
+    let (queue, jobs) = LocalJobQueue::open(db.clone()).map_err(|e| e.to_string())?;
     let store: Arc<dyn TokenStore> = Arc::new(EmbeddedTokenStore::new(db.clone()));
     let state_store: Arc<dyn StateStore> = Arc::new(EmbeddedStateStore::new(db));
     let wechat_timeout = wechat_cfg.timeout;
@@ -198,8 +240,6 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
         wechat,
         TokenPolicy::for_wechat_timeout(wechat_timeout),
     ));
-    // SQS's stand-in: an in-process queue and one worker task.
-    let (queue, jobs) = LocalJobQueue::new();
     let followers = Arc::new(FollowerSync::new(
         tokens.clone(),
         state_store.clone(),
@@ -232,8 +272,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
     let worker = tokio::spawn(run_local_worker(
         runner,
         jobs,
-        LOCAL_JOB_BUDGET,
-        LOCAL_WORKER_PARALLEL,
+        worker.budget,
+        worker.parallel,
     ));
     let state = AppState {
         send: Arc::new(send.with_batches(batches)),
@@ -273,22 +313,21 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer, String> {
             }
         }
     });
-    let mut tasks = vec![server, timer, worker];
-    if cfg.forward.is_some() {
-        // The outbox sweep's schedule.
-        let every = cfg.sweep_every;
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The scheduled sweep, forwarding or not (it also requeues follower look-ups and batch
+    // chunks that lost their job).
+    let every = cfg.sweep_every;
+    let sweep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
             tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = queue.enqueue(&Job::SweepOutbox).await {
-                    warn!(error = %e, "could not queue the outbox sweep");
-                }
+            if let Err(e) = queue.enqueue(&Job::SweepOutbox).await {
+                warn!(error = %e, "could not queue the scheduled sweep");
             }
-        }));
-    }
+        }
+    });
+    let tasks = vec![server, timer, worker, sweep];
     info!(%addr, sandbox = emulator.is_some(), forwarding = cfg.forward.is_some(), "wxpush local server listening");
     Ok(RunningServer {
         addr,

@@ -5,11 +5,11 @@ use crate::batch::Batches;
 use crate::callback::followup::FollowerCompletion;
 use crate::followers::FollowerSync;
 use crate::forward::Forwarder;
-use crate::queue::Job;
+use crate::queue::{Delivery, Failed, Job, LocalJobs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub struct JobRunner {
     sync: Arc<FollowerSync>,
@@ -135,39 +135,85 @@ impl JobRunner {
     }
 }
 
-/// The in-process worker of `wxpush serve`: runs up to `parallel` queued jobs at once,
-/// retrying one that fails a few times with backoff. Ends when every sender of the queue is
-/// gone and the jobs in hand are done.
+/// How long a taken job stays invisible beyond its budget: a job still running after that
+/// is delivered again, as SQS does after its visibility timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(60);
+/// The local worker looks for delayed jobs coming due at most this often…
+const POLL_MIN: Duration = Duration::from_millis(100);
+/// …and at least this often (nothing stored, the queue failing, or the clock moved).
+const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// The in-process worker of `wxpush serve`: runs up to `parallel` jobs of the durable local
+/// queue at once, each with `budget` to run, under a lease of `budget` + a minute. A job
+/// that ran is deleted; one that failed is visible again after a backoff, and after its
+/// last delivery (run with `last_delivery`) kept in the queue's dead table. Wakes on every
+/// enqueue and otherwise looks for delayed jobs coming due (at most every 100 ms). Runs
+/// until its task is aborted (the server stops); the jobs in hand then stay in the file
+/// and run again at the next start.
 pub async fn run_local_worker(
     runner: Arc<JobRunner>,
-    mut jobs: tokio::sync::mpsc::Receiver<Job>,
+    jobs: LocalJobs,
     budget: Duration,
     parallel: usize,
 ) {
-    const ATTEMPTS: u32 = 5;
+    let jobs = Arc::new(jobs);
+    let parallel = parallel.max(1);
     let mut running = JoinSet::new();
-    while let Some(job) = jobs.recv().await {
-        while running.len() >= parallel.max(1) {
-            let _ = running.join_next().await;
-        }
-        let runner = runner.clone();
-        running.spawn(async move {
-            for attempt in 1..=ATTEMPTS {
-                let last = attempt == ATTEMPTS;
-                match runner
-                    .run_delivery(&job, Instant::now() + budget, last)
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(e) => {
-                        warn!(?job, attempt, error = %e, "background job failed");
-                        if !last {
-                            tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-                        }
+    // Each turn takes what fits and waits for one event: an enqueue, a job ending, or the
+    // next delayed job's time.
+    loop {
+        let mut wait = POLL_MAX;
+        let free = parallel.saturating_sub(running.len());
+        if free > 0 {
+            match jobs.take(free, budget + LEASE_MARGIN).await {
+                Ok(taken) => {
+                    for delivery in taken.deliveries {
+                        running.spawn(run_delivery(runner.clone(), jobs.clone(), delivery, budget));
+                    }
+                    if let Some(next) = taken.next_visible {
+                        wait = next.clamp(POLL_MIN, POLL_MAX);
                     }
                 }
+                Err(e) => warn!(error = %e, "local queue: could not take jobs"),
             }
-        });
+        }
+        tokio::select! {
+            _ = jobs.enqueued() => {}
+            Some(ended) = running.join_next(), if !running.is_empty() => {
+                if let Err(e) = ended
+                    && e.is_panic()
+                {
+                    // Not settled: the job is delivered again when its lease ends.
+                    error!(error = %e, "background job panicked");
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
-    while running.join_next().await.is_some() {}
+}
+
+/// Runs one delivery of the local queue and settles it: deleted when it ran, put back (or
+/// given up) when it failed.
+async fn run_delivery(runner: Arc<JobRunner>, jobs: Arc<LocalJobs>, d: Delivery, budget: Duration) {
+    let result = runner
+        .run_delivery(&d.job, Instant::now() + budget, d.last)
+        .await;
+    let settled = match result {
+        Ok(()) => jobs.delete(&d).await.map(|_| ()),
+        Err(e) => jobs.fail(&d, &e).await.map(|failed| match failed {
+            Failed::RetryIn(delay) => {
+                warn!(job = ?d.job, receive = d.receive, error = %e, retry_in_ms = delay.as_millis() as u64, "background job failed")
+            }
+            Failed::Dead => {
+                error!(job = ?d.job, receive = d.receive, error = %e, "background job failed its last delivery")
+            }
+            Failed::Stale => {
+                warn!(job = ?d.job, receive = d.receive, error = %e, "background job failed after its lease ended")
+            }
+        }),
+    };
+    if let Err(e) = settled {
+        // The job stays leased and is delivered again when its lease ends.
+        warn!(job = ?d.job, error = %e, "local queue: could not settle a job");
+    }
 }

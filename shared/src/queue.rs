@@ -1,11 +1,16 @@
 //! Background work that outlives one request: [`Job`]s go through a [`JobQueue`] — SQS on
-//! AWS (the `batch-worker` Lambda consumes it), an in-process channel in `wxpush serve`.
+//! AWS (the `batch-worker` Lambda consumes it), [`LocalJobQueue`] in `wxpush serve` (kept in
+//! the server's redb file, see `queue/local.rs`).
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::mpsc;
+
+mod local;
+pub use local::{
+    Delivery, Failed, LOCAL_QUEUE_CAPACITY, LocalJobQueue, LocalJobs, MAX_RECEIVES, Taken,
+};
 
 /// One unit of background work. Serialized as the SQS message body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,51 +179,6 @@ impl JobQueue for SqsJobQueue {
                 entries.retain(|e| failed.contains(&e.id()));
             }
         }
-        Ok(())
-    }
-}
-
-/// The in-process queue of `wxpush serve`: a bounded channel read by one worker task.
-#[derive(Clone, Debug)]
-pub struct LocalJobQueue {
-    sender: mpsc::Sender<Job>,
-}
-
-/// Jobs waiting at most in the local queue; one more is refused (the caller answers 503).
-/// Jobs are small; this bounds memory, not work (a 100 000-recipient batch is 200 jobs).
-pub const LOCAL_QUEUE_CAPACITY: usize = 65_536;
-
-impl LocalJobQueue {
-    /// The queue and the receiving end for its worker.
-    pub fn new() -> (LocalJobQueue, mpsc::Receiver<Job>) {
-        let (sender, receiver) = mpsc::channel(LOCAL_QUEUE_CAPACITY);
-        (LocalJobQueue { sender }, receiver)
-    }
-}
-
-#[async_trait]
-impl JobQueue for LocalJobQueue {
-    async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
-        self.sender
-            .try_send(job.clone())
-            .map_err(|e| QueueError::Unavailable(format!("local queue: {e}")))
-    }
-
-    async fn enqueue_after(&self, job: &Job, delay: std::time::Duration) -> Result<(), QueueError> {
-        if delay.is_zero() {
-            return self.enqueue(job).await;
-        }
-        // Take the place now (a full queue refuses at once), deliver after the delay.
-        let permit = self
-            .sender
-            .clone()
-            .try_reserve_owned()
-            .map_err(|e| QueueError::Unavailable(format!("local queue: {e}")))?;
-        let job = job.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            permit.send(job);
-        });
         Ok(())
     }
 }
