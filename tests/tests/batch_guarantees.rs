@@ -91,12 +91,27 @@ async fn jobs_killed_at_every_step_and_dead_lettered_still_reach_everyone_once()
     assert_eq!(status["sent"], n, "sent {}", status["sent"]);
 }
 
+/// A batch world whose sends go one at a time, so WeChat's ordered faults land on a few
+/// recipients (each send retries 4 times itself) instead of being spread thin.
+async fn one_at_a_time() -> World {
+    let mut config = test_config();
+    config.concurrency = 1;
+    world(config).await
+}
+
+fn one_worker() -> Drive {
+    Drive {
+        workers: 1,
+        ..Drive::default()
+    }
+}
+
 /// Path 4: WeChat answers 50 × -1, then 20 × HTTP 503, then 10 × 502 after delivering.
 /// Before: 15 template recipients ended `unknown` and some never got the message. A
 /// template's unknown goes back to the chunk while WeChat dedupes its client_msg_id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_recipients_are_not_left_unknown_while_wechat_dedupes() {
-    let w = world(test_config()).await;
+    let w = one_at_a_time().await;
     let n = 1_000;
     w.add_users("t", n).await;
     for fault in [
@@ -115,7 +130,7 @@ async fn template_recipients_are_not_left_unknown_while_wechat_dedupes() {
             json!({"message": template("去重窗口"), "recipients": recipients}),
         )
         .await;
-    let report = w.drive(Drive::default()).await.unwrap();
+    let report = w.drive(one_worker()).await.unwrap();
     assert!(report.drained);
     let status = w.status(OA, &id).await;
     let per_user = w.delivered().await;
@@ -127,6 +142,38 @@ async fn template_recipients_are_not_left_unknown_while_wechat_dedupes() {
         "{status}"
     );
     assert_eq!(status["state"], "done");
+}
+
+/// Path 4, the smallest case: every attempt of the first recipient's send is delivered and
+/// answered 502, so the send ends `unknown` with `retry_until`; the chunk puts it back and
+/// its resend is deduped. Before: `unknown` for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_unknown_goes_back_to_its_chunk_and_ends_sent() {
+    let w = one_at_a_time().await;
+    w.add_users("v", 5).await;
+    w.emulator
+        .control(
+            "/faults",
+            json!({"path": "/cgi-bin/message/template/send", "http_status": 502, "after_delivery": true, "times": 6}),
+        )
+        .await;
+    let recipients: Vec<Value> = (0..5).map(|i| json!({"openid": format!("v{i}")})).collect();
+    let id = w
+        .create(
+            OA,
+            json!({"message": template("回到分块"), "recipients": recipients}),
+        )
+        .await;
+    assert!(w.drive(one_worker()).await.unwrap().drained);
+    let status = w.status(OA, &id).await;
+    assert_eq!(
+        (status["sent"].as_i64(), status["unknown"].as_i64()),
+        (Some(5), Some(0)),
+        "{status}"
+    );
+    let per_user = w.delivered().await;
+    assert_eq!(per_user.len(), 5);
+    assert!(per_user.values().all(|&c| c == 1), "{per_user:?}");
 }
 
 /// Path 5: an openid and its own unionid in one batch are one person. Before: two claims,
@@ -256,6 +303,24 @@ async fn map_mini_program(store: &Arc<dyn StateStore>, mp_openid: &str, unionid:
     store.record(&ops, now_unix()).await.unwrap();
 }
 
+/// Waits (bounded) until no case's Idempotency-Key claim is leased any more.
+async fn wait_for_leases(w: &World, cases: &[(&str, Value, &str)]) {
+    use wxpush_shared::send::service::claim_key;
+    for _ in 0..200 {
+        let mut held = false;
+        for (i, (appid, _, _)) in cases.iter().enumerate() {
+            let key = claim_key(appid, "keyed-client", &format!("k{i}"));
+            let claim = w.store.get(&key).await.unwrap().unwrap_or_default();
+            held |= num(&claim, "lease_until") >= now_unix();
+        }
+        if !held {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the claims stayed leased");
+}
+
 /// One keyed send, answered as the client hears it.
 async fn send_keyed(w: &World, appid: &str, body: &Value, key: &str, budget: Duration) -> Value {
     let bytes = body.to_string();
@@ -326,7 +391,7 @@ async fn a_failed_routing_after_a_takeover_never_frees_the_claim() {
     }
     w.faults.clear();
     assert_eq!(w.emulator.delivered(OA).await.len(), 4, "R1 delivered each");
-    tokio::time::sleep(Duration::from_secs(2)).await; // the leases end
+    wait_for_leases(&w, &cases).await;
     // R2: routing fails — the unionid look-up, the mini program account's read, the SSM
     // read of the linked official account — each right after the takeover.
     let throttled = Fault::Before("ThrottlingException");
@@ -343,7 +408,7 @@ async fn a_failed_routing_after_a_takeover_never_frees_the_claim() {
     }
     w.faults.clear();
     w.secret_faults.clear();
-    tokio::time::sleep(Duration::from_secs(8)).await; // R2's leases end too
+    wait_for_leases(&w, &cases).await; // R2's too
     for (i, (appid, body, _)) in cases.iter().enumerate() {
         let r3 = send_keyed(&w, appid, body, &format!("k{i}"), Duration::from_secs(1)).await;
         assert_eq!(

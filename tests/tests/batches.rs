@@ -127,6 +127,12 @@ async fn ten_thousand_recipients_each_get_exactly_one_message_through_faults() {
                 injected += 1;
                 tokio::time::sleep(Duration::from_millis(15)).await;
             }
+            // The storm passes: faults WeChat had not used yet do not outlive it (WeChat keeps
+            // no backlog of failures for the recipients still waiting).
+            http.delete(format!("{base}/sandbox/faults"))
+                .send()
+                .await
+                .unwrap();
             injected
         })
     };
@@ -230,11 +236,8 @@ async fn ten_thousand_recipients_each_get_exactly_one_message_through_faults() {
     }
     assert_eq!(listed, unknown);
     for i in (0..n).step_by(n / 20) {
-        let key = if i >= n - by_union {
-            format!("u:Ur{i}")
-        } else {
-            format!("o:r{i}")
-        };
+        // Claims are per person the batch reaches, however the recipient was listed.
+        let key = format!("{OA}:r{i}");
         let claim = w
             .store
             .get(&ItemKey::batch_claim(OA, &id, &key))
@@ -441,7 +444,7 @@ async fn the_daily_quota_pauses_the_batch_and_it_resumes_by_itself() {
         .await;
     let done = w.wait_for(OA, &id, |s| s["done"] == true).await;
     assert_eq!(done["sent"], 60, "{done}");
-    assert_eq!(done["state"], "running");
+    assert_eq!(done["state"], "done");
     assert!(drive.await.unwrap().drained);
     let per_user = w.delivered().await;
     assert_eq!(per_user.len(), 60);

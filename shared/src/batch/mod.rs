@@ -1120,7 +1120,8 @@ impl Batches {
                         .await;
                 }
                 warn!(appid, batch = %id, chunk, attempt, error = %why, "chunk put back after a failure");
-                let backoff = self.config.retry_backoff * 2u32.saturating_pow(attempt);
+                // Doubling up to 32 times the first delay (SQS caps it at 900 s anyway).
+                let backoff = self.config.retry_backoff * 2u32.saturating_pow(attempt.min(5));
                 self.put_back(job.retried(), backoff.min(MAX_DELAY)).await
             }
             Some(Stop::Cancel) => {

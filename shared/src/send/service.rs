@@ -538,11 +538,13 @@ impl Sender {
         })
     }
 
-    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send. A
-    /// claim that ever reached `attempting` is never given back: an earlier request may have
-    /// been delivered, and a free key would be sent again.
+    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send: the
+    /// holder's own attempts, if any, were all refused outright. A claim taken over from an
+    /// `attempting` holder is never given back, whatever fails after the takeover (routing,
+    /// the token, WeChat): that holder may have been delivered, and a free key would be sent
+    /// again.
     async fn release(&self, claim: &ClaimState) {
-        if claim.after_attempt || claim.attempted_at.is_some() {
+        if claim.after_attempt {
             warn!(key = %claim.idempotency_key, "not releasing a claim that may have reached WeChat");
             return;
         }
@@ -913,7 +915,6 @@ impl Sender {
                         Ok(())
                     }
                     Ok(Some(now_stored)) if num(&now_stored, "version") == Some(claim.version) => {
-                        claim.attempted_at = None;
                         Err(Failure::NotSent(store_error(e)))
                     }
                     Ok(_) => Err(Failure::Superseded(in_progress(
