@@ -153,10 +153,16 @@ async fn timeouts_then_a_rejected_token_end_unknown_and_keep_the_key() {
     );
     let id = body["id"].as_str().unwrap().to_string();
     assert_eq!(w.record(&w.oa, &id).await["status"], "unknown");
-    // The caller's retry gets the same answer and sends nothing.
+    // A template: the answer says until when a retry resends it with the same
+    // client_msg_id. The caller's retry does, WeChat dedupes, and the answer is `sent`.
+    assert!(body["retry_until"].as_i64().unwrap() > now_unix(), "{body}");
     let (again, replay) = w.send(&w.oa, &template(), Some("order-7")).await;
-    assert_eq!((again, replay["id"].as_str()), (202, Some(id.as_str())));
-    assert_eq!(w.calls(TEMPLATE), 4);
+    assert_eq!(
+        (again, replay["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{replay}"
+    );
+    assert_eq!(w.calls(TEMPLATE), 5);
     assert_eq!(w.delivered(&w.oa).await.len(), 1, "delivered once");
 }
 
@@ -404,27 +410,38 @@ async fn an_accepted_send_whose_record_write_fails_answers_the_truth() {
     let id = body["id"].as_str().unwrap().to_string();
     assert_eq!(w.record(&w.oa, &id).await["status"], "sent");
 
-    // The store stays down after WeChat accepted: the answer is still `sent`, not a 503
-    // that would make the caller send again.
+    // The store stays down after WeChat accepted, for the whole lease: the answer is what
+    // a retry will answer (`unknown`: a customer-service message is never resent), with
+    // WeChat's answer in it — not a 503 that would make the caller send again.
     w.faults.script(
         Call::Record,
         "msg#",
         Fault::Before("ThrottlingException"),
         0,
-        4,
+        10_000,
     );
-    let (status, body) = w.send(&w.oa, &custom(), Some("k-down")).await;
+    let (status, body) = send(
+        &w.svc,
+        &w.oa,
+        &custom(),
+        Some("k-down"),
+        Duration::from_secs(1),
+    )
+    .await;
     assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("sent")),
+        (
+            status,
+            body["status"].as_str(),
+            body["wechat_answer"]["status"].as_str()
+        ),
+        (202, Some("unknown"), Some("sent")),
         "{body}"
     );
+    w.faults.clear();
     let id = body["id"].as_str().unwrap().to_string();
     assert_eq!(w.delivered(&w.oa).await.len(), 2);
-    // The claim could not be finished: a retry waits for its lease, then finds what the
-    // earlier holder may have done and does not send the custom message again.
-    let (status, _) = w.send(&w.oa, &custom(), Some("k-down")).await;
-    assert_eq!(status, 409);
+    // The claim could not be finished: a retry after its lease finds what the earlier
+    // holder may have done and does not send the custom message again.
     w.expire_lease(&w.oa, "k-down").await;
     let (status, body) = w.send(&w.oa, &custom(), Some("k-down")).await;
     assert_eq!(
@@ -579,7 +596,10 @@ async fn a_slow_wechat_never_holds_a_callback_past_five_seconds() {
     .with_queue(jobs.clone());
     let later = now_unix() + wxpush_shared::callback::followup::FOLLOW_UP_SWEEP_AFTER_SECS + 1;
     let swept = completion
-        .sweep(later, std::time::Instant::now() + std::time::Duration::from_secs(10))
+        .sweep(
+            later,
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
+        )
         .await
         .unwrap();
     assert_eq!(swept, 1);

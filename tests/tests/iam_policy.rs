@@ -247,8 +247,9 @@ fn check(function: &str, policy: &[Statement], uses: &[Use], unexercised: &[&str
             let hit = uses.iter().any(|(a, pk)| {
                 s.actions.contains(a) && pk.as_deref().is_some_and(|k| k.starts_with(p))
             });
-            if !hit {
-                unused.insert(format!("{:?} on {prefix}", s.actions));
+            let unused_key = format!("{:?} on {prefix}", s.actions);
+            if !hit && !unexercised.contains(&unused_key.as_str()) {
+                unused.insert(unused_key);
             }
         }
     }
@@ -686,6 +687,9 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
             "sqs:GetQueueAttributes",
+            // A give-up's failure row deleted when another run's real send replaced it: two
+            // runs of one chunk racing (batch_guarantees.rs runs it on the embedded store).
+            r#"["dynamodb:DeleteItem"] on bfail#*"#,
         ],
     );
 }
