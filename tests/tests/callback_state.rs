@@ -217,15 +217,26 @@ async fn a_worker_without_a_queue_runs_the_swept_look_ups_itself() {
     let recorded = w.svc.receive(&w.appid, &q, sub.as_bytes(), then).await;
     assert_eq!(recorded.unwrap(), Recorded::New);
     assert!(w.jobs.is_empty());
+    // A worker whose follow-up look-ups have no queue.
+    let tokens = w.world.manager(TokenPolicy::default(), 2000);
+    let runner = JobRunner::new(
+        Arc::new(wxpush_shared::followers::FollowerSync::new(
+            tokens.clone(),
+            w.store.clone(),
+            w.jobs.clone(),
+            wxpush_shared::followers::SyncConfig::default(),
+        )),
+        Arc::new(wxpush_shared::callback::followup::FollowerCompletion::new(
+            tokens,
+            w.store.clone(),
+        )),
+    );
     // No time left: nothing runs, the row is kept; then the sweep completes the follower.
     let sweep = wxpush_shared::queue::Job::SweepOutbox;
-    w.runner
-        .run(&sweep, std::time::Instant::now())
-        .await
-        .unwrap();
+    runner.run(&sweep, std::time::Instant::now()).await.unwrap();
     let follow_up = ItemKey::follow_up(&w.appid, "fan3");
     assert!(w.item(follow_up.clone()).await.is_some());
-    w.runner.run(&sweep, far()).await.unwrap();
+    runner.run(&sweep, far()).await.unwrap();
     assert!(w.jobs.is_empty(), "nothing queued");
     let account = w.item(ItemKey::account(&w.appid, "fan3")).await.unwrap();
     assert_eq!(account["unionid"], Attr::S("union-3".into()));
