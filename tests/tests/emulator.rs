@@ -229,7 +229,11 @@ async fn template_messages_follow_wechats_rules() {
     );
     let messages = emu.get(&format!("/sandbox/messages?appid={OA}")).await;
     let messages = messages.as_array().unwrap();
-    assert_eq!(messages.len(), 1, "delivered once despite the retry");
+    assert_eq!(
+        messages.len(),
+        3,
+        "fan once within the window, fan2, fan again after it"
+    );
     assert_eq!(messages[0]["touser"], "fan");
     assert_eq!(messages[0]["body"]["data"]["thing1"]["value"], "到货");
     // An MP token cannot send OA template messages; uniform_send is withdrawn.
