@@ -59,9 +59,11 @@ impl ItemKey {
     pub fn message(appid: &str, id: &str) -> ItemKey {
         ItemKey::new(format!("msg#{appid}#{id}"), "message")
     }
-    /// A plaintext-mode push's (timestamp, nonce) and the hash of the body it came with.
-    pub fn nonce(appid: &str, timestamp: &str, nonce: &str) -> ItemKey {
-        ItemKey::new(format!("nonce#{appid}#{timestamp}#{nonce}"), "nonce")
+    /// A plaintext-mode callback's signature (40 hex characters, checked before it gets
+    /// here; it names the token, timestamp and nonce) and the hash of the app, method and body
+    /// it first came with.
+    pub fn nonce(signature: &str) -> ItemKey {
+        ItemKey::new(format!("nonce#{signature}"), "nonce")
     }
     pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
         ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
