@@ -302,9 +302,11 @@ pub async fn apps_put(
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let base = format!("{}/apps/{appid}", prefix.trim_end_matches('/'));
     let (mut written, mut deleted) = (Vec::new(), Vec::new());
-    // Writes first and `kind` last (it is what makes wxpush list the app), deletes after the
-    // writes: a run that fails half way leaves no app without its secret, and no safe-mode
-    // app without its key. Run again to finish.
+    // Writes first and `kind` last, deletes after the writes. wxpush lists an app only once
+    // its `kind` exists (`SsmSecretStore::list_apps`, like `configured_apps` here), so a run
+    // that fails half way leaves a new app unlisted (its callback URL answers 404 without a
+    // read of SSM), no app without its secret, and no safe-mode app without its key. Run
+    // again to finish.
     let mut order = parameters(&entry);
     order.sort_by_key(|(name, value, _)| {
         let present = value.as_deref().is_some_and(|v| !v.is_empty());

@@ -125,7 +125,7 @@ impl Identity {
     pub async fn user(&self, unionid: &str) -> Result<Value, ApiError> {
         let rows = self
             .store
-            .query(&format!("union#{unionid}"))
+            .query(&ItemKey::union_pk(unionid))
             .await
             .map_err(store_error)?;
         if rows.is_empty() {

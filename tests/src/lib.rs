@@ -3,6 +3,7 @@
 
 pub mod batch_world;
 pub mod faults;
+pub mod key_limits;
 pub mod sim_queue;
 
 use aws_sdk_dynamodb::types::{

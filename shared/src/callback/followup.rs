@@ -377,11 +377,12 @@ impl FollowerCompletion {
                 .query_page(&ItemKey::follow_up_pk(appid), after.as_deref(), limit)
                 .await?;
             read += page.rows.len().max(1);
-            for (openid, row) in page.rows {
+            for (sk, row) in page.rows {
                 let old = num(&row, "created_at").unwrap_or(0) <= now - self.sweep_after;
                 let live = num(&row, "ttl").is_none_or(|ttl| ttl > now);
                 if old && live {
-                    due.push(openid);
+                    // The key of a long openid is its short form: the row holds the openid.
+                    due.push(text(&row, "openid").unwrap_or(sk));
                 }
             }
             after = page.next_after;

@@ -56,9 +56,16 @@ impl InboundMessage {
         self.fields.event.as_deref()
     }
 
-    /// The key WeChat's retries share: `MsgId` for messages, else
-    /// `FromUserName|CreateTime|Event|EventKey` (facts.md §2.3).
+    /// The key WeChat's retries share, as it goes into item keys and jobs: the
+    /// [`full_dedupe_key`](Self::full_dedupe_key), or its short form when it is long (a menu
+    /// URL in `EventKey`: [`crate::store::key_part`]).
     pub fn dedupe_key(&self) -> String {
+        crate::store::key_part(&self.full_dedupe_key()).into_owned()
+    }
+
+    /// The key WeChat's retries share: `MsgId` for messages, else
+    /// `FromUserName|CreateTime|Event|EventKey|MsgID` (facts.md §2.3), of any length.
+    pub fn full_dedupe_key(&self) -> String {
         match (&self.fields.msg_id, self.msg_type.as_str()) {
             (Some(id), t) if t != "event" => format!("msg|{id}"),
             _ => {

@@ -30,7 +30,7 @@ pub const COMPLETION_DELAY: std::time::Duration = std::time::Duration::from_secs
 ///
 /// [`FOLLOW_UP_SWEEP_AFTER_SECS`]: super::followup::FOLLOW_UP_SWEEP_AFTER_SECS
 pub const FORWARD_HOLD_SECS: i64 = 300;
-/// The longest `nonce` accepted (WeChat's are about ten digits); it becomes part of a key.
+/// The longest `nonce` a push may carry (WeChat's are about ten digits).
 pub const MAX_NONCE_LEN: usize = 64;
 
 /// The timestamp parsed and within the window of `now` (no overflow for any input).
@@ -126,7 +126,7 @@ impl CallbackService {
         query: &Query,
         now: i64,
     ) -> Result<String, ApiError> {
-        let (_, token) = self.app_with_token(appid).await?;
+        let (app, token) = self.app_with_token(appid).await?;
         let (sig, ts, nonce, echostr) = (
             param(query, "signature")?,
             param(query, "timestamp")?,
@@ -139,6 +139,11 @@ impl CallbackService {
             ));
         }
         check_timestamp(ts, now)?;
+        if !app.callback_mode.encrypted() {
+            // A plaintext app's signed verification URL must not become a push's.
+            self.check_replay(appid, Seen::Get { echostr }, sig, now)
+                .await?;
+        }
         Ok(echostr.to_string())
     }
 
@@ -179,7 +184,8 @@ impl CallbackService {
                         app.callback_mode.as_str()
                     )));
                 }
-                self.check_replay(appid, ts, nonce, body, now).await?;
+                self.check_replay(appid, Seen::Post { body }, sig, now)
+                    .await?;
                 body.to_string()
             }
             Some("aes") => self.decrypt(&app, &token, query, ts, nonce, body)?,
@@ -242,29 +248,30 @@ impl CallbackService {
         Ok(recorded)
     }
 
-    /// Plaintext mode: the signature covers (token, timestamp, nonce) but not the body, so a
-    /// signed query string seen once could carry any body for the rest of the window. The
-    /// first body seen with a (timestamp, nonce) is remembered (its hash, for twice the
-    /// window); the same pair with another body is refused. WeChat's retries carry the same
-    /// body and pass.
+    /// Plaintext mode: the signature covers (token, timestamp, nonce) but neither the body,
+    /// nor the method, nor the app, so a signed query string seen once could carry any body
+    /// for the rest of the window — as a push, after a URL verification, or to another app
+    /// with the same callback token. The first request seen with a signature is remembered
+    /// (`nonce#{signature}`: one item per token, timestamp and nonce, whatever the app),
+    /// holding the hash of its app, method and body (or `echostr`) for twice the window; the
+    /// same signature with anything else is refused. WeChat's retries repeat all of it and
+    /// pass.
     async fn check_replay(
         &self,
         appid: &str,
-        ts: &str,
-        nonce: &str,
-        body: &str,
+        seen: Seen<'_>,
+        signature: &str,
         now: i64,
     ) -> Result<(), ApiError> {
-        use sha1::Digest;
-        let hash = hex::encode(sha1::Sha1::digest(body.as_bytes()));
-        let key = ItemKey::nonce(appid, ts, nonce);
-        let seen = crate::store::attrs([
+        let hash = seen.hash(appid);
+        let key = ItemKey::nonce(signature);
+        let first = crate::store::attrs([
             ("hash", Attr::S(hash.clone())),
             ("ttl", Attr::N(now + 2 * TIMESTAMP_WINDOW_SECS)),
         ]);
         let op = crate::store::Op::Insert {
             key: key.clone(),
-            attrs: seen,
+            attrs: first,
         };
         if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
             return Ok(());
@@ -275,10 +282,11 @@ impl CallbackService {
             _ => {
                 warn!(
                     appid,
-                    "plaintext push replayed a signed timestamp and nonce with another body"
+                    method = seen.method(),
+                    "plaintext callback replayed a signature seen with another app, method or body"
                 );
                 Err(ApiError::SignatureRejected(
-                    "this timestamp and nonce were already used with another body".into(),
+                    "this signature was already used with another request".into(),
                 ))
             }
         }
@@ -408,6 +416,39 @@ impl CallbackService {
 fn hold_outbox_row(op: &mut crate::store::Op, until: i64) {
     if let crate::store::Op::Insert { attrs, .. } = op {
         attrs.insert("next_attempt_at".into(), Attr::N(until));
+    }
+}
+
+/// A plaintext-mode request as its replay record knows it ([`CallbackService::check_replay`]).
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    /// A URL verification and the `echostr` it asks to echo.
+    Get { echostr: &'a str },
+    /// A push and its body.
+    Post { body: &'a str },
+}
+
+impl Seen<'_> {
+    fn method(&self) -> &'static str {
+        match self {
+            Seen::Get { .. } => "GET",
+            Seen::Post { .. } => "POST",
+        }
+    }
+
+    /// The SHA-1 (hex) of the app, the method and the body or `echostr`.
+    fn hash(&self, appid: &str) -> String {
+        use sha1::Digest;
+        let text = match self {
+            Seen::Get { echostr } => echostr,
+            Seen::Post { body } => body,
+        };
+        let mut h = sha1::Sha1::new();
+        for part in [appid, self.method(), text] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        hex::encode(h.finalize())
     }
 }
 

@@ -58,8 +58,14 @@ pub fn plan(
     if let Some(e) = msg.event() {
         event.insert("event".into(), s(e));
     }
+    let key = msg.dedupe_key();
+    let full = msg.full_dedupe_key();
+    if full != key {
+        // The item's key holds a short form: the whole key stays readable here.
+        event.insert("dedupe_key".into(), s(&full));
+    }
     let mut ops = vec![Op::Insert {
-        key: ItemKey::event(appid, &msg.dedupe_key()),
+        key: ItemKey::event(appid, &key),
         attrs: event,
     }];
     let openid = msg.from_user_name.as_str();

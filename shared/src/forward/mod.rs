@@ -2,9 +2,9 @@
 //! an EventBridge bus on AWS, a webhook in `wxpush serve --forward URL` — at least once, and
 //! only after it is durably recorded.
 //!
-//! The callback writes an outbox row (`fwd#{appid}` / the event's dedupe key) in the same
-//! transaction as the event, then queues a [`Job::ForwardEvent`]. The job delivers the row
-//! to the [`EventSink`] and deletes it. A sink that is down gets the event again with backoff
+//! The callback writes an outbox row (`fwd#{appid}` / the event's dedupe key, a long one in
+//! its short form) in the same transaction as the event, then queues a [`Job::ForwardEvent`].
+//! The job delivers the row to the [`EventSink`] and deletes it. A sink that is down gets the event again with backoff
 //! (the job re-queues itself, [`FORWARD_ATTEMPTS`] times in all); after that the row moves to
 //! `fwd#dead#{appid}` and the job goes to the dead-letter queue, from where a redrive forwards
 //! it. Without a dead-letter queue (`wxpush serve`) it is retried every 15 minutes instead. A job
@@ -75,8 +75,13 @@ pub fn outbox_op(
     if let Some(u) = unionid {
         row.insert("unionid".into(), s(u));
     }
+    let (key, full) = (msg.dedupe_key(), msg.full_dedupe_key());
+    if full != key {
+        // The row's sort key is a short form ([`crate::store::key_part`]): the whole key here.
+        row.insert("dedupe_key".into(), s(&full));
+    }
     Op::Insert {
-        key: ItemKey::outbox(appid, &msg.dedupe_key()),
+        key: ItemKey::outbox(appid, &key),
         attrs: row,
     }
 }

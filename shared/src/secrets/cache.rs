@@ -14,14 +14,25 @@ use std::time::{Duration, Instant};
 /// after at most this long; a removed one is refused after it (and after its entry's TTL).
 pub const LISTING_TTL: Duration = Duration::from_secs(60);
 
-/// An app's configuration and when it was read.
-type Entry = (Instant, Arc<AppConfig>);
+/// How long a listed app whose configuration cannot be built (a missing or invalid
+/// parameter, safe mode without `encoding_aes_key`, no parameter the reader may read) is
+/// answered with the same error before the store is read again: a flood on its public
+/// callback URL costs one read per this interval, and an operator's fix is served after it.
+pub const FAILURE_TTL: Duration = Duration::from_secs(30);
+
+/// An app's configuration, or why it could not be read, and until when that answer stands.
+struct Entry {
+    until: Instant,
+    value: Result<Arc<AppConfig>, ConfigError>,
+}
 
 pub struct CachedSecretStore<S> {
     inner: S,
     ttl: Duration,
     capacity: usize,
-    /// Configured apps only: nothing unknown is ever stored, so nothing unknown evicts them.
+    /// Listed apps only: nothing unknown is ever stored, so nothing unknown evicts them.
+    /// A failed read is kept too ([`FAILURE_TTL`], or [`LISTING_RETRY`] when the store
+    /// itself failed), bounded by the same capacity.
     entries: Mutex<HashMap<String, Entry>>,
     /// The appids the store lists; refreshed by one caller at a time.
     listing: tokio::sync::Mutex<Listing>,
@@ -34,8 +45,9 @@ struct Listing {
     failed: Option<(Instant, ConfigError)>,
 }
 
-/// After a failed listing, how long before the store is asked again: a flood of requests
-/// while SSM throttles makes at most one listing call per this interval.
+/// After a failed listing (or a failed read of an app's parameters), how long before the
+/// store is asked again: a flood of requests while SSM throttles makes at most one call per
+/// this interval.
 pub const LISTING_RETRY: Duration = Duration::from_secs(5);
 
 impl<S: SecretStore> CachedSecretStore<S> {
@@ -55,27 +67,42 @@ impl<S: SecretStore> CachedSecretStore<S> {
         &self.inner
     }
 
-    fn lookup(&self, appid: &str) -> Option<Arc<AppConfig>> {
+    /// The cached answer for `appid` (a configuration or the error its read ended with),
+    /// while it stands.
+    fn lookup(&self, appid: &str) -> Option<Result<Arc<AppConfig>, ConfigError>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, value) = entries.get(appid)?;
-        (at.elapsed() < self.ttl).then(|| value.clone())
+        let entry = entries.get(appid)?;
+        (Instant::now() < entry.until).then(|| entry.value.clone())
     }
 
-    fn remember(&self, appid: &str, value: Arc<AppConfig>) {
+    /// How long an answer read from the store stands: a configuration `ttl`; a configuration
+    /// error [`FAILURE_TTL`]; a failure of the store itself [`LISTING_RETRY`] (never longer
+    /// than `ttl`).
+    fn lifetime(&self, value: &Result<Arc<AppConfig>, ConfigError>) -> Duration {
+        match value {
+            Ok(_) => self.ttl,
+            Err(ConfigError::Backend(_)) => LISTING_RETRY.min(self.ttl),
+            Err(_) => FAILURE_TTL.min(self.ttl),
+        }
+    }
+
+    fn remember(&self, appid: &str, value: Result<Arc<AppConfig>, ConfigError>) {
+        let until = Instant::now() + self.lifetime(&value);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.capacity && !entries.contains_key(appid) {
-            // Make room: drop expired entries, then the oldest one.
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            // Make room: drop expired entries, then the one that expires first.
+            let now = Instant::now();
+            entries.retain(|_, e| now < e.until);
             if entries.len() >= self.capacity
-                && let Some(oldest) = entries
+                && let Some(first) = entries
                     .iter()
-                    .min_by_key(|(_, (at, _))| *at)
+                    .min_by_key(|(_, e)| e.until)
                     .map(|(k, _)| k.clone())
             {
-                entries.remove(&oldest);
+                entries.remove(&first);
             }
         }
-        entries.insert(appid.to_string(), (Instant::now(), value));
+        entries.insert(appid.to_string(), Entry { until, value });
     }
 
     /// The configured appids: the cached listing, or one new listing (names only) when it is
@@ -123,18 +150,19 @@ impl<S: SecretStore> CachedSecretStore<S> {
 impl<S: SecretStore> SecretStore for CachedSecretStore<S> {
     async fn app(&self, appid: &str) -> Result<Arc<AppConfig>, ConfigError> {
         if let Some(hit) = self.lookup(appid) {
-            return Ok(hit);
+            return hit;
         }
         if !crate::app::is_valid_appid(appid) || !self.configured().await?.contains(appid) {
             return Err(ConfigError::UnknownApp {
                 appid: appid.to_string(),
             });
         }
-        // Only configured apps get here. Their errors (a missing parameter) are not cached:
-        // the operator's fix is picked up at once.
-        let value = self.inner.app(appid).await?;
+        // Only listed apps get here. A read that fails is kept as well, briefly: a listed app
+        // that cannot be built must not turn every request naming it into a store read.
+        // Errors name the app and the parameter, never a value, so keeping one keeps no secret.
+        let value = self.inner.app(appid).await;
         self.remember(appid, value.clone());
-        Ok(value)
+        value
     }
 
     async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
@@ -240,5 +268,66 @@ mod tests {
             assert!(empty.configured().await.is_err());
         }
         assert_eq!(empty.inner().0.load(Ordering::SeqCst), 2);
+    }
+
+    /// Lists a, b and c; a is configured, b cannot be built, c's read fails. Counts reads.
+    struct Broken(AtomicUsize);
+
+    #[async_trait]
+    impl SecretStore for Broken {
+        async fn app(&self, id: &str) -> Result<Arc<AppConfig>, ConfigError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if id == appid("a") {
+                return Counting(AtomicUsize::new(0), AtomicUsize::new(0))
+                    .app(id)
+                    .await;
+            }
+            Err(if id == appid("b") {
+                ConfigError::InvalidParameter {
+                    appid: id.into(),
+                    name: "callback_mode".into(),
+                    reason: "safe and compatible mode need parameter `encoding_aes_key`".into(),
+                }
+            } else {
+                ConfigError::Backend("SSM GetParameters failed: throttled".into())
+            })
+        }
+        async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {
+            Ok(["a", "b", "c"].iter().map(|a| appid(a)).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listed_app_that_cannot_be_read_is_asked_rarely() {
+        let cache =
+            CachedSecretStore::new(Broken(AtomicUsize::new(0)), Duration::from_secs(300), 2);
+        let (a, b, c) = (appid("a"), appid("b"), appid("c"));
+        let first = cache.app(&b).await.unwrap_err();
+        for _ in 0..1000 {
+            assert_eq!(cache.app(&b).await.unwrap_err(), first, "the same error");
+        }
+        assert_eq!(cache.inner().0.load(Ordering::SeqCst), 1, "one read");
+        // Once FAILURE_TTL is over, the store is read again (the operator's fix is served).
+        let until = cache.entries.lock().unwrap().get(&b).unwrap().until;
+        assert!(until <= Instant::now() + FAILURE_TTL);
+        cache.entries.lock().unwrap().get_mut(&b).unwrap().until = Instant::now();
+        assert_eq!(cache.app(&b).await.unwrap_err(), first);
+        assert_eq!(cache.inner().0.load(Ordering::SeqCst), 2);
+        // A failing store: kept for LISTING_RETRY only.
+        for _ in 0..100 {
+            assert!(matches!(cache.app(&c).await, Err(ConfigError::Backend(_))));
+        }
+        assert_eq!(cache.inner().0.load(Ordering::SeqCst), 3);
+        let until = cache.entries.lock().unwrap().get(&c).unwrap().until;
+        assert!(until <= Instant::now() + LISTING_RETRY);
+        // Bounded like the rest, and a failure goes before a working app: a stays cached.
+        cache.app(&a).await.unwrap();
+        cache.app(&b).await.unwrap_err();
+        cache.app(&c).await.unwrap_err();
+        assert!(cache.entries.lock().unwrap().len() <= 2);
+        assert!(
+            matches!(cache.lookup(&a), Some(Ok(_))),
+            "a working app stays"
+        );
     }
 }

@@ -20,11 +20,14 @@ pub const CALLBACK_PARAMETERS: [&str; 4] = [
     "callback_mode",
 ];
 
-/// The appids in parameter `names` under `path` (`{prefix}/apps/`): `{path}{appid}/{name}`.
+/// The appids in parameter `names` under `path` (`{prefix}/apps/`) that have their `kind`:
+/// `{path}{appid}/kind`. An app is listed only once its `kind` is written (`wxpush apps put`
+/// writes it last), so a half-written app stays invisible: its appid is refused like any
+/// unknown one, without a read of its parameters.
 fn add_appids<'a>(appids: &mut BTreeSet<String>, path: &str, names: impl Iterator<Item = &'a str>) {
     for name in names {
         if let Some(rest) = name.strip_prefix(path)
-            && let Some((appid, _)) = rest.split_once('/')
+            && let Some(appid) = rest.strip_suffix("/kind")
             && is_valid_appid(appid)
         {
             appids.insert(appid.to_string());
@@ -221,5 +224,29 @@ impl SecretStore for SsmSecretStore {
             }
         }
         Ok(appids.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_apps_with_their_kind_are_listed() {
+        let path = "/wxpush/apps/";
+        let (whole, half) = ("wx00000000000000a1", "wx00000000000000a2");
+        let names = [
+            format!("{path}{whole}/app_secret"),
+            format!("{path}{whole}/kind"),
+            // A half-written app: everything but `kind`.
+            format!("{path}{half}/app_secret"),
+            format!("{path}{half}/callback_token"),
+            format!("{path}{half}/kind/extra"),
+            format!("{path}not-an-appid/kind"),
+            format!("/elsewhere/apps/{half}/kind"),
+        ];
+        let mut appids = BTreeSet::new();
+        add_appids(&mut appids, path, names.iter().map(String::as_str));
+        assert_eq!(appids.into_iter().collect::<Vec<_>>(), vec![whole]);
     }
 }

@@ -735,7 +735,7 @@ impl Sender {
         };
         let accounts = self
             .store
-            .query(&format!("union#{unionid}"))
+            .query(&ItemKey::union_pk(&unionid))
             .await
             .map_err(store_error)?;
         if accounts.is_empty() {

@@ -1,7 +1,34 @@
 //! The stored shapes: attribute values, item keys, and the operations a [`super::StateStore`]
 //! applies together.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+/// The longest part of a key kept as it is, in bytes. DynamoDB allows 2 048 bytes of
+/// partition key and 1 024 of sort key, and a part that comes from a push is WeChat's to make
+/// long (a menu URL in `EventKey` has up to 1 024 bytes; openids, template ids and MsgIDs are
+/// not ours to bound), so a longer part becomes [`key_part`]'s short form.
+pub const MAX_KEY_PART: usize = 200;
+/// How many bytes of a long part its short form keeps (so keys stay readable).
+const KEY_PART_PREFIX: usize = 120;
+
+/// `part` as it goes into a key: itself when it has at most [`MAX_KEY_PART`] bytes, else its
+/// first [`KEY_PART_PREFIX`] bytes (to a character boundary), `~` and the SHA-1 of the whole
+/// part (hex): at most 161 bytes. A short form is its own short form, so a key read back
+/// from the table (an outbox row's sort key) names the same item again. Items keyed by a
+/// short form keep the whole value in an attribute.
+pub fn key_part(part: &str) -> Cow<'_, str> {
+    use sha1::Digest;
+    if part.len() <= MAX_KEY_PART {
+        return Cow::Borrowed(part);
+    }
+    let mut end = KEY_PART_PREFIX;
+    while !part.is_char_boundary(end) {
+        end -= 1;
+    }
+    let digest = hex::encode(sha1::Sha1::digest(part.as_bytes()));
+    Cow::Owned(format!("{}~{digest}", &part[..end]))
+}
 
 /// A stored attribute value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,21 +61,28 @@ impl ItemKey {
     /// The (appid, openid) → account item: subscription state and unionid. One `GetItem` by
     /// (appid, openid); `Query pk = acct#{appid}` lists an app's known users (follower sync).
     pub fn account(appid: &str, openid: &str) -> ItemKey {
-        ItemKey::new(format!("acct#{appid}"), format!("openid#{openid}"))
+        ItemKey::new(
+            format!("acct#{appid}"),
+            format!("openid#{}", key_part(openid)),
+        )
     }
-    /// One of a unionid's accounts: `Query pk = union#{unionid}` lists them all.
+    /// One of a unionid's accounts: `Query pk = union#{unionid}` ([`ItemKey::union_pk`])
+    /// lists them all.
     pub fn union_account(unionid: &str, appid: &str) -> ItemKey {
-        ItemKey::new(format!("union#{unionid}"), format!("acct#{appid}"))
+        ItemKey::new(ItemKey::union_pk(unionid), format!("acct#{appid}"))
+    }
+    pub fn union_pk(unionid: &str) -> String {
+        format!("union#{}", key_part(unionid))
     }
     /// A template message's delivery status, by WeChat's msgid.
     pub fn delivery(appid: &str, msgid: &str) -> ItemKey {
-        ItemKey::new(format!("wxmsg#{appid}#{msgid}"), "delivery")
+        ItemKey::new(format!("wxmsg#{appid}#{}", key_part(msgid)), "delivery")
     }
     /// A user's subscribe-message grant for one template.
     pub fn grant(appid: &str, openid: &str, template_id: &str) -> ItemKey {
         ItemKey::new(
-            format!("grant#{appid}#{openid}"),
-            format!("tpl#{template_id}"),
+            format!("grant#{appid}#{}", key_part(openid)),
+            format!("tpl#{}", key_part(template_id)),
         )
     }
     /// An `Idempotency-Key` of the send API: the request's hash and, once done, its answer.
@@ -59,12 +93,15 @@ impl ItemKey {
     pub fn message(appid: &str, id: &str) -> ItemKey {
         ItemKey::new(format!("msg#{appid}#{id}"), "message")
     }
-    /// A plaintext-mode push's (timestamp, nonce) and the hash of the body it came with.
-    pub fn nonce(appid: &str, timestamp: &str, nonce: &str) -> ItemKey {
-        ItemKey::new(format!("nonce#{appid}#{timestamp}#{nonce}"), "nonce")
+    /// A plaintext-mode callback's signature (40 hex characters, checked before it gets
+    /// here; it names the token, timestamp and nonce) and the hash of the app, method and body
+    /// it first came with.
+    pub fn nonce(signature: &str) -> ItemKey {
+        ItemKey::new(format!("nonce#{signature}"), "nonce")
     }
+    /// A callback event, by its dedupe key (already short: `InboundMessage::dedupe_key`).
     pub fn event(appid: &str, dedupe_key: &str) -> ItemKey {
-        ItemKey::new(format!("evt#{appid}#{dedupe_key}"), "event")
+        ItemKey::new(format!("evt#{appid}#{}", key_part(dedupe_key)), "event")
     }
     /// A batch: its message, state, totals and fan-out cursor.
     pub fn batch(appid: &str, id: &str) -> ItemKey {
@@ -100,23 +137,24 @@ impl ItemKey {
     }
     /// An event recorded but not yet forwarded (the outbox): `Query pk` lists an app's.
     pub fn outbox(appid: &str, dedupe_key: &str) -> ItemKey {
-        ItemKey::new(ItemKey::outbox_pk(appid), dedupe_key.to_string())
+        ItemKey::new(ItemKey::outbox_pk(appid), key_part(dedupe_key))
     }
     pub fn outbox_pk(appid: &str) -> String {
         format!("fwd#{appid}")
     }
     /// An event whose forwarding was given up (to the dead-letter queue), kept for its redrive.
     pub fn outbox_dead(appid: &str, dedupe_key: &str) -> ItemKey {
-        ItemKey::new(format!("fwd#dead#{appid}"), dedupe_key.to_string())
+        ItemKey::new(format!("fwd#dead#{appid}"), key_part(dedupe_key))
     }
     /// Where the outbox sweep of `appid` stopped (it goes on from there).
     pub fn outbox_sweep(appid: &str) -> ItemKey {
         ItemKey::new(format!("fwd#sweep#{appid}"), "cursor")
     }
     /// A new follower whose unionid look-up is still to run: written in the transaction of
-    /// its `subscribe` event, deleted with the unionid. `Query pk` lists an app's (the sweep).
+    /// its `subscribe` event, deleted with the unionid. `Query pk` lists an app's (the sweep
+    /// reads the openid from the row's `openid`: a long one's key is its short form).
     pub fn follow_up(appid: &str, openid: &str) -> ItemKey {
-        ItemKey::new(ItemKey::follow_up_pk(appid), openid.to_string())
+        ItemKey::new(ItemKey::follow_up_pk(appid), key_part(openid))
     }
     pub fn follow_up_pk(appid: &str) -> String {
         format!("fup#{appid}")
