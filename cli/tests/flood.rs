@@ -75,6 +75,15 @@ async fn webhook() -> (String, Arc<Mutex<HashSet<String>>>) {
 }
 
 fn start_server(dir: &std::path::Path, port: u16, forward: &str, limit: bool) -> Proc {
+    let mut extra = vec!["--forward", forward, "--callback-throttle", "100"];
+    if limit {
+        extra.extend(["--callback-rate", "40", "--callback-burst", "80"]);
+    }
+    start_with(dir, port, &extra)
+}
+
+/// `wxpush serve --sandbox` on `port` with the flood test's app and `extra` flags.
+fn start_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Proc {
     let apps = format!(
         "[[app]]\nappid = \"{OA}\"\nkind = \"official_account\"\napp_secret = \"flood-secret\"\ncallback_token = \"{TOKEN}\"\n"
     );
@@ -82,13 +91,10 @@ fn start_server(dir: &std::path::Path, port: u16, forward: &str, limit: bool) ->
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxpush"));
     cmd.args(["serve", "--sandbox", "--port", &port.to_string(), "--apps"])
         .arg(dir.join("apps.toml"))
-        .args(["--forward", forward, "--callback-throttle", "100"])
+        .args(extra)
         .current_dir(dir)
         .env("WXPUSH_API_KEY", "flood-test-key")
         .env("RUST_LOG", "warn");
-    if limit {
-        cmd.args(["--callback-rate", "40", "--callback-burst", "80"]);
-    }
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     cmd.stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log));
@@ -252,5 +258,57 @@ async fn a_flood_from_one_source_does_not_cost_wechat_a_push() {
         too_many * 2 > sent,
         "most junk got 429: {too_many} of {sent}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A signed URL check (`GET /wechat/{appid}?echostr=`) from `from`: its status.
+async fn verify_from(url: &str, from: Ipv4Addr) -> u16 {
+    let client = reqwest::Client::builder()
+        .local_address(IpAddr::V4(from))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let ts = wxpush_shared::clock::now_unix().to_string();
+    let signature = wxpush_shared::callback::signature::compute(&[TOKEN, &ts, "n"]);
+    client
+        .get(format!(
+            "{url}/wechat/{OA}?signature={signature}&timestamp={ts}&nonce=n&echostr=hi"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_allow_list_lets_only_wechat_and_the_given_addresses_through() {
+    let dir = std::env::temp_dir().join(format!("wxpush-allow-{:x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    // WeChat's list (the emulator's getcallbackip: 127.0.0.1 and 101.226.103.0/25) and one
+    // address of the operator's.
+    let _server = start_with(
+        &dir,
+        port,
+        &["--callback-allow-wechat", "--callback-allow", "127.0.0.3"],
+    );
+    let start = Instant::now();
+    // Fetched at start: until then only --callback-allow passes.
+    while verify_from(&url, Ipv4Addr::LOCALHOST)
+        .await
+        .to_string()
+        .starts_with('4')
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "WeChat's list was never fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(verify_from(&url, Ipv4Addr::LOCALHOST).await, 200);
+    assert_eq!(verify_from(&url, Ipv4Addr::new(127, 0, 0, 3)).await, 200);
+    assert_eq!(verify_from(&url, Ipv4Addr::new(127, 0, 0, 2)).await, 403);
     let _ = std::fs::remove_dir_all(&dir);
 }

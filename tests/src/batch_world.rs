@@ -283,4 +283,3 @@ pub async fn map_unionids(store: &Arc<dyn StateStore>, pairs: &[(String, String)
         store.record(&ops, now_unix()).await.unwrap();
     }
 }
-

@@ -200,14 +200,23 @@ async fn a_give_up_replaced_by_a_real_send_leaves_no_failure_row() {
             false,
         )
         .await;
-    assert!(gave_up.is_err(), "a given-up chunk goes to the dead-letter queue");
+    assert!(
+        gave_up.is_err(),
+        "a given-up chunk goes to the dead-letter queue"
+    );
     let given_up = w.status(OA, &id).await;
-    assert!(given_up["failed"].as_i64() >= Some(1), "given up: {given_up}");
+    assert!(
+        given_up["failed"].as_i64() >= Some(1),
+        "given up: {given_up}"
+    );
     slow.await.unwrap().unwrap();
     let status = w.status(OA, &id).await;
     let listed = status["failures"].as_array().unwrap().len() as i64;
     let counted = status["failed"].as_i64().unwrap() + status["unknown"].as_i64().unwrap();
-    assert_eq!(listed, counted, "failures listed = failed + unknown: {status}");
+    assert_eq!(
+        listed, counted,
+        "failures listed = failed + unknown: {status}"
+    );
     assert_eq!(status["failed"], 0, "sent after the give-up: {status}");
     assert_eq!(w.delivered().await.len(), 2);
 }
@@ -225,7 +234,12 @@ async fn batch_claims_live_as_long_as_the_batch() {
         )
         .await;
     assert!(w.drive(Drive::default()).await.unwrap().drained);
-    let meta = w.store.get(&ItemKey::batch(OA, &id)).await.unwrap().unwrap();
+    let meta = w
+        .store
+        .get(&ItemKey::batch(OA, &id))
+        .await
+        .unwrap()
+        .unwrap();
     let claims = w.store.query(&format!("bclaim#{OA}#{id}")).await.unwrap();
     assert_eq!(claims.len(), 1);
     assert!(
@@ -308,8 +322,13 @@ async fn a_failed_routing_after_a_takeover_never_frees_the_claim() {
         ),
     ];
     // R1: every write of the outcome fails until the lease ends.
-    w.faults
-        .script(Call::Record, "msg#", Fault::Before("ThrottlingException"), 0, 10_000);
+    w.faults.script(
+        Call::Record,
+        "msg#",
+        Fault::Before("ThrottlingException"),
+        0,
+        10_000,
+    );
     let mut first = Vec::new();
     let r1: Vec<_> = cases
         .iter()
@@ -357,7 +376,11 @@ async fn a_failed_routing_after_a_takeover_never_frees_the_claim() {
     assert_eq!(per_user.len(), 3);
     assert_eq!(per_user.get("r0"), Some(&1), "{per_user:?}");
     assert_eq!(per_user.get("r1"), Some(&1), "{per_user:?}");
-    assert_eq!(per_user.get("r2"), Some(&2), "two uniform messages, each once");
+    assert_eq!(
+        per_user.get("r2"),
+        Some(&2),
+        "two uniform messages, each once"
+    );
 }
 
 /// Path 4, single sends: a template whose outcome is unknown is resent by a retry with the
@@ -443,10 +466,12 @@ async fn a_send_storm_through_routing_faults_sends_nobody_two_messages() {
         Fault::After("timeout after commit"),
     ];
     let throttled = vec![Fault::Before("ThrottlingException")];
-    w.faults.random(Call::Query, "union#", 0.03, throttled.clone());
+    w.faults
+        .random(Call::Query, "union#", 0.03, throttled.clone());
     w.faults.random(Call::Get, "acct#", 0.03, throttled.clone());
     w.faults.random(Call::Get, "idem#", 0.01, throttled.clone());
-    w.faults.random(Call::Record, "idem#", 0.02, store_faults.clone());
+    w.faults
+        .random(Call::Record, "idem#", 0.02, store_faults.clone());
     w.faults.random(Call::Record, "msg#", 0.03, store_faults);
     w.secret_faults.random(Call::SecretApp, OA, 0.02, throttled);
     for (i, fault) in [

@@ -70,13 +70,13 @@ async fn the_token_refresh_keeps_wechats_addresses_in_the_waf_ip_set() {
     assert_eq!(addresses, ["101.226.103.0/25", "127.0.0.1/32"]);
     assert_eq!(stamp, format!("wxpush getcallbackip {now}"));
     // Fresh: read only.
-    let calls = world.emulator.get("/stats").await["/cgi-bin/getcallbackip"].clone();
+    let calls = world.emulator.get("/sandbox/stats").await["/cgi-bin/getcallbackip"].clone();
     assert_eq!(
         set.refresh(&tokens, now + 60).await.unwrap(),
         IpSetOutcome::Fresh { age_secs: 60 }
     );
     assert_eq!(
-        world.emulator.get("/stats").await["/cgi-bin/getcallbackip"],
+        world.emulator.get("/sandbox/stats").await["/cgi-bin/getcallbackip"],
         calls
     );
 

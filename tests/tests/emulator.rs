@@ -177,7 +177,11 @@ async fn template_messages_follow_wechats_rules() {
         again["msgid"], first["msgid"],
         "same client_msg_id: same msgid"
     );
-    assert_eq!(emu.delivered(OA).await.len(), 1, "deduped within the window");
+    assert_eq!(
+        emu.delivered(OA).await.len(),
+        1,
+        "deduped within the window"
+    );
     // Another follower with the same client_msg_id is another message.
     emu.control("/users", json!({"appid": OA, "openid": "fan2"}))
         .await;
@@ -187,11 +191,17 @@ async fn template_messages_follow_wechats_rules() {
     // WeChat forgets a client_msg_id after 10 minutes: a resend then is delivered again.
     emu.control("/clock", json!({"advance_secs": 599})).await;
     let tok = token(&stable(&emu, OA, "oa-secret", false).await);
-    assert_eq!(template(&emu, &tok, msg("fan")).await["msgid"], first["msgid"]);
+    assert_eq!(
+        template(&emu, &tok, msg("fan")).await["msgid"],
+        first["msgid"]
+    );
     emu.control("/clock", json!({"advance_secs": 1})).await;
     let late = template(&emu, &tok, msg("fan")).await;
     assert_eq!(errcode(&late), 0);
-    assert_ne!(late["msgid"], first["msgid"], "past the window: a second delivery");
+    assert_ne!(
+        late["msgid"], first["msgid"],
+        "past the window: a second delivery"
+    );
     assert_eq!(emu.delivered(OA).await.len(), 3);
     assert_eq!(errcode(&template(&emu, &tok, msg("gone")).await), 43004);
     assert_eq!(errcode(&template(&emu, &tok, msg("nobody")).await), 40003);

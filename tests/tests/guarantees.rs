@@ -579,7 +579,10 @@ async fn a_slow_wechat_never_holds_a_callback_past_five_seconds() {
     .with_queue(jobs.clone());
     let later = now_unix() + wxpush_shared::callback::followup::FOLLOW_UP_SWEEP_AFTER_SECS + 1;
     let swept = completion
-        .sweep(later, std::time::Instant::now() + std::time::Duration::from_secs(10))
+        .sweep(
+            later,
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
+        )
         .await
         .unwrap();
     assert_eq!(swept, 1);

@@ -572,7 +572,8 @@ impl World {
             .get("client_msg_id")
             .and_then(Value::as_str)
             .filter(|c| !c.is_empty());
-        let dedupe_key = client_msg_id.map(|cid| (app.appid.clone(), touser.to_string(), cid.to_string()));
+        let dedupe_key =
+            client_msg_id.map(|cid| (app.appid.clone(), touser.to_string(), cid.to_string()));
         if let Some(key) = &dedupe_key {
             // WeChat sends one message per (openid, client_msg_id) for 10 minutes, then
             // forgets the id: a resend after that is delivered again (docs/wechat.md).

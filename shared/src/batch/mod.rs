@@ -596,7 +596,13 @@ impl Batches {
         };
         // Listed for the sweep in the same write that starts it.
         let listed = unfinished_op(appid, &id, now);
-        if self.store.record(&[op, listed], now).await.map_err(store_error)? != Recorded::New {
+        if self
+            .store
+            .record(&[op, listed], now)
+            .await
+            .map_err(store_error)?
+            != Recorded::New
+        {
             return Err(ApiError::Conflict {
                 code: "in_progress",
                 message: format!("batch {id} was taken over by another request; retry later"),

@@ -92,7 +92,10 @@ impl Batches {
             .await
             .map_err(|e| e.to_string())?;
         let fanned_out = meta.fanout_done && meta.queued_chunks >= meta.chunks;
-        if meta.state == "running" && !fanned_out && now > meta.fanout_at.max(meta.created_at) + STALE_SECS {
+        if meta.state == "running"
+            && !fanned_out
+            && now > meta.fanout_at.max(meta.created_at) + STALE_SECS
+        {
             self.queue
                 .enqueue(&Job::BatchFanout {
                     appid: appid.into(),
@@ -111,7 +114,9 @@ impl Batches {
         let mut unsettled = false;
         for (sk, attrs) in &progress {
             let p = Progress::from(attrs);
-            let Ok(chunk) = sk.parse::<u32>() else { continue };
+            let Ok(chunk) = sk.parse::<u32>() else {
+                continue;
+            };
             if !p.results.contains(&QUEUED) {
                 continue;
             }
@@ -213,7 +218,10 @@ impl Batches {
 
     async fn forget(&self, index: &ItemKey) -> Result<(), String> {
         self.store
-            .record(&[Op::Delete { key: index.clone() }], crate::clock::now_unix())
+            .record(
+                &[Op::Delete { key: index.clone() }],
+                crate::clock::now_unix(),
+            )
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
