@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod callback_guard;
 pub mod local_key;
 pub mod ops;
+pub mod private_fs;
 pub mod sandbox;
 pub mod serve;

@@ -31,7 +31,7 @@ pub fn load_or_create(dir: &Path, env: Option<String>) -> Result<(String, KeySou
         return Ok((k, KeySource::File));
     }
     let key = format!("wxp_{:032x}", rand::random::<u128>());
-    create_private_dir(dir)?;
+    crate::private_fs::create_private_dir(dir)?;
     write_private(&path, &key)?;
     Ok((key, KeySource::Generated))
 }
@@ -61,19 +61,6 @@ pub fn read_private(path: &Path) -> Result<Option<String>, String> {
     let key = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(Some(key.trim().to_string()).filter(|k| !k.is_empty()))
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), String> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 fn write_private(path: &Path, key: &str) -> Result<(), String> {

@@ -19,6 +19,7 @@ use wxpush_cli::admin::{
     batch_summary, read_recipients, sync_followers,
 };
 use wxpush_cli::auth::{Auth, AuthKind, SigV4Signer};
+use wxpush_cli::callback_guard::CallbackGuardArgs;
 use wxpush_cli::local_key::{self, KeySource};
 use wxpush_cli::ops::{
     CliError, SendFlags, answer, apps_put, apps_summary, apps_with_tokens, configured_apps,
@@ -88,6 +89,8 @@ enum Command {
         /// Seconds between scheduled sweeps (outbox, follow-ups, batches).
         #[arg(long, hide = true, default_value_t = 60)]
         sweep_every: u64,
+        #[command(flatten)]
+        callback_guard: CallbackGuardArgs,
     },
     /// Run the WeChat emulator alone (WeChat paths at the root, controls under /sandbox).
     Sandbox {
@@ -327,8 +330,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             forward,
             test_timings,
             sweep_every,
+            callback_guard,
         } => {
             let (apps, demo) = load_apps(apps.as_ref(), sandbox).map_err(CliError::Usage)?;
+            let callback_guard = callback_guard.config().map_err(CliError::Usage)?;
             let data = match data {
                 Some(p) => DataLocation::File(p),
                 None if sandbox => DataLocation::Memory,
@@ -340,9 +345,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             )?;
             if !is_loopback(&host) {
                 eprintln!(
-                    "wxpush: warning: listening on {host}, beyond this machine. /v1 needs the bearer key, but /wechat is public{}; bind 127.0.0.1 unless you mean it.",
+                    "wxpush: warning: listening on {host}, beyond this machine. /v1 needs the bearer key, but /wechat is public{}; bind 127.0.0.1 unless you mean it.{}",
                     if sandbox {
                         " and the /sandbox controls are open to anyone who can reach this port"
+                    } else {
+                        ""
+                    },
+                    if callback_guard.per_source.is_none()
+                        && callback_guard.allow.is_empty()
+                        && !callback_guard.allow_wechat
+                    {
+                        " /wechat has no limit: see --callback-rate and --callback-allow-wechat."
                     } else {
                         ""
                     }
@@ -369,6 +382,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     batches,
                     forward,
                     sweep_every: Duration::from_secs(sweep_every.max(1)),
+                    callback_guard,
                 },
                 worker,
             )

@@ -2,16 +2,20 @@
 //! embedded store, a timer in place of the EventBridge schedule, and optionally the WeChat
 //! emulator under `/sandbox`.
 
+use crate::callback_guard::{
+    CallbackGuard, CallbackGuardConfig, Refusal, WECHAT_LIST_EVERY, WECHAT_LIST_RETRY,
+};
 use crate::sandbox::{CallbackKeys, EmulatedApp, Emulator, random_alnum};
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use redb::Database;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -60,6 +64,8 @@ pub struct ServeConfig {
     /// How often the scheduled sweep runs (the EventBridge schedule's stand-in), forwarding
     /// or not.
     pub sweep_every: Duration,
+    /// The public `/wechat` route's rate limits and allow-list (all off by default).
+    pub callback_guard: CallbackGuardConfig,
 }
 
 /// How long one local job step may run before it checkpoints and queues its continuation
@@ -135,6 +141,7 @@ struct AppState {
     send: Arc<SendService>,
     callback: Arc<CallbackService>,
     api_key: Arc<String>,
+    guard: Arc<CallbackGuard>,
 }
 
 /// The demo apps of `--sandbox` without `--apps`: one official account and one mini program
@@ -171,10 +178,8 @@ fn open_db(data: &DataLocation) -> Result<Arc<Database>, String> {
             Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())
         }
         DataLocation::File(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
+            // Access tokens and decrypted user messages: the owner's only.
+            crate::private_fs::prepare_private_file(path)?;
             Database::create(path)
         }
     };
@@ -283,7 +288,9 @@ pub async fn start_with(cfg: ServeConfig, worker: WorkerConfig) -> Result<Runnin
                 .with_completion_delay(LOCAL_COMPLETION_DELAY),
         ),
         api_key: Arc::new(cfg.api_key),
+        guard: Arc::new(CallbackGuard::new(&cfg.callback_guard)),
     };
+    let guard = state.guard.clone();
 
     let mut router = Router::new()
         .route("/v1/{*rest}", axum::routing::any(private_api))
@@ -295,10 +302,16 @@ pub async fn start_with(cfg: ServeConfig, worker: WorkerConfig) -> Result<Runnin
     let router = router.fallback(not_found);
 
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        // The peer's address reaches the handlers: the callback guard keys on it.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             warn!(error = %e, "local server stopped");
         }
     });
+    let mut tasks = vec![server];
+    if cfg.callback_guard.allow_wechat {
+        tasks.push(tokio::spawn(keep_wechat_list(guard, tokens.clone())));
+    }
     // The EventBridge schedule's stand-in.
     let (every, window) = (cfg.refresh_every, cfg.refresh_window);
     let timer = tokio::spawn(async move {
@@ -327,13 +340,35 @@ pub async fn start_with(cfg: ServeConfig, worker: WorkerConfig) -> Result<Runnin
             }
         }
     });
-    let tasks = vec![server, timer, worker, sweep];
+    tasks.extend([timer, worker, sweep]);
     info!(%addr, sandbox = emulator.is_some(), forwarding = cfg.forward.is_some(), "wxpush local server listening");
     Ok(RunningServer {
         addr,
         emulator,
         tasks,
     })
+}
+
+/// `--callback-allow-wechat`: WeChat's addresses from `getcallbackip` now, then every day
+/// (a failed fetch is tried again after a minute; the last list stays in force meanwhile).
+async fn keep_wechat_list(guard: Arc<CallbackGuard>, tokens: Arc<TokenManager>) {
+    loop {
+        let wait = match wxpush_shared::callback_ips::fetch(&tokens).await {
+            Ok(nets) => {
+                info!(
+                    addresses = nets.len(),
+                    "WeChat's callback addresses (getcallbackip) allowed on /wechat"
+                );
+                guard.set_wechat(nets);
+                WECHAT_LIST_EVERY
+            }
+            Err(e) => {
+                warn!(error = %e, "could not fetch WeChat's callback addresses; trying again in a minute");
+                WECHAT_LIST_RETRY
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
 }
 
 async fn not_found(req: Request) -> Response {
@@ -367,8 +402,18 @@ async fn private_api(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-/// `/wechat/...`: public, as on API Gateway; the callback Lambda's own handler.
-async fn wechat_callback(State(state): State<AppState>, req: Request) -> Response {
+/// `/wechat/...`: public, as on API Gateway; the callback Lambda's own handler, behind the
+/// guard (allow-list 403, rate limits 429, as the deployed WAF and API Gateway answer).
+async fn wechat_callback(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    match state.guard.check(peer.ip(), Instant::now()) {
+        Ok(()) => {}
+        Err(Refusal::NotAllowed) => return StatusCode::FORBIDDEN.into_response(),
+        Err(Refusal::TooMany) => return StatusCode::TOO_MANY_REQUESTS.into_response(),
+    }
     match into_lambda(req, MAX_CALLBACK_BODY).await {
         Ok(req) => into_axum(wxpush_callback::handle(&state.callback, req).await),
         Err(resp) => resp,

@@ -52,6 +52,7 @@ async fn operator_commands_against_the_local_server() {
         batches: Default::default(),
         forward: None,
         sweep_every: Duration::from_secs(3600),
+        callback_guard: Default::default(),
     })
     .await
     .unwrap();

@@ -9,6 +9,7 @@
 //! - [`store`]: wxpush's state (`StateStore`: DynamoDB or embedded) and its item keys.
 //! - [`callback`], [`send`], [`identity`], [`followers`], [`batch`], [`templates`],
 //!   [`manage`] (quota): the services behind the routes.
+//! - [`callback_ips`]: WeChat's callback addresses (`getcallbackip`), parsed for allow-lists.
 //! - [`forward`]: recorded callback events forwarded to an EventBridge bus or a webhook.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
 //! - [`error`]: the API error enum and its one mapping to HTTP.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod aws;
 pub mod batch;
 pub mod callback;
+pub mod callback_ips;
 pub mod clock;
 pub mod error;
 pub mod followers;

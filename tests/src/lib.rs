@@ -666,6 +666,7 @@ pub async fn local_server_forwarding(
         },
         forward,
         sweep_every,
+        callback_guard: Default::default(),
     })
     .await
     .expect("the local server starts")

@@ -160,6 +160,7 @@ impl Recorder {
                     out.push((format!("sqs:{op}"), None))
                 }
                 "AWSEvents" => out.push((format!("events:{op}"), None)),
+                "AWSWAF_20190729" => out.push((format!("wafv2:{op}"), None)),
                 other => panic!("an unexpected AWS service: {other}"),
             }
         }
@@ -261,7 +262,7 @@ fn check(function: &str, policy: &[Statement], uses: &[Use], unexercised: &[&str
 
 /// Every resource a function's calls name is one its policy allows: parameters under the
 /// prefix (with `names`, only those parameters, read by name; else the path), the jobs queue,
-/// and (with `bus`) the stack's bus.
+/// (with `bus`) the stack's bus and (with `ip_set`) the callback's WAF IP set, by its name.
 fn check_resources(
     function: &str,
     resources: &[(String, String)],
@@ -269,6 +270,7 @@ fn check_resources(
     names: Option<&[&str]>,
     queue_url: &str,
     bus: Option<&str>,
+    ip_set: Option<&str>,
 ) {
     for (op, resource) in resources {
         match (op.as_str(), names) {
@@ -286,6 +288,11 @@ fn check_resources(
                 Some(resource.as_str()),
                 bus,
                 "events go to the stack's bus only"
+            ),
+            ("GetIPSet" | "UpdateIPSet", _) if ip_set.is_some() => assert_eq!(
+                Some(resource.as_str()),
+                ip_set,
+                "WeChat's addresses go to the callback's IP set only"
             ),
             (other, _) => panic!("{function}: unexpected {other} on {resource}"),
         }
@@ -434,6 +441,7 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
             "callback_mode",
         ]),
         &queue_url,
+        None,
         None,
     );
     check(
@@ -587,6 +595,7 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
         None,
         &queue_url,
         None,
+        None,
     );
     check(
         "SendFunction",
@@ -595,12 +604,37 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
         &["kms:Decrypt", "kms:GenerateDataKey"],
     );
 
-    // ---- the token refresh: every app's token, refreshed when due.
+    // ---- the token refresh: every app's token, refreshed when due, and (CallbackFirewall
+    // on) WeChat's callback addresses into the WAF IP set: written while empty, then read.
+    let waf = aws_sdk_wafv2::Client::new(&sdk);
+    let ip_set_arn = waf
+        .create_ip_set()
+        .name(wxpush_tests::unique("iam-ips"))
+        .scope(aws_sdk_wafv2::types::Scope::Regional)
+        .ip_address_version(aws_sdk_wafv2::types::IpAddressVersion::Ipv4)
+        .set_addresses(Some(vec![]))
+        .send()
+        .await
+        .unwrap()
+        .summary()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
     let rec = recorder().await;
-    let deps = AwsDeps::build(&rec.sdk().await, &env);
+    let rec_sdk = rec.sdk().await;
+    let deps = AwsDeps::build(&rec_sdk, &env);
     let report =
         wxpush_token_refresh::refresh_all(deps.tokens.clone(), Duration::from_secs(7_200)).await;
     assert!(report.failed.is_empty(), "{report:?}");
+    let ip_set = wxpush_token_refresh::callback_ips::CallbackIpSet::from_arn(
+        wxpush_shared::aws::SdkClient::deferred(&rec_sdk, aws_sdk_wafv2::Client::new),
+        &ip_set_arn,
+    )
+    .unwrap();
+    for _ in 0..2 {
+        ip_set.refresh(&deps.tokens, now_unix()).await.unwrap();
+    }
     check_resources(
         "token refresh",
         &rec.resources(),
@@ -608,6 +642,7 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
         None,
         &queue_url,
         None,
+        Some(ip_set.name()),
     );
     check(
         "TokenRefreshFunction",
@@ -674,6 +709,7 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
         None,
         &queue_url,
         Some(&bus),
+        None,
     );
     check(
         "BatchWorkerFunction",

@@ -65,7 +65,7 @@ async fn refresh_handler_over_a_real_eventbridge_scheduled_event() {
     let payload = serde_json::from_str(&fixture("eventbridge-scheduled-event.json")).unwrap();
     let event = LambdaEvent::new(payload, Context::default());
     let window = Duration::from_secs(900);
-    let err = wxpush_token_refresh::handle_event(tokens.clone(), window, event)
+    let err = wxpush_token_refresh::handle_event(tokens.clone(), window, None, event)
         .await
         .unwrap_err();
     let message = err.to_string();

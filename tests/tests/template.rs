@@ -312,11 +312,15 @@ fn the_deployment_is_hardened() {
     for route in ["\"POST /wechat/{appid}\":", "\"GET /wechat/{appid}\":"] {
         let settings: Vec<&str> = section(http_api, route, "\"").lines().collect();
         assert!(
-            settings.contains(&"          ThrottlingBurstLimit: !Ref CallbackThrottleBurst"),
+            settings.contains(
+                &"          ThrottlingBurstLimit: !If [HttpApiCallbackClosed, 0, !Ref CallbackThrottleBurst]"
+            ),
             "{route}"
         );
         assert!(
-            settings.contains(&"          ThrottlingRateLimit: !Ref CallbackThrottleRate"),
+            settings.contains(
+                &"          ThrottlingRateLimit: !If [HttpApiCallbackClosed, 0, !Ref CallbackThrottleRate]"
+            ),
             "{route}"
         );
     }
@@ -474,6 +478,7 @@ fn alarms_and_the_dashboard_read_metrics_the_code_emits() {
         "TokenRefreshes",
         "WeChatTokenCalls",
         "EventsForwarded",
+        "CallbackIpLists",
     ] {
         assert!(
             emitted.contains_key(metric),
@@ -485,6 +490,7 @@ fn alarms_and_the_dashboard_read_metrics_the_code_emits() {
         "TokenRefreshFailureAlarm:",
         "CallbackServerErrorAlarm:",
         "SendServerErrorRateAlarm:",
+        "CallbackIpListAlarm:",
     ] {
         let a = section(&t, &format!("\n  {alarm}\n"), "\n\n");
         assert!(a.contains("Namespace: wxpush"), "{alarm}");

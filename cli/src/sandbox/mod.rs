@@ -7,10 +7,12 @@
 //! [`Emulator::nested_router`] serves both under one prefix, for `wxpush serve --sandbox`
 //! (WeChat base `http://127.0.0.1:3000/sandbox`, controls at `/sandbox/users`, ...).
 
+mod callback_ips;
 mod push;
 mod rules;
 mod state;
 
+pub use callback_ips::DEFAULT_CALLBACK_IPS;
 pub use push::CallbackKeys;
 pub use state::{EmulatedApp, Template, random_alnum};
 
@@ -47,6 +49,8 @@ struct Inner {
     /// The one task that sends pushes, in the order they were made (as WeChat's would
     /// arrive: a grant before the message that uses it).
     pusher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
+    /// What `getcallbackip` lists (`POST /sandbox/callback-ips`).
+    callback_ips: Mutex<Vec<String>>,
 }
 
 /// A push on its way: where, signed with what, and when it was made.
@@ -64,6 +68,7 @@ impl Emulator {
                 callback_base: Mutex::new(None),
                 http: std::sync::OnceLock::new(),
                 pusher: std::sync::OnceLock::new(),
+                callback_ips: Mutex::new(callback_ips::default_list()),
             }),
         }
     }
@@ -136,6 +141,24 @@ impl Emulator {
         })
     }
 
+    /// What `getcallbackip` lists now.
+    pub fn callback_ips(&self) -> Vec<String> {
+        self.inner
+            .callback_ips
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces what `getcallbackip` lists.
+    pub fn set_callback_ips(&self, list: Vec<String>) {
+        *self
+            .inner
+            .callback_ips
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = list;
+    }
+
     pub fn now(&self) -> i64 {
         now_unix() + self.inner.clock_offset.load(Ordering::SeqCst)
     }
@@ -202,6 +225,10 @@ impl Emulator {
                 "/cgi-bin/template/del_private_template",
                 post(delete_private_template),
             )
+            .route(
+                "/cgi-bin/getcallbackip",
+                get(callback_ips::get_callback_ips),
+            )
             .route("/wxaapi/newtmpl/gettemplate", get(subscribe_templates))
             .route("/wxaapi/newtmpl/addtemplate", post(add_subscribe_template))
             .route(
@@ -229,6 +256,7 @@ impl Emulator {
             .route("/quotas", post(set_quota))
             .route("/paging", post(set_paging))
             .route("/templates", post(add_template))
+            .route("/callback-ips", post(callback_ips::set_callback_ips))
             // Bulk user loads (tens of thousands of followers) exceed axum's 2 MB default.
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .layer(axum::middleware::from_fn(guard_controls))
@@ -890,6 +918,7 @@ async fn stats(State(emu): State<Emulator>) -> Json<Value> {
 async fn reset(State(emu): State<Emulator>) -> Json<Value> {
     emu.world().reset();
     emu.inner.clock_offset.store(0, Ordering::SeqCst);
+    emu.set_callback_ips(callback_ips::default_list());
     Json(json!({"reset": true}))
 }
 

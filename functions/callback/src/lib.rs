@@ -34,11 +34,29 @@ pub async fn handle(svc: &CallbackService, req: Request) -> Response<Body> {
     resp.map(Body::from)
 }
 
+/// The request's path as routed: a REST API's event (the callback's own API, `CallbackFirewall`
+/// on) carries its stage, which `lambda_http` puts in front of the path (`/live/wechat/...`);
+/// the HTTP API's `$default` stage adds nothing.
+fn route_path(req: &Request) -> &str {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let path = req.uri().path();
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx
+            .stage
+            .as_deref()
+            .and_then(|stage| path.strip_prefix('/')?.strip_prefix(stage))
+            .filter(|rest| rest.starts_with('/'))
+            .unwrap_or(path),
+        _ => path,
+    }
+}
+
 async fn dispatch(
     svc: &CallbackService,
     req: &Request,
 ) -> Result<http::Response<String>, ApiError> {
-    let path = req.uri().path();
+    let path = route_path(req);
     let appid = match path
         .trim_end_matches('/')
         .split('/')

@@ -1,8 +1,12 @@
 //! The scheduled token refresh: on each EventBridge schedule tick, every configured app whose
 //! token expires within the window is refreshed. One app's failure is reported and does not
-//! stop the others.
+//! stop the others. With the callback's firewall on, the same tick keeps WeChat's callback
+//! addresses in the WAF IP set ([`callback_ips`]).
+
+pub mod callback_ips;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use callback_ips::CallbackIpSet;
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 use std::sync::Arc;
@@ -92,10 +96,12 @@ pub async fn refresh_all(tokens: Arc<TokenManager>, window: Duration) -> Refresh
 }
 
 /// The Lambda handler for the EventBridge schedule. Returns the report; when any app failed,
-/// the invocation fails (so the Lambda `Errors` metric can alarm) after all apps were tried.
+/// or WeChat's callback addresses could not be refreshed into `ip_set`, the invocation fails
+/// (so the Lambda `Errors` metric can alarm) after everything was tried.
 pub async fn handle_event(
     tokens: Arc<TokenManager>,
     window: Duration,
+    ip_set: Option<&CallbackIpSet>,
     event: LambdaEvent<EventBridgeEvent<serde_json::Value>>,
 ) -> Result<RefreshReport, Error> {
     info!(
@@ -104,7 +110,15 @@ pub async fn handle_event(
         source = %event.payload.source,
         "scheduled token refresh"
     );
-    let report = refresh_all(tokens, window).await;
+    let report = refresh_all(tokens.clone(), window).await;
+    let ip_failure = match ip_set {
+        Some(set) => {
+            callback_ips::refresh_with_metric(set, &tokens, wxpush_shared::clock::now_unix())
+                .await
+                .err()
+        }
+        None => None,
+    };
     info!(
         refreshed = report.refreshed.len(),
         not_due = report.not_due.len(),
@@ -112,6 +126,9 @@ pub async fn handle_event(
         failed = report.failed.len(),
         "scheduled token refresh done"
     );
+    if let Some(e) = ip_failure.filter(|_| report.failed.is_empty()) {
+        return Err(format!("WeChat's callback addresses not refreshed: {e}").into());
+    }
     if report.failed.is_empty() {
         Ok(report)
     } else {

@@ -216,6 +216,12 @@ struct SubscribeTemplates {
 }
 
 #[derive(serde::Deserialize)]
+struct CallbackIps {
+    #[serde(default)]
+    ip_list: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
 struct AddedSubscribeTemplate {
     #[serde(rename = "priTmplId")]
     pri_tmpl_id: String,
@@ -455,6 +461,13 @@ impl WeChatApi for HttpWeChatClient {
             )
             .await?;
         Ok(())
+    }
+
+    async fn callback_ips(&self, token: &str) -> Result<Vec<String>, WeChatCallError> {
+        let resp: CallbackIps = self
+            .get("/cgi-bin/getcallbackip", &[("access_token", token)])
+            .await?;
+        Ok(resp.ip_list)
     }
 }
 

@@ -93,4 +93,7 @@ pub trait WeChatApi: Send + Sync {
         token: &str,
         pri_tmpl_id: &str,
     ) -> Result<(), WeChatCallError>;
+    /// `GET /cgi-bin/getcallbackip`: the addresses WeChat pushes callbacks from, as WeChat
+    /// lists them (single IPv4 addresses and CIDRs); see [`crate::callback_ips`].
+    async fn callback_ips(&self, token: &str) -> Result<Vec<String>, WeChatCallError>;
 }
