@@ -174,6 +174,9 @@ async fn wxpush_serve_mounts_the_callback() {
         (resp.status().as_u16(), resp.text().await.unwrap()),
         (200, "hello-echo".to_string())
     );
+    // A push is signed with its own nonce: the verification's signature is not a push's.
+    let q = signed_query(TOKEN, &now.to_string(), "10", &[]);
+    let url = format!("{}/wechat/{OA}?{}", server.url(), query_string(&q));
     let resp = http.post(&url).body(click("o9", now)).send().await.unwrap();
     assert_eq!(
         (resp.status().as_u16(), resp.text().await.unwrap()),

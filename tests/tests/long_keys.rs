@@ -14,7 +14,6 @@ use wxpush_shared::callback::followup::FollowerCompletion;
 use wxpush_shared::callback::message::parse_message;
 use wxpush_shared::callback::service::{CallbackService, FORWARD_HOLD_SECS};
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::followers::{FollowerSync, SyncConfig};
 use wxpush_shared::forward::{EventSink, ForwardedEvent, Forwarder, SWEEP_AFTER_SECS, event_id};
 use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::queue::Job;
@@ -119,13 +118,46 @@ fn pushes(openid: &str, t: i64, tpl: &[String; 3], msgid: &str) -> Vec<String> {
     ]
 }
 
-#[tokio::test]
-async fn the_longest_fields_are_recorded_and_forwarded_once() {
+/// The longest values of the fields that reach a key. An openid as long as the EventKey,
+/// template ids and MsgIDs too; the unionid WeChat's user/info gives is at the API's own
+/// limit (64: it is not part of a push).
+struct Longest {
+    openid: String,
+    unionid: String,
+    tpl: [String; 3],
+    msgid: String,
+}
+
+impl Longest {
+    fn new() -> Longest {
+        Longest {
+            openid: long("o", 1024),
+            unionid: long("u", 64),
+            tpl: ["A", "B", "C"].map(|c| long(c, 1024)),
+            msgid: long("9", 1024),
+        }
+    }
+}
+
+/// One official account on moto (DynamoDB behind [`KeyLimitStore`], SSM), its callback with
+/// forwarding, and a worker's job runner; every job goes to `queue`.
+struct World {
+    world: TokenWorld,
+    appid: String,
+    limits: Arc<KeyLimitStore>,
+    store: Arc<dyn StateStore>,
+    queue: Arc<RecordingQueue>,
+    sink: Arc<Sink>,
+    svc: CallbackService,
+    forwarder: Arc<Forwarder>,
+    runner: JobRunner,
+}
+
+async fn world() -> World {
     let (world, appid) = TokenWorld::with_app(SECRET, None).await;
     let limits = KeyLimitStore::new(world.state_store());
     let store: Arc<dyn StateStore> = limits.clone();
     let (queue, sink) = (RecordingQueue::new(), Arc::new(Sink::default()));
-    let tokens = world.manager(TokenPolicy::default(), 2000);
     let secrets = world.secrets();
     let svc =
         CallbackService::new(secrets.clone(), store.clone(), queue.clone()).with_forwarding(true);
@@ -135,151 +167,161 @@ async fn the_longest_fields_are_recorded_and_forwarded_once() {
         secrets,
         sink.clone(),
     ));
-    let completion = || FollowerCompletion::new(tokens.clone(), store.clone());
-    let sync = FollowerSync::new(
-        tokens.clone(),
+    let runner = wxpush_tests::job_runner(
+        world.manager(TokenPolicy::default(), 2000),
         store.clone(),
         queue.clone(),
-        SyncConfig::default(),
-    );
-    let runner = JobRunner::new(
-        Arc::new(sync),
-        Arc::new(completion().with_queue(queue.clone())),
     )
     .with_forwarder(forwarder.clone());
+    World {
+        world,
+        appid,
+        limits,
+        store,
+        queue,
+        sink,
+        svc,
+        forwarder,
+        runner,
+    }
+}
 
-    // An openid as long as the EventKey, template ids and MsgIDs too; the unionid WeChat's
-    // user/info gives is at the API's own limit (64).
-    let openid = long("o", 1024);
-    let unionid = long("u", 64);
-    let tpl = ["A", "B", "C"].map(|c| long(c, 1024));
-    let msgid = long("9", 1024);
-    world
-        .emulator
-        .control(
-            "/users",
-            json!({"appid": appid, "openid": openid, "unionid": unionid}),
-        )
-        .await;
+impl World {
+    /// WeChat's push of `xml` through the callback Lambda's handler: status and body.
+    async fn push(&self, xml: &str, now: i64) -> (u16, String) {
+        let q = signed_query(TOKEN, &now.to_string(), &wxpush_tests::nonce(), &[]);
+        let req = apigw_callback_request("POST", &self.appid, &q, xml.as_bytes(), false);
+        let resp = wxpush_callback::handle(&self.svc, req).await;
+        let body = String::from_utf8_lossy(resp.body().as_ref()).into_owned();
+        (resp.status().as_u16(), body)
+    }
+
+    fn assert_within_limits(&self) {
+        assert_eq!(
+            self.limits.refused(),
+            Vec::<String>::new(),
+            "a key over a limit"
+        );
+    }
+
+    /// The follow-up sweep queues the new follower's look-up by its whole openid (the row's
+    /// key is its short form).
+    async fn follow_up_sweep_finds(&self, openid: &str, now: i64) {
+        let sweep_queue = RecordingQueue::new();
+        let tokens = self.world.manager(TokenPolicy::default(), 2000);
+        FollowerCompletion::new(tokens, self.store.clone())
+            .with_queue(sweep_queue.clone())
+            .with_sweep_after(0)
+            .sweep(now + 1, Instant::now() + Duration::from_secs(60))
+            .await
+            .unwrap();
+        let look_ups = sweep_queue.take();
+        assert!(
+            matches!(&look_ups[..], [Job::CompleteFollower { openid: o, .. }] if o == openid),
+            "{look_ups:?}"
+        );
+    }
+
+    /// Each push's event is recorded (with its body) and was forwarded exactly once; the
+    /// outbox is empty.
+    async fn assert_recorded_and_forwarded_once(&self, xmls: &[String]) {
+        let got = self.sink.0.lock().unwrap().clone();
+        let ids: HashSet<&str> = got.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(
+            (got.len(), ids.len()),
+            (xmls.len(), xmls.len()),
+            "each event once"
+        );
+        for xml in xmls {
+            let key = parse_message(xml).unwrap().dedupe_key();
+            let item = self.store.get(&ItemKey::event(&self.appid, &key)).await;
+            let item = item
+                .unwrap()
+                .unwrap_or_else(|| panic!("not recorded: {}", &xml[..200]));
+            assert_eq!(item.get("body"), Some(&Attr::S(xml.clone())));
+            assert!(
+                ids.contains(event_id(&self.appid, &key).as_str()),
+                "forwarded"
+            );
+        }
+        let outbox = self.store.query(&ItemKey::outbox_pk(&self.appid)).await;
+        assert!(outbox.unwrap().is_empty(), "the outbox is empty");
+    }
+
+    /// The effects of the pushes, found by the whole values.
+    async fn assert_effects(&self, v: &Longest) {
+        let (appid, store) = (&self.appid, &self.store);
+        let account = store
+            .get(&ItemKey::account(appid, &v.openid))
+            .await
+            .unwrap();
+        let account = account.expect("the follower is recorded");
+        assert_eq!(account.get("openid"), Some(&Attr::S(v.openid.clone())));
+        assert_eq!(account.get("unionid"), Some(&Attr::S(v.unionid.clone())));
+        let union = store.query(&format!("union#{}", v.unionid)).await.unwrap();
+        assert_eq!(union.len(), 1, "the unionid's entry");
+        let delivery = store
+            .get(&ItemKey::delivery(appid, &v.msgid))
+            .await
+            .unwrap();
+        let state = delivery.and_then(|d| d.get("state").cloned());
+        assert_eq!(state, Some(Attr::S("delivered".into())));
+        for (i, t) in v.tpl.iter().enumerate() {
+            let grant = store
+                .get(&ItemKey::grant(appid, &v.openid, t))
+                .await
+                .unwrap();
+            let available = grant.and_then(|g| g.get("available").cloned());
+            // The first template's acceptance was used by the sent event.
+            let want = if i == 0 { 0 } else { 1 };
+            assert_eq!(available, Some(Attr::N(want)), "template {i}");
+        }
+        let follow_ups = store.query(&ItemKey::follow_up_pk(appid)).await.unwrap();
+        assert!(
+            follow_ups.is_empty(),
+            "the follow-up row went with the look-up"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_longest_fields_are_recorded_and_forwarded_once() {
+    let w = world().await;
+    let v = Longest::new();
+    let user = json!({"appid": w.appid, "openid": v.openid, "unionid": v.unionid});
+    w.world.emulator.control("/users", user).await;
     let now = now_unix();
-    let xmls = pushes(&openid, now - 10, &tpl, &msgid);
+    let xmls = pushes(&v.openid, now - 10, &v.tpl, &v.msgid);
     for xml in &xmls {
         // WeChat's push, then its retry: `success` both times.
         for _ in 0..2 {
-            let q = signed_query(TOKEN, &now.to_string(), &wxpush_tests::nonce(), &[]);
-            let resp = wxpush_callback::handle(
-                &svc,
-                apigw_callback_request("POST", &appid, &q, xml.as_bytes(), false),
-            )
-            .await;
-            let body = String::from_utf8_lossy(resp.body().as_ref()).into_owned();
+            let answer = w.push(xml, now).await;
             assert_eq!(
-                (resp.status().as_u16(), body.as_str()),
+                (answer.0, answer.1.as_str()),
                 (200, "success"),
                 "{}",
                 &xml[..200]
             );
         }
     }
-    assert_eq!(
-        limits.refused(),
-        Vec::<String>::new(),
-        "no key over a limit"
-    );
-
-    // The follow-up sweep finds the new follower by its whole openid (the row's key is short).
-    let sweep_queue = RecordingQueue::new();
-    let far = Instant::now() + Duration::from_secs(60);
-    completion()
-        .with_queue(sweep_queue.clone())
-        .with_sweep_after(0)
-        .sweep(now + 1, far)
-        .await
-        .unwrap();
-    let look_ups = sweep_queue.take();
-    assert!(
-        matches!(&look_ups[..], [Job::CompleteFollower { openid: o, .. }] if *o == openid),
-        "{look_ups:?}"
-    );
+    w.assert_within_limits();
+    w.follow_up_sweep_finds(&v.openid, now).await;
     // The outbox sweep queues every row by its (short) sort key, before the callback's own
     // jobs run: both name the same event, which goes out once.
-    let queued = forwarder
-        .sweep(now + FORWARD_HOLD_SECS + SWEEP_AFTER_SECS + 1)
-        .await
-        .unwrap();
-    assert_eq!(queued, xmls.len());
-    wxpush_tests::run_jobs(&queue, &runner).await;
-    assert_eq!(
-        limits.refused(),
-        Vec::<String>::new(),
-        "no key over a limit"
-    );
-
-    let got = sink.0.lock().unwrap().clone();
-    let ids: HashSet<&str> = got.iter().map(|e| e.event_id.as_str()).collect();
-    assert_eq!(
-        (got.len(), ids.len()),
-        (xmls.len(), xmls.len()),
-        "each event once"
-    );
-    for xml in &xmls {
-        let msg = parse_message(xml).unwrap();
-        let key = msg.dedupe_key();
-        let item = store.get(&ItemKey::event(&appid, &key)).await.unwrap();
-        let item = item.unwrap_or_else(|| panic!("event recorded: {}", &xml[..200]));
-        assert_eq!(item.get("body"), Some(&Attr::S(xml.clone())));
-        assert!(ids.contains(event_id(&appid, &key).as_str()), "forwarded");
-    }
-    assert!(
-        store
-            .query(&ItemKey::outbox_pk(&appid))
-            .await
-            .unwrap()
-            .is_empty(),
-        "the outbox is empty"
-    );
-
-    // The effects, found by the whole values.
-    let account = store.get(&ItemKey::account(&appid, &openid)).await.unwrap();
-    let account = account.expect("the follower is recorded");
-    assert_eq!(account.get("openid"), Some(&Attr::S(openid.clone())));
-    assert_eq!(account.get("unionid"), Some(&Attr::S(unionid.clone())));
-    let union = store.query(&format!("union#{unionid}")).await.unwrap();
-    assert_eq!(union.len(), 1, "the unionid's entry");
-    let delivery = store.get(&ItemKey::delivery(&appid, &msgid)).await.unwrap();
-    assert_eq!(
-        delivery.and_then(|d| d.get("state").cloned()),
-        Some(Attr::S("delivered".into()))
-    );
-    for (i, t) in tpl.iter().enumerate() {
-        let grant = store
-            .get(&ItemKey::grant(&appid, &openid, t))
-            .await
-            .unwrap();
-        let available = grant.and_then(|g| g.get("available").cloned());
-        // The first template's acceptance was used by the sent event.
-        let want = if i == 0 { 0 } else { 1 };
-        assert_eq!(available, Some(Attr::N(want)), "template {i}");
-    }
-    assert!(
-        store
-            .query(&ItemKey::follow_up_pk(&appid))
-            .await
-            .unwrap()
-            .is_empty(),
-        "the follow-up row is gone with the look-up"
-    );
-
+    let swept = w
+        .forwarder
+        .sweep(now + FORWARD_HOLD_SECS + SWEEP_AFTER_SECS + 1);
+    assert_eq!(swept.await.unwrap(), xmls.len());
+    wxpush_tests::run_jobs(&w.queue, &w.runner).await;
+    w.assert_within_limits();
+    w.assert_recorded_and_forwarded_once(&xmls).await;
+    w.assert_effects(&v).await;
     // Every key written stays readable and far below the limits.
-    let written = limits.written();
-    let longest = written
-        .iter()
-        .map(|k| k.pk.len().max(k.sk.len()))
-        .max()
-        .unwrap();
+    let written = w.limits.written();
+    let longest = written.iter().map(|k| k.pk.len().max(k.sk.len())).max();
     println!(
-        "{} keys written; the longest part {longest} bytes (limits: {MAX_PARTITION_KEY} / {MAX_SORT_KEY})",
+        "{} keys written; the longest part {longest:?} bytes (limits: {MAX_PARTITION_KEY} / {MAX_SORT_KEY})",
         written.len()
     );
-    assert!(longest <= 300, "{longest}");
+    assert!(longest.unwrap() <= 300, "{longest:?}");
 }

@@ -4,14 +4,14 @@
 //!
 //! The callback writes an outbox row (`fwd#{appid}` / the event's dedupe key, a long one in
 //! its short form) in the same transaction as the event, then queues a [`Job::ForwardEvent`].
-//! The job delivers the row to the [`EventSink`] and deletes it. A sink that is down gets the event again with backoff
-//! (the job re-queues itself, [`FORWARD_ATTEMPTS`] times in all); after that the row moves to
-//! `fwd#dead#{appid}` and the job goes to the dead-letter queue, from where a redrive forwards
-//! it. Without a dead-letter queue (`wxpush serve`) it is retried every 15 minutes instead. A job
-//! that was never queued (the queue failed after the event was recorded) or was lost is found
-//! by the scheduled sweep ([`Job::SweepOutbox`]), which queues every row older than
-//! [`SWEEP_AFTER_SECS`] that is not waiting for a retry. A job for an attempt older than the
-//! row's is a duplicate and does nothing.
+//! The job delivers the row to the [`EventSink`] and deletes it. A sink that is down gets the
+//! event again with backoff (the job re-queues itself, [`FORWARD_ATTEMPTS`] times in all);
+//! after that the row moves to `fwd#dead#{appid}` and the job goes to the dead-letter queue,
+//! from where a redrive forwards it. Without a dead-letter queue (`wxpush serve`) it is
+//! retried every 15 minutes instead. A job that was never queued (the queue failed after the
+//! event was recorded) or was lost is found by the scheduled sweep ([`Job::SweepOutbox`]),
+//! which queues every row older than [`SWEEP_AFTER_SECS`] that is not waiting for a retry. A
+//! job for an attempt older than the row's is a duplicate and does nothing.
 //!
 //! At least once: a redelivered job, or a sweep racing a slow delivery, can forward an event
 //! twice. Consumers dedupe by `event_id` (stable for one event across every delivery).

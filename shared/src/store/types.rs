@@ -266,3 +266,36 @@ pub fn apply_grant(existing: &mut Attrs, change: &GrantChange, now: i64) {
     }
     existing.insert("updated_at".into(), Attr::N(now));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_key_parts_become_short_readable_and_stable() {
+        assert_eq!(
+            key_part("o6_bmjrPTlm6_2sgVt7hMZOPfL2M"),
+            "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
+        );
+        let at_limit = "x".repeat(MAX_KEY_PART);
+        assert_eq!(key_part(&at_limit), at_limit.as_str());
+        // A menu URL of 1 024 bytes, multi-byte characters across the cut.
+        let url = format!("https://example.com/{}", "页".repeat(334));
+        let short = key_part(&url);
+        assert!(short.len() <= 161, "{}", short.len());
+        assert!(short.starts_with("https://example.com/页"));
+        assert_eq!(key_part(&short), short, "a short form is its own");
+        // Two long values with the same beginning stay apart.
+        let other = format!("{url}x");
+        assert_ne!(key_part(&other), short);
+        assert_eq!(key_part(&url), short, "the same value, the same key");
+        let key = ItemKey::outbox("wx1", &url);
+        assert_eq!(key.sk, short);
+        assert_eq!(
+            ItemKey::outbox("wx1", &key.sk),
+            key,
+            "a key read back names the row"
+        );
+        assert!(ItemKey::account("wx1", &url).sk.len() <= 170);
+    }
+}
