@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod forward_secret;
 pub mod local_key;
 pub mod ops;
 pub mod sandbox;

@@ -18,7 +18,8 @@ use wxpush_cli::admin::{
     ApiClient, Audience, BatchSend, SyncFollowers, Watch, batch_cancel, batch_send, batch_status,
     batch_summary, read_recipients, sync_followers,
 };
-use wxpush_cli::auth::{Auth, AuthKind, SigV4Signer};
+use wxpush_cli::auth::{Auth, AuthKind, SigV4Signer, check_transport};
+use wxpush_cli::forward_secret;
 use wxpush_cli::local_key::{self, KeySource};
 use wxpush_cli::ops::{
     CliError, SendFlags, answer, apps_put, apps_summary, apps_with_tokens, configured_apps,
@@ -49,6 +50,10 @@ struct Cli {
     /// chain); default: bearer for a loopback --server, sigv4 otherwise.
     #[arg(long, global = true, value_enum)]
     auth: Option<AuthKind>,
+    /// Send the bearer key to a plain http:// --server that is not this machine anyway
+    /// (it crosses the network in clear: anyone on the path can read and reuse it).
+    #[arg(long, global = true)]
+    insecure_http: bool,
     /// Print the API's answer as JSON instead of a summary.
     #[arg(long, global = true)]
     json: bool,
@@ -79,9 +84,14 @@ enum Command {
         /// Refresh tokens expiring within this many seconds.
         #[arg(long, default_value_t = 900)]
         refresh_window: u64,
-        /// Forward every recorded callback event to this webhook (POST, JSON), at least once.
+        /// Forward every recorded callback event to this webhook (POST, JSON), at least once,
+        /// signed (Wxpush-Signature). https://, or http:// to a loopback host only.
         #[arg(long, value_name = "URL")]
         forward: Option<String>,
+        /// The secret forwarded events are signed with (mode 0600). Default:
+        /// WXPUSH_FORWARD_SECRET, else one generated into .wxpush/forward_secret.
+        #[arg(long, value_name = "FILE", requires = "forward")]
+        forward_secret_file: Option<PathBuf>,
         /// Tests only: short batch chunks, pauses and retries, short job steps.
         #[arg(long, hide = true)]
         test_timings: bool,
@@ -270,9 +280,18 @@ fn read_file(p: &PathBuf) -> Result<String, CliError> {
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", p.display())))
 }
 
-/// The `/v1` client for `--server` and `--auth`.
-async fn api_client(server: &str, auth: Option<AuthKind>) -> Result<ApiClient, CliError> {
-    let auth = match auth.unwrap_or_else(|| AuthKind::default_for(server)) {
+/// `--auth` and `--insecure-http`: how the commands may reach `--server`.
+#[derive(Clone, Copy)]
+struct Access {
+    kind: Option<AuthKind>,
+    insecure_http: bool,
+}
+
+/// The `/v1` client for `--server`, `--auth` and `--insecure-http`.
+async fn api_client(server: &str, access: Access) -> Result<ApiClient, CliError> {
+    let kind = access.kind.unwrap_or_else(|| AuthKind::default_for(server));
+    check_transport(server, kind, access.insecure_http).map_err(CliError::Usage)?;
+    let auth = match kind {
         AuthKind::Bearer => Auth::Bearer(client_key().map_err(CliError::Usage)?),
         AuthKind::Sigv4 => Auth::SigV4(
             SigV4Signer::from_environment(server)
@@ -314,7 +333,11 @@ fn load_apps(path: Option<&PathBuf>, sandbox: bool) -> Result<(AppsFile, bool), 
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let (server, auth, json) = (cli.server.clone(), cli.auth, cli.json);
+    let auth = Access {
+        kind: cli.auth,
+        insecure_http: cli.insecure_http,
+    };
+    let (server, json) = (cli.server.clone(), cli.json);
     match cli.command {
         Command::Serve {
             port,
@@ -325,10 +348,25 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             refresh_every,
             refresh_window,
             forward,
+            forward_secret_file,
             test_timings,
             sweep_every,
         } => {
             let (apps, demo) = load_apps(apps.as_ref(), sandbox).map_err(CliError::Usage)?;
+            // Checked before anything starts: https:// (or loopback http://), and the secret
+            // every delivery is signed with.
+            let (forward, forward_note) = forward
+                .map(|url| {
+                    forward_secret::webhook_target(
+                        &url,
+                        std::path::Path::new(".wxpush"),
+                        forward_secret_file.as_deref(),
+                        std::env::var("WXPUSH_FORWARD_SECRET").ok(),
+                    )
+                })
+                .transpose()
+                .map_err(CliError::Usage)?
+                .unzip();
             let data = match data {
                 Some(p) => DataLocation::File(p),
                 None if sandbox => DataLocation::Memory,
@@ -389,6 +427,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     server.url(),
                     server.url()
                 );
+            }
+            if let Some(note) = forward_note {
+                println!("{note}");
             }
             if demo {
                 for a in &apps.apps {
@@ -571,7 +612,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 async fn run_batch(
     command: BatchCommand,
     server: &str,
-    auth: Option<AuthKind>,
+    auth: Access,
     json: bool,
 ) -> Result<(), CliError> {
     let read = read_file;
