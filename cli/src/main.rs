@@ -124,7 +124,8 @@ enum Command {
         /// template, subscribe, oa_subscribe, uniform or custom.
         #[arg(long = "type", id = "kind")]
         kind: Option<String>,
-        /// OPENID, openid:X or unionid:X.
+        /// OPENID, openid:X, unionid:X, or MP_APPID:OPENID (a mini program user, for --type
+        /// uniform sent to the official account that mini program is linked to).
         #[arg(long)]
         to: Option<String>,
         #[arg(long)]
