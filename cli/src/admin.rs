@@ -243,9 +243,13 @@ pub fn read_recipients(text: &str) -> Result<Vec<Value>, String> {
         let r = match line.split_once(':') {
             Some(("unionid", u)) => json!({"unionid": u.trim()}),
             Some(("openid", o)) => json!({"openid": o.trim()}),
+            // A mini program user of a uniform batch, posted to the official account.
+            Some((appid, o)) if wxpush_shared::is_valid_appid(appid) => {
+                json!({"openid": o.trim(), "appid": appid})
+            }
             Some((other, _)) => {
                 return Err(format!(
-                    "line {}: `{other}:` is not openid: or unionid:",
+                    "line {}: `{other}:` is not openid:, unionid: or a mini program's APPID:",
                     n + 1
                 ));
             }

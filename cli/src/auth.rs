@@ -34,6 +34,32 @@ impl AuthKind {
     }
 }
 
+/// Refuses to put a bearer key on the network in clear: `--auth bearer` to a plain `http://`
+/// server that is not this machine (loopback: 127.0.0.0/8, ::1, `localhost`), unless the
+/// operator passed `--insecure-http`. The key would be readable, and reusable, by anyone on
+/// the path, and so would every answer (access tokens among them). SigV4 never sends its
+/// secret; https:// and loopback are fine.
+pub fn check_transport(server: &str, kind: AuthKind, insecure_http: bool) -> Result<(), String> {
+    let Ok(url) = reqwest::Url::parse(server) else {
+        return Ok(()); // the client reports a URL it cannot use
+    };
+    let host = url.host_str().unwrap_or("");
+    if kind != AuthKind::Bearer
+        || url.scheme() != "http"
+        || insecure_http
+        || wxpush_shared::http::is_loopback_host(host)
+    {
+        return Ok(());
+    }
+    let shown = match url.port() {
+        Some(p) => format!("http://{host}:{p}"),
+        None => format!("http://{host}"),
+    };
+    Err(format!(
+        "refusing to send the bearer key in clear: {shown} is plain http:// and not this machine, so the key (and every answer, access tokens included) would cross the network unencrypted, readable and reusable by anyone on the path. Use the server's https:// URL (or --auth sigv4), or pass --insecure-http if you accept that risk"
+    ))
+}
+
 /// The credentials an operator's request is signed with.
 pub enum Auth {
     Bearer(String),
@@ -165,5 +191,23 @@ mod tests {
             Some("cn-north-1")
         );
         assert_eq!(region_of_api_url("https://api.example.com"), None);
+    }
+
+    #[test]
+    fn a_bearer_key_goes_in_clear_only_on_loopback_or_when_told() {
+        let bearer = AuthKind::Bearer;
+        for ok in [
+            "http://127.0.0.1:3000",
+            "http://localhost:3000",
+            "http://[::1]:3000",
+            "https://wxpush.example.com",
+        ] {
+            assert!(check_transport(ok, bearer, false).is_ok(), "{ok}");
+        }
+        let remote = "http://user:pw@wxpush.example.com:8080/x";
+        let err = check_transport(remote, bearer, false).unwrap_err();
+        assert!(err.contains("http://wxpush.example.com:8080") && !err.contains("pw"));
+        assert!(check_transport(remote, bearer, true).is_ok());
+        assert!(check_transport(remote, AuthKind::Sigv4, false).is_ok());
     }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod callback_guard;
+pub mod forward_secret;
 pub mod local_key;
 pub mod ops;
 pub mod private_fs;

@@ -63,7 +63,7 @@ pub fn read_private(path: &Path) -> Result<Option<String>, String> {
     Ok(Some(key.trim().to_string()).filter(|k| !k.is_empty()))
 }
 
-fn write_private(path: &Path, key: &str) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, key: &str) -> Result<(), String> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -18,8 +18,9 @@ use wxpush_cli::admin::{
     ApiClient, Audience, BatchSend, SyncFollowers, Watch, batch_cancel, batch_send, batch_status,
     batch_summary, read_recipients, sync_followers,
 };
-use wxpush_cli::auth::{Auth, AuthKind, SigV4Signer};
+use wxpush_cli::auth::{Auth, AuthKind, SigV4Signer, check_transport};
 use wxpush_cli::callback_guard::CallbackGuardArgs;
+use wxpush_cli::forward_secret;
 use wxpush_cli::local_key::{self, KeySource};
 use wxpush_cli::ops::{
     CliError, SendFlags, answer, apps_put, apps_summary, apps_with_tokens, configured_apps,
@@ -50,6 +51,10 @@ struct Cli {
     /// chain); default: bearer for a loopback --server, sigv4 otherwise.
     #[arg(long, global = true, value_enum)]
     auth: Option<AuthKind>,
+    /// Send the bearer key to a plain http:// --server that is not this machine anyway
+    /// (it crosses the network in clear: anyone on the path can read and reuse it).
+    #[arg(long, global = true)]
+    insecure_http: bool,
     /// Print the API's answer as JSON instead of a summary.
     #[arg(long, global = true)]
     json: bool,
@@ -80,9 +85,14 @@ enum Command {
         /// Refresh tokens expiring within this many seconds.
         #[arg(long, default_value_t = 900)]
         refresh_window: u64,
-        /// Forward every recorded callback event to this webhook (POST, JSON), at least once.
+        /// Forward every recorded callback event to this webhook (POST, JSON), at least once,
+        /// signed (Wxpush-Signature). https://, or http:// to a loopback host only.
         #[arg(long, value_name = "URL")]
         forward: Option<String>,
+        /// The secret forwarded events are signed with (mode 0600). Default:
+        /// WXPUSH_FORWARD_SECRET, else one generated into .wxpush/forward_secret.
+        #[arg(long, value_name = "FILE", requires = "forward")]
+        forward_secret_file: Option<PathBuf>,
         /// Tests only: short batch chunks, pauses and retries, short job steps.
         #[arg(long, hide = true)]
         test_timings: bool,
@@ -117,7 +127,8 @@ enum Command {
         /// template, subscribe, oa_subscribe, uniform or custom.
         #[arg(long = "type", id = "kind")]
         kind: Option<String>,
-        /// OPENID, openid:X or unionid:X.
+        /// OPENID, openid:X, unionid:X, or MP_APPID:OPENID (a mini program user, for --type
+        /// uniform sent to the official account that mini program is linked to).
         #[arg(long)]
         to: Option<String>,
         #[arg(long)]
@@ -273,9 +284,18 @@ fn read_file(p: &PathBuf) -> Result<String, CliError> {
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", p.display())))
 }
 
-/// The `/v1` client for `--server` and `--auth`.
-async fn api_client(server: &str, auth: Option<AuthKind>) -> Result<ApiClient, CliError> {
-    let auth = match auth.unwrap_or_else(|| AuthKind::default_for(server)) {
+/// `--auth` and `--insecure-http`: how the commands may reach `--server`.
+#[derive(Clone, Copy)]
+struct Access {
+    kind: Option<AuthKind>,
+    insecure_http: bool,
+}
+
+/// The `/v1` client for `--server`, `--auth` and `--insecure-http`.
+async fn api_client(server: &str, access: Access) -> Result<ApiClient, CliError> {
+    let kind = access.kind.unwrap_or_else(|| AuthKind::default_for(server));
+    check_transport(server, kind, access.insecure_http).map_err(CliError::Usage)?;
+    let auth = match kind {
         AuthKind::Bearer => Auth::Bearer(client_key().map_err(CliError::Usage)?),
         AuthKind::Sigv4 => Auth::SigV4(
             SigV4Signer::from_environment(server)
@@ -317,7 +337,11 @@ fn load_apps(path: Option<&PathBuf>, sandbox: bool) -> Result<(AppsFile, bool), 
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let (server, auth, json) = (cli.server.clone(), cli.auth, cli.json);
+    let auth = Access {
+        kind: cli.auth,
+        insecure_http: cli.insecure_http,
+    };
+    let (server, json) = (cli.server.clone(), cli.json);
     match cli.command {
         Command::Serve {
             port,
@@ -328,12 +352,27 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             refresh_every,
             refresh_window,
             forward,
+            forward_secret_file,
             test_timings,
             sweep_every,
             callback_guard,
         } => {
             let (apps, demo) = load_apps(apps.as_ref(), sandbox).map_err(CliError::Usage)?;
             let callback_guard = callback_guard.config().map_err(CliError::Usage)?;
+            // Checked before anything starts: https:// (or loopback http://), and the secret
+            // every delivery is signed with.
+            let (forward, forward_note) = forward
+                .map(|url| {
+                    forward_secret::webhook_target(
+                        &url,
+                        std::path::Path::new(".wxpush"),
+                        forward_secret_file.as_deref(),
+                        std::env::var("WXPUSH_FORWARD_SECRET").ok(),
+                    )
+                })
+                .transpose()
+                .map_err(CliError::Usage)?
+                .unzip();
             let data = match data {
                 Some(p) => DataLocation::File(p),
                 None if sandbox => DataLocation::Memory,
@@ -403,6 +442,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     server.url(),
                     server.url()
                 );
+            }
+            if let Some(note) = forward_note {
+                println!("{note}");
             }
             if demo {
                 for a in &apps.apps {
@@ -585,7 +627,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 async fn run_batch(
     command: BatchCommand,
     server: &str,
-    auth: Option<AuthKind>,
+    auth: Access,
     json: bool,
 ) -> Result<(), CliError> {
     let read = read_file;

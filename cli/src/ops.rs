@@ -91,8 +91,16 @@ pub fn send_body(json_file: Option<&str>, flags: &SendFlags) -> Result<Value, Cl
     let to = match to.split_once(':') {
         Some(("openid", id)) => json!({"openid": id}),
         Some(("unionid", id)) => json!({"unionid": id}),
+        // A mini program user of a uniform message, posted to the official account.
+        Some((appid, id)) if wxpush_shared::is_valid_appid(appid) => {
+            json!({"openid": id, "appid": appid})
+        }
         None => json!({"openid": to}),
-        Some(_) => return Err(usage("--to is OPENID, openid:X or unionid:X")),
+        Some(_) => {
+            return Err(usage(
+                "--to is OPENID, openid:X, unionid:X or APPID:OPENID (a mini program user, for uniform)",
+            ));
+        }
     };
     let mut body = json!({"type": kind, "to": to});
     if let Some(t) = &flags.template_id {
@@ -391,6 +399,15 @@ mod tests {
                 .unwrap_err()
                 .exit_code(),
             2
+        );
+        let uniform = SendFlags {
+            kind: Some("uniform".into()),
+            to: Some("wx0123456789abcdef:mp-o1".into()),
+            ..SendFlags::default()
+        };
+        assert_eq!(
+            send_body(None, &uniform).unwrap()["to"],
+            json!({"openid": "mp-o1", "appid": "wx0123456789abcdef"})
         );
         let bad_to = SendFlags {
             to: Some("email:x".into()),

@@ -26,7 +26,7 @@ use wxpush_shared::batch::{BatchConfig, Batches};
 use wxpush_shared::callback::followup::FollowerCompletion;
 use wxpush_shared::callback::service::{CallbackService, MAX_CALLBACK_BODY};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
-use wxpush_shared::forward::{EventSink, Forwarder, WebhookSink};
+use wxpush_shared::forward::{EventSink, Forwarder, WebhookSink, WebhookTarget};
 use wxpush_shared::http::error_response;
 use wxpush_shared::jobs::{JobRunner, run_local_worker};
 use wxpush_shared::queue::LocalJobQueue;
@@ -59,8 +59,9 @@ pub struct ServeConfig {
     pub sync: SyncConfig,
     /// The batches' settings (pace, concurrency, chunk size).
     pub batches: BatchConfig,
-    /// `--forward URL`: the webhook recorded callback events are forwarded to.
-    pub forward: Option<String>,
+    /// `--forward URL`: the webhook recorded callback events are forwarded to, and the
+    /// secret each delivery is signed with.
+    pub forward: Option<WebhookTarget>,
     /// How often the scheduled sweep runs (the EventBridge schedule's stand-in), forwarding
     /// or not.
     pub sweep_every: Duration,
@@ -265,8 +266,8 @@ pub async fn start_with(cfg: ServeConfig, worker: WorkerConfig) -> Result<Runnin
         Arc::new(FollowerCompletion::new(tokens.clone(), state_store.clone())),
     )
     .with_batches(batches.clone());
-    if let Some(url) = &cfg.forward {
-        let sink: Arc<dyn EventSink> = Arc::new(WebhookSink::new(url.clone())?);
+    if let Some(target) = &cfg.forward {
+        let sink: Arc<dyn EventSink> = Arc::new(WebhookSink::new(target.clone())?);
         // No dead-letter queue here: an event is retried until the webhook takes it.
         runner = runner.with_forwarder(Arc::new(
             Forwarder::new(state_store.clone(), queue.clone(), secrets.clone(), sink)

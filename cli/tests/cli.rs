@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
 
@@ -340,4 +341,98 @@ async fn apps_put_writes_ssm_parameters_and_removes_left_out_ones() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no [[app]] with appid wx00000000000000c9"));
     let _ = std::fs::remove_file(&file);
+}
+
+/// A stand-in HTTP proxy on 127.0.0.1 (`HTTP_PROXY`): the CLI's requests to a remote
+/// `http://` server reach it instead of the network, so the test sees what would have left the
+/// machine. It keeps each request's head and answers a token.
+async fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                s.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let body = r#"{"appid":"wx0123456789abcdef","access_token":"t","expires_at":4000000000,"expires_in":7200}"#;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// `--auth bearer` to a remote `http://` server would put the key on the network in clear:
+/// refused (exit 2, naming the risk) before anything is sent, unless `--insecure-http`.
+#[tokio::test]
+async fn a_bearer_key_is_never_sent_in_clear_beyond_loopback() {
+    let (proxy, seen) = recording_proxy().await;
+    let env = [
+        ("WXPUSH_API_KEY", "bearer-in-clear-key"),
+        ("HTTP_PROXY", proxy.as_str()),
+        ("http_proxy", proxy.as_str()),
+        ("NO_PROXY", ""),
+    ];
+    let app = "wx0123456789abcdef";
+    for server in [
+        "http://wxpush.example.com",
+        "http://10.1.2.3:3000",
+        "http://[::ffff:10.1.2.3]:3000",
+    ] {
+        let out = wxpush(
+            &["--server", server, "--auth", "bearer", "token", app],
+            &env,
+        )
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{server}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("in clear") && err.contains("--insecure-http") && err.contains("https://"),
+            "{server}: {err}"
+        );
+        assert!(!err.contains("bearer-in-clear-key"));
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing left for the network: {:?}",
+        seen.lock().unwrap()
+    );
+    // With the flag, the operator has accepted the risk: the request goes.
+    let out = wxpush(
+        &[
+            "--server",
+            "http://wxpush.example.com",
+            "--auth",
+            "bearer",
+            "--insecure-http",
+            "token",
+            app,
+        ],
+        &env,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("GET http://wxpush.example.com/v1/apps/"),
+        "{}",
+        seen[0]
+    );
 }

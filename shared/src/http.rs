@@ -85,3 +85,51 @@ pub fn query_map(uri: &http::Uri) -> std::collections::HashMap<String, String> {
     }
     map
 }
+
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or `::1` (also written as
+/// the IPv4-mapped `::ffff:127.x.y.z`); IPv6 may be in brackets, as URLs write it. A plain
+/// `http://` request to such a host never leaves the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.8.9.10",
+            "[::1]",
+            "::1",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "example.com",
+            "localhost.example.com",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "[::ffff:10.0.0.1]",
+            "0.0.0.0",
+            "",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+}

@@ -1,10 +1,12 @@
 //! Who a user is across the company's apps: mini program login (`jscode2session`) and the
-//! unionid directory (`GET /v1/users/{unionid}`).
+//! unionid directory — per app (`GET /v1/apps/{appid}/users?unionid=`, which IAM scopes to the
+//! app like every `/v1/apps/{appid}/...` route) and across the apps (`GET /v1/users/{unionid}`,
+//! a route an operator grants on purpose).
 
 use crate::app::AppKind;
 use crate::clock::now_unix;
 use crate::error::ApiError;
-use crate::store::{Attr, ItemKey, Op, StateStore, attrs};
+use crate::store::{Attr, Attrs, ItemKey, Op, StateStore, attrs};
 use crate::token::TokenManager;
 use crate::wechat::WeChatCallError;
 use http::StatusCode;
@@ -121,6 +123,32 @@ impl Identity {
         Ok(json!({"openid": session.openid, "unionid": session.unionid}))
     }
 
+    /// `GET /v1/apps/{appid}/users?unionid=U`: the person's account in this app only (one
+    /// `GetItem`). 404 `unknown_user` when the app has none, whether or not other apps do.
+    pub async fn app_user(&self, appid: &str, unionid: Option<&str>) -> Result<Value, ApiError> {
+        self.tokens.secrets().app(appid).await?;
+        let unionid = unionid
+            .filter(|u| is_unionid(u))
+            .ok_or_else(|| ApiError::Validation {
+                field: "unionid".into(),
+                message: "the query parameter unionid is required: 1-64 of A-Z a-z 0-9 _ -".into(),
+            })?;
+        let row = self
+            .store
+            .get(&ItemKey::union_account(unionid, appid))
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::WeChat {
+                code: "unknown_user",
+                status: StatusCode::NOT_FOUND,
+                message: format!("unionid {unionid} has no account in app {appid}"),
+                errcode: None,
+            })?;
+        let mut account = account_json(&row);
+        account["appid"] = json!(appid);
+        Ok(json!({"unionid": unionid, "accounts": [account]}))
+    }
+
     /// `GET /v1/users/{unionid}`: every account of the person, from one `Query`.
     pub async fn user(&self, unionid: &str) -> Result<Value, ApiError> {
         let rows = self
@@ -136,20 +164,29 @@ impl Identity {
                 errcode: None,
             });
         }
-        let accounts: Vec<Value> = rows
-            .iter()
-            .map(|(_, a)| {
-                let text = |k: &str| match a.get(k) {
-                    Some(Attr::S(v)) => Some(v.clone()),
-                    _ => None,
-                };
-                let subscribed = match a.get("subscribed") {
-                    Some(Attr::Bool(b)) => Some(*b),
-                    _ => None,
-                };
-                json!({"appid": text("appid"), "openid": text("openid"), "subscribed": subscribed})
-            })
-            .collect();
+        let accounts: Vec<Value> = rows.iter().map(|(_, a)| account_json(a)).collect();
         Ok(json!({"unionid": unionid, "accounts": accounts}))
     }
+}
+
+/// A unionid as WeChat issues them (28 characters today): letters, digits, `-` and `_`.
+pub fn is_unionid(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// One `union#` entry as the directory shows it: `subscribed` is null where it does not
+/// apply (mini programs) or is not known.
+fn account_json(a: &Attrs) -> Value {
+    let text = |k: &str| match a.get(k) {
+        Some(Attr::S(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let subscribed = match a.get("subscribed") {
+        Some(Attr::Bool(b)) => Some(*b),
+        _ => None,
+    };
+    json!({"appid": text("appid"), "openid": text("openid"), "subscribed": subscribed})
 }

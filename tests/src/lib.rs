@@ -4,6 +4,7 @@
 pub mod batch_world;
 pub mod faults;
 pub mod key_limits;
+pub mod signature;
 pub mod sim_queue;
 
 use aws_sdk_dynamodb::types::{
@@ -624,8 +625,11 @@ pub async fn local_server(
     local_server_forwarding(apps, api_key, None, Duration::from_secs(3600)).await
 }
 
-/// [`local_server`] forwarding recorded events to the webhook `forward` (`--forward URL`),
-/// sweeping the outbox every `sweep_every`.
+/// The secret [`local_server_forwarding`] signs forwarded events with.
+pub const FORWARD_SECRET: &str = "test-forward-secret-0123456789abcdef";
+
+/// [`local_server`] forwarding recorded events to the webhook `forward` (`--forward URL`,
+/// signed with [`FORWARD_SECRET`]), sweeping the outbox every `sweep_every`.
 pub async fn local_server_forwarding(
     apps: wxpush_shared::secrets::AppsFile,
     api_key: &str,
@@ -643,7 +647,11 @@ pub async fn local_server_forwarding(
         .into_iter()
         .flatten()
     }));
-    remember_secrets([api_key.to_string()]);
+    remember_secrets([api_key.to_string(), FORWARD_SECRET.to_string()]);
+    let forward = forward.map(|url| wxpush_shared::forward::WebhookTarget {
+        url,
+        secret: wxpush_shared::Secret::new(FORWARD_SECRET),
+    });
     start(ServeConfig {
         host: "127.0.0.1".into(),
         port: 0,

@@ -379,13 +379,13 @@ async fn a_failed_routing_after_a_takeover_never_frees_the_claim() {
             "union#Ur1",
         ),
         (
-            MP,
-            json!({"type": "uniform", "to": {"openid": "mp-r2"}, "template_id": "TPL_u", "data": {"thing1": {"value": "一次"}}}),
+            OA,
+            json!({"type": "uniform", "to": {"openid": "mp-r2", "appid": MP}, "template_id": "TPL_u", "data": {"thing1": {"value": "一次"}}}),
             "ssm",
         ),
         (
-            MP,
-            json!({"type": "uniform", "to": {"openid": "mp-r2"}, "template_id": "TPL_u", "data": {"thing1": {"value": "再一次"}}}),
+            OA,
+            json!({"type": "uniform", "to": {"openid": "mp-r2", "appid": MP}, "template_id": "TPL_u", "data": {"thing1": {"value": "再一次"}}}),
             "acct",
         ),
     ];
@@ -415,13 +415,14 @@ async fn a_failed_routing_after_a_takeover_never_frees_the_claim() {
     assert_eq!(w.emulator.delivered(OA).await.len(), 4, "R1 delivered each");
     wait_for_leases(&w, &cases).await;
     // R2: routing fails — the unionid look-up, the mini program account's read, the SSM
-    // read of the linked official account — each right after the takeover.
+    // read of the mini program (is it linked to the official account?) — each right after
+    // the takeover.
     let throttled = Fault::Before("ThrottlingException");
     for (i, (appid, body, routing)) in cases.iter().enumerate() {
         match *routing {
             "ssm" => w
                 .secret_faults
-                .script(Call::SecretApp, OA, throttled.clone(), 0, 1),
+                .script(Call::SecretApp, MP, throttled.clone(), 0, 1),
             "acct" => w.faults.script(Call::Get, "acct#", throttled.clone(), 0, 1),
             union => w.faults.script(Call::Query, union, throttled.clone(), 0, 1),
         }
@@ -509,8 +510,8 @@ async fn careful_client(w: &World, appid: &str, body: &Value, key: &str) -> Hear
     }
 }
 
-/// The send storm with routing in it: recipients by unionid and `uniform` sends from the
-/// mini program, while the unionid look-ups, the account reads, the SSM reads and the
+/// The send storm with routing in it: recipients by unionid and `uniform` sends to mini
+/// program users, while the unionid look-ups, the account reads, the SSM reads and the
 /// claim and record writes fail at random, and WeChat fails as in the storm of `storm.rs`.
 /// Before: a takeover whose routing failed freed the claim, and the next retry sent again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,7 +542,9 @@ async fn a_send_storm_through_routing_faults_sends_nobody_two_messages() {
     w.faults
         .random(Call::Record, "idem#", 0.02, store_faults.clone());
     w.faults.random(Call::Record, "msg#", 0.03, store_faults);
-    w.secret_faults.random(Call::SecretApp, OA, 0.02, throttled);
+    w.secret_faults
+        .random(Call::SecretApp, OA, 0.02, throttled.clone());
+    w.secret_faults.random(Call::SecretApp, MP, 0.02, throttled);
     for (i, fault) in [
         json!({"errcode": -1, "times": 40}),
         json!({"http_status": 503, "times": 20}),
@@ -577,7 +580,7 @@ async fn a_send_storm_through_routing_faults_sends_nobody_two_messages() {
                         "data": {"thing1": {"value": format!("路由 {i}")}}})),
                     1 => (OA, json!({"type": "custom", "to": union, "msgtype": "text",
                         "text": {"content": format!("路由 {i}")}})),
-                    _ => (MP, json!({"type": "uniform", "to": {"openid": format!("mq{i}")},
+                    _ => (OA, json!({"type": "uniform", "to": {"openid": format!("mq{i}"), "appid": MP},
                         "template_id": "TPL_r", "data": {"thing1": {"value": format!("路由 {i}")}}})),
                 };
                 let h = careful_client(&w, appid, &body, &format!("route-{i}")).await;

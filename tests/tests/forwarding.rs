@@ -611,11 +611,14 @@ async fn an_eventbridge_bus_gets_the_event_once_it_exists() {
     );
 }
 
-/// A webhook that answers 503 to its first `down_for` requests, then keeps what it gets.
+/// A webhook that answers 503 to its first `down_for` requests, then keeps what it gets. It
+/// checks `Wxpush-Signature` on every request as a receiver would (with the local server's
+/// secret): an unsigned or forged one is refused with 401, and every `t` it saw is kept.
 struct Webhook {
     url: String,
     got: Arc<Mutex<Vec<(String, Value)>>>,
     calls: Arc<AtomicU32>,
+    signed_at: Arc<Mutex<Vec<Result<i64, String>>>>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -629,12 +632,27 @@ async fn webhook(down_for: u32) -> Webhook {
     use axum::http::{HeaderMap, StatusCode};
     let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let calls = Arc::new(AtomicU32::new(0));
-    let (g, c) = (got.clone(), calls.clone());
+    let signed_at: Arc<Mutex<Vec<Result<i64, String>>>> = Arc::default();
+    let (g, c, sig) = (got.clone(), calls.clone(), signed_at.clone());
     let app = axum::Router::new().route(
         "/events",
         axum::routing::post(move |headers: HeaderMap, body: String| {
-            let (g, c) = (g.clone(), c.clone());
+            let (g, c, sig) = (g.clone(), c.clone(), sig.clone());
             async move {
+                let header = headers
+                    .get("wxpush-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let checked = wxpush_tests::signature::verify(
+                    wxpush_tests::FORWARD_SECRET,
+                    header,
+                    body.as_bytes(),
+                    now_unix(),
+                );
+                sig.lock().unwrap().push(checked.clone());
+                if checked.is_err() {
+                    return StatusCode::UNAUTHORIZED;
+                }
                 if c.fetch_add(1, Ordering::SeqCst) < down_for {
                     return StatusCode::SERVICE_UNAVAILABLE;
                 }
@@ -659,6 +677,7 @@ async fn webhook(down_for: u32) -> Webhook {
         url: format!("http://{addr}/events"),
         got,
         calls,
+        signed_at,
         _server: server,
     }
 }
@@ -710,6 +729,12 @@ async fn the_local_server_forwards_to_a_webhook_that_is_down_at_first() {
     let got = hook.got.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(hook.calls.load(Ordering::SeqCst), 2);
+    // Both deliveries signed, the retry again with its own (later) t.
+    let signed_at = hook.signed_at.lock().unwrap().clone();
+    match signed_at.as_slice() {
+        [Ok(first), Ok(retry)] => assert!(retry >= &(first + 4), "{signed_at:?}"),
+        other => panic!("two signed deliveries: {other:?}"),
+    }
     assert_eq!(got[0].0, "wechat.text");
     assert_eq!(got[0].1["appid"], appid.as_str());
     assert_eq!(got[0].1["openid"], "o-hook");

@@ -516,6 +516,16 @@ async fn each_functions_policy_allows_exactly_what_its_code_calls() {
     ok(call("GET", "/v1/users/u-iam".into(), None, &[]).await, 200);
     ok(
         call(
+            "GET",
+            format!("/v1/apps/{mp}/users?unionid=u-iam"),
+            None,
+            &[],
+        )
+        .await,
+        200,
+    );
+    ok(
+        call(
             "POST",
             format!("/v1/apps/{oa}/followers/sync"),
             Some(json!({})),

@@ -208,7 +208,7 @@ impl Api {
 async fn the_spec_has_the_deployed_routes_and_every_route_is_served() {
     let spec = openapi();
     let ops = documented(&spec);
-    assert_eq!(ops.len(), 14, "{ops:?}");
+    assert_eq!(ops.len(), 15, "{ops:?}");
     assert_eq!(
         ops,
         deployed(),
@@ -360,6 +360,32 @@ async fn real_answers_match_the_documented_schemas() {
         .call("GET", "/v1/users/{unionid}", "/v1/users/u-spec", None)
         .await;
     assert_eq!(s, 200);
+    let per_app = "/v1/apps/{appid}/users";
+    let (s, one, _) = api
+        .call(
+            "GET",
+            per_app,
+            &format!("/v1/apps/{mp}/users?unionid=u-spec"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, one["accounts"][0]["openid"].as_str()),
+        (200, Some("m-spec"))
+    );
+    let (s, _, _) = api
+        .call(
+            "GET",
+            per_app,
+            &format!("/v1/apps/{mp}/users?unionid=u-none"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _, _) = api
+        .call("GET", per_app, &format!("/v1/apps/{mp}/users"), None)
+        .await;
+    assert_eq!(s, 422);
     let (s, started, _) = api
         .call(
             "POST",

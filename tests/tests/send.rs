@@ -178,16 +178,23 @@ async fn subscribe_grant_is_one_time() {
     );
 }
 
+/// `uniform` is posted to the official account it goes out through (so IAM scopes it to that
+/// account's route), naming the mini program user as `{"openid", "appid"}`; the old form on
+/// the mini program's route is refused, naming the new one.
 #[tokio::test]
 async fn uniform_reaches_the_official_account_through_the_unionid() {
     let w = world().await;
     w.user(&w.oa, "oa-openid", json!({"unionid": "U-42"})).await;
     w.link(&w.mp, "mp-openid", "U-42").await;
     w.link(&w.oa, "oa-openid", "U-42").await;
-    let mut body = template(json!({"openid": "mp-openid"}));
-    body["type"] = json!("uniform");
+    let uniform = |to: Value| {
+        let mut body = template(to);
+        body["type"] = json!("uniform");
+        body
+    };
+    let mut body = uniform(json!({"openid": "mp-openid", "appid": w.mp}));
     body["miniprogram"] = json!({"appid": w.mp, "pagepath": "pages/index"});
-    let (status, resp) = w.send(&w.mp, body).await;
+    let (status, resp) = w.send(&w.oa, body.clone()).await;
     assert_eq!(status, 200, "{resp}");
     let delivered = w.delivered(&w.oa).await;
     assert_eq!(delivered.len(), 1);
@@ -201,23 +208,70 @@ async fn uniform_reaches_the_official_account_through_the_unionid() {
     let record = w
         .svc
         .sender
-        .message(&w.mp, resp["id"].as_str().unwrap())
+        .message(&w.oa, resp["id"].as_str().unwrap())
         .await
         .unwrap();
     assert_eq!(record["sent_by"], w.oa.as_str());
 
+    // The old form, on the mini program's route: refused before anything is sent.
+    for to in [json!({"openid": "mp-openid"}), json!({"unionid": "U-42"})] {
+        let (status, resp) = w.send(&w.mp, uniform(to)).await;
+        assert_eq!(
+            (status, resp["error"]["field"].as_str()),
+            (422, Some("type"))
+        );
+        let why = resp["error"]["message"].as_str().unwrap();
+        assert!(
+            why.contains(&format!("POST /v1/apps/{}/messages", w.oa))
+                && why.contains(&format!("\"appid\": \"{}\"", w.mp)),
+            "{why}"
+        );
+    }
+    // A bare openid is ambiguous under uniform; `to.appid` belongs to uniform only, and must
+    // name a mini program linked to this official account.
+    let refusals = [
+        (uniform(json!({"openid": "oa-openid"})), "to"),
+        (
+            template(json!({"openid": "mp-openid", "appid": w.mp})),
+            "to.appid",
+        ),
+        (
+            uniform(json!({"openid": "mp-openid", "appid": w.oa})),
+            "to.appid",
+        ),
+        (
+            uniform(json!({"openid": "mp-openid", "appid": random_appid()})),
+            "to.appid",
+        ),
+        (
+            uniform(json!({"openid": "mp-openid", "appid": "nope"})),
+            "to.appid",
+        ),
+        (
+            uniform(json!({"unionid": "U-42", "appid": w.mp})),
+            "to.appid",
+        ),
+    ];
+    for (body, field) in refusals {
+        let (status, resp) = w.send(&w.oa, body.clone()).await;
+        assert_eq!(
+            (status, resp["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {resp}"
+        );
+    }
+    assert_eq!(w.delivered(&w.oa).await.len(), 1, "nothing more was sent");
+
     // A mini program user with no unionid known, and a unionid with no official account.
-    let mut unknown = template(json!({"openid": "stranger"}));
-    unknown["type"] = json!("uniform");
-    let (status, resp) = w.send(&w.mp, unknown).await;
+    let (status, resp) = w
+        .send(&w.oa, uniform(json!({"openid": "stranger", "appid": w.mp})))
+        .await;
     assert_eq!(
         (status, resp["error"]["code"].as_str()),
         (404, Some("unknown_recipient"))
     );
     w.link(&w.mp, "mp-only", "U-7").await;
-    let mut no_oa = template(json!({"unionid": "U-7"}));
-    no_oa["type"] = json!("uniform");
-    let (status, resp) = w.send(&w.mp, no_oa).await;
+    let (status, resp) = w.send(&w.oa, uniform(json!({"unionid": "U-7"}))).await;
     assert_eq!(status, 404);
     assert!(
         resp["error"]["message"]

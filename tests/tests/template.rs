@@ -64,6 +64,7 @@ fn private_routes_use_iam_and_callbacks_are_public() {
         ("POST", "/v1/apps/{appid}/followers/sync"),
         ("GET", "/v1/apps/{appid}/followers/sync"),
         ("GET", "/v1/users/{unionid}"),
+        ("GET", "/v1/apps/{appid}/users"),
         ("POST", "/v1/apps/{appid}/batches"),
         ("GET", "/v1/apps/{appid}/batches/{id}"),
         ("DELETE", "/v1/apps/{appid}/batches/{id}"),
@@ -81,8 +82,8 @@ fn private_routes_use_iam_and_callbacks_are_public() {
             .unwrap_or_else(|| panic!("no route {method} {path}"));
         assert!(event.contains("Authorizer: AWS_IAM"), "{method} {path}");
     }
-    assert_eq!(events.len(), 15);
-    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 15);
+    assert_eq!(events.len(), 16);
+    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 16);
     assert!(!send.contains("Authorizer: NONE"));
     let callback = section(&t, "CallbackFunction:", "SendFunction:");
     assert_eq!(callback.matches("Authorizer: NONE").count(), 2);

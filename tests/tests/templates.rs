@@ -351,9 +351,10 @@ async fn sends_check_data_keys_against_a_known_template_before_wechat() {
     .await;
     assert_eq!(status, 200, "{body}");
 
-    // Uniform: checked against the linked official account's template.
+    // Uniform (posted to the official account it goes out through): checked against that
+    // account's template.
     let uniform = json!({"type": "uniform", "to": {"unionid": "u-fan"}, "template_id": "OA_order", "data": {"phrase2": {"value": "已发货"}}});
-    let (status, body) = send(w.mp.clone(), uniform).await;
+    let (status, body) = send(w.oa.clone(), uniform).await;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (422, Some("data.character_string1")),

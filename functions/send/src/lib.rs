@@ -3,7 +3,8 @@
 //!
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
 //! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
-//! `GET /v1/users/{unionid}`, `POST`/`GET /v1/apps/{appid}/followers/sync`,
+//! `GET /v1/apps/{appid}/users`, `GET /v1/users/{unionid}`,
+//! `POST`/`GET /v1/apps/{appid}/followers/sync`,
 //! `POST /v1/apps/{appid}/batches`, `GET`/`DELETE /v1/apps/{appid}/batches/{id}`,
 //! `GET /v1/apps/{appid}/quota`, `GET`/`POST /v1/apps/{appid}/templates`,
 //! `DELETE /v1/apps/{appid}/templates/{id}`. The handler
@@ -95,6 +96,7 @@ enum Route<'a> {
     Message { appid: &'a str, id: &'a str },
     Login { appid: &'a str },
     User { unionid: &'a str },
+    AppUser { appid: &'a str },
     SyncStart { appid: &'a str },
     SyncProgress { appid: &'a str },
     BatchCreate { appid: &'a str },
@@ -169,6 +171,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
         ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
         ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
         ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
+        ["v1", "apps", appid, "users"] => (Route::AppUser { appid }, "GET"),
         ["v1", "apps", appid, "followers", "sync"] => match method.as_str() {
             "POST" => return Ok(Route::SyncStart { appid }),
             _ => (Route::SyncProgress { appid }, "GET, POST"),
@@ -284,6 +287,10 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
         Route::Message { appid, id } => ok(svc.sender.message(appid, id).await?),
         Route::Login { appid } => ok(svc.identity.login(appid, req.body().as_ref()).await?),
         Route::User { unionid } => ok(svc.identity.user(unionid).await?),
+        Route::AppUser { appid } => {
+            let unionid = query_param(req, "unionid");
+            ok(svc.identity.app_user(appid, unionid.as_deref()).await?)
+        }
         Route::SyncStart { appid } => {
             let body = svc.followers.start(appid, req.body().as_ref()).await?;
             Ok(to_lambda(json_response(StatusCode::ACCEPTED, &body)))

@@ -34,7 +34,9 @@ use crate::send::service::{
     CLAIM_LEASE_MARGIN_SECS, ClaimSpec, MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash,
     check_idempotency_key, principal,
 };
-use crate::send::validate::{MessageKind, Recipient, parse_recipient, parse_send_request};
+use crate::send::validate::{
+    MessageKind, Recipient, check_recipient, parse_recipient, parse_send_request,
+};
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
 use crate::token::StoreError;
 use futures::stream::{self, StreamExt};
@@ -1593,11 +1595,7 @@ fn unfinished_op(appid: &str, id: &str, now: i64) -> Op {
 }
 
 fn recipient_from_key(key: &str) -> Option<Recipient> {
-    match key.split_at_checked(2)? {
-        ("o:", o) if !o.is_empty() => Some(Recipient::OpenId(o.to_string())),
-        ("u:", u) if !u.is_empty() => Some(Recipient::UnionId(u.to_string())),
-        _ => None,
-    }
+    Recipient::from_key(key)
 }
 
 fn is_cursor(c: &str) -> bool {
@@ -1692,10 +1690,12 @@ fn parse_batch_request(body: &[u8]) -> Result<BatchRequest, ApiError> {
         ));
     }
     // The message as a single send would check it, field names prefixed.
-    parse_send_request(&probe(&message)).map_err(|e| match e {
-        ApiError::Validation { field, message } => invalid(format!("message.{field}"), message),
-        other => other,
-    })?;
+    let kind = parse_send_request(&probe(&message))
+        .map_err(|e| match e {
+            ApiError::Validation { field, message } => invalid(format!("message.{field}"), message),
+            other => other,
+        })?
+        .kind;
     let (audience, listed) = match (obj.get("recipients"), obj.get("audience")) {
         (Some(Value::Array(list)), None) => (Audience::Recipients, list),
         (None, Some(Value::String(a))) if a == "followers" => (Audience::Followers, &Vec::new()),
@@ -1744,7 +1744,7 @@ fn parse_batch_request(body: &[u8]) -> Result<BatchRequest, ApiError> {
     let mut recipients = Vec::with_capacity(listed.len());
     let mut duplicates = 0;
     for (index, r) in listed.iter().enumerate() {
-        match parse_recipient(r) {
+        match parse_recipient(r).and_then(|r| check_recipient(kind, &r).map(|()| r)) {
             Ok(r) => {
                 let key = r.key();
                 if seen.insert(key.clone()) {

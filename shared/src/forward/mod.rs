@@ -1,6 +1,6 @@
 //! Event forwarding: every callback event wxpush records goes on to the company's services —
-//! an EventBridge bus on AWS, a webhook in `wxpush serve --forward URL` — at least once, and
-//! only after it is durably recorded.
+//! an EventBridge bus on AWS (IAM-authenticated), a webhook in `wxpush serve --forward URL`
+//! (each delivery signed: [`webhook`]) — at least once, and only after it is durably recorded.
 //!
 //! The callback writes an outbox row (`fwd#{appid}` / the event's dedupe key, a long one in
 //! its short form) in the same transaction as the event, then queues a [`Job::ForwardEvent`].
@@ -17,6 +17,12 @@
 //! twice. Consumers dedupe by `event_id` (stable for one event across every delivery).
 
 pub mod fields;
+pub mod webhook;
+
+pub use webhook::{
+    MIN_SECRET_LEN, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SECS, WEBHOOK_TIMEOUT, WebhookSink,
+    WebhookTarget, check_webhook_url, signature_header,
+};
 
 use crate::callback::message::InboundMessage;
 use crate::queue::{Job, JobQueue};
@@ -161,61 +167,6 @@ impl EventSink for EventBridgeSink {
             return Err(format!("PutEvents refused the event: {why}"));
         }
         Ok(())
-    }
-}
-
-/// A webhook: `POST` of the event as JSON; any 2xx is delivered. No redirects are followed.
-pub struct WebhookSink {
-    http: reqwest::Client,
-    url: String,
-}
-
-/// How long a webhook has to answer.
-pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl WebhookSink {
-    pub fn new(url: impl Into<String>) -> Result<WebhookSink, String> {
-        let url = url.into();
-        // Errors show the URL without credentials or query (either may hold a secret).
-        let parsed = reqwest::Url::parse(&url).map_err(|e| format!("--forward: {e}"))?;
-        let shown = format!(
-            "{}://{}{}",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or(""),
-            parsed.path()
-        );
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("--forward {shown}: only http and https URLs"));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .tls_backend_preconfigured(crate::tls::client_config().clone())
-            .user_agent(concat!("wxpush/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(WebhookSink { http, url })
-    }
-}
-
-#[async_trait]
-impl EventSink for WebhookSink {
-    async fn deliver(&self, event: &ForwardedEvent) -> Result<(), String> {
-        let resp = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("x-wxpush-detail-type", &event.detail_type)
-            .header("x-wxpush-event-id", &event.event_id)
-            .body(event.detail_json())
-            .send()
-            .await
-            .map_err(|e| format!("webhook: {}", e.without_url()))?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("webhook answered {}", resp.status()))
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! Idempotency-Key, call WeChat with the retry rules of the contract, record the message.
 
 use super::validate::{
-    MINI_PROGRAM_CUSTOM_MSGTYPES, MessageKind, Payload, Recipient, SendRequest, parse_send_request,
+    MINI_PROGRAM_CUSTOM_MSGTYPES, MessageKind, Payload, Recipient, SendRequest, check_recipient,
+    parse_send_request,
 };
 use crate::app::{AppConfig, AppKind};
 use crate::clock::now_unix;
@@ -608,7 +609,7 @@ impl Sender {
     /// (a unionid looked up in the store). Reads nothing from WeChat.
     pub async fn route(&self, app: &Arc<AppConfig>, req: &SendRequest) -> Result<Routed, ApiError> {
         let via = self.check_request(app, req).await?;
-        let (openid, unionid) = self.resolve(app, &via, req).await?;
+        let (openid, unionid) = self.resolve(&via, req).await?;
         Ok(Routed {
             app: app.appid.clone(),
             via,
@@ -685,25 +686,50 @@ impl Sender {
             (MessageKind::Subscribe, _) => {
                 Err(wrong("subscribe messages are sent by a mini program"))
             }
-            (MessageKind::Uniform, AppKind::OfficialAccount) => Err(wrong(
-                "\"uniform\" is sent from a mini program to its linked official account",
-            )),
-            (MessageKind::Uniform, AppKind::MiniProgram) => {
-                let linked = app.linked_official_account.as_deref().ok_or_else(|| {
-                    ApiError::Misconfigured {
-                        appid: app.appid.clone(),
-                        message: "\"uniform\" needs parameter `linked_official_account`".into(),
-                    }
-                })?;
-                Ok(self.tokens.secrets().app(linked).await?)
-            }
+            // Sent by the official account it goes out through, on that account's route (IAM
+            // scopes it there); the mini program's openid is only looked up.
+            (MessageKind::Uniform, AppKind::OfficialAccount) => Ok(app.clone()),
+            (MessageKind::Uniform, AppKind::MiniProgram) => Err(uniform_moved(app)),
         }
+    }
+
+    /// The unionid of a mini program user of a `uniform` message: `mp` must be a mini
+    /// program linked to `via` (the official account it goes out through), so a caller of
+    /// the official account's route reads no other app's users.
+    async fn mini_program_unionid(
+        &self,
+        via: &AppConfig,
+        mp: &str,
+        openid: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let linked = match self.tokens.secrets().app(mp).await {
+            Ok(a) => {
+                a.kind == AppKind::MiniProgram
+                    && a.linked_official_account.as_deref() == Some(via.appid.as_str())
+            }
+            Err(crate::secrets::ConfigError::UnknownApp { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !linked {
+            return Err(ApiError::Validation {
+                field: "to.appid".into(),
+                message: format!(
+                    "app {mp} is not a mini program linked to {} (its linked_official_account)",
+                    via.appid
+                ),
+            });
+        }
+        let account = self
+            .store
+            .get(&ItemKey::account(mp, openid))
+            .await
+            .map_err(store_error)?;
+        Ok(account.as_ref().and_then(|a| text(a, "unionid")))
     }
 
     /// (openid in the sending app, unionid if known).
     async fn resolve(
         &self,
-        app: &AppConfig,
         via: &AppConfig,
         req: &SendRequest,
     ) -> Result<(String, Option<String>), ApiError> {
@@ -713,25 +739,20 @@ impl Sender {
             message,
             errcode: None,
         };
-        let unionid = match (&req.to, req.kind) {
-            (Recipient::OpenId(o), k) if k != MessageKind::Uniform => return Ok((o.clone(), None)),
-            (Recipient::OpenId(o), _) => {
-                let account = self
-                    .store
-                    .get(&ItemKey::account(&app.appid, o))
-                    .await
-                    .map_err(store_error)?;
-                match account.as_ref().and_then(|a| text(a, "unionid")) {
+        check_recipient(req.kind, &req.to)?;
+        let unionid = match &req.to {
+            Recipient::OpenId(o) => return Ok((o.clone(), None)),
+            Recipient::AppOpenId { appid: mp, openid } => {
+                match self.mini_program_unionid(via, mp, openid).await? {
                     Some(u) => u,
                     None => {
                         return Err(unknown(format!(
-                            "no unionid is known for openid {o} of app {}",
-                            app.appid
+                            "no unionid is known for openid {openid} of app {mp}"
                         )));
                     }
                 }
             }
-            (Recipient::UnionId(u), _) => u.clone(),
+            Recipient::UnionId(u) => u.clone(),
         };
         let accounts = self
             .store
@@ -1221,6 +1242,23 @@ fn check_custom_msgtype(app: &AppConfig, body: &CustomBody) -> Result<(), ApiErr
 
 /// An `Idempotency-Key` as the API takes them (messages and batches): 1-128 printable ASCII
 /// characters without spaces.
+/// A `uniform` posted to a mini program's route would go out through another app (its
+/// linked official account), past a policy scoped to the mini program: refused, naming the
+/// form that is posted to the official account's route.
+fn uniform_moved(mp: &AppConfig) -> ApiError {
+    let oa = mp
+        .linked_official_account
+        .as_deref()
+        .unwrap_or("{linked official account}");
+    ApiError::Validation {
+        field: "type".into(),
+        message: format!(
+            "app {mp_id}: \"uniform\" goes out through the official account, so it is posted to that account's route: POST /v1/apps/{oa}/messages with \"to\": {{\"openid\": \"<mini program openid>\", \"appid\": \"{mp_id}\"}} (or {{\"unionid\": ...}})",
+            mp_id = mp.appid
+        ),
+    }
+}
+
 pub fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::Validation {

@@ -36,6 +36,12 @@ impl MessageKind {
 pub enum Recipient {
     OpenId(String),
     UnionId(String),
+    /// `{"openid", "appid"}`: an openid of another app — a mini program user of a `uniform`
+    /// message, posted to the official account it goes out through.
+    AppOpenId {
+        appid: String,
+        openid: String,
+    },
 }
 
 /// Template fields (for `template` and `uniform`), without `touser`.
@@ -373,19 +379,57 @@ pub fn parse_recipient(value: &Value) -> Result<Recipient, ApiError> {
 }
 
 impl Recipient {
-    /// The recipient as JSON (`{"openid": ...}` / `{"unionid": ...}`).
+    /// The recipient as JSON (`{"openid": ...}` / `{"unionid": ...}` / `{"openid", "appid"}`).
     pub fn to_json(&self) -> Value {
         match self {
             Recipient::OpenId(o) => serde_json::json!({ "openid": o }),
             Recipient::UnionId(u) => serde_json::json!({ "unionid": u }),
+            Recipient::AppOpenId { appid, openid } => {
+                serde_json::json!({ "openid": openid, "appid": appid })
+            }
         }
     }
-    /// A short key naming the recipient: `o:{openid}` or `u:{unionid}`.
+    /// A short key naming the recipient: `o:{openid}`, `u:{unionid}` or `m:{appid}:{openid}`.
     pub fn key(&self) -> String {
         match self {
             Recipient::OpenId(o) => format!("o:{o}"),
             Recipient::UnionId(u) => format!("u:{u}"),
+            Recipient::AppOpenId { appid, openid } => format!("m:{appid}:{openid}"),
         }
+    }
+    /// The recipient a [`Recipient::key`] names.
+    pub fn from_key(key: &str) -> Option<Recipient> {
+        match key.split_at_checked(2)? {
+            ("o:", o) if !o.is_empty() => Some(Recipient::OpenId(o.to_string())),
+            ("u:", u) if !u.is_empty() => Some(Recipient::UnionId(u.to_string())),
+            ("m:", rest) => {
+                let (appid, openid) = rest.split_once(':')?;
+                (crate::app::is_valid_appid(appid) && !openid.is_empty()).then(|| {
+                    Recipient::AppOpenId {
+                        appid: appid.to_string(),
+                        openid: openid.to_string(),
+                    }
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether a message of `kind` may go to `to`: only `uniform` names another app's openid
+/// (`{"openid", "appid"}`), and a `uniform` needs that (or a unionid) — a bare openid would be
+/// ambiguous between the mini program and the official account.
+pub fn check_recipient(kind: MessageKind, to: &Recipient) -> Result<(), ApiError> {
+    match (kind, to) {
+        (MessageKind::Uniform, Recipient::OpenId(_)) => Err(invalid(
+            "to",
+            "a uniform message goes to a mini program user: {\"openid\": \"<mini program openid>\", \"appid\": \"<mini program appid>\"}, or {\"unionid\": ...}",
+        )),
+        (MessageKind::Uniform, _) | (_, Recipient::OpenId(_) | Recipient::UnionId(_)) => Ok(()),
+        (_, Recipient::AppOpenId { .. }) => Err(invalid(
+            "to.appid",
+            "only a uniform message names the app of an openid; give the openid of the sending app, or a unionid",
+        )),
     }
 }
 
@@ -410,15 +454,26 @@ fn recipient(obj: &Map<String, Value>) -> Result<Recipient, ApiError> {
             )),
         }
     };
-    if let Some(extra) = to.keys().find(|k| *k != "openid" && *k != "unionid") {
+    if let Some(extra) = to
+        .keys()
+        .find(|k| !["openid", "unionid", "appid"].contains(&k.as_str()))
+    {
         return Err(invalid(
             format!("to.{extra}"),
             "unknown field; give openid or unionid",
         ));
     }
-    match (pick("openid")?, pick("unionid")?) {
-        (Some(o), None) => Ok(Recipient::OpenId(o)),
-        (None, Some(u)) => Ok(Recipient::UnionId(u)),
+    match (pick("openid")?, pick("unionid")?, pick("appid")?) {
+        (Some(o), None, None) => Ok(Recipient::OpenId(o)),
+        (None, Some(u), None) => Ok(Recipient::UnionId(u)),
+        (Some(openid), None, Some(appid)) if crate::app::is_valid_appid(&appid) => {
+            Ok(Recipient::AppOpenId { appid, openid })
+        }
+        (Some(_), None, Some(_)) => Err(invalid("to.appid", "must be an appid (wx + 16 hex)")),
+        (None, _, Some(_)) => Err(invalid(
+            "to.appid",
+            "names the app of an openid: give openid with it",
+        )),
         _ => Err(invalid("to", "give exactly one of openid or unionid")),
     }
 }
@@ -809,6 +864,9 @@ pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
         ));
     }
     let to = recipient(obj)?;
+    if matches!(to, Recipient::AppOpenId { .. }) {
+        check_recipient(kind, &to)?;
+    }
     let payload = match kind {
         MessageKind::Template | MessageKind::Uniform => {
             let template_id = id_like("template_id", f.req_str("template_id")?, 128)?;
@@ -1077,5 +1135,36 @@ mod tests {
         assert!(check_subscribe_value("phone_number1", "+86-0766-66888866").is_ok());
         assert!(check_subscribe_value("character_string1", "订单").is_err());
         assert!(check_subscribe_value("keyword1", "anything goes").is_ok());
+    }
+
+    #[test]
+    fn a_mini_program_user_is_named_with_its_app_for_uniform_only() {
+        let app = "wx0123456789abcdef";
+        let body = |kind: &str| {
+            json!({"type": kind, "to": {"openid": "mp:o", "appid": app}, "template_id": "T",
+                   "data": {"a": {"value": "b"}}})
+            .to_string()
+        };
+        let req = parse_send_request(body("uniform").as_bytes()).unwrap();
+        let to = Recipient::AppOpenId {
+            appid: app.into(),
+            openid: "mp:o".into(),
+        };
+        assert_eq!(req.to, to);
+        assert_eq!(Recipient::from_key(&to.key()), Some(to.clone()));
+        assert_eq!(to.to_json(), json!({"openid": "mp:o", "appid": app}));
+        for r in [
+            Recipient::OpenId("o".into()),
+            Recipient::UnionId("u".into()),
+        ] {
+            assert_eq!(Recipient::from_key(&r.key()), Some(r));
+        }
+        assert_eq!(Recipient::from_key("m:nope:o"), None);
+        assert!(matches!(
+            parse_send_request(body("template").as_bytes()),
+            Err(ApiError::Validation { field, .. }) if field == "to.appid"
+        ));
+        assert!(check_recipient(MessageKind::Uniform, &Recipient::OpenId("o".into())).is_err());
+        assert!(check_recipient(MessageKind::Uniform, &Recipient::UnionId("u".into())).is_ok());
     }
 }
