@@ -1621,6 +1621,13 @@ fn created_body(id: &str, meta: &Meta) -> Value {
     })
 }
 
+/// What [`Batches::create`] reads from a body before anything is recorded: the request
+/// checked (the message as a single send, every recipient), as (recipients, duplicates).
+/// Public for the body-memory benchmark (`tests/src/bin/bench_batch_body.rs`).
+pub fn read_batch_body(body: &[u8]) -> Result<(usize, usize), ApiError> {
+    parse_batch_request(body).map(|r| (r.recipients.len(), r.duplicates))
+}
+
 /// A batch request, checked.
 #[derive(Debug)]
 struct BatchRequest {
