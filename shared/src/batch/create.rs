@@ -228,29 +228,12 @@ impl Batches {
                 None => None,
             };
             let Some((id, meta)) = existing else {
-                // An unused key: a new batch, the key's item and the first claim in one write.
-                let id = new_batch_id();
                 let expected = found.as_ref().map(|k| num(k, "version"));
-                let key_op = Op::PutIfVersion {
-                    key: key_item.clone(),
-                    attrs: attrs([
-                        ("id", s(&id)),
-                        ("ttl", Attr::N(draft.now + MESSAGE_TTL_SECS)),
-                        ("version", Attr::N(expected.unwrap_or(0) + 1)),
-                    ]),
-                    expected,
-                };
-                let meta_op = Op::PutIfVersion {
-                    key: ItemKey::batch(draft.appid, &id),
-                    attrs: draft.meta(&id, "writing", 1),
-                    expected: None,
-                };
-                let recorded = self.store.record(&[key_op, meta_op], draft.now).await;
-                if recorded.map_err(store_error)? == Recorded::New {
-                    return Ok(Claim::Mine { id, version: 1 });
+                match self.claim_key(draft, &key_item, expected).await? {
+                    Some(id) => return Ok(Claim::Mine { id, version: 1 }),
+                    // Another request with the key was first: read what it wrote.
+                    None => continue,
                 }
-                // Another request with the key was first: read what it wrote.
-                continue;
             };
             match self.existing(draft, key, &id, meta).await? {
                 Existing::Answer(answer) => return Ok(Claim::Answered(answer)),
@@ -274,6 +257,34 @@ impl Batches {
         Err(in_progress(format!(
             "the batch of Idempotency-Key {key} is being created by another request; retry later"
         )))
+    }
+
+    /// An unused key (or one whose item expired, at version `expected`): a new batch, the
+    /// key's item and the batch's first claim in one write. `None`: another request with the
+    /// key wrote first.
+    async fn claim_key(
+        &self,
+        draft: &Draft<'_>,
+        key_item: &ItemKey,
+        expected: Option<i64>,
+    ) -> Result<Option<String>, ApiError> {
+        let id = new_batch_id();
+        let key_op = Op::PutIfVersion {
+            key: key_item.clone(),
+            attrs: attrs([
+                ("id", s(&id)),
+                ("ttl", Attr::N(draft.now + MESSAGE_TTL_SECS)),
+                ("version", Attr::N(expected.unwrap_or(0) + 1)),
+            ]),
+            expected,
+        };
+        let meta_op = Op::PutIfVersion {
+            key: ItemKey::batch(draft.appid, &id),
+            attrs: draft.meta(&id, "writing", 1),
+            expected: None,
+        };
+        let recorded = self.store.record(&[key_op, meta_op], draft.now).await;
+        Ok((recorded.map_err(store_error)? == Recorded::New).then_some(id))
     }
 
     /// The key's batch `id`, found: another body → 409 `idempotency_key_reused`; still being

@@ -101,6 +101,24 @@ fn reference(body: &[u8]) -> Result<BatchRequest, ApiError> {
             ));
         }
     }
+    let (keys, bad, count_bad) = reference_recipients(listed);
+    if count_bad > 0 {
+        return Err(ApiError::InvalidRecipients {
+            count: count_bad,
+            listed: bad,
+        });
+    }
+    let (recipients, duplicates) = deduplicated(keys);
+    Ok(BatchRequest {
+        message,
+        audience,
+        recipients,
+        duplicates,
+    })
+}
+
+/// The reference's recipients: keys, the first refusals, how many were refused.
+fn reference_recipients(listed: &[Value]) -> (Vec<String>, Vec<(usize, String)>, usize) {
     let (mut bad, mut count_bad, mut keys) = (Vec::new(), 0, Vec::new());
     for (index, r) in listed.iter().enumerate() {
         match parse_recipient(r) {
@@ -119,19 +137,7 @@ fn reference(body: &[u8]) -> Result<BatchRequest, ApiError> {
             }
         }
     }
-    if count_bad > 0 {
-        return Err(ApiError::InvalidRecipients {
-            count: count_bad,
-            listed: bad,
-        });
-    }
-    let (recipients, duplicates) = deduplicated(keys);
-    Ok(BatchRequest {
-        message,
-        audience,
-        recipients,
-        duplicates,
-    })
+    (keys, bad, count_bad)
 }
 
 /// What a caller sees of an answer. A syntax error's position is the parser's; only its
