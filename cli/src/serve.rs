@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use wxpush_send::{MAX_BODY_BYTES, SendService};
+use wxpush_send::{LOCAL_CALLER, LocalPrincipal, MAX_BODY_BYTES, SendService};
 use wxpush_shared::ApiError;
 use wxpush_shared::batch::{BatchConfig, Batches};
 use wxpush_shared::callback::followup::FollowerCompletion;
@@ -398,7 +398,12 @@ async fn private_api(State(state): State<AppState>, req: Request) -> Response {
         return resp;
     }
     match into_lambda(req, MAX_BODY_BYTES).await {
-        Ok(req) => into_axum(wxpush_send::handle(&state.send, req).await),
+        Ok(mut req) => {
+            // The bearer key's holder is the principal (there is no IAM here).
+            req.extensions_mut()
+                .insert(LocalPrincipal(LOCAL_CALLER.to_string()));
+            into_axum(wxpush_send::handle(&state.send, req).await)
+        }
         Err(resp) => resp,
     }
 }

@@ -25,6 +25,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("missing or wrong credentials")]
     Unauthorized,
+    /// A `/v1` request without a principal (no IAM principal in API Gateway's request
+    /// context, and not vouched for by the local server).
+    #[error("{0}")]
+    Unauthenticated(String),
     /// A callback whose signature, or timestamp, does not check out.
     #[error("{0}")]
     SignatureRejected(String),
@@ -70,7 +74,9 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::UnknownApp { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized | ApiError::SignatureRejected(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized
+            | ApiError::Unauthenticated(_)
+            | ApiError::SignatureRejected(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } | ApiError::InvalidRecipients { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -94,6 +100,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::SignatureRejected(_) => "invalid_signature",
             ApiError::UnknownApp { .. } => "unknown_app",
             ApiError::BadRequest(_) => "bad_request",

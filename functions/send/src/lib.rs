@@ -1,5 +1,6 @@
 //! The private `/v1` API: IAM-authorised behind API Gateway on AWS, bearer-key protected
-//! in `wxpush serve`. Both call [`handle`] with the same `lambda_http::Request`.
+//! in `wxpush serve`. Both call [`handle`] with the same `lambda_http::Request` (the Lambda
+//! through [`handle_lambda`], which refuses events that are not API Gateway requests).
 //!
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
 //! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
@@ -10,14 +11,17 @@
 //! `DELETE /v1/apps/{appid}/templates/{id}`. The handler
 //! is thin: it routes, parses and maps errors; the logic lives in `wxpush_shared`.
 
-use http::{Method, StatusCode};
-use lambda_http::RequestExt;
-use lambda_http::{Body, Request, Response};
+mod routes;
+
+use http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use routes::{Route, route};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wxpush_shared::ApiError;
-use wxpush_shared::batch::{BatchConfig, Batches, is_batch_id};
+use wxpush_shared::batch::{BatchConfig, Batches};
 use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
 use wxpush_shared::http::{error_response, json_response, query_value};
@@ -27,7 +31,6 @@ use wxpush_shared::queue::JobQueue;
 use wxpush_shared::runtime::UnconfiguredQueue;
 use wxpush_shared::send::service::Sender;
 use wxpush_shared::store::StateStore;
-use wxpush_shared::templates::is_template_id;
 use wxpush_shared::token::TokenManager;
 
 /// Lambda's own payload limit; a larger body is refused with 413 before it is parsed.
@@ -90,115 +93,6 @@ impl SendService {
 /// Without a Lambda deadline (the local server), a send may take this long.
 const LOCAL_BUDGET: Duration = Duration::from_secs(25);
 
-enum Route<'a> {
-    Token { appid: &'a str },
-    Send { appid: &'a str },
-    Message { appid: &'a str, id: &'a str },
-    Login { appid: &'a str },
-    User { unionid: &'a str },
-    AppUser { appid: &'a str },
-    SyncStart { appid: &'a str },
-    SyncProgress { appid: &'a str },
-    BatchCreate { appid: &'a str },
-    BatchStatus { appid: &'a str, id: &'a str },
-    BatchCancel { appid: &'a str, id: &'a str },
-    Quota { appid: &'a str },
-    TemplateList { appid: &'a str },
-    TemplateAdd { appid: &'a str },
-    TemplateDelete { appid: &'a str, id: &'a str },
-}
-
-/// A message id as wxpush issues them: `msg_` and 32 lowercase hex digits.
-fn is_message_id(id: &str) -> bool {
-    id.len() == 36
-        && id.starts_with("msg_")
-        && id[4..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// A unionid as WeChat issues them (28 characters today): letters, digits, `-` and `_`.
-fn is_unionid(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Matches the path; `Err` is a 404 or a 405 with the methods that are allowed. Path ids of
-/// the wrong shape are 404 here, before they reach a store key.
-fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    match segments.as_slice() {
-        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
-            return Err(wxpush_shared::secrets::ConfigError::UnknownApp {
-                appid: appid.chars().take(40).collect(),
-            }
-            .into());
-        }
-        ["v1", "apps", _, "messages", id] if !is_message_id(id) => {
-            return Err(ApiError::NotFound(format!(
-                "message {}: not a wxpush message id",
-                id.chars().take(40).collect::<String>()
-            )));
-        }
-        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => {
-            return Err(ApiError::NotFound(format!(
-                "batch {}: not a wxpush batch id",
-                id.chars().take(40).collect::<String>()
-            )));
-        }
-        ["v1", "apps", _, "templates", id] if !is_template_id(id) => {
-            return Err(ApiError::Missing {
-                code: "template_not_found",
-                message: format!(
-                    "template {}: not a WeChat template id",
-                    id.chars().take(40).collect::<String>()
-                ),
-            });
-        }
-        ["v1", "users", unionid] if !is_unionid(unionid) => {
-            return Err(ApiError::NotFound(format!(
-                "user {}: not a unionid",
-                unionid.chars().take(40).collect::<String>()
-            )));
-        }
-        _ => {}
-    }
-    let (route, allowed) = match segments.as_slice() {
-        ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
-        ["v1", "apps", appid, "messages"] => (Route::Send { appid }, "POST"),
-        ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
-        ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
-        ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
-        ["v1", "apps", appid, "users"] => (Route::AppUser { appid }, "GET"),
-        ["v1", "apps", appid, "followers", "sync"] => match method.as_str() {
-            "POST" => return Ok(Route::SyncStart { appid }),
-            _ => (Route::SyncProgress { appid }, "GET, POST"),
-        },
-        ["v1", "apps", appid, "batches"] => (Route::BatchCreate { appid }, "POST"),
-        ["v1", "apps", appid, "batches", id] => match method.as_str() {
-            "DELETE" => return Ok(Route::BatchCancel { appid, id }),
-            _ => (Route::BatchStatus { appid, id }, "GET, DELETE"),
-        },
-        ["v1", "apps", appid, "quota"] => (Route::Quota { appid }, "GET"),
-        ["v1", "apps", appid, "templates"] => match method.as_str() {
-            "POST" => return Ok(Route::TemplateAdd { appid }),
-            _ => (Route::TemplateList { appid }, "GET, POST"),
-        },
-        ["v1", "apps", appid, "templates", id] => (Route::TemplateDelete { appid, id }, "DELETE"),
-        _ => return Err(ApiError::NotFound(path.to_string())),
-    };
-    if method.as_str() != allowed.split(", ").next().unwrap_or(allowed) {
-        return Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: path.to_string(),
-            allow: allowed,
-        });
-    }
-    Ok(route)
-}
-
 /// A shared-crate response as a Lambda response.
 pub fn to_lambda(resp: http::Response<String>) -> Response<Body> {
     resp.map(Body::from)
@@ -229,6 +123,27 @@ pub fn service(
     svc.with_batches(batches)
 }
 
+/// The Lambda's handler: an API Gateway HTTP API request is handled; any other event (a
+/// direct invoke with some other payload) is an invocation error, never served.
+pub async fn handle_lambda(
+    svc: &SendService,
+    req: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
+    if !matches!(
+        req.request_context_ref(),
+        Some(RequestContext::ApiGatewayV2(_))
+    ) {
+        tracing::error!(
+            method = %req.method(),
+            path = req.uri().path(),
+            "an invocation that is not an API Gateway HTTP API request: refused"
+        );
+        return Err("not an API Gateway HTTP API request: refused".into());
+    }
+    Ok(handle(svc, req).await)
+}
+
+/// Handles one `/v1` request (the Lambda's and the local server's).
 pub async fn handle(svc: &SendService, req: Request) -> Response<Body> {
     let resp = match dispatch(svc, &req).await {
         Ok(resp) => resp,
@@ -248,33 +163,63 @@ pub async fn handle(svc: &SendService, req: Request) -> Response<Body> {
     resp
 }
 
-/// Who is calling: the IAM principal API Gateway verified (its ARN), or, in the local
-/// server, the holder of the bearer key.
-pub fn caller(req: &Request) -> String {
-    use lambda_http::request::RequestContext;
-    match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.iam.as_ref())
-            .and_then(|iam| iam.user_arn.clone())
-            .unwrap_or_else(|| "unauthenticated".to_string()),
-        _ => LOCAL_CALLER.to_string(),
-    }
-}
+/// The principal the local server vouches for after checking the bearer key, passed to
+/// [`handle`] as a request extension. Requests from API Gateway never carry it: their
+/// principal is the IAM one in their request context.
+#[derive(Clone, Debug)]
+pub struct LocalPrincipal(pub String);
 
 /// The caller of every request the local server let through (it checked the bearer key).
 pub const LOCAL_CALLER: &str = "local:bearer-key";
 
+/// Who is calling: the IAM principal API Gateway verified (its ARN), or the local server's
+/// [`LocalPrincipal`]. Without either, nobody: 401 `unauthenticated`.
+pub fn caller(req: &Request) -> Result<String, ApiError> {
+    let principal = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone()),
+        Some(_) => None,
+        None => req
+            .extensions()
+            .get::<LocalPrincipal>()
+            .map(|p| p.0.clone()),
+    };
+    principal.filter(|p| !p.is_empty()).ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "the request has no IAM principal; /v1 requests are signed (SigV4) and authorised by IAM"
+                .into(),
+        )
+    })
+}
+
+/// The path as the caller sent it: API Gateway's `rawPath` (the URI lambda_http builds from
+/// it resolves `.` and `..` segments and backslashes), else the URI's path (the local server).
+fn raw_path(req: &Request) -> &str {
+    match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    }
+}
+
 async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, ApiError> {
-    let caller = caller(req);
-    tracing::info!(caller = %caller, method = %req.method(), path = req.uri().path(), "v1 request");
+    let path = raw_path(req);
+    let caller = match caller(req) {
+        Ok(caller) => caller,
+        Err(e) => {
+            tracing::warn!(method = %req.method(), path, "a /v1 request without an IAM principal: refused");
+            return Err(e);
+        }
+    };
+    tracing::info!(caller = %caller, method = %req.method(), path, "v1 request");
     if req.body().len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
         });
     }
-    match route(req.method(), req.uri().path())? {
+    match route(req.method(), path)? {
         Route::Token { appid } => get_token(svc, appid).await,
         Route::Send { appid } => {
             let key = idempotency_key(req)?;
@@ -375,109 +320,4 @@ async fn get_token(svc: &SendService, appid: &str) -> Result<Response<Body>, Api
         "expires_in": (token.expires_at - now_unix()).max(0),
     });
     Ok(to_lambda(json_response(StatusCode::OK, &body)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routing() {
-        assert!(matches!(
-            route(&Method::GET, "/v1/apps/wx0123456789abcdef/token"),
-            Ok(Route::Token {
-                appid: "wx0123456789abcdef"
-            })
-        ));
-        assert!(matches!(
-            route(&Method::POST, "/v1/apps/wx0123456789abcdef/token"),
-            Err(ApiError::MethodNotAllowed { .. })
-        ));
-        assert!(matches!(
-            route(&Method::POST, "/v1/apps/wx0123456789abcdef/followers/sync"),
-            Ok(Route::SyncStart {
-                appid: "wx0123456789abcdef"
-            })
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/v1/apps/wx0123456789abcdef/followers/sync/"),
-            Ok(Route::SyncProgress {
-                appid: "wx0123456789abcdef"
-            })
-        ));
-        assert!(matches!(
-            route(
-                &Method::DELETE,
-                "/v1/apps/wx0123456789abcdef/followers/sync"
-            ),
-            Err(ApiError::MethodNotAllowed {
-                allow: "GET, POST",
-                ..
-            })
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/v1/apps/wx0123456789abcdef"),
-            Err(ApiError::NotFound(_))
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/v2/apps/wx0123456789abcdef/token"),
-            Err(ApiError::NotFound(_))
-        ));
-        // Path ids of the wrong shape never reach a store key.
-        let long = format!("/v1/apps/{}/token", "a".repeat(5000));
-        assert!(matches!(
-            route(&Method::GET, &long),
-            Err(ApiError::UnknownApp { .. })
-        ));
-        let app = "/v1/apps/wx0123456789abcdef";
-        assert!(matches!(
-            route(
-                &Method::GET,
-                &format!("{app}/messages/{}", "x".repeat(3000))
-            ),
-            Err(ApiError::NotFound(_))
-        ));
-        assert!(matches!(
-            route(
-                &Method::GET,
-                &format!("{app}/messages/msg_{}", "0a".repeat(16))
-            ),
-            Ok(Route::Message { .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, &format!("{app}/quota")),
-            Ok(Route::Quota { .. })
-        ));
-        assert!(matches!(
-            route(&Method::POST, &format!("{app}/templates")),
-            Ok(Route::TemplateAdd { .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, &format!("{app}/templates")),
-            Ok(Route::TemplateList { .. })
-        ));
-        assert!(matches!(
-            route(&Method::DELETE, &format!("{app}/templates/Ab-c_1")),
-            Ok(Route::TemplateDelete { id: "Ab-c_1", .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, &format!("{app}/templates/Ab-c_1")),
-            Err(ApiError::MethodNotAllowed {
-                allow: "DELETE",
-                ..
-            })
-        ));
-        assert!(matches!(
-            route(&Method::DELETE, &format!("{app}/templates/bad%20id")),
-            Err(ApiError::Missing { .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/v1/users/o6_bmasdasdsad6_2sgVt7hMZOPfL"),
-            Ok(Route::User { .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, &format!("/v1/users/{}", "u".repeat(65))),
-            Err(ApiError::NotFound(_))
-        ));
-    }
 }

@@ -1,9 +1,9 @@
-//! Lambda entry point of the private `/v1` API: clients built once, then `handle` per request.
+//! Lambda entry point of the private `/v1` API: clients built once, then `handle_lambda` per
+//! request (an event that is not an API Gateway request is an invocation error).
 
 use lambda_http::{Error, Request, service_fn};
-use std::convert::Infallible;
 use std::sync::Arc;
-use wxpush_send::{handle, service};
+use wxpush_send::{handle_lambda, service};
 use wxpush_shared::batch::BatchConfig;
 use wxpush_shared::runtime::AwsDeps;
 
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let svc = Arc::new(service(deps, BatchConfig::from_env()?));
     lambda_http::run(service_fn(move |req: Request| {
         let svc = svc.clone();
-        async move { Ok::<_, Infallible>(handle(&svc, req).await) }
+        async move { handle_lambda(&svc, req).await }
     }))
     .await
 }

@@ -12,6 +12,9 @@
 //!   compare-and-swap with a merge, so two workers on one chunk never lose an outcome. The
 //!   counts of `GET` are the sum of these.
 //! - `bfail#…` / `{chunk}#{index}` — a failed or unknown recipient, with why.
+//! - `bkey#{appid}#{sha1(principal, key)}` / `batch` — an `Idempotency-Key`'s batch id
+//!   (ids are random; this item is how a retry finds its batch), written with the batch's
+//!   first claim.
 //! - `bclaim#…` / `{recipient}` — the recipient's send claim, the same claim a single send's
 //!   `Idempotency-Key` takes ([`Sender::send_claimed`]): a redelivered job, a crashed worker
 //!   or a duplicate job finds it and replays its outcome instead of sending again.
@@ -23,27 +26,28 @@
 //! ([`pace::Pacer`]); 45009/45011 pause the whole batch (the jobs are put back with a delay,
 //! burning no retries); `DELETE` cancels what is not sent yet.
 
+mod create;
 pub mod pace;
+mod request;
 pub mod sweep;
 
-use crate::app::{AppConfig, AppKind};
+pub use create::idempotency_item;
+use request::parse_batch_request;
+
+use crate::app::AppConfig;
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::queue::{Job, JobQueue};
 use crate::send::service::{
     CLAIM_LEASE_MARGIN_SECS, ClaimSpec, MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash,
-    check_idempotency_key, principal,
 };
-use crate::send::validate::{
-    MessageKind, Recipient, check_recipient, parse_recipient, parse_send_request,
-};
+use crate::send::validate::{Recipient, parse_recipient, parse_send_request};
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
 use crate::token::StoreError;
 use futures::stream::{self, StreamExt};
 use http::StatusCode;
 use pace::Pacer;
 use serde_json::{Map, Value, json};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -444,176 +448,6 @@ impl Batches {
     }
 
     // ------------------------------------------------------------------ the API
-
-    /// `POST /v1/apps/{appid}/batches`: validates everything, records the batch and its
-    /// chunks, queues the fan-out. With an `Idempotency-Key` the batch id comes from the
-    /// caller's principal and the key, so a retry finds the batch it created.
-    pub async fn create(
-        &self,
-        appid: &str,
-        body: &[u8],
-        idempotency_key: Option<&str>,
-        caller: &str,
-    ) -> Result<Value, ApiError> {
-        let app = self.app(appid).await?;
-        let request = parse_batch_request(body)?;
-        let probed = parse_send_request(&probe(&request.message))?;
-        let kind = probed.kind;
-        self.sender.check_request(&app, &probed).await?;
-        if request.audience == Audience::Followers {
-            if app.kind != AppKind::OfficialAccount {
-                return Err(invalid(
-                    "audience",
-                    format!("app {appid}: \"followers\" is an official account's audience"),
-                ));
-            }
-            if !matches!(
-                kind,
-                MessageKind::Template | MessageKind::OaSubscribe | MessageKind::Custom
-            ) {
-                return Err(invalid(
-                    "message.type",
-                    "an official account's followers get \"template\", \"oa_subscribe\" or \"custom\" messages",
-                ));
-            }
-        }
-        let id = match idempotency_key {
-            Some(key) => {
-                check_idempotency_key(key)?;
-                let seed = format!("{}\n{appid}\n{key}", principal(caller));
-                format!("bat_{}", &body_hash(seed.as_bytes())[..32])
-            }
-            None => format!("bat_{:032x}", rand::random::<u128>()),
-        };
-        let hash = body_hash(body);
-        let meta_key = ItemKey::batch(appid, &id);
-        let now = now_unix();
-        let message = serde_json::to_string(&request.message).unwrap_or_default();
-        let total = request.recipients.len() as i64;
-        let chunks = request.recipients.len().div_ceil(self.config.chunk_size) as u32;
-        let base = |state: &str, version: i64| {
-            attrs([
-                ("id", s(&id)),
-                ("appid", s(appid)),
-                ("state", s(state)),
-                ("audience", s(request.audience.as_str())),
-                ("message", s(&message)),
-                ("hash", s(&hash)),
-                ("requested_by", s(caller)),
-                ("created_at", Attr::N(now)),
-                ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
-                ("total", Attr::N(total)),
-                ("duplicates", Attr::N(request.duplicates as i64)),
-                ("chunks", Attr::N(0)),
-                ("queued_chunks", Attr::N(0)),
-                ("fanout_done", Attr::Bool(false)),
-                ("version", Attr::N(version)),
-            ])
-        };
-        // Claim the id: a concurrent or later request with the same key finds it.
-        let mut expected = None;
-        let mut claimed = None;
-        for _ in 0..3 {
-            let op = Op::PutIfVersion {
-                key: meta_key.clone(),
-                attrs: base("writing", expected.unwrap_or(0) + 1),
-                expected,
-            };
-            if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
-                claimed = Some(expected.unwrap_or(0) + 1);
-                break;
-            }
-            let Some(found) = self.meta(appid, &id).await.map_err(store_error)? else {
-                continue;
-            };
-            if found.hash != hash {
-                return Err(ApiError::Conflict {
-                    code: "idempotency_key_reused",
-                    message: format!(
-                        "Idempotency-Key {} was used with a different batch",
-                        idempotency_key.unwrap_or_default()
-                    ),
-                });
-            }
-            if found.state == "writing" && found.created_at + WRITING_STALE_SECS > now {
-                return Err(ApiError::Conflict {
-                    code: "in_progress",
-                    message: format!("batch {id} is still being created; retry later"),
-                });
-            }
-            if found.state == "failed" {
-                // Created, but its fan-out could not be queued: this retry starts it.
-                let op = Op::SetIfEquals {
-                    key: meta_key.clone(),
-                    attrs: attrs([
-                        ("state", s("running")),
-                        ("version", Attr::N(found.version + 1)),
-                    ]),
-                    field: "version".into(),
-                    expected: found.version,
-                };
-                let listed = unfinished_op(appid, &id, now);
-                self.store
-                    .record(&[op, listed], now)
-                    .await
-                    .map_err(store_error)?;
-                self.start_fanout(appid, &id).await?;
-                let mut running = found.clone();
-                running.state = "running".into();
-                return Ok(created_body(&id, &running));
-            }
-            if found.state != "writing" {
-                // A retry of a created batch: the first answer (and the fan-out queued again
-                // if it may not have been: running it twice is harmless).
-                if found.state == "running" && !found.fanout_done {
-                    self.queue_fanout(appid, &id).await?;
-                }
-                return Ok(created_body(&id, &found));
-            }
-            // Abandoned while being written: take it over.
-            expected = Some(found.version);
-        }
-        let Some(version) = claimed else {
-            return Err(ApiError::Conflict {
-                code: "in_progress",
-                message: format!("batch {id} is being created by another request; retry later"),
-            });
-        };
-        // The chunks, then the batch says it is running, then the fan-out is queued.
-        let pieces: Vec<&[String]> = request.recipients.chunks(self.config.chunk_size).collect();
-        for (group_index, group) in pieces.chunks(CHUNKS_PER_WRITE).enumerate() {
-            let mut ops = Vec::with_capacity(group.len() * 2);
-            for (i, recipients) in group.iter().enumerate() {
-                let chunk = (group_index * CHUNKS_PER_WRITE + i) as u32;
-                ops.extend(chunk_ops(appid, &id, chunk, recipients, now));
-            }
-            self.store.record(&ops, now).await.map_err(store_error)?;
-        }
-        let mut running = base("running", version + 1);
-        running.insert("chunks".into(), Attr::N(i64::from(chunks)));
-        let op = Op::PutIfVersion {
-            key: meta_key.clone(),
-            attrs: running.clone(),
-            expected: Some(version),
-        };
-        // Listed for the sweep in the same write that starts it.
-        let listed = unfinished_op(appid, &id, now);
-        if self
-            .store
-            .record(&[op, listed], now)
-            .await
-            .map_err(store_error)?
-            != Recorded::New
-        {
-            return Err(ApiError::Conflict {
-                code: "in_progress",
-                message: format!("batch {id} was taken over by another request; retry later"),
-            });
-        }
-        self.start_fanout(appid, &id).await?;
-        info!(appid, batch = %id, total, chunks, audience = request.audience.as_str(), caller, "batch created");
-        Ok(created_body(&id, &Meta::from(&running)))
-    }
 
     /// Queues the fan-out of a batch that just became `running`; when the queue refuses, the
     /// batch is marked `failed` (never started; a retry with the same Idempotency-Key starts
@@ -1626,159 +1460,11 @@ fn created_body(id: &str, meta: &Meta) -> Value {
     })
 }
 
-/// A batch request, checked.
-#[derive(Debug)]
-struct BatchRequest {
-    message: Map<String, Value>,
-    audience: Audience,
-    /// Recipient keys, each once, in the order first listed.
-    recipients: Vec<String>,
-    duplicates: usize,
-}
-
-/// The message with a stand-in recipient, to check it as a single send would be.
-fn probe(message: &Map<String, Value>) -> Vec<u8> {
-    let mut m = message.clone();
-    m.insert("to".into(), json!({"openid": "batch-recipient"}));
-    serde_json::to_vec(&m).unwrap_or_default()
-}
-
-fn parse_batch_request(body: &[u8]) -> Result<BatchRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))?;
-    if let Some(extra) = obj
-        .keys()
-        .find(|k| !["message", "recipients", "audience"].contains(&k.as_str()))
-    {
-        return Err(invalid(
-            extra.as_str(),
-            "is not a field of a batch (message, recipients, audience)",
-        ));
-    }
-    let message = obj
-        .get("message")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            invalid(
-                "message",
-                "is required: the message to send, without \"to\"",
-            )
-        })?
-        .clone();
-    if message.contains_key("to") {
-        return Err(invalid(
-            "message.to",
-            "a batch's recipients are listed in \"recipients\", not in the message",
-        ));
-    }
-    if message.contains_key("client_msg_id") {
-        return Err(invalid(
-            "message.client_msg_id",
-            "each recipient's message gets its own (from its message id); a batch cannot share one",
-        ));
-    }
-    let size = serde_json::to_vec(&message).map(|b| b.len()).unwrap_or(0);
-    if size > MAX_MESSAGE_BYTES {
-        return Err(invalid(
-            "message",
-            format!(
-                "is {size} bytes of JSON; a batch's message may have at most {MAX_MESSAGE_BYTES}"
-            ),
-        ));
-    }
-    // The message as a single send would check it, field names prefixed.
-    let kind = parse_send_request(&probe(&message))
-        .map_err(|e| match e {
-            ApiError::Validation { field, message } => invalid(format!("message.{field}"), message),
-            other => other,
-        })?
-        .kind;
-    let (audience, listed) = match (obj.get("recipients"), obj.get("audience")) {
-        (Some(Value::Array(list)), None) => (Audience::Recipients, list),
-        (None, Some(Value::String(a))) if a == "followers" => (Audience::Followers, &Vec::new()),
-        (None, Some(_)) => {
-            return Err(invalid(
-                "audience",
-                "the only audience is \"followers\" (every subscribed follower)",
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "recipients",
-                "give recipients or an audience, not both",
-            ));
-        }
-        (Some(_), None) => {
-            return Err(invalid(
-                "recipients",
-                "must be an array of {\"openid\": ...} or {\"unionid\": ...}",
-            ));
-        }
-        (None, None) => {
-            return Err(invalid(
-                "recipients",
-                "is required (or \"audience\": \"followers\")",
-            ));
-        }
-    };
-    if audience == Audience::Recipients {
-        if listed.is_empty() {
-            return Err(invalid("recipients", "must list at least one recipient"));
-        }
-        if listed.len() > MAX_RECIPIENTS {
-            return Err(invalid(
-                "recipients",
-                format!(
-                    "lists {} recipients; a batch takes at most {MAX_RECIPIENTS}",
-                    listed.len()
-                ),
-            ));
-        }
-    }
-    let mut bad = Vec::new();
-    let mut count_bad = 0;
-    let mut seen = HashSet::with_capacity(listed.len());
-    let mut recipients = Vec::with_capacity(listed.len());
-    let mut duplicates = 0;
-    for (index, r) in listed.iter().enumerate() {
-        match parse_recipient(r).and_then(|r| check_recipient(kind, &r).map(|()| r)) {
-            Ok(r) => {
-                let key = r.key();
-                if seen.insert(key.clone()) {
-                    recipients.push(key);
-                } else {
-                    duplicates += 1;
-                }
-            }
-            Err(e) => {
-                count_bad += 1;
-                if bad.len() < MAX_LISTED_INVALID {
-                    let why = match e {
-                        ApiError::Validation { field, message } => {
-                            format!("{}: {message}", field.replace("to", "recipient"))
-                        }
-                        other => other.to_string(),
-                    };
-                    bad.push((index, why));
-                }
-            }
-        }
-    }
-    if count_bad > 0 {
-        return Err(ApiError::InvalidRecipients {
-            count: count_bad,
-            listed: bad,
-        });
-    }
-    Ok(BatchRequest {
-        message,
-        audience,
-        recipients,
-        duplicates,
-    })
+/// What [`Batches::create`] reads from a body before anything is recorded: the request
+/// checked (the message as a single send, every recipient), as (recipients, duplicates).
+/// Public for the body-memory benchmark (`tests/src/bin/bench_batch_body.rs`).
+pub fn read_batch_body(body: &[u8]) -> Result<(usize, usize), ApiError> {
+    parse_batch_request(body).map(|r| (r.recipients.len(), r.duplicates))
 }
 
 #[cfg(test)]

@@ -437,44 +437,103 @@ fn recipient(obj: &Map<String, Value>) -> Result<Recipient, ApiError> {
     let to = obj
         .get("to")
         .and_then(Value::as_object)
-        .ok_or_else(|| invalid("to", "is required: {\"openid\": ...} or {\"unionid\": ...}"))?;
-    let pick = |name: &str| -> Result<Option<String>, ApiError> {
-        match to.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s))
-                if !s.is_empty()
-                    && s.len() <= 128
-                    && !s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-            {
-                Ok(Some(s.clone()))
-            }
-            Some(_) => Err(invalid(
-                format!("to.{name}"),
-                "must be a non-empty id without spaces",
-            )),
-        }
+        .ok_or_else(missing_recipient)?;
+    let field = |name: &str| match to.get(name) {
+        None | Some(Value::Null) => IdField::Absent,
+        Some(Value::String(s)) => IdField::of(s),
+        Some(_) => IdField::Invalid,
     };
-    if let Some(extra) = to
-        .keys()
-        .find(|k| !["openid", "unionid", "appid"].contains(&k.as_str()))
-    {
-        return Err(invalid(
-            format!("to.{extra}"),
-            "unknown field; give openid or unionid",
-        ));
+    ToFields {
+        openid: field("openid"),
+        unionid: field("unionid"),
+        appid: field("appid"),
+        unknown: to
+            .keys()
+            .find(|k| !["openid", "unionid", "appid"].contains(&k.as_str()))
+            .cloned(),
     }
-    match (pick("openid")?, pick("unionid")?, pick("appid")?) {
-        (Some(o), None, None) => Ok(Recipient::OpenId(o)),
-        (None, Some(u), None) => Ok(Recipient::UnionId(u)),
-        (Some(openid), None, Some(appid)) if crate::app::is_valid_appid(&appid) => {
-            Ok(Recipient::AppOpenId { appid, openid })
+    .recipient()
+}
+
+/// The refusal of a recipient that is not an object.
+pub fn missing_recipient() -> ApiError {
+    invalid("to", "is required: {\"openid\": ...} or {\"unionid\": ...}")
+}
+
+/// An `openid` or `unionid` field of a recipient, as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum IdField {
+    /// Absent or `null`.
+    #[default]
+    Absent,
+    Id(String),
+    /// Not a string, or not an id.
+    Invalid,
+}
+
+impl IdField {
+    /// A string as an id field: 1-128 bytes without whitespace or control characters.
+    pub fn of(s: &str) -> IdField {
+        if !s.is_empty()
+            && s.len() <= 128
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            IdField::Id(s.to_string())
+        } else {
+            IdField::Invalid
         }
-        (Some(_), None, Some(_)) => Err(invalid("to.appid", "must be an appid (wx + 16 hex)")),
-        (None, _, Some(_)) => Err(invalid(
-            "to.appid",
-            "names the app of an openid: give openid with it",
-        )),
-        _ => Err(invalid("to", "give exactly one of openid or unionid")),
+    }
+}
+
+/// A recipient object (`to`, or an entry of a batch's `recipients`) as read: its id fields
+/// and its first other field name in key order.
+#[derive(Clone, Debug, Default)]
+pub struct ToFields {
+    pub openid: IdField,
+    pub unionid: IdField,
+    /// The app of `openid`, for a `uniform` message to a mini program user.
+    pub appid: IdField,
+    pub unknown: Option<String>,
+}
+
+impl ToFields {
+    /// The recipient, or the refusal naming the field: an unknown field first, then a bad
+    /// `openid`, a bad `unionid`, then neither or both given.
+    pub fn recipient(self) -> Result<Recipient, ApiError> {
+        if let Some(extra) = self.unknown {
+            return Err(invalid(
+                format!("to.{extra}"),
+                "unknown field; give openid or unionid",
+            ));
+        }
+        for (name, field) in [("openid", &self.openid), ("unionid", &self.unionid)] {
+            if *field == IdField::Invalid {
+                return Err(invalid(
+                    format!("to.{name}"),
+                    "must be a non-empty id without spaces",
+                ));
+            }
+        }
+        if self.appid == IdField::Invalid {
+            return Err(invalid("to.appid", "must be an appid (wx + 16 hex)"));
+        }
+        match (self.openid, self.unionid, self.appid) {
+            (IdField::Id(o), IdField::Absent, IdField::Absent) => Ok(Recipient::OpenId(o)),
+            (IdField::Absent, IdField::Id(u), IdField::Absent) => Ok(Recipient::UnionId(u)),
+            (IdField::Id(openid), IdField::Absent, IdField::Id(appid))
+                if crate::app::is_valid_appid(&appid) =>
+            {
+                Ok(Recipient::AppOpenId { appid, openid })
+            }
+            (IdField::Id(_), IdField::Absent, IdField::Id(_)) => {
+                Err(invalid("to.appid", "must be an appid (wx + 16 hex)"))
+            }
+            (IdField::Absent, _, IdField::Id(_)) => Err(invalid(
+                "to.appid",
+                "names the app of an openid: give openid with it",
+            )),
+            _ => Err(invalid("to", "give exactly one of openid or unionid")),
+        }
     }
 }
 

@@ -107,6 +107,11 @@ impl ItemKey {
     pub fn batch(appid: &str, id: &str) -> ItemKey {
         ItemKey::new(format!("batch#{appid}#{id}"), "meta")
     }
+    /// The batch an `Idempotency-Key` created: `key_hash` is a SHA-1 of the caller's principal
+    /// and the key; the item holds the (random) batch id.
+    pub fn batch_idempotency(appid: &str, key_hash: &str) -> ItemKey {
+        ItemKey::new(format!("bkey#{appid}#{key_hash}"), "batch")
+    }
     /// One chunk of a batch's recipients (written once).
     pub fn batch_recipients(appid: &str, id: &str, chunk: u32) -> ItemKey {
         ItemKey::new(format!("brcpt#{appid}#{id}"), format!("{chunk:06}"))

@@ -1,0 +1,268 @@
+//! The `/v1` router: a method and a path to one of the API's routes, or the 404/405 of the
+//! contract.
+//!
+//! Paths are matched exactly as the caller sent them (on AWS, API Gateway's `rawPath`): no
+//! trailing `/` trimmed, no empty segment skipped, no `.`/`..` resolved, nothing
+//! percent-decoded, letter case kept. API Gateway authorises a request against the ARN of
+//! the path as sent and its `ANY /v1/{proxy+}` route forwards any path here, so a path that
+//! IAM sees as another resource must never be served as the route a policy names
+//! (`tests/tests/route_iam.rs`).
+
+use http::Method;
+use wxpush_shared::ApiError;
+use wxpush_shared::batch::is_batch_id;
+use wxpush_shared::templates::is_template_id;
+
+/// One of the API's routes, with its path ids.
+pub(crate) enum Route<'a> {
+    Token { appid: &'a str },
+    Send { appid: &'a str },
+    Message { appid: &'a str, id: &'a str },
+    Login { appid: &'a str },
+    User { unionid: &'a str },
+    AppUser { appid: &'a str },
+    SyncStart { appid: &'a str },
+    SyncProgress { appid: &'a str },
+    BatchCreate { appid: &'a str },
+    BatchStatus { appid: &'a str, id: &'a str },
+    BatchCancel { appid: &'a str, id: &'a str },
+    Quota { appid: &'a str },
+    TemplateList { appid: &'a str },
+    TemplateAdd { appid: &'a str },
+    TemplateDelete { appid: &'a str, id: &'a str },
+}
+
+/// A message id as wxpush issues them: `msg_` and 32 lowercase hex digits.
+fn is_message_id(id: &str) -> bool {
+    id.len() == 36
+        && id.starts_with("msg_")
+        && id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A unionid as WeChat issues them (28 characters today): letters, digits, `-` and `_`.
+fn is_unionid(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Matches the path exactly; `Err` is a 404 or a 405 with the methods that are allowed. Path
+/// ids of the wrong shape are 404 here, before they reach a store key.
+pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
+    let not_found = || ApiError::NotFound(path.chars().take(200).collect());
+    // Exactly the segments sent: a trailing `/` or a `//` is an empty segment, no route.
+    let segments: Vec<&str> = match path.strip_prefix('/') {
+        Some(rest) => rest.split('/').collect(),
+        None => return Err(not_found()),
+    };
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(not_found());
+    }
+    match segments.as_slice() {
+        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
+            return Err(wxpush_shared::secrets::ConfigError::UnknownApp {
+                appid: appid.chars().take(40).collect(),
+            }
+            .into());
+        }
+        ["v1", "apps", _, "messages", id] if !is_message_id(id) => {
+            return Err(ApiError::NotFound(format!(
+                "message {}: not a wxpush message id",
+                id.chars().take(40).collect::<String>()
+            )));
+        }
+        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => {
+            return Err(ApiError::NotFound(format!(
+                "batch {}: not a wxpush batch id",
+                id.chars().take(40).collect::<String>()
+            )));
+        }
+        ["v1", "apps", _, "templates", id] if !is_template_id(id) => {
+            return Err(ApiError::Missing {
+                code: "template_not_found",
+                message: format!(
+                    "template {}: not a WeChat template id",
+                    id.chars().take(40).collect::<String>()
+                ),
+            });
+        }
+        ["v1", "users", unionid] if !is_unionid(unionid) => {
+            return Err(ApiError::NotFound(format!(
+                "user {}: not a unionid",
+                unionid.chars().take(40).collect::<String>()
+            )));
+        }
+        _ => {}
+    }
+    let (route, allowed) = match segments.as_slice() {
+        ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
+        ["v1", "apps", appid, "messages"] => (Route::Send { appid }, "POST"),
+        ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
+        ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
+        ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
+        ["v1", "apps", appid, "users"] => (Route::AppUser { appid }, "GET"),
+        ["v1", "apps", appid, "followers", "sync"] => match method.as_str() {
+            "POST" => return Ok(Route::SyncStart { appid }),
+            _ => (Route::SyncProgress { appid }, "GET, POST"),
+        },
+        ["v1", "apps", appid, "batches"] => (Route::BatchCreate { appid }, "POST"),
+        ["v1", "apps", appid, "batches", id] => match method.as_str() {
+            "DELETE" => return Ok(Route::BatchCancel { appid, id }),
+            _ => (Route::BatchStatus { appid, id }, "GET, DELETE"),
+        },
+        ["v1", "apps", appid, "quota"] => (Route::Quota { appid }, "GET"),
+        ["v1", "apps", appid, "templates"] => match method.as_str() {
+            "POST" => return Ok(Route::TemplateAdd { appid }),
+            _ => (Route::TemplateList { appid }, "GET, POST"),
+        },
+        ["v1", "apps", appid, "templates", id] => (Route::TemplateDelete { appid, id }, "DELETE"),
+        _ => return Err(not_found()),
+    };
+    if method.as_str() != allowed.split(", ").next().unwrap_or(allowed) {
+        return Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path: path.to_string(),
+            allow: allowed,
+        });
+    }
+    Ok(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing() {
+        assert!(matches!(
+            route(&Method::GET, "/v1/apps/wx0123456789abcdef/token"),
+            Ok(Route::Token {
+                appid: "wx0123456789abcdef"
+            })
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/v1/apps/wx0123456789abcdef/token"),
+            Err(ApiError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/v1/apps/wx0123456789abcdef/followers/sync"),
+            Ok(Route::SyncStart {
+                appid: "wx0123456789abcdef"
+            })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v1/apps/wx0123456789abcdef/followers/sync"),
+            Ok(Route::SyncProgress {
+                appid: "wx0123456789abcdef"
+            })
+        ));
+        assert!(matches!(
+            route(
+                &Method::DELETE,
+                "/v1/apps/wx0123456789abcdef/followers/sync"
+            ),
+            Err(ApiError::MethodNotAllowed {
+                allow: "GET, POST",
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v1/apps/wx0123456789abcdef"),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v2/apps/wx0123456789abcdef/token"),
+            Err(ApiError::NotFound(_))
+        ));
+        // Path ids of the wrong shape never reach a store key.
+        let long = format!("/v1/apps/{}/token", "a".repeat(5000));
+        assert!(matches!(
+            route(&Method::GET, &long),
+            Err(ApiError::UnknownApp { .. })
+        ));
+        let app = "/v1/apps/wx0123456789abcdef";
+        assert!(matches!(
+            route(
+                &Method::GET,
+                &format!("{app}/messages/{}", "x".repeat(3000))
+            ),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            route(
+                &Method::GET,
+                &format!("{app}/messages/msg_{}", "0a".repeat(16))
+            ),
+            Ok(Route::Message { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/quota")),
+            Ok(Route::Quota { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("{app}/templates")),
+            Ok(Route::TemplateAdd { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates")),
+            Ok(Route::TemplateList { .. })
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, &format!("{app}/templates/Ab-c_1")),
+            Ok(Route::TemplateDelete { id: "Ab-c_1", .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates/Ab-c_1")),
+            Err(ApiError::MethodNotAllowed {
+                allow: "DELETE",
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, &format!("{app}/templates/bad%20id")),
+            Err(ApiError::Missing { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/v1/users/o6_bmasdasdsad6_2sgVt7hMZOPfL"),
+            Ok(Route::User { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("/v1/users/{}", "u".repeat(65))),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn paths_match_exactly() {
+        let token = "/v1/apps/wx0123456789abcdef/token";
+        assert!(matches!(
+            route(&Method::GET, token),
+            Ok(Route::Token { .. })
+        ));
+        for path in [
+            format!("{token}/"),
+            format!("{token}//"),
+            format!("/{token}"),
+            "/v1/apps//token".to_string(),
+            "/v1//apps/wx0123456789abcdef/token".to_string(),
+            "/v1/apps/wx0123456789abcdef/./token".to_string(),
+            "/v1/apps/wx0123456789abcdef/messages/../token".to_string(),
+            "/v1/apps/wx0123456789abcdef%2Ftoken".to_string(),
+            "/v1/apps/wx0123456789abcdef/t%6Fken".to_string(),
+            "/v1/apps/wx0123456789abcdef/TOKEN".to_string(),
+            "/V1/apps/wx0123456789abcdef/token".to_string(),
+            "/v1/apps/wx0123456789abcdef\\token".to_string(),
+            "v1/apps/wx0123456789abcdef/token".to_string(),
+            String::new(),
+        ] {
+            // 404: no such route, or (a segment where the appid goes) no such app.
+            match route(&Method::GET, &path) {
+                Err(ApiError::NotFound(_) | ApiError::UnknownApp { .. }) => {}
+                other => panic!("{path}: {}", other.is_ok()),
+            }
+        }
+    }
+}
