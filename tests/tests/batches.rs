@@ -572,8 +572,9 @@ async fn the_followers_audience_reaches_every_subscribed_follower_once() {
     assert_eq!((status, &body["error"]["field"]), (422, &json!("audience")));
 }
 
-/// A chunk on its last delivery that still cannot send fails its recipients (listed in
-/// the batch's failures) and is reported failed, so SQS moves it to the dead-letter queue.
+/// A chunk that cannot send is put back whichever delivery it is (a job that dies is the
+/// sweep's); past its retries it fails its recipients (listed in the batch's failures) and
+/// is reported failed, so SQS moves it to the dead-letter queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_chunk_shows_in_the_failures_and_goes_to_the_dead_letter_queue() {
     use aws_lambda_events::sqs::SqsEvent;
