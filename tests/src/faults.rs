@@ -328,24 +328,10 @@ impl FaultyStateStore {
     }
 }
 
-fn op_key(op: &Op) -> &ItemKey {
-    match op {
-        Op::Insert { key, .. }
-        | Op::SetIfNewer { key, .. }
-        | Op::PutIfNewer { key, .. }
-        | Op::Set { key, .. }
-        | Op::Grant { key, .. }
-        | Op::SetIfEquals { key, .. }
-        | Op::Update { key, .. }
-        | Op::Delete { key }
-        | Op::PutIfVersion { key, .. } => key,
-    }
-}
-
 #[async_trait]
 impl StateStore for FaultyStateStore {
     async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
-        let pks: Vec<&str> = ops.iter().map(|o| op_key(o).pk.as_str()).collect();
+        let pks: Vec<&str> = ops.iter().map(|o| o.key().pk.as_str()).collect();
         let has_insert = ops.iter().any(|o| matches!(o, Op::Insert { .. }));
         with_fault(
             &self.faults,

@@ -22,21 +22,6 @@ pub struct KeyLimitStore {
     refused: Mutex<Vec<String>>,
 }
 
-/// The key of any operation.
-fn op_key(op: &Op) -> &ItemKey {
-    match op {
-        Op::Insert { key, .. }
-        | Op::SetIfNewer { key, .. }
-        | Op::PutIfNewer { key, .. }
-        | Op::Set { key, .. }
-        | Op::Grant { key, .. }
-        | Op::SetIfEquals { key, .. }
-        | Op::Update { key, .. }
-        | Op::Delete { key }
-        | Op::PutIfVersion { key, .. } => key,
-    }
-}
-
 impl KeyLimitStore {
     pub fn new(inner: Arc<dyn StateStore>) -> Arc<KeyLimitStore> {
         Arc::new(KeyLimitStore {
@@ -77,14 +62,14 @@ impl KeyLimitStore {
 impl StateStore for KeyLimitStore {
     async fn record(&self, ops: &[Op], now: i64) -> Result<Recorded, StoreError> {
         for op in ops {
-            let key = op_key(op);
+            let key = op.key();
             self.check("TransactWriteItems", &key.pk, Some(&key.sk))?;
         }
         let recorded = self.inner.record(ops, now).await?;
         self.written
             .lock()
             .unwrap()
-            .extend(ops.iter().map(|o| op_key(o).clone()));
+            .extend(ops.iter().map(|o| o.key().clone()));
         Ok(recorded)
     }
 

@@ -252,6 +252,23 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The item this operation writes.
+    pub fn key(&self) -> &ItemKey {
+        match self {
+            Op::Insert { key, .. }
+            | Op::SetIfNewer { key, .. }
+            | Op::PutIfNewer { key, .. }
+            | Op::Set { key, .. }
+            | Op::Grant { key, .. }
+            | Op::SetIfEquals { key, .. }
+            | Op::Update { key, .. }
+            | Op::Delete { key }
+            | Op::PutIfVersion { key, .. } => key,
+        }
+    }
+}
+
 /// Applies a grant change to stored attributes (the embedded store; DynamoDB does the same
 /// with an update expression).
 pub fn apply_grant(existing: &mut Attrs, change: &GrantChange, now: i64) {
