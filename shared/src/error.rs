@@ -4,6 +4,7 @@
 //! from [`ApiError::status`]. Messages are written for a human and never contain a secret.
 
 use crate::secrets::ConfigError;
+use crate::store::StoreError;
 use crate::token::TokenError;
 use crate::wechat::{ErrorClass, WeChatCallError};
 use http::StatusCode;
@@ -184,12 +185,18 @@ impl From<ConfigError> for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::StoreUnavailable(e.to_string())
+    }
+}
+
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
             TokenError::Config(c) => c.into(),
             TokenError::WeChat { appid, source } => ApiError::from_wechat(&appid, &source),
-            TokenError::Store(s) => ApiError::StoreUnavailable(s.to_string()),
+            TokenError::Store(s) => s.into(),
             e @ TokenError::RefreshInProgress { .. } => ApiError::WeChat {
                 code: "token_refresh_in_progress",
                 status: StatusCode::SERVICE_UNAVAILABLE,

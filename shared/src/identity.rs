@@ -19,10 +19,6 @@ pub struct Identity {
     store: Arc<dyn StateStore>,
 }
 
-fn store_error(e: crate::token::StoreError) -> ApiError {
-    ApiError::StoreUnavailable(e.to_string())
-}
-
 /// jscode2session's refusals as the caller can act on them (facts.md §5.4).
 fn login_error(appid: &str, err: &WeChatCallError) -> ApiError {
     let mapped = match err.errcode() {
@@ -114,7 +110,7 @@ impl Identity {
                 attrs: account,
             },
         );
-        self.store.record(&ops, now).await.map_err(store_error)?;
+        self.store.record(&ops, now).await?;
         info!(
             appid,
             has_unionid = session.unionid.is_some(),
@@ -136,8 +132,7 @@ impl Identity {
         let row = self
             .store
             .get(&ItemKey::union_account(unionid, appid))
-            .await
-            .map_err(store_error)?
+            .await?
             .ok_or_else(|| ApiError::WeChat {
                 code: "unknown_user",
                 status: StatusCode::NOT_FOUND,
@@ -151,11 +146,7 @@ impl Identity {
 
     /// `GET /v1/users/{unionid}`: every account of the person, from one `Query`.
     pub async fn user(&self, unionid: &str) -> Result<Value, ApiError> {
-        let rows = self
-            .store
-            .query(&ItemKey::union_pk(unionid))
-            .await
-            .map_err(store_error)?;
+        let rows = self.store.query(&ItemKey::union_pk(unionid)).await?;
         if rows.is_empty() {
             return Err(ApiError::WeChat {
                 code: "unknown_user",

@@ -137,10 +137,6 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     }
 }
 
-fn store_error(e: crate::token::StoreError) -> ApiError {
-    ApiError::StoreUnavailable(e.to_string())
-}
-
 /// A template id as WeChat issues them (and as a path segment may carry one).
 pub fn is_template_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
@@ -392,7 +388,7 @@ impl Templates {
         {
             return Ok(l.clone());
         }
-        let item = self.store.get(&key(appid)).await.map_err(store_error)?;
+        let item = self.store.get(&key(appid)).await?;
         let listing = item.and_then(|a| {
             let fetched_at = match a.get("fetched_at") {
                 Some(Attr::N(n)) => *n,

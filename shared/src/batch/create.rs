@@ -8,8 +8,8 @@
 //! one key still make one batch.
 
 use super::{
-    Audience, Batches, Meta, WRITING_STALE_SECS, chunk_ops, created_body, invalid, num, s,
-    store_error, text, unfinished_op,
+    Audience, Batches, Meta, WRITING_STALE_SECS, chunk_ops, created_body, invalid, num, s, text,
+    unfinished_op,
 };
 use crate::app::{AppConfig, AppKind};
 use crate::clock::now_unix;
@@ -134,10 +134,7 @@ impl Batches {
                 let chunk = (group_index * super::CHUNKS_PER_WRITE + i) as u32;
                 ops.extend(chunk_ops(appid, &id, chunk, recipients, draft.now));
             }
-            self.store
-                .record(&ops, draft.now)
-                .await
-                .map_err(store_error)?;
+            self.store.record(&ops, draft.now).await?;
         }
         let mut running = draft.meta(&id, "running", version + 1);
         running.insert("chunks".into(), Attr::N(i64::from(draft.chunks())));
@@ -149,7 +146,7 @@ impl Batches {
         // Listed for the sweep in the same write that starts it.
         let listed = unfinished_op(appid, &id, draft.now);
         let recorded = self.store.record(&[op, listed], draft.now).await;
-        if recorded.map_err(store_error)? != Recorded::New {
+        if recorded? != Recorded::New {
             return Err(in_progress(format!(
                 "batch {id} was taken over by another request; retry later"
             )));
@@ -202,29 +199,20 @@ impl Batches {
                 attrs: draft.meta(&id, "writing", 1),
                 expected: None,
             };
-            return match self
-                .store
-                .record(&[op], draft.now)
-                .await
-                .map_err(store_error)?
-            {
+            return match self.store.record(&[op], draft.now).await? {
                 Recorded::New => Ok(Claim::Mine { id, version: 1 }),
                 _ => Err(in_progress(format!("batch {id} already exists; retry"))),
             };
         };
         let key_item = idempotency_item(draft.appid, draft.caller, key);
         for _ in 0..3 {
-            let found = self.store.get(&key_item).await.map_err(store_error)?;
+            let found = self.store.get(&key_item).await?;
             let live_id = found
                 .as_ref()
                 .filter(|k| num(k, "ttl") > draft.now)
                 .and_then(|k| text(k, "id"));
             let existing = match live_id {
-                Some(id) => self
-                    .meta(draft.appid, &id)
-                    .await
-                    .map_err(store_error)?
-                    .map(|meta| (id, meta)),
+                Some(id) => self.meta(draft.appid, &id).await?.map(|meta| (id, meta)),
                 None => None,
             };
             let Some((id, meta)) = existing else {
@@ -245,7 +233,7 @@ impl Batches {
                         expected: Some(version),
                     };
                     let recorded = self.store.record(&[op], draft.now).await;
-                    if recorded.map_err(store_error)? == Recorded::New {
+                    if recorded? == Recorded::New {
                         return Ok(Claim::Mine {
                             id,
                             version: version + 1,
@@ -284,7 +272,7 @@ impl Batches {
             expected: None,
         };
         let recorded = self.store.record(&[key_op, meta_op], draft.now).await;
-        Ok((recorded.map_err(store_error)? == Recorded::New).then_some(id))
+        Ok((recorded? == Recorded::New).then_some(id))
     }
 
     /// The key's batch `id`, found: another body → 409 `idempotency_key_reused`; still being
@@ -322,10 +310,7 @@ impl Batches {
                 expected: found.version,
             };
             let listed = unfinished_op(appid, id, draft.now);
-            self.store
-                .record(&[op, listed], draft.now)
-                .await
-                .map_err(store_error)?;
+            self.store.record(&[op, listed], draft.now).await?;
             self.start_fanout(appid, id).await?;
             let mut running = found;
             running.state = "running".into();

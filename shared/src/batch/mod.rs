@@ -42,8 +42,8 @@ use crate::send::service::{
     CLAIM_LEASE_MARGIN_SECS, ClaimSpec, MESSAGE_TTL_SECS, SendOutcome, Sender, body_hash,
 };
 use crate::send::validate::{Recipient, parse_recipient, parse_send_request};
+use crate::store::StoreError;
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
-use crate::token::StoreError;
 use futures::stream::{self, StreamExt};
 use http::StatusCode;
 use pace::Pacer;
@@ -164,10 +164,6 @@ fn num(a: &Attrs, k: &str) -> i64 {
 
 fn flag(a: &Attrs, k: &str) -> bool {
     matches!(a.get(k), Some(Attr::Bool(true)))
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    ApiError::StoreUnavailable(e.to_string())
 }
 
 /// A batch id as wxpush issues them: `bat_` and 32 lowercase hex digits.
@@ -495,21 +491,15 @@ impl Batches {
         let cursor = cursor.as_deref();
         let meta = self
             .meta(appid, id)
-            .await
-            .map_err(store_error)?
+            .await?
             .filter(|m| m.state != "writing")
             .ok_or_else(|| ApiError::NotFound(format!("batch {id} of app {appid}")))?;
-        let progress = self
-            .store
-            .query(&format!("bprog#{appid}#{id}"))
-            .await
-            .map_err(store_error)?;
+        let progress = self.store.query(&format!("bprog#{appid}#{id}")).await?;
         let [queued, sent, failed, unknown, cancelled, same_person] = count_progress(&progress);
         let page = self
             .store
             .query_page(&format!("bfail#{appid}#{id}"), cursor, FAILURES_PER_PAGE)
-            .await
-            .map_err(store_error)?;
+            .await?;
         let failures: Vec<Value> = page
             .rows
             .iter()
@@ -568,8 +558,7 @@ impl Batches {
         for _ in 0..10 {
             let meta = self
                 .meta(appid, id)
-                .await
-                .map_err(store_error)?
+                .await?
                 .filter(|m| m.state != "writing")
                 .ok_or_else(|| ApiError::NotFound(format!("batch {id} of app {appid}")))?;
             chunks = meta.chunks;
@@ -587,13 +576,7 @@ impl Batches {
                 field: "version".into(),
                 expected: meta.version,
             };
-            if self
-                .store
-                .record(&[op], now_unix())
-                .await
-                .map_err(store_error)?
-                == Recorded::New
-            {
+            if self.store.record(&[op], now_unix()).await? == Recorded::New {
                 info!(appid, batch = %id, "batch cancelled");
                 settled = true;
                 break;
@@ -637,8 +620,7 @@ impl Batches {
             .collect::<Vec<Result<(), StoreError>>>()
             .await
             .into_iter()
-            .collect::<Result<(), StoreError>>()
-            .map_err(store_error)?;
+            .collect::<Result<(), StoreError>>()?;
         self.status(appid, id, None).await
     }
 

@@ -7,8 +7,8 @@
 //! rate over any minute stays within one block per worker of the configured one.
 
 use crate::clock::now_unix_millis;
+use crate::store::StoreError;
 use crate::store::{ItemKey, StateStore};
-use crate::token::StoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -13,8 +13,9 @@
 
 use crate::clock::now_unix;
 use crate::queue::{Job, JobQueue};
+use crate::store::StoreError;
 use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
-use crate::token::{StoreError, TokenError, TokenManager};
+use crate::token::{TokenError, TokenManager};
 use crate::wechat::{ErrorClass, WeChatCallError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -197,13 +197,7 @@ impl CallbackService {
         };
         let msg = parse_message(&plaintext).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let event_key = ItemKey::event(appid, &msg.dedupe_key());
-        if self
-            .store
-            .get(&event_key)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.get(&event_key).await?.is_some() {
             info!(appid, "callback retry acknowledged without processing");
             self.requeue_pending(&app, &msg).await;
             self.queue_forward(appid, &msg, std::time::Duration::ZERO)
@@ -222,7 +216,7 @@ impl CallbackService {
             }
             ops.push(outbox);
         }
-        let recorded = self.store.record(&ops, now).await.map_err(store_error)?;
+        let recorded = self.store.record(&ops, now).await?;
         info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
         if recorded == Recorded::New {
             let kind = match msg.event() {
@@ -273,10 +267,10 @@ impl CallbackService {
             key: key.clone(),
             attrs: first,
         };
-        if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
+        if self.store.record(&[op], now).await? == Recorded::New {
             return Ok(());
         }
-        let first = self.store.get(&key).await.map_err(store_error)?;
+        let first = self.store.get(&key).await?;
         match first.as_ref().and_then(|a| a.get("hash")) {
             Some(Attr::S(h)) if *h == hash => Ok(()),
             _ => {
@@ -396,8 +390,7 @@ impl CallbackService {
         let account = self
             .store
             .get(&ItemKey::account(&app.appid, &msg.from_user_name))
-            .await
-            .map_err(store_error)?;
+            .await?;
         if let Some(Attr::S(u)) = account.as_ref().and_then(|a| a.get("unionid")) {
             return Ok(Enrichment {
                 unionid: Some(u.clone()),
@@ -450,8 +443,4 @@ impl Seen<'_> {
         }
         hex::encode(h.finalize())
     }
-}
-
-fn store_error(e: crate::token::StoreError) -> ApiError {
-    ApiError::StoreUnavailable(e.to_string())
 }

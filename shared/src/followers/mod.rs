@@ -20,8 +20,9 @@ use crate::app::AppKind;
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::queue::{Job, JobQueue, QueueError};
+use crate::store::StoreError;
 use crate::store::{Attr, ItemKey, Op, QueryPage, Recorded, StateStore, attrs};
-use crate::token::{StoreError, TokenManager};
+use crate::token::TokenManager;
 use crate::wechat::{ErrorClass, UserInfo, WeChatCallError};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -120,10 +121,6 @@ pub struct FollowerSync {
     config: SyncConfig,
 }
 
-fn store_error(e: StoreError) -> ApiError {
-    ApiError::StoreUnavailable(e.to_string())
-}
-
 fn new_run_id() -> String {
     format!("fs-{}-{:08x}", now_unix(), rand::random::<u32>())
 }
@@ -211,7 +208,7 @@ impl FollowerSync {
         }
         let restart = parse_start(body)?;
         let now = now_unix();
-        let existing = self.load(appid).await.map_err(store_error)?;
+        let existing = self.load(appid).await?;
         let (mut st, resumed) = match &existing {
             Some(s) if s.state == RunState::Running && !self.is_stale(s, now) => {
                 return Err(Self::in_progress(appid, s));
@@ -230,8 +227,8 @@ impl FollowerSync {
                 (s, false)
             }
         };
-        if !self.save(appid, &mut st).await.map_err(store_error)? {
-            let current = self.load(appid).await.map_err(store_error)?;
+        if !self.save(appid, &mut st).await? {
+            let current = self.load(appid).await?;
             return Err(Self::in_progress(appid, current.as_ref().unwrap_or(&st)));
         }
         let job = Job::FollowerSync {
@@ -253,7 +250,7 @@ impl FollowerSync {
 
     /// `GET .../followers/sync`.
     pub async fn progress(&self, appid: &str) -> Result<Value, ApiError> {
-        match self.load(appid).await.map_err(store_error)? {
+        match self.load(appid).await? {
             Some(st) => Ok(st.progress(appid)),
             None => {
                 self.tokens.secrets().app(appid).await?;

@@ -168,10 +168,6 @@ fn num(a: &Attrs, k: &str) -> Option<i64> {
     }
 }
 
-fn store_error(e: crate::token::StoreError) -> ApiError {
-    ApiError::StoreUnavailable(e.to_string())
-}
-
 /// WeChat refusals of a send, as the contract names them; anything else as for any call.
 pub fn send_error(appid: &str, err: &WeChatCallError) -> ApiError {
     let mapped = match err.errcode() {
@@ -524,7 +520,7 @@ impl Sender {
         &self,
         key: &ItemKey,
     ) -> Result<Option<(SendOutcome, Option<i64>)>, ApiError> {
-        let Some(rec) = self.store.get(key).await.map_err(store_error)? else {
+        let Some(rec) = self.store.get(key).await? else {
             return Ok(None);
         };
         Ok(match (num(&rec, "answer_status"), text(&rec, "answer")) {
@@ -572,8 +568,7 @@ impl Sender {
         let rec = self
             .store
             .get(&ItemKey::message(appid, id))
-            .await
-            .map_err(store_error)?
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("message {id} of app {appid}")))?;
         let mut status = text(&rec, "status").unwrap_or_default();
         let msgid = text(&rec, "wechat_msgid");
@@ -591,11 +586,7 @@ impl Sender {
             body["wechat_errcode"] = json!(code);
         }
         if let (Some(msgid), Some(via)) = (msgid, text(&rec, "via_appid"))
-            && let Some(d) = self
-                .store
-                .get(&ItemKey::delivery(&via, &msgid))
-                .await
-                .map_err(store_error)?
+            && let Some(d) = self.store.get(&ItemKey::delivery(&via, &msgid)).await?
         {
             status = text(&d, "state").unwrap_or(status);
             body["status"] = json!(status);
@@ -719,11 +710,7 @@ impl Sender {
                 ),
             });
         }
-        let account = self
-            .store
-            .get(&ItemKey::account(mp, openid))
-            .await
-            .map_err(store_error)?;
+        let account = self.store.get(&ItemKey::account(mp, openid)).await?;
         Ok(account.as_ref().and_then(|a| text(a, "unionid")))
     }
 
@@ -754,11 +741,7 @@ impl Sender {
             }
             Recipient::UnionId(u) => u.clone(),
         };
-        let accounts = self
-            .store
-            .query(&ItemKey::union_pk(&unionid))
-            .await
-            .map_err(store_error)?;
+        let accounts = self.store.query(&ItemKey::union_pk(&unionid)).await?;
         if accounts.is_empty() {
             return Err(unknown(format!("unionid {unionid} is not known")));
         }
@@ -936,13 +919,13 @@ impl Sender {
                         Ok(())
                     }
                     Ok(Some(now_stored)) if num(&now_stored, "version") == Some(claim.version) => {
-                        Err(Failure::NotSent(store_error(e)))
+                        Err(Failure::NotSent(e.into()))
                     }
                     Ok(_) => Err(Failure::Superseded(in_progress(
                         &claim.idempotency_key,
                         &claim.message_id,
                     ))),
-                    Err(_) => Err(Failure::NotSent(store_error(e))),
+                    Err(_) => Err(Failure::NotSent(e.into())),
                 }
             }
         }
@@ -997,7 +980,7 @@ impl Sender {
                 attrs: claim.item(state, claim.version, &[]),
                 expected,
             };
-            if self.store.record(&[op], now).await.map_err(store_error)? == Recorded::New {
+            if self.store.record(&[op], now).await? == Recorded::New {
                 if expected.is_some() {
                     info!(
                         appid,
@@ -1006,7 +989,7 @@ impl Sender {
                 }
                 return Ok(Claim::Claimed(claim));
             }
-            let Some(existing) = self.store.get(&item).await.map_err(store_error)? else {
+            let Some(existing) = self.store.get(&item).await? else {
                 expected = None;
                 continue;
             };

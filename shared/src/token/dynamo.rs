@@ -69,7 +69,7 @@ fn parse_record(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<TokenRecord, StoreError> {
     let corrupt = |message: String| StoreError::Corrupt {
-        appid: appid.to_string(),
+        item: appid.to_string(),
         message,
     };
     let num = |name: &str| -> Result<i64, StoreError> {
@@ -152,7 +152,7 @@ impl TokenStore for DynamoTokenStore {
             None => Ok(None),
             Some(out) => {
                 let item = out.attributes().ok_or_else(|| StoreError::Corrupt {
-                    appid: appid.to_string(),
+                    item: appid.to_string(),
                     message: "lease update returned no attributes".into(),
                 })?;
                 parse_record(appid, item).map(Some)

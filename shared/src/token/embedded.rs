@@ -81,7 +81,7 @@ impl EmbeddedTokenStore {
                     Some(bytes) => {
                         Some(serde_json::from_slice::<Row>(bytes.value()).map_err(|e| {
                             StoreError::Corrupt {
-                                appid: appid.clone(),
+                                item: appid.clone(),
                                 message: e.to_string(),
                             }
                         })?)
@@ -135,7 +135,7 @@ impl TokenStore for EmbeddedTokenStore {
                 serde_json::from_slice::<Row>(&b)
                     .map(Row::into_record)
                     .map_err(|e| StoreError::Corrupt {
-                        appid: appid.to_string(),
+                        item: appid.to_string(),
                         message: e.to_string(),
                     })
             })

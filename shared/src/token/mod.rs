@@ -15,6 +15,8 @@ pub use dynamo::DynamoTokenStore;
 pub use embedded::EmbeddedTokenStore;
 pub use manager::{AccessToken, RefreshOutcome, TokenManager, TokenPolicy};
 
+pub use crate::store::StoreError;
+
 use crate::app::Secret;
 use crate::secrets::ConfigError;
 use crate::wechat::WeChatCallError;
@@ -51,14 +53,6 @@ impl TokenRecord {
     pub fn lease_held_at(&self, now_ms: i64) -> bool {
         self.lease_owner.is_some() && self.lease_until_ms >= now_ms
     }
-}
-
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("token store {op} failed: {message}")]
-    Backend { op: &'static str, message: String },
-    #[error("token store holds an unreadable record for app {appid}: {message}")]
-    Corrupt { appid: String, message: String },
 }
 
 /// Durable token state. Implementations make each method one atomic, conditional operation.
