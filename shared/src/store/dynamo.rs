@@ -132,36 +132,106 @@ impl DynamoStateStore {
             .build())
     }
 
+    /// A Put of `attrs` (plus one more number attribute, `extra`), optionally conditional;
+    /// `bound` names `#a` and `:v` in the condition.
+    fn put(
+        &self,
+        key: &ItemKey,
+        attrs: &Attrs,
+        extra: Option<(&str, i64)>,
+        condition: Option<&str>,
+        bound: Option<(&str, i64)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = key_map(key);
+        item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
+        if let Some((name, n)) = extra {
+            item.insert(name.to_string(), AttributeValue::N(n.to_string()));
+        }
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_string));
+        if let Some((name, n)) = bound {
+            put = put
+                .expression_attribute_names("#a", name)
+                .expression_attribute_values(":v", AttributeValue::N(n.to_string()));
+        }
+        let put = put.build().map_err(|e| backend("build put", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete(&self, key: &ItemKey) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .build()
+            .map_err(|e| backend("build delete", e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Sets `attrs` on an existing item.
+    fn update_existing(
+        &self,
+        key: &ItemKey,
+        attrs: &Attrs,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut e = Expr::new();
+        for (k, v) in attrs {
+            e.set(k, to_av(v));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(e.update(&self.table, key, Some("attribute_exists(pk)".into()))?)
+            .build())
+    }
+
+    /// A grant's counters changed in place: `available` moves by what was added and used,
+    /// never below zero.
+    fn grant(
+        &self,
+        key: &ItemKey,
+        change: &GrantChange,
+        now: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut e = Expr::new();
+        if let Some(status) = change.status {
+            e.set("status", AttributeValue::S(status.into()));
+        }
+        let available = e.name("available");
+        let mut condition = None;
+        if change.clear {
+            let left = (change.add - change.used).max(0);
+            let left = e.value(AttributeValue::N(left.to_string()));
+            e.sets.push(format!("{available} = {left}"));
+        } else {
+            let add = e.value(AttributeValue::N((change.add - change.used).to_string()));
+            let zero = e.value(AttributeValue::N("0".into()));
+            e.sets.push(format!(
+                "{available} = if_not_exists({available}, {zero}) + {add}"
+            ));
+            if change.used > change.add {
+                // Never below zero: a use without a recorded acceptance is left out
+                // (the store retries the set without this op).
+                let need = e.value(AttributeValue::N((change.used - change.add).to_string()));
+                condition = Some(format!("{available} >= {need}"));
+            }
+        }
+        if let Some((msgid, code, status)) = &change.sent {
+            e.set("last_msgid", AttributeValue::S(msgid.clone()));
+            e.set("last_error_code", AttributeValue::N(code.to_string()));
+            e.set("last_error_status", AttributeValue::S(status.clone()));
+        }
+        e.set("updated_at", AttributeValue::N(now.to_string()));
+        Ok(TransactWriteItem::builder()
+            .update(e.update(&self.table, key, condition)?)
+            .build())
+    }
+
+    /// One operation as one item of a `TransactWriteItems`.
     fn item(&self, op: &Op, now: i64) -> Result<TransactWriteItem, StoreError> {
-        // A Put of `attrs` (plus one more number attribute, `extra`), optionally conditional;
-        // `bound` names `#a` and `:v` in the condition.
-        let put = |key: &ItemKey,
-                   attrs: &Attrs,
-                   extra: Option<(&str, i64)>,
-                   condition: Option<&str>,
-                   bound: Option<(&str, i64)>|
-         -> Result<TransactWriteItem, StoreError> {
-            let mut item = key_map(key);
-            item.extend(attrs.iter().map(|(k, v)| (k.clone(), to_av(v))));
-            if let Some((name, n)) = extra {
-                item.insert(name.to_string(), AttributeValue::N(n.to_string()));
-            }
-            let mut put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .set_condition_expression(condition.map(str::to_string));
-            if let Some((name, n)) = bound {
-                put = put
-                    .expression_attribute_names("#a", name)
-                    .expression_attribute_values(":v", AttributeValue::N(n.to_string()));
-            }
-            let put = put.build().map_err(|e| backend("build put", e))?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
         const ABSENT: Option<&str> = Some("attribute_not_exists(pk)");
         match op {
-            Op::Insert { key, attrs } => put(key, attrs, None, ABSENT, None),
-            Op::Set { key, attrs } => put(key, attrs, None, None, None),
+            Op::Insert { key, attrs } => self.put(key, attrs, None, ABSENT, None),
+            Op::Set { key, attrs } => self.put(key, attrs, None, None, None),
             Op::PutIfNewer {
                 key,
                 event_time,
@@ -169,34 +239,18 @@ impl DynamoStateStore {
             } => {
                 let time = Some(("event_time", *event_time));
                 let newer = Some("attribute_not_exists(#a) OR #a <= :v");
-                put(key, attrs, time, newer, time)
+                self.put(key, attrs, time, newer, time)
             }
             Op::PutIfVersion {
                 key,
                 attrs,
                 expected,
             } => match expected {
-                None => put(key, attrs, None, ABSENT, None),
-                Some(v) => put(key, attrs, None, Some("#a = :v"), Some(("version", *v))),
+                None => self.put(key, attrs, None, ABSENT, None),
+                Some(v) => self.put(key, attrs, None, Some("#a = :v"), Some(("version", *v))),
             },
-            Op::Delete { key } => Ok(TransactWriteItem::builder()
-                .delete(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_map(key)))
-                        .build()
-                        .map_err(|e| backend("build delete", e))?,
-                )
-                .build()),
-            Op::Update { key, attrs } => {
-                let mut e = Expr::new();
-                for (k, v) in attrs {
-                    e.set(k, to_av(v));
-                }
-                Ok(TransactWriteItem::builder()
-                    .update(e.update(&self.table, key, Some("attribute_exists(pk)".into()))?)
-                    .build())
-            }
+            Op::Delete { key } => self.delete(key),
+            Op::Update { key, attrs } => self.update_existing(key, attrs),
             Op::SetIfNewer {
                 key,
                 event_time,
@@ -210,41 +264,7 @@ impl DynamoStateStore {
                 field,
                 expected,
             } => self.update_if(key, attrs, field, *expected, |f, v| format!("{f} = {v}")),
-            Op::Grant { key, change } => {
-                let mut e = Expr::new();
-                if let Some(status) = change.status {
-                    e.set("status", AttributeValue::S(status.into()));
-                }
-                let available = e.name("available");
-                let mut condition = None;
-                if change.clear {
-                    let left = (change.add - change.used).max(0);
-                    let left = e.value(AttributeValue::N(left.to_string()));
-                    e.sets.push(format!("{available} = {left}"));
-                } else {
-                    let add = e.value(AttributeValue::N((change.add - change.used).to_string()));
-                    let zero = e.value(AttributeValue::N("0".into()));
-                    e.sets.push(format!(
-                        "{available} = if_not_exists({available}, {zero}) + {add}"
-                    ));
-                    if change.used > change.add {
-                        // Never below zero: a use without a recorded acceptance is left out
-                        // (the store retries the set without this op).
-                        let need =
-                            e.value(AttributeValue::N((change.used - change.add).to_string()));
-                        condition = Some(format!("{available} >= {need}"));
-                    }
-                }
-                if let Some((msgid, code, status)) = &change.sent {
-                    e.set("last_msgid", AttributeValue::S(msgid.clone()));
-                    e.set("last_error_code", AttributeValue::N(code.to_string()));
-                    e.set("last_error_status", AttributeValue::S(status.clone()));
-                }
-                e.set("updated_at", AttributeValue::N(now.to_string()));
-                Ok(TransactWriteItem::builder()
-                    .update(e.update(&self.table, key, condition)?)
-                    .build())
-            }
+            Op::Grant { key, change } => self.grant(key, change, now),
         }
     }
 }

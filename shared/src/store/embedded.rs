@@ -71,108 +71,18 @@ impl StateStore for EmbeddedStateStore {
             let txn = db.begin_write().map_err(|e| backend("begin", e))?;
             {
                 let mut table = txn.open_table(STATE).map_err(|e| backend("open", e))?;
-                let read = |table: &redb::Table<&str, &[u8]>,
-                            key: &str|
-                 -> Result<Option<Attrs>, StoreError> {
-                    match table.get(key).map_err(|e| backend("get", e))? {
-                        None => Ok(None),
-                        Some(v) => decode(v.value()).map(Some),
-                    }
-                };
                 for op in &ops {
-                    let (key, attrs) = match op {
-                        Op::Insert { key, attrs } => {
-                            if read(&table, &embedded_key(key))?.is_some() {
-                                // Returning drops the transaction uncommitted: earlier ops are discarded.
-                                return Ok(Recorded::Duplicate);
-                            }
-                            (key, attrs.clone())
-                        }
-                        Op::Set { key, attrs } => (key, attrs.clone()),
-                        Op::PutIfNewer {
-                            key,
-                            event_time,
-                            attrs,
-                        } => {
-                            let row = read(&table, &embedded_key(key))?.unwrap_or_default();
-                            if matches!(row.get("event_time"), Some(Attr::N(t)) if t > event_time) {
-                                continue;
-                            }
-                            let mut row = attrs.clone();
-                            row.insert("event_time".into(), Attr::N(*event_time));
-                            (key, row)
-                        }
-                        Op::PutIfVersion {
-                            key,
-                            attrs,
-                            expected,
-                        } => {
-                            let found = read(&table, &embedded_key(key))?.map(|row| {
-                                match row.get("version") {
-                                    Some(Attr::N(v)) => Some(*v),
-                                    _ => None,
-                                }
-                            });
-                            let matches = match (expected, found) {
-                                (None, None) => true,
-                                (Some(want), Some(Some(have))) => *want == have,
-                                _ => false,
-                            };
-                            if !matches {
-                                return Ok(Recorded::Conflict);
-                            }
-                            (key, attrs.clone())
-                        }
-                        Op::SetIfNewer {
-                            key,
-                            event_time,
-                            attrs,
-                        } => {
-                            let mut row = read(&table, &embedded_key(key))?.unwrap_or_default();
-                            if matches!(row.get("event_time"), Some(Attr::N(t)) if t > event_time) {
-                                continue;
-                            }
-                            row.extend(attrs.clone());
-                            row.insert("event_time".into(), Attr::N(*event_time));
-                            (key, row)
-                        }
-                        Op::SetIfEquals {
-                            key,
-                            attrs,
-                            field,
-                            expected,
-                        } => {
-                            let row = read(&table, &embedded_key(key))?;
-                            let Some(mut row) = row.filter(|row| {
-                                matches!(row.get(field.as_str()), Some(Attr::N(v)) if v == expected)
-                            }) else {
-                                return Ok(Recorded::Conflict);
-                            };
-                            row.extend(attrs.clone());
-                            (key, row)
-                        }
-                        Op::Delete { key } => {
-                            table
-                                .remove(embedded_key(key).as_str())
-                                .map_err(|e| backend("remove", e))?;
-                            continue;
-                        }
-                        Op::Update { key, attrs } => {
-                            let Some(mut row) = read(&table, &embedded_key(key))? else {
-                                return Ok(Recorded::Conflict);
-                            };
-                            row.extend(attrs.clone());
-                            (key, row)
-                        }
-                        Op::Grant { key, change } => {
-                            let mut row = read(&table, &embedded_key(key))?.unwrap_or_default();
-                            apply_grant(&mut row, change, now);
-                            (key, row)
-                        }
+                    match step(&table, op, now)? {
+                        Step::Write(attrs) => table
+                            .insert(embedded_key(op.key()).as_str(), encode(&attrs).as_slice())
+                            .map_err(|e| backend("insert", e))?,
+                        Step::Remove => table
+                            .remove(embedded_key(op.key()).as_str())
+                            .map_err(|e| backend("remove", e))?,
+                        Step::Skip => continue,
+                        // Returning drops the transaction uncommitted: earlier ops are discarded.
+                        Step::Abort(outcome) => return Ok(outcome),
                     };
-                    table
-                        .insert(embedded_key(key).as_str(), encode(&attrs).as_slice())
-                        .map_err(|e| backend("insert", e))?;
                 }
             }
             txn.commit().map_err(|e| backend("commit", e))?;
@@ -294,4 +204,107 @@ impl EmbeddedStateStore {
         .await
         .map_err(|e| backend("task", e))?
     }
+}
+
+/// What one operation of a set does to its item, decided inside the write transaction.
+enum Step {
+    /// The item becomes these attributes.
+    Write(Attrs),
+    Remove,
+    /// Left out (a newer event is already recorded); the rest of the set still applies.
+    Skip,
+    /// Nothing of the set is written; the outcome is this.
+    Abort(Recorded),
+}
+
+fn read_row(table: &redb::Table<&str, &[u8]>, key: &ItemKey) -> Result<Option<Attrs>, StoreError> {
+    match table
+        .get(embedded_key(key).as_str())
+        .map_err(|e| backend("get", e))?
+    {
+        None => Ok(None),
+        Some(v) => decode(v.value()).map(Some),
+    }
+}
+
+fn newer_than(row: &Attrs, event_time: i64) -> bool {
+    matches!(row.get("event_time"), Some(Attr::N(t)) if *t > event_time)
+}
+
+/// The [`Step`] of `op` against the table as the transaction sees it.
+fn step(table: &redb::Table<&str, &[u8]>, op: &Op, now: i64) -> Result<Step, StoreError> {
+    let read = |key| read_row(table, key);
+    Ok(match op {
+        Op::Insert { key, attrs } => match read(key)? {
+            Some(_) => Step::Abort(Recorded::Duplicate),
+            None => Step::Write(attrs.clone()),
+        },
+        Op::Set { attrs, .. } => Step::Write(attrs.clone()),
+        Op::PutIfNewer {
+            key,
+            event_time,
+            attrs,
+        } => match read(key)? {
+            Some(row) if newer_than(&row, *event_time) => Step::Skip,
+            _ => {
+                let mut row = attrs.clone();
+                row.insert("event_time".into(), Attr::N(*event_time));
+                Step::Write(row)
+            }
+        },
+        Op::PutIfVersion {
+            key,
+            attrs,
+            expected,
+        } => {
+            let found = read(key)?.map(|row| match row.get("version") {
+                Some(Attr::N(v)) => Some(*v),
+                _ => None,
+            });
+            match (expected, found) {
+                (None, None) => Step::Write(attrs.clone()),
+                (Some(want), Some(Some(have))) if *want == have => Step::Write(attrs.clone()),
+                _ => Step::Abort(Recorded::Conflict),
+            }
+        }
+        Op::SetIfNewer {
+            key,
+            event_time,
+            attrs,
+        } => {
+            let mut row = read(key)?.unwrap_or_default();
+            if newer_than(&row, *event_time) {
+                return Ok(Step::Skip);
+            }
+            row.extend(attrs.clone());
+            row.insert("event_time".into(), Attr::N(*event_time));
+            Step::Write(row)
+        }
+        Op::SetIfEquals {
+            key,
+            attrs,
+            field,
+            expected,
+        } => match read(key)? {
+            Some(mut row) if matches!(row.get(field.as_str()), Some(Attr::N(v)) if v == expected) =>
+            {
+                row.extend(attrs.clone());
+                Step::Write(row)
+            }
+            _ => Step::Abort(Recorded::Conflict),
+        },
+        Op::Delete { .. } => Step::Remove,
+        Op::Update { key, attrs } => match read(key)? {
+            Some(mut row) => {
+                row.extend(attrs.clone());
+                Step::Write(row)
+            }
+            None => Step::Abort(Recorded::Conflict),
+        },
+        Op::Grant { key, change } => {
+            let mut row = read(key)?.unwrap_or_default();
+            apply_grant(&mut row, change, now);
+            Step::Write(row)
+        }
+    })
 }
