@@ -53,3 +53,16 @@ fn check_data(body: &Value, subscribe_rules: bool) -> Result<(), WxErr> {
     }
     Ok(())
 }
+
+/// A message that opens a mini program names it: `miniprogram.appid` (40013 without it).
+fn check_miniprogram(body: &Value) -> Result<(), WxErr> {
+    if let Some(mp) = body.get("miniprogram")
+        && mp
+            .get("appid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        return Err(wx_err(40013, "invalid appid: miniprogram.appid"));
+    }
+    Ok(())
+}

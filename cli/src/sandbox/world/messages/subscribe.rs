@@ -1,7 +1,7 @@
 //! Subscribe messages: a mini program's `subscribe/send` and an official account's
 //! `subscribe/bizsend`, each using up one of the user's grants of the template.
 
-use super::{check_data, template_id};
+use super::{check_data, check_miniprogram, template_id};
 use crate::sandbox::push::Push;
 use crate::sandbox::world::{EmulatedApp, World, WxErr, wx_err};
 use serde_json::{Value, json};
@@ -56,14 +56,7 @@ impl World {
         {
             return Err(wx_err(47003, "argument invalid! page must be a url"));
         }
-        if let Some(mp) = body.get("miniprogram")
-            && mp
-                .get("appid")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-        {
-            return Err(wx_err(40013, "invalid appid: miniprogram.appid"));
-        }
+        check_miniprogram(body)?;
         self.use_grant_and_deliver(app, PATH, &touser, &template, body, now)
     }
 

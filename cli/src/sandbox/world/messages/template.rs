@@ -1,7 +1,7 @@
 //! `message/template/send`: an official account's template message to a follower, deduped
 //! by `client_msg_id` for 10 minutes, and its `TEMPLATESENDJOBFINISH` event.
 
-use super::{check_data, template_id};
+use super::{check_data, check_miniprogram, template_id};
 use crate::sandbox::push::Push;
 use crate::sandbox::world::{EmulatedApp, World, WxErr, wx_err};
 use serde_json::{Value, json};
@@ -37,14 +37,7 @@ impl World {
         {
             return Err(wx_err(47001, "data format error: url"));
         }
-        if let Some(mp) = body.get("miniprogram")
-            && mp
-                .get("appid")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-        {
-            return Err(wx_err(40013, "invalid appid: miniprogram.appid"));
-        }
+        check_miniprogram(body)?;
         let client_msg_id = body
             .get("client_msg_id")
             .and_then(Value::as_str)
