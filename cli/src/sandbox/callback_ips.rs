@@ -5,7 +5,8 @@
 //! 42001 expired). The list is [`DEFAULT_CALLBACK_IPS`] until a control replaces it:
 //! loopback, which the emulator's own pushes come from, and one CIDR in WeChat's form.
 
-use super::{ControlError, ControlResult, Emulator, Query_, parse_control};
+use super::controls::{ControlError, ControlResult, parse_control};
+use super::{Emulator, Query_};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
