@@ -33,32 +33,26 @@ pub fn check_data_keys(
     data: &BTreeMap<String, DataValue>,
 ) -> Result<(), ApiError> {
     let legacy = |k: &str| template.kind == TemplateKind::Template && LEGACY_KEYS.contains(&k);
+    let refuse = |key: &str, what: &str| ApiError::Validation {
+        field: format!("data.{key}"),
+        message: format!(
+            "{what} template {} (keys: {})",
+            template.id,
+            template.keys.join(", ")
+        ),
+    };
     if let Some(missing) = template
         .keys
         .iter()
         .find(|k| !legacy(k) && !data.contains_key(*k))
     {
-        return Err(ApiError::Validation {
-            field: format!("data.{missing}"),
-            message: format!(
-                "is required by template {} (keys: {})",
-                template.id,
-                template.keys.join(", ")
-            ),
-        });
+        return Err(refuse(missing, "is required by"));
     }
     if let Some(unknown) = data
         .keys()
         .find(|k| !legacy(k) && !template.keys.contains(k))
     {
-        return Err(ApiError::Validation {
-            field: format!("data.{unknown}"),
-            message: format!(
-                "is not a key of template {} (keys: {})",
-                template.id,
-                template.keys.join(", ")
-            ),
-        });
+        return Err(refuse(unknown, "is not a key of"));
     }
     Ok(())
 }

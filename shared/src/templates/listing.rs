@@ -151,7 +151,7 @@ impl Templates {
         let op = Op::Set {
             key: key(appid),
             attrs: attrs([
-                ("templates", Attr::S(encoded)),
+                ("templates", encoded.into()),
                 ("fetched_at", Attr::N(now)),
                 ("ttl", Attr::N(now + KEPT_SECS)),
             ]),
