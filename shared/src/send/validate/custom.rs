@@ -1,5 +1,5 @@
 //! Customer-service messages (`custom`): the msgtypes and the object each one takes, and the
-//! agent (`customservice`) a message is sent as (facts.md §4.4).
+//! agent (`customservice`) a message is sent as.
 
 use super::Payload;
 use super::fields::{Fields, http_url, id_like, invalid, page_path};
