@@ -6,8 +6,8 @@
 //! advises fetching the list again every day rather than keeping an old copy; any app's
 //! access_token can ask for it.
 
-use crate::manage::{WeChatOrApi, with_token};
 use crate::token::TokenManager;
+use crate::token_retry::{WeChatOrApi, with_token};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use tracing::warn;

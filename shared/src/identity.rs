@@ -6,7 +6,7 @@
 use crate::app::AppKind;
 use crate::clock::now_unix;
 use crate::error::ApiError;
-use crate::store::{Attr, Attrs, ItemKey, Op, StateStore, attrs};
+use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, StateStore, attrs};
 use crate::token::TokenManager;
 use crate::wechat::WeChatCallError;
 use http::StatusCode;
@@ -82,18 +82,17 @@ impl Identity {
             .await
             .map_err(|e| login_error(appid, &e))?;
         let now = now_unix();
-        let s = |v: &str| Attr::S(v.to_string());
         let mut account = attrs([
-            ("appid", s(appid)),
-            ("openid", s(&session.openid)),
+            ("appid", appid.into()),
+            ("openid", session.openid.as_str().into()),
             ("updated_at", Attr::N(now)),
         ]);
         let mut ops = Vec::new();
         if let Some(u) = &session.unionid {
-            account.insert("unionid".into(), s(u));
+            account.insert("unionid".into(), u.as_str().into());
             let union = attrs([
-                ("appid", s(appid)),
-                ("openid", s(&session.openid)),
+                ("appid", appid.into()),
+                ("openid", session.openid.as_str().into()),
                 ("updated_at", Attr::N(now)),
             ]);
             ops.push(Op::SetIfNewer {
@@ -171,13 +170,10 @@ pub fn is_unionid(id: &str) -> bool {
 /// One `union#` entry as the directory shows it: `subscribed` is null where it does not
 /// apply (mini programs) or is not known.
 fn account_json(a: &Attrs) -> Value {
-    let text = |k: &str| match a.get(k) {
-        Some(Attr::S(v)) => Some(v.clone()),
-        _ => None,
-    };
+    // Not `flag`: a missing `subscribed` is unknown (null), not false.
     let subscribed = match a.get("subscribed") {
         Some(Attr::Bool(b)) => Some(*b),
         _ => None,
     };
-    json!({"appid": text("appid"), "openid": text("openid"), "subscribed": subscribed})
+    json!({"appid": a.text("appid"), "openid": a.text("openid"), "subscribed": subscribed})
 }

@@ -8,7 +8,8 @@
 //!   `TokenManager` with its cache, lease and compare-and-invalidate).
 //! - [`store`]: wxpush's state (`StateStore`: DynamoDB or embedded) and its item keys.
 //! - [`callback`], [`send`], [`identity`], [`followers`], [`batch`], [`templates`],
-//!   [`manage`] (quota): the services behind the routes.
+//!   [`quota`]: the services behind the routes; [`token_retry`]: the token-retry rule of
+//!   the account-management calls.
 //! - [`callback_ips`]: WeChat's callback addresses (`getcallbackip`), parsed for allow-lists.
 //! - [`forward`]: recorded callback events forwarded to an EventBridge bus or a webhook.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
@@ -27,9 +28,9 @@ pub mod forward;
 pub mod http;
 pub mod identity;
 pub mod jobs;
-pub mod manage;
 pub mod metrics;
 pub mod queue;
+pub mod quota;
 pub mod runtime;
 pub mod secrets;
 pub mod send;
@@ -38,6 +39,7 @@ pub mod telemetry;
 pub mod templates;
 pub mod tls;
 pub mod token;
+pub mod token_retry;
 pub mod wechat;
 
 pub use app::{AppConfig, AppKind, CallbackMode, Secret, TokenApi, is_valid_appid};

@@ -11,6 +11,7 @@
 use http::Method;
 use wxpush_shared::ApiError;
 use wxpush_shared::batch::is_batch_id;
+use wxpush_shared::identity::is_unionid;
 use wxpush_shared::templates::is_template_id;
 
 /// One of the API's routes, with its path ids.
@@ -39,14 +40,6 @@ fn is_message_id(id: &str) -> bool {
         && id[4..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// A unionid as WeChat issues them (28 characters today): letters, digits, `-` and `_`.
-fn is_unionid(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Matches the path exactly; `Err` is a 404 or a 405 with the methods that are allowed. Path
@@ -177,7 +170,10 @@ mod tests {
             route(&Method::GET, "/v2/apps/wx0123456789abcdef/token"),
             Err(ApiError::NotFound(_))
         ));
-        // Path ids of the wrong shape never reach a store key.
+    }
+
+    #[test]
+    fn path_ids_of_the_wrong_shape_never_reach_a_store_key() {
         let long = format!("/v1/apps/{}/token", "a".repeat(5000));
         assert!(matches!(
             route(&Method::GET, &long),
@@ -198,6 +194,19 @@ mod tests {
             ),
             Ok(Route::Message { .. })
         ));
+        assert!(matches!(
+            route(&Method::GET, "/v1/users/o6_bmasdasdsad6_2sgVt7hMZOPfL"),
+            Ok(Route::User { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("/v1/users/{}", "u".repeat(65))),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn quota_and_template_routes() {
+        let app = "/v1/apps/wx0123456789abcdef";
         assert!(matches!(
             route(&Method::GET, &format!("{app}/quota")),
             Ok(Route::Quota { .. })
@@ -224,14 +233,6 @@ mod tests {
         assert!(matches!(
             route(&Method::DELETE, &format!("{app}/templates/bad%20id")),
             Err(ApiError::Missing { .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/v1/users/o6_bmasdasdsad6_2sgVt7hMZOPfL"),
-            Ok(Route::User { .. })
-        ));
-        assert!(matches!(
-            route(&Method::GET, &format!("/v1/users/{}", "u".repeat(65))),
-            Err(ApiError::NotFound(_))
         ));
     }
 

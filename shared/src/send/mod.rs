@@ -1,4 +1,25 @@
 //! Sending messages: validation, recipients, idempotency, retries, records.
+//!
+//! One send passes through these files in order:
+//! - `validate/`: the request body, checked by message kind before anything else;
+//! - `request.rs`: `POST /v1/apps/{appid}/messages` (and a batch recipient's send), step by
+//!   step;
+//! - `idempotency_key.rs` and `claim.rs`: the caller's `Idempotency-Key`, claimed in the store;
+//! - `route.rs`: the app that sends the message and the recipient's openid there;
+//! - `deliver.rs`: the WeChat call with the contract's retry rules;
+//! - `outcome.rs` and `refusal.rs`: the answer, and WeChat's refusals as the API names them;
+//! - `record.rs`: the message record and the finished claim, written together, and read back.
+//!
+//! `service.rs` holds the [`Sender`](service::Sender) these steps are methods of, and
+//! re-exports their public items.
 
+mod claim;
+mod deliver;
+mod idempotency_key;
+mod outcome;
+mod record;
+mod refusal;
+mod request;
+mod route;
 pub mod service;
 pub mod validate;

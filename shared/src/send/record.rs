@@ -1,0 +1,219 @@
+//! The message record: written with the finished claim in one transaction once the send is
+//! answered, read back by a retry that took an `attempting` claim over, and served by
+//! `GET /v1/apps/{appid}/messages/{id}`.
+
+use super::claim::{CLAIM_LEASE_MARGIN_SECS, ClaimState};
+use super::outcome::SendOutcome;
+use super::route::Routed;
+use super::service::Sender;
+use super::validate::MessageKind;
+use crate::clock::now_unix;
+use crate::error::ApiError;
+use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, Recorded, attrs};
+use http::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tracing::{error, warn};
+
+/// How long message records are kept.
+pub const MESSAGE_TTL_SECS: i64 = 30 * 86_400;
+
+pub(super) fn new_message_id() -> String {
+    format!("msg_{:032x}", rand::random::<u128>())
+}
+
+/// A message's record as it stands before its answer is known: who sent what to whom, and
+/// `extra` attributes of the caller (a batch's id).
+pub(super) fn message_record(
+    id: &str,
+    routed: &Routed,
+    kind: MessageKind,
+    caller: &str,
+    extra: &[(&str, &str)],
+) -> Attrs {
+    let now = now_unix();
+    let mut record = attrs([
+        ("id", id.into()),
+        ("appid", routed.app.as_str().into()),
+        ("via_appid", routed.via.appid.as_str().into()),
+        ("type", kind.as_str().into()),
+        ("openid", routed.openid.as_str().into()),
+        ("requested_by", caller.into()),
+        ("created_at", Attr::N(now)),
+        ("ttl", Attr::N(now + MESSAGE_TTL_SECS)),
+    ]);
+    if let Some(u) = &routed.unionid {
+        record.insert("unionid".into(), u.as_str().into());
+    }
+    for (k, v) in extra {
+        record.insert(k.to_string(), (*v).into());
+    }
+    record
+}
+
+impl Sender {
+    /// The answer an earlier holder of `claim` (one that may have reached WeChat) recorded
+    /// under `key`, written onto the claim. The earlier holder may have finished without
+    /// writing the claim: its record says, unless it is a template's `unknown` that may still
+    /// be resent (`dedupes`).
+    pub(super) async fn earlier_outcome(
+        &self,
+        key: &ItemKey,
+        claim: &ClaimState,
+        dedupes: bool,
+        deadline: Instant,
+    ) -> Result<Option<SendOutcome>, ApiError> {
+        if let Some((outcome, resend_until)) = self.recorded_outcome(key).await?
+            && !(dedupes && resend_until.is_some_and(|t| t > now_unix()))
+        {
+            self.write_outcome(None, Some(claim), &outcome, deadline)
+                .await;
+            return Ok(Some(outcome));
+        }
+        Ok(None)
+    }
+
+    /// Writes `record` with the answer `outcome` on it, and the finished claim with it;
+    /// `false` when the store stayed down (see [`Sender::write_outcome`]).
+    pub(super) async fn record_answer(
+        &self,
+        key: ItemKey,
+        mut record: Attrs,
+        claim: Option<&ClaimState>,
+        outcome: &SendOutcome,
+        deadline: Instant,
+    ) -> bool {
+        record.insert(
+            "answer_status".into(),
+            Attr::N(outcome.status.as_u16() as i64),
+        );
+        record.insert("answer".into(), outcome.body.to_string().into());
+        self.write_outcome(Some((key, record)), claim, outcome, deadline)
+            .await
+    }
+
+    /// Writes the message record and the finished claim together, retrying a failing store
+    /// until the claim's lease ends. A template's `unknown` that may still be resent leaves
+    /// the claim `attempting` with its lease ended, so the next retry resends. When the store
+    /// stays down the claim stays `attempting` and `false` is returned.
+    pub(super) async fn write_outcome(
+        &self,
+        record: Option<(ItemKey, Attrs)>,
+        claim: Option<&ClaimState>,
+        outcome: &SendOutcome,
+        deadline: Instant,
+    ) -> bool {
+        let mut with_claim = claim.is_some();
+        let resendable = outcome
+            .body
+            .get("retry_until")
+            .and_then(Value::as_i64)
+            .is_some_and(|t| t > now_unix());
+        let lease_end = deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64);
+        // Bounded: every turn sleeps, and the lease's end stops it.
+        for attempt in 1..=64u32 {
+            let mut ops = Vec::with_capacity(2);
+            if let Some((key, attrs)) = &record {
+                ops.push(Op::Set {
+                    key: key.clone(),
+                    attrs: attrs.clone(),
+                });
+            }
+            if let (Some(c), true) = (claim, with_claim) {
+                ops.push(if resendable {
+                    let mut open = c.clone();
+                    open.lease_until = now_unix() - 1;
+                    open.op("attempting", &[])
+                } else {
+                    c.op(
+                        "done",
+                        &[
+                            ("status", Attr::N(outcome.status.as_u16() as i64)),
+                            ("response", outcome.body.to_string().into()),
+                        ],
+                    )
+                });
+            }
+            if ops.is_empty() {
+                return true;
+            }
+            match self.store.record(&ops, now_unix()).await {
+                Ok(Recorded::New) => return true,
+                Ok(_) => {
+                    // The claim was taken over (this invocation outlived its lease): the record
+                    // is still ours to write.
+                    warn!(key = ?claim.map(|c| &c.idempotency_key), "Idempotency-Key was taken over; writing the message record alone");
+                    with_claim = false;
+                }
+                Err(e) => {
+                    let pause = Duration::from_millis(50 << attempt.min(5));
+                    if Instant::now() + pause > lease_end {
+                        error!(id = ?outcome.body.get("id"), error = %e, "could not record a send's outcome");
+                        return false;
+                    }
+                    warn!(attempt, error = %e, "recording a send's outcome failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+        false
+    }
+
+    /// The answer an earlier invocation recorded for this message, if it got that far, and
+    /// until when it may be resent (a template's `unknown`).
+    async fn recorded_outcome(
+        &self,
+        key: &ItemKey,
+    ) -> Result<Option<(SendOutcome, Option<i64>)>, ApiError> {
+        let Some(rec) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        Ok(match (rec.num("answer_status"), rec.text("answer")) {
+            (Some(status), Some(answer)) => Some((
+                SendOutcome {
+                    status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
+                    body: serde_json::from_str(answer).unwrap_or(Value::Null),
+                },
+                rec.num("resend_until"),
+            )),
+            _ => None,
+        })
+    }
+
+    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send: the
+    /// holder's own attempts, if any, were all refused outright. A claim taken over from an
+    /// `attempting` holder is never given back, whatever fails after the takeover (routing,
+    /// the token, WeChat): that holder may have been delivered, and a free key would be sent
+    /// `GET /v1/apps/{appid}/messages/{id}`, with the delivery status from TEMPLATESENDJOBFINISH.
+    pub async fn message(&self, appid: &str, id: &str) -> Result<Value, ApiError> {
+        self.tokens.secrets().app(appid).await?;
+        let rec = self
+            .store
+            .get(&ItemKey::message(appid, id))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("message {id} of app {appid}")))?;
+        let status = rec.text("status").unwrap_or_default();
+        let msgid = rec.text("wechat_msgid");
+        let mut body = json!({
+            "id": id,
+            "type": rec.text("type"),
+            "status": status,
+            "to": {"openid": rec.text("openid"), "unionid": rec.text("unionid")},
+            "sent_by": rec.text("via_appid"),
+            "requested_by": rec.text("requested_by"),
+            "wechat_msgid": msgid.and_then(|m| m.parse::<i64>().ok()),
+            "created_at": rec.num("created_at"),
+        });
+        if let Some(code) = rec.num("wechat_errcode") {
+            body["wechat_errcode"] = json!(code);
+        }
+        if let (Some(msgid), Some(via)) = (msgid, rec.text("via_appid"))
+            && let Some(d) = self.store.get(&ItemKey::delivery(via, msgid)).await?
+        {
+            let status = d.text("state").unwrap_or(status);
+            body["status"] = json!(status);
+            body["delivery"] = json!({"status": d.text("status_raw"), "at": d.num("updated_at")});
+        }
+        Ok(body)
+    }
+}
