@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod batch;
+pub mod progress;
 pub mod sandbox;
 pub mod send;
 pub mod serve;

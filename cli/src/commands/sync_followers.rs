@@ -2,12 +2,13 @@
 //! follower sync (user/get + batchget) through a running wxpush, and follows its progress.
 
 use super::Operator;
+use super::progress::{poll_until, progress_bar};
 use crate::args::SyncFollowersArgs;
 use crate::client::ApiClient;
 use crate::error::CliError;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub async fn run(operator: &Operator, args: SyncFollowersArgs) -> Result<(), CliError> {
     let api = operator.api().await?;
@@ -47,18 +48,50 @@ pub struct SyncFollowers {
 /// `Ok` with the last progress when it is done; `Err` when it failed or could not start.
 pub async fn sync_followers(api: &ApiClient, args: &SyncFollowers) -> Result<Value, String> {
     let path = format!("/v1/apps/{}/followers/sync", args.appid);
-    let bar = if args.show_progress {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} followers  {msg}",
+    let bar = progress_bar(
+        args.show_progress,
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} followers  {msg}",
+    )?;
+    start(api, &path, args.restart, &bar).await?;
+    let done = poll_until(args.poll_every, args.give_up_after, async || {
+        let progress = match api.get(&path).await? {
+            Ok(p) => p,
+            Err(f) => return Err(format!("could not read the sync's progress: {f}")),
+        };
+        show(&bar, &progress);
+        match progress["state"].as_str() {
+            Some("done") => {
+                bar.finish();
+                Ok(Some(progress))
+            }
+            Some("failed") => {
+                bar.abandon();
+                Err(format!(
+                    "the follower sync failed: {}; run the command again to resume it",
+                    progress["last_error"].as_str().unwrap_or("unknown error")
+                ))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await?;
+    done.ok_or_else(|| {
+        bar.abandon();
+        format!(
+            "stopped following after {:?}; the sync goes on (GET {path} shows it)",
+            args.give_up_after
         )
-        .map_err(|e| e.to_string())?,
-    );
-    match api.post(&path, &json!({"restart": args.restart})).await? {
+    })
+}
+
+/// Starts the sync, or resumes a failed one, or joins the one already running.
+async fn start(
+    api: &ApiClient,
+    path: &str,
+    restart: bool,
+    bar: &ProgressBar,
+) -> Result<(), String> {
+    match api.post(path, &json!({"restart": restart})).await? {
         Ok(started) => {
             let how = if started["resumed"] == true {
                 "resumed"
@@ -75,47 +108,20 @@ pub async fn sync_followers(api: &ApiClient, args: &SyncFollowers) -> Result<Val
         }
         Err(f) => return Err(format!("could not start the follower sync: {f}")),
     }
-    let until = Instant::now() + args.give_up_after;
-    let poll = args.poll_every.max(Duration::from_millis(10));
-    let max_polls = (args.give_up_after.as_millis() / poll.as_millis()).max(1) + 1;
-    for _ in 0..max_polls {
-        let progress = match api.get(&path).await? {
-            Ok(p) => p,
-            Err(f) => return Err(format!("could not read the sync's progress: {f}")),
-        };
-        let n = |k: &str| progress[k].as_u64().unwrap_or(0);
-        bar.set_length(n("total").max(n("followers")));
-        bar.set_position(n("followers"));
-        bar.set_message(format!(
-            "{}: mapped {}, without unionid {}, unsubscribed {}, errors {}",
-            progress["phase"].as_str().unwrap_or("?"),
-            n("mapped"),
-            n("without_unionid"),
-            n("unsubscribed"),
-            n("errors")
-        ));
-        match progress["state"].as_str() {
-            Some("done") => {
-                bar.finish();
-                return Ok(progress);
-            }
-            Some("failed") => {
-                bar.abandon();
-                return Err(format!(
-                    "the follower sync failed: {}; run the command again to resume it",
-                    progress["last_error"].as_str().unwrap_or("unknown error")
-                ));
-            }
-            _ => {}
-        }
-        if Instant::now() >= until {
-            break;
-        }
-        tokio::time::sleep(poll).await;
-    }
-    bar.abandon();
-    Err(format!(
-        "stopped following after {:?}; the sync goes on (GET {path} shows it)",
-        args.give_up_after
-    ))
+    Ok(())
+}
+
+/// The sync's progress on the bar.
+fn show(bar: &ProgressBar, progress: &Value) {
+    let n = |k: &str| progress[k].as_u64().unwrap_or(0);
+    bar.set_length(n("total").max(n("followers")));
+    bar.set_position(n("followers"));
+    bar.set_message(format!(
+        "{}: mapped {}, without unionid {}, unsubscribed {}, errors {}",
+        progress["phase"].as_str().unwrap_or("?"),
+        n("mapped"),
+        n("without_unionid"),
+        n("unsubscribed"),
+        n("errors")
+    ));
 }

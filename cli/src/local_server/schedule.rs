@@ -16,13 +16,10 @@ pub(super) fn spawn_token_refresh(
     every: Duration,
     window: Duration,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let report = wxpush_token_refresh::refresh_all(tokens.clone(), window).await;
+    spawn_every(every, move || {
+        let tokens = tokens.clone();
+        async move {
+            let report = wxpush_token_refresh::refresh_all(tokens, window).await;
             if !report.failed.is_empty() {
                 warn!(failed = ?report.failed, "scheduled token refresh had failures");
             }
@@ -33,15 +30,30 @@ pub(super) fn spawn_token_refresh(
 /// The scheduled sweep, forwarding or not (it also requeues follower look-ups and batch
 /// chunks that lost their job).
 pub(super) fn spawn_sweep(queue: Arc<dyn JobQueue>, every: Duration) -> JoinHandle<()> {
+    spawn_every(every, move || {
+        let queue = queue.clone();
+        async move {
+            if let Err(e) = queue.enqueue(&Job::SweepOutbox).await {
+                warn!(error = %e, "could not queue the scheduled sweep");
+            }
+        }
+    })
+}
+
+/// Runs `step` every `every`, the first time one period after the start; a late step
+/// delays the next ones rather than bunching them up.
+fn spawn_every<F, Fut>(every: Duration, mut step: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = queue.enqueue(&Job::SweepOutbox).await {
-                warn!(error = %e, "could not queue the scheduled sweep");
-            }
+            step().await;
         }
     })
 }

@@ -5,10 +5,10 @@ use super::{Watch, batch_summary};
 use crate::args::BatchStatusArgs;
 use crate::client::ApiClient;
 use crate::commands::Operator;
+use crate::commands::progress::{poll_until, progress_bar};
 use crate::error::CliError;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::Value;
-use std::time::{Duration, Instant};
 
 pub async fn run(operator: &Operator, args: BatchStatusArgs) -> Result<(), CliError> {
     let api = operator.api().await?;
@@ -35,47 +35,44 @@ pub async fn batch_status(
     let Some(w) = watch else {
         return read().await;
     };
-    let bar = if w.show_progress {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len}  {msg}")
-            .map_err(|e| e.to_string())?,
-    );
-    let until = Instant::now() + w.give_up_after;
-    let poll = w.poll_every.max(Duration::from_millis(10));
-    let max_polls = (w.give_up_after.as_millis() / poll.as_millis()).max(1) + 1;
-    for _ in 0..max_polls {
+    let bar = progress_bar(
+        w.show_progress,
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len}  {msg}",
+    )?;
+    let done = poll_until(w.poll_every, w.give_up_after, async || {
         let s = read().await?;
-        let n = |k: &str| s[k].as_u64().unwrap_or(0);
-        bar.set_length(n("total"));
-        bar.set_position(n("sent") + n("failed") + n("unknown") + n("cancelled"));
-        let mut msg = format!(
-            "{}: sent {}, failed {}, unknown {}, cancelled {}",
-            s["state"].as_str().unwrap_or("?"),
-            n("sent"),
-            n("failed"),
-            n("unknown"),
-            n("cancelled")
-        );
-        if let Some(reason) = s["pause_reason"].as_str() {
-            msg.push_str(&format!(" (paused: {reason})"));
-        }
-        bar.set_message(msg);
+        show(&bar, &s);
         if s["done"] == true {
             bar.finish();
-            return Ok(s);
+            return Ok(Some(s));
         }
-        if Instant::now() >= until {
-            break;
-        }
-        tokio::time::sleep(poll).await;
+        Ok(None)
+    })
+    .await?;
+    done.ok_or_else(|| {
+        bar.abandon();
+        format!(
+            "stopped following after {:?}; the batch goes on (`wxpush batch status {appid} {id}` shows it)",
+            w.give_up_after
+        )
+    })
+}
+
+/// The batch's counts on the bar.
+fn show(bar: &ProgressBar, s: &Value) {
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    bar.set_length(n("total"));
+    bar.set_position(n("sent") + n("failed") + n("unknown") + n("cancelled"));
+    let mut msg = format!(
+        "{}: sent {}, failed {}, unknown {}, cancelled {}",
+        s["state"].as_str().unwrap_or("?"),
+        n("sent"),
+        n("failed"),
+        n("unknown"),
+        n("cancelled")
+    );
+    if let Some(reason) = s["pause_reason"].as_str() {
+        msg.push_str(&format!(" (paused: {reason})"));
     }
-    bar.abandon();
-    Err(format!(
-        "stopped following after {:?}; the batch goes on (`wxpush batch status {appid} {id}` shows it)",
-        w.give_up_after
-    ))
+    bar.set_message(msg);
 }
