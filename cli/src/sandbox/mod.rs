@@ -1,4 +1,4 @@
-//! The WeChat emulator: a stand-in for `api.weixin.qq.com` that follows facts.md, plus the
+//! The WeChat emulator: a stand-in for `api.weixin.qq.com` that follows docs/wechat.md, plus the
 //! `/sandbox/...` controls the contract names. A test instrument for wxpush's tests and the
 //! local server's `--sandbox` mode; never used in production.
 //!

@@ -23,7 +23,7 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// Time kept free at the end of the budget for recording the outcome.
 const RESERVE: Duration = Duration::from_millis(1500);
 /// How long after a first attempt a template message may still be resent with the same
-/// `client_msg_id`. WeChat's dedupe window is not documented (facts.md: "unverified"; reported
+/// `client_msg_id`. WeChat's dedupe window is not documented (docs/wechat.md#template-message-dedupe: unverified; reported
 /// as 10 minutes): later than this, a takeover answers `unknown` instead of resending.
 pub const TEMPLATE_RESEND_WINDOW_SECS: i64 = 540;
 
