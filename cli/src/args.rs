@@ -55,6 +55,8 @@ pub enum Command {
     SyncFollowers(SyncFollowersArgs),
     /// An app's templates as WeChat lists them (GET /v1/apps/{appid}/templates).
     Templates(TemplatesArgs),
+    /// An app's messages, newest first, with their status (GET /v1/apps/{appid}/messages).
+    Messages(ListArgs),
     /// The configured apps and their token state; `apps put` writes one to SSM.
     Apps(AppsArgs),
     /// Batches: one message to many recipients, through a running wxpush.
@@ -179,6 +181,18 @@ pub struct TemplatesArgs {
     /// Read them from WeChat again instead of wxpush's cache.
     #[arg(long)]
     pub refresh: bool,
+}
+
+// `wxpush messages` (one page of an app's list, newest first).
+#[derive(clap::Args)]
+pub struct ListArgs {
+    pub appid: String,
+    /// How many to show (1-100).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub limit: u16,
+    /// Older ones: the cursor the page before ended with.
+    #[arg(long)]
+    pub cursor: Option<String>,
 }
 
 // `wxpush apps` and `wxpush apps put`.

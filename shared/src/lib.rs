@@ -13,6 +13,7 @@
 //! - [`callback_ips`]: WeChat's callback addresses (`getcallbackip`), parsed for allow-lists.
 //! - [`forward`]: recorded callback events forwarded to an EventBridge bus or a webhook.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
+//! - [`listing`]: newest-first lists of an app's messages, batches and events, paged by cursor.
 //! - [`error`]: the API error enum and its one mapping to HTTP.
 //! - [`aws`], [`telemetry`], [`clock`]: cold-start plumbing; [`metrics`]: EMF metrics.
 
@@ -28,6 +29,7 @@ pub mod forward;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod listing;
 pub mod metrics;
 pub mod queue;
 pub mod quota;

@@ -8,6 +8,8 @@
 
 pub mod apps;
 pub mod batch;
+pub mod list_page;
+pub mod messages;
 pub mod progress;
 pub mod sandbox;
 pub mod send;
@@ -47,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Send(args) => send::run(&operator, args).await,
         Command::SyncFollowers(args) => sync_followers::run(&operator, args).await,
         Command::Templates(args) => templates::run(&operator, args).await,
+        Command::Messages(args) => messages::run(&operator, args).await,
         Command::Apps(args) => apps::run(&operator, args).await,
         Command::Batch { command } => batch::run(&operator, command).await,
     }

@@ -3,6 +3,7 @@
 //! through [`handle_lambda`], which refuses events that are not API Gateway requests).
 //!
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
+//! `GET /v1/apps/{appid}/messages` (the app's messages, newest first),
 //! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
 //! `GET /v1/apps/{appid}/users`, `GET /v1/users/{unionid}`,
 //! `POST`/`GET /v1/apps/{appid}/followers/sync`,
@@ -26,6 +27,7 @@ use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
 use wxpush_shared::http::{error_response, json_response, query_value};
 use wxpush_shared::identity::Identity;
+use wxpush_shared::listing::ListQuery;
 use wxpush_shared::queue::JobQueue;
 use wxpush_shared::quota::quota;
 use wxpush_shared::runtime::UnconfiguredQueue;
@@ -230,6 +232,10 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
             Ok(to_lambda(json_response(outcome.status, &outcome.body)))
         }
         Route::Message { appid, id } => ok(svc.sender.message(appid, id).await?),
+        Route::MessageList { appid } => {
+            let query = list_query(req)?;
+            ok(svc.sender.messages(appid, &query).await?)
+        }
         Route::Login { appid } => ok(svc.identity.login(appid, req.body().as_ref()).await?),
         Route::User { unionid } => ok(svc.identity.user(unionid).await?),
         Route::AppUser { appid } => {
@@ -292,6 +298,14 @@ fn idempotency_key(req: &Request) -> Result<Option<&str>, ApiError> {
 /// A query parameter, decoded, from the URI (the same on API Gateway and in the local server).
 fn query_param(req: &Request, name: &str) -> Option<String> {
     query_value(req.uri().query(), name)
+}
+
+/// A list route's `?cursor=` and `?limit=`, checked.
+fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
+    ListQuery::parse(
+        query_param(req, "cursor").as_deref(),
+        query_param(req, "limit").as_deref(),
+    )
 }
 
 fn ok(body: serde_json::Value) -> Result<Response<Body>, ApiError> {

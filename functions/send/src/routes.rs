@@ -18,6 +18,7 @@ use wxpush_shared::templates::is_template_id;
 pub(crate) enum Route<'a> {
     Token { appid: &'a str },
     Send { appid: &'a str },
+    MessageList { appid: &'a str },
     Message { appid: &'a str, id: &'a str },
     Login { appid: &'a str },
     User { unionid: &'a str },
@@ -92,7 +93,10 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
     }
     let (route, allowed) = match segments.as_slice() {
         ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
-        ["v1", "apps", appid, "messages"] => (Route::Send { appid }, "POST"),
+        ["v1", "apps", appid, "messages"] => match method.as_str() {
+            "POST" => return Ok(Route::Send { appid }),
+            _ => (Route::MessageList { appid }, "GET, POST"),
+        },
         ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
         ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
         ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
@@ -201,6 +205,28 @@ mod tests {
         assert!(matches!(
             route(&Method::GET, &format!("/v1/users/{}", "u".repeat(65))),
             Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn messages_are_sent_with_post_and_listed_with_get() {
+        let messages = "/v1/apps/wx0123456789abcdef/messages";
+        assert!(matches!(
+            route(&Method::POST, messages),
+            Ok(Route::Send { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, messages),
+            Ok(Route::MessageList {
+                appid: "wx0123456789abcdef"
+            })
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, messages),
+            Err(ApiError::MethodNotAllowed {
+                allow: "GET, POST",
+                ..
+            })
         ));
     }
 

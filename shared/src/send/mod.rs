@@ -8,7 +8,9 @@
 //! - `route.rs`: the app that sends the message and the recipient's openid there;
 //! - `deliver.rs`: the WeChat call with the contract's retry rules;
 //! - `outcome.rs` and `refusal.rs`: the answer, and WeChat's refusals as the API names them;
-//! - `record.rs`: the message record and the finished claim, written together, and read back.
+//! - `record.rs`: the message record and the finished claim, written together, and read back
+//!   by a retry;
+//! - `view.rs`: messages as the API shows them, one or the app's list.
 //!
 //! `service.rs` holds the [`Sender`](service::Sender) these steps are methods of, and
 //! re-exports their public items.
@@ -23,3 +25,4 @@ mod request;
 mod route;
 pub mod service;
 pub mod validate;
+mod view;

@@ -7,19 +7,51 @@ use super::outcome::SendOutcome;
 use super::route::Routed;
 use super::service::Sender;
 use super::validate::MessageKind;
-use crate::clock::now_unix;
+use crate::clock::{now_unix, now_unix_millis};
 use crate::error::ApiError;
+use crate::listing;
 use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, Recorded, attrs};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use tracing::{error, warn};
 
 /// How long message records are kept.
 pub const MESSAGE_TTL_SECS: i64 = 30 * 86_400;
 
+/// A new message id: `msg_`, then 32 lowercase hex digits of which the first 12 are the
+/// creation time in unix milliseconds and the other 20 random (80 bits), so that ids sort by
+/// creation time (the app's message list) and never collide.
 pub(super) fn new_message_id() -> String {
-    format!("msg_{:032x}", rand::random::<u128>())
+    let random = rand::random::<u128>() & ((1u128 << 80) - 1);
+    format!(
+        "msg_{:012x}{random:020x}",
+        now_unix_millis() & 0xffff_ffff_ffff
+    )
+}
+
+/// When a message id was made (unix milliseconds), from its first 12 hex digits.
+pub(super) fn message_id_time_ms(id: &str) -> i64 {
+    id.get(4..16)
+        .and_then(|t| i64::from_str_radix(t, 16).ok())
+        .unwrap_or(0)
+}
+
+/// The message's row in its app's newest-first list ([`crate::listing`]), written with
+/// every write of its record.
+fn list_row(record: &Attrs) -> Option<Op> {
+    let (id, appid, ttl) = (
+        record.text("id")?,
+        record.text("appid")?,
+        record.num("ttl")?,
+    );
+    Some(listing::index_op_for_id(
+        listing::MESSAGES,
+        appid,
+        message_id_time_ms(id),
+        id,
+        ttl,
+    ))
 }
 
 /// A message's record as it stands before its answer is known: who sent what to whom, and
@@ -112,12 +144,13 @@ impl Sender {
         let lease_end = deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64);
         // Bounded: every turn sleeps, and the lease's end stops it.
         for attempt in 1..=64u32 {
-            let mut ops = Vec::with_capacity(2);
+            let mut ops = Vec::with_capacity(3);
             if let Some((key, attrs)) = &record {
                 ops.push(Op::Set {
                     key: key.clone(),
                     attrs: attrs.clone(),
                 });
+                ops.extend(list_row(attrs));
             }
             if let (Some(c), true) = (claim, with_claim) {
                 ops.push(if resendable {
@@ -178,42 +211,5 @@ impl Sender {
             )),
             _ => None,
         })
-    }
-
-    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send: the
-    /// holder's own attempts, if any, were all refused outright. A claim taken over from an
-    /// `attempting` holder is never given back, whatever fails after the takeover (routing,
-    /// the token, WeChat): that holder may have been delivered, and a free key would be sent
-    /// `GET /v1/apps/{appid}/messages/{id}`, with the delivery status from TEMPLATESENDJOBFINISH.
-    pub async fn message(&self, appid: &str, id: &str) -> Result<Value, ApiError> {
-        self.tokens.secrets().app(appid).await?;
-        let rec = self
-            .store
-            .get(&ItemKey::message(appid, id))
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("message {id} of app {appid}")))?;
-        let status = rec.text("status").unwrap_or_default();
-        let msgid = rec.text("wechat_msgid");
-        let mut body = json!({
-            "id": id,
-            "type": rec.text("type"),
-            "status": status,
-            "to": {"openid": rec.text("openid"), "unionid": rec.text("unionid")},
-            "sent_by": rec.text("via_appid"),
-            "requested_by": rec.text("requested_by"),
-            "wechat_msgid": msgid.and_then(|m| m.parse::<i64>().ok()),
-            "created_at": rec.num("created_at"),
-        });
-        if let Some(code) = rec.num("wechat_errcode") {
-            body["wechat_errcode"] = json!(code);
-        }
-        if let (Some(msgid), Some(via)) = (msgid, rec.text("via_appid"))
-            && let Some(d) = self.store.get(&ItemKey::delivery(via, msgid)).await?
-        {
-            let status = d.text("state").unwrap_or(status);
-            body["status"] = json!(status);
-            body["delivery"] = json!({"status": d.text("status_raw"), "at": d.num("updated_at")});
-        }
-        Ok(body)
     }
 }

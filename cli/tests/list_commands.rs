@@ -1,0 +1,155 @@
+//! `wxpush messages` as an operator runs it against `wxpush serve --sandbox`: one page a
+//! command, the hint that names the next, `--json`, and exit codes (1 refused, 2 bad usage).
+
+use serde_json::{Value, json};
+use std::process::Output;
+use std::time::Duration;
+use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
+
+const KEY: &str = "list-commands-key";
+const OA: &str = "wxd0000000000000a1";
+
+async fn wxpush(args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxpush"));
+    cmd.args(args)
+        .current_dir(std::env::temp_dir())
+        .env("WXPUSH_API_KEY", KEY)
+        .env_remove("WXPUSH_SERVER")
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command ends")
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+async fn server() -> wxpush_cli::serve::RunningServer {
+    start(ServeConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        apps: demo_apps(),
+        sandbox: true,
+        data: DataLocation::Memory,
+        api_key: KEY.into(),
+        wechat: Default::default(),
+        refresh_every: Duration::from_secs(3600),
+        refresh_window: Duration::from_secs(900),
+        sync: Default::default(),
+        batches: Default::default(),
+        forward: None,
+        sweep_every: Duration::from_secs(3600),
+        callback_guard: Default::default(),
+    })
+    .await
+    .unwrap()
+}
+
+/// A template message to `to` through the API; its id.
+async fn send(url: &str, to: &str) -> String {
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .post(format!("{url}/v1/apps/{OA}/messages"))
+        .bearer_auth(KEY)
+        .json(
+            &json!({"type": "template", "to": {"openid": to}, "template_id": "TPL_1",
+                      "data": {"thing1": {"value": "hi"}}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["id"].as_str().expect("sent").to_string()
+}
+
+#[tokio::test]
+async fn messages_prints_a_page_and_the_command_for_the_next() {
+    let server = server().await;
+    let url = server.url();
+    let http = reqwest::Client::new();
+    for openid in ["o_first", "o_second"] {
+        http.post(format!("{url}/sandbox/users"))
+            .json(&json!({"appid": OA, "openid": openid}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let first = send(&url, "o_first").await;
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let second = send(&url, "o_second").await;
+
+    let out = wxpush(&["--server", &url, "messages", OA, "--limit", "1"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    let lines: Vec<&str> = page.lines().collect();
+    assert_eq!(lines.len(), 2, "{page}");
+    assert!(
+        lines[0].contains(&second) && lines[0].contains("to o_second"),
+        "{page}"
+    );
+    assert!(lines[0].contains("template"), "{page}");
+    // The hint is the command for the older page, ready to run.
+    let hint = lines[1].strip_prefix("older: wxpush ").expect("a hint");
+    let mut args = vec!["--server", url.as_str()];
+    args.extend(hint.split(' '));
+    let out = wxpush(&args).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let older = text(&out.stdout);
+    assert_eq!(
+        older.lines().count(),
+        1,
+        "the last page has no hint: {older}"
+    );
+    assert!(
+        older.contains(&first) && older.contains("to o_first"),
+        "{older}"
+    );
+
+    let out = wxpush(&["--server", &url, "--json", "messages", OA]).await;
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()]);
+    assert!(page["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn bad_list_arguments_are_refused() {
+    let server = server().await;
+    let url = server.url();
+    // Bad usage, caught before any request: exit 2.
+    for limit in ["0", "101", "many"] {
+        let out = wxpush(&["--server", &url, "messages", OA, "--limit", limit]).await;
+        assert_eq!(out.status.code(), Some(2), "--limit {limit}");
+        assert!(
+            text(&out.stderr).contains("--limit"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // Refused by the API: exit 1, with its status, code and message.
+    let out = wxpush(&["--server", &url, "messages", OA, "--cursor", "yesterday"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("422 validation_failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = wxpush(&["--server", &url, "messages", "wx00000000000000ff"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("404 unknown_app"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = wxpush(&["--server", &url, "messages", OA]).await;
+    assert_eq!(text(&out.stdout).trim(), "no messages");
+}

@@ -1,0 +1,7 @@
+//! The list routes (`GET /v1/apps/{appid}/messages`, ...): newest first, paged by cursor,
+//! through the real API on moto and the emulator, on the local server over HTTP, and fast
+//! with 100 000 items in the embedded store.
+
+mod messages;
+mod messages_at_scale;
+mod queries;
