@@ -143,6 +143,22 @@ fn print_started(
     if let Some(note) = forward_note {
         println!("{note}");
     }
+    println!("{}", console_line(&server.url(), key, source));
+}
+
+/// Where the console is. With a key generated now, the link carries it after `#`: the
+/// browser never sends that part, so it reaches no request and no log; the page keeps it in
+/// the tab's sessionStorage and drops it from the address bar.
+fn console_line(url: &str, key: &str, source: KeySource) -> String {
+    match source {
+        KeySource::Generated => format!("console: {url}/console/#key={key}"),
+        KeySource::Environment => {
+            format!("console: {url}/console/  (it asks for the key: $WXPUSH_API_KEY)")
+        }
+        KeySource::File => {
+            format!("console: {url}/console/  (it asks for the key: cat .wxpush/api_key)")
+        }
+    }
 }
 
 /// The made-up apps' ids and callback keys, for configuring a client of the sandbox.

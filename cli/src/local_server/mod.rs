@@ -1,8 +1,9 @@
 //! `wxpush serve`: every route in one process over the Lambdas' own handlers, with an
-//! embedded store, a timer in place of the EventBridge schedule, and optionally the WeChat
-//! emulator under `/sandbox`.
+//! embedded store, a timer in place of the EventBridge schedule, the console under
+//! `/console/`, and optionally the WeChat emulator under `/sandbox`.
 
 mod config;
+mod console;
 mod demo_apps;
 mod emulator;
 mod routes;
@@ -19,6 +20,7 @@ pub use emulator::{callback_keys, emulated_apps};
 use crate::callback_guard::CallbackGuard;
 use crate::sandbox::Emulator;
 use axum::Router;
+use console::ConsoleState;
 use routes::AppState;
 use services::Services;
 use std::net::SocketAddr;
@@ -79,13 +81,21 @@ pub async fn start_with(cfg: ServeConfig, worker: WorkerConfig) -> Result<Runnin
         worker.parallel,
     ));
     let guard = Arc::new(CallbackGuard::new(&cfg.callback_guard));
+    let api_key = Arc::new(cfg.api_key.clone());
+    let console = Arc::new(ConsoleState {
+        apps: cfg.apps.clone(),
+        tokens: services.token_store.clone(),
+        followers: services.send.followers.clone(),
+        api_key: api_key.clone(),
+        sandbox: emulator.is_some(),
+    });
     let state = AppState {
         send: Arc::new(services.send),
         callback: Arc::new(services.callback),
-        api_key: Arc::new(cfg.api_key.clone()),
+        api_key,
         guard: guard.clone(),
     };
-    let router = routes::router(state, emulator.as_ref());
+    let router = routes::router(state, console, emulator.as_ref());
     let mut tasks = vec![spawn_server(listener, router)];
     if cfg.callback_guard.allow_wechat {
         let tokens = services.tokens.clone();

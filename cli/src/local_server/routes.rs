@@ -1,6 +1,8 @@
 //! The local server's routes: `/v1` behind the bearer key and `/wechat` behind the callback
-//! guard, each handed to its Lambda's own handler, and the emulator under `/sandbox`.
+//! guard, each handed to its Lambda's own handler, the console under `/console/`, and the
+//! emulator under `/sandbox`.
 
+use super::console::ConsoleState;
 use crate::callback_guard::{CallbackGuard, Refusal};
 use crate::sandbox::Emulator;
 use axum::Router;
@@ -26,12 +28,17 @@ pub(super) struct AppState {
     pub guard: Arc<CallbackGuard>,
 }
 
-/// Every route, with the emulator's under `/sandbox` when there is one.
-pub(super) fn router(state: AppState, emulator: Option<&Emulator>) -> Router {
+/// Every route, the console's, and the emulator's under `/sandbox` when there is one.
+pub(super) fn router(
+    state: AppState,
+    console: Arc<ConsoleState>,
+    emulator: Option<&Emulator>,
+) -> Router {
     let mut router = Router::new()
         .route("/v1/{*rest}", axum::routing::any(private_api))
         .route("/wechat/{*rest}", axum::routing::any(wechat_callback))
-        .with_state(state);
+        .with_state(state)
+        .merge(super::console::router(console));
     if let Some(emu) = emulator {
         router = router.nest("/sandbox", emu.nested_router());
     }
@@ -42,7 +49,8 @@ async fn not_found(req: Request) -> Response {
     refuse(ApiError::NotFound(req.uri().path().to_string()))
 }
 
-fn bearer_ok(req: &Request, key: &str) -> bool {
+/// The bearer key of `/v1` (and of the console's state route), compared in constant time.
+pub(super) fn bearer_ok(req: &Request, key: &str) -> bool {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)

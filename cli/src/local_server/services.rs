@@ -21,6 +21,8 @@ use wxpush_shared::wechat::{HttpWeChatClient, WeChatApi, WeChatClientConfig};
 /// Everything the routes, the worker and the timers use.
 pub(super) struct Services {
     pub tokens: Arc<TokenManager>,
+    /// The tokens' store itself, for the console's token state (never the token).
+    pub token_store: Arc<dyn TokenStore>,
     pub queue: Arc<dyn JobQueue>,
     /// The queued jobs, for the local worker.
     pub jobs: LocalJobs,
@@ -50,8 +52,9 @@ impl Services {
         let state_store = storage.state;
         let wechat_timeout = wechat.timeout;
         let wechat: Arc<dyn WeChatApi> = Arc::new(HttpWeChatClient::new(wechat));
+        let token_store = storage.tokens;
         let tokens = Arc::new(TokenManager::new(
-            storage.tokens,
+            token_store.clone(),
             secrets.clone(),
             wechat,
             TokenPolicy::for_wechat_timeout(wechat_timeout),
@@ -85,6 +88,7 @@ impl Services {
             .with_completion_delay(LOCAL_COMPLETION_DELAY);
         Ok(Services {
             tokens,
+            token_store,
             queue,
             jobs: storage.jobs,
             runner: Arc::new(runner),

@@ -19,6 +19,7 @@ mod wechat;
 mod world;
 
 pub use callback_ips::DEFAULT_CALLBACK_IPS;
+pub(crate) use controls::host_is_local_or_ip;
 pub use push::CallbackKeys;
 pub use world::{EmulatedApp, Template, random_alnum};
 

@@ -46,7 +46,8 @@ pub(super) async fn guard_controls(
     next.run(req).await
 }
 
-fn host_is_local_or_ip(host: Option<&axum::http::HeaderValue>) -> bool {
+/// A `Host` header naming an IP address or `localhost` (with or without a port).
+pub(crate) fn host_is_local_or_ip(host: Option<&axum::http::HeaderValue>) -> bool {
     let Some(host) = host.and_then(|h| h.to_str().ok()) else {
         return false;
     };

@@ -8,10 +8,13 @@ mod grants;
 mod guard;
 mod limits;
 mod login;
+mod phones;
 mod records;
 mod templates;
 mod tokens;
 mod users;
+
+pub(crate) use guard::host_is_local_or_ip;
 
 use super::world::World;
 use super::{Emulator, callback_ips};
@@ -41,6 +44,7 @@ impl Emulator {
             )
             .route("/tokens/invalidate", post(tokens::invalidate_tokens))
             .route("/messages", get(records::list_messages))
+            .route("/phones", get(phones::list_phones))
             .route("/stats", get(records::stats))
             .route("/session-keys", get(records::session_keys))
             .route("/reset", post(reset))

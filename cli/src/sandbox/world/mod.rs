@@ -3,14 +3,17 @@
 //! WeChat paths and controls; one file per topic.
 
 mod faults;
+mod inbox;
 mod login;
 mod messages;
+mod phones;
 mod quotas;
 mod templates;
 mod tokens;
 mod users;
 
 pub use faults::{Fault, FaultKind};
+pub use phones::PhoneQuery;
 pub use templates::Template;
 pub use users::{FOLLOWERS_PER_PAGE, User};
 

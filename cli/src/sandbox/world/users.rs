@@ -37,6 +37,15 @@ impl World {
         self.users.get(appid).and_then(|u| u.by_openid.get(openid))
     }
 
+    /// The app's users in the order they were added (followers or not).
+    pub(super) fn users_in_order(&self, appid: &str) -> impl Iterator<Item = (&str, &User)> {
+        self.users.get(appid).into_iter().flat_map(|u| {
+            u.order
+                .iter()
+                .filter_map(|o| u.by_openid.get(o).map(|user| (o.as_str(), user)))
+        })
+    }
+
     /// A user follows (a new user is added, with `unionid`) or unfollows the official
     /// account, and WeChat pushes `subscribe` / `unsubscribe`.
     pub fn set_following(

@@ -219,3 +219,30 @@ fn check_customservice(body: &Value) -> Result<(), WxErr> {
     }
     Ok(())
 }
+
+impl World {
+    /// The user's customer-service window as `custom_send` would judge it now: when it
+    /// closes and how many messages it still takes; `None` when it is closed.
+    pub(in crate::sandbox::world) fn service_window(
+        &self,
+        appid: &str,
+        openid: &str,
+        now: i64,
+    ) -> Option<(i64, u32)> {
+        let last = self
+            .user(appid, openid)?
+            .last_interaction
+            .filter(|t| now - t <= CUSTOM_WINDOW_SECS)?;
+        let used = match self
+            .custom_sent
+            .get(&(appid.to_string(), openid.to_string()))
+        {
+            Some((since, n)) if *since == last => *n,
+            _ => 0,
+        };
+        Some((
+            last + CUSTOM_WINDOW_SECS,
+            CUSTOM_PER_INTERACTION.saturating_sub(used),
+        ))
+    }
+}

@@ -1,0 +1,152 @@
+// The console (`/console/`) in a real browser against a real `wxpush serve --sandbox`, driven
+// as a person would: open the printed link, follow with the button, watch a template sent
+// through the API arrive on the phone in Chinese, send from the form, and see hostile
+// message data shown as text. No page error, console error, failed request or dialog.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { launch } from "./harness.mjs";
+import { startWxpush } from "./wxpush.mjs";
+
+const OA = "wxd0000000000000a1";
+const SHOTS = join(import.meta.dirname ?? ".", "..", "..", "target", "browser");
+
+let wxpush;
+let browser;
+before(async () => {
+  [wxpush, browser] = await Promise.all([startWxpush(), launch({ viewport: { width: 1400, height: 900 } })]);
+  await wxpush.sandbox("/templates", {
+    appid: OA,
+    id: "TPL_ORDER",
+    kind: "template",
+    title: "订单发货通知",
+    content: "订单号：{{character_string1.DATA}}\n商品：{{thing2.DATA}}\n{{remark.DATA}}",
+  });
+});
+after(async () => {
+  await browser?.close();
+  await wxpush?.stop();
+});
+
+/** The console at its printed link, with the phone of `openid` (an attribute selector). */
+async function open() {
+  const page = await browser.open(wxpush.consoleUrl);
+  await page.waitForSelector("#messages");
+  return page;
+}
+
+const phone = (openid) => `.phone[data-openid="${openid}"]`;
+
+async function send(body) {
+  const answer = await wxpush.api("POST", `/v1/apps/${OA}/messages`, body);
+  assert.equal(answer.status, 200, JSON.stringify(answer.data));
+  return answer.data;
+}
+
+test("the printed link opens the console, and the key leaves the address bar", async () => {
+  const page = await open();
+  const where = await page.page.evaluate(() => ({ hash: location.hash, href: location.href }));
+  assert.equal(where.hash, "");
+  assert.ok(!where.href.includes(wxpush.key));
+  const kept = await page.page.evaluate(() => sessionStorage.getItem("wxpush.console.key"));
+  assert.equal(kept, wxpush.key);
+  await page.waitForText("公众号 wxd0000000000000a1", { selector: "#apps" });
+  await page.waitForText("no token yet", { selector: "#app-state" });
+  page.assertClean();
+});
+
+test("follow with the button: the phone shows it and wxpush records the follower", async () => {
+  await wxpush.sandbox("/users", { appid: OA, openid: "o_bob", unionid: "u_bob", subscribed: false });
+  const page = await open();
+  await page.waitForText("未关注", { selector: phone("o_bob") });
+  await page.clickButton("关注", { within: phone("o_bob") });
+  await page.waitForText("已关注", { selector: phone("o_bob") });
+  // WeChat's `subscribe` push reached wxpush's callback: the follower and its unionid.
+  let user;
+  for (let i = 0; i < 50; i++) {
+    user = await wxpush.api("GET", `/v1/apps/${OA}/users?unionid=u_bob`);
+    if (user.status === 200 && user.data.accounts[0].subscribed === true) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(user.status, 200, JSON.stringify(user.data));
+  assert.deepEqual(user.data.accounts, [{ appid: OA, openid: "o_bob", subscribed: true }]);
+  await page.clickButton("取消关注", { within: phone("o_bob") });
+  await page.waitForText("未关注", { selector: phone("o_bob") });
+  page.assertClean();
+});
+
+test("a template sent through the API arrives on the phone, rendered in Chinese", async () => {
+  await wxpush.sandbox("/users/o_alice/follow", { appid: OA });
+  const page = await open();
+  const sent = await send({
+    type: "template",
+    to: { openid: "o_alice" },
+    template_id: "TPL_ORDER",
+    data: { character_string1: { value: "A1024" }, thing2: { value: "蓝牙耳机" } },
+  });
+  await page.waitForText("订单发货通知", { selector: phone("o_alice") });
+  await page.waitForText("商品：蓝牙耳机", { selector: phone("o_alice") });
+  await page.waitForText("订单号：A1024", { selector: phone("o_alice") });
+  const title = `${phone("o_alice")} .card-title`;
+  assert.deepEqual(await page.fontsUsed(title), [{ family: "Noto Sans SC", glyphs: 6 }]);
+  // wxpush's side: the message, and WeChat's delivery report moving it to `delivered`.
+  await page.waitForText(sent.id.slice(-8), { selector: "#messages" });
+  await page.waitForText("delivered", { selector: `#messages tr[data-id="${sent.id}"]` });
+  await page.screenshot(join(SHOTS, "console-template.png"));
+  page.assertClean();
+});
+
+test("the send form sends a first message without any JSON", async () => {
+  await wxpush.sandbox("/users/o_carol/follow", { appid: OA });
+  const page = await open();
+  await page.waitForSelector(phone("o_carol"));
+  const form = page.page;
+  await form.$eval('#send-form input[aria-label="to (openid)"]', (i) => (i.value = ""));
+  await form.type('#send-form input[aria-label="to (openid)"]', "o_carol");
+  await form.select('#send-form select[aria-label="message type"]', "custom");
+  await form.$eval('#send-form input[aria-label="text"]', (i) => (i.value = ""));
+  await form.type('#send-form input[aria-label="text"]', "欢迎关注");
+  await page.clickButton("Send", { within: "#send-form" });
+  await page.waitForText(": sent", { selector: "#send-form" });
+  await page.waitForText("欢迎关注", { selector: phone("o_carol") });
+  page.assertClean();
+});
+
+test("hostile message data is shown as text and runs nothing", async () => {
+  await wxpush.sandbox("/users/o_mallory/follow", { appid: OA });
+  const page = await open();
+  const hostile = "<img src=x onerror=alert(1)>";
+  // A template field holds at most 20 characters: the shortest hostile markup fits.
+  await send({
+    type: "template",
+    to: { openid: "o_mallory" },
+    template_id: "TPL_ORDER",
+    data: { character_string1: { value: "<svg onload=alert()>" }, thing2: { value: "x" }, remark: { value: hostile } },
+  });
+  await send({ type: "custom", to: { openid: "o_mallory" }, msgtype: "text", text: { content: hostile } });
+  await page.waitForText(hostile, { selector: phone("o_mallory") });
+  await page.waitForText("订单号：<svg onload=alert()>", { selector: phone("o_mallory") });
+  const made = await page.page.$$eval("#main img, #main svg, #main script, #main iframe", (els) => els.length);
+  assert.equal(made, 0, "no element made from message data");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(page.dialogs, []);
+  page.assertClean();
+});
+
+test("no response the page reads holds an access token", async () => {
+  const page = await browser.open("about:blank");
+  const bodies = [];
+  page.page.on("response", async (res) => {
+    if (res.url().startsWith(wxpush.url)) bodies.push(await res.text().catch(() => ""));
+  });
+  // A token exists: wxpush fetched one for the sends above.
+  const token = await wxpush.api("GET", `/v1/apps/${OA}/token`);
+  assert.equal(token.status, 200);
+  await page.goto(wxpush.consoleUrl);
+  await page.waitForText("token valid for", { selector: "#app-state" });
+  await page.waitForSelector(".phone");
+  assert.ok(bodies.length >= 5, `${bodies.length} responses`);
+  for (const body of bodies) assert.ok(!body.includes(token.data.access_token), "a token reached the page");
+  page.assertClean();
+});
