@@ -1,9 +1,9 @@
 //! What WeChat pushes, in XML (official accounts, mini programs) or JSON (mini programs that
 //! chose it), parsed into one shape (facts.md §2.2, §2.4).
 //!
-//! XML goes through quick-xml's event reader in one pass ([`xml`]): no entities beyond the
+//! XML goes through quick-xml's event reader in one pass (`xml.rs`): no entities beyond the
 //! five predefined ones and character references, no DTD, so entity bombs are parse errors.
-//! JSON goes through serde_json ([`json`]).
+//! JSON goes through serde_json (`json.rs`).
 
 mod json;
 #[cfg(test)]
