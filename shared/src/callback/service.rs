@@ -10,8 +10,7 @@ use crate::app::{AppConfig, AppKind, Secret};
 use crate::error::ApiError;
 use crate::queue::{Job, JobQueue};
 use crate::secrets::SecretStore;
-use crate::store::{Attr, ItemKey};
-use crate::store::{Recorded, StateStore};
+use crate::store::{ItemKey, ItemRead, Recorded, StateStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -299,8 +298,7 @@ impl CallbackService {
                 return;
             }
         };
-        let pending = matches!(account.get("unionid_pending"), Some(Attr::Bool(true)));
-        if pending && !account.contains_key("unionid") {
+        if account.flag("unionid_pending") && account.text("unionid").is_none() {
             self.queue_completion(&app.appid, openid, std::time::Duration::ZERO)
                 .await;
         }
@@ -359,9 +357,9 @@ impl CallbackService {
             .store
             .get(&ItemKey::account(&app.appid, &msg.from_user_name))
             .await?;
-        if let Some(Attr::S(u)) = account.as_ref().and_then(|a| a.get("unionid")) {
+        if let Some(unionid) = account.and_then(|a| a.string("unionid")) {
             return Ok(Enrichment {
-                unionid: Some(u.clone()),
+                unionid: Some(unionid),
                 unionid_pending: false,
             });
         }
