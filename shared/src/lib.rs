@@ -29,6 +29,7 @@ pub mod identity;
 pub mod jobs;
 pub mod manage;
 pub mod metrics;
+mod partition_scan;
 pub mod queue;
 pub mod runtime;
 pub mod secrets;

@@ -2,8 +2,9 @@
 //! whose job was never queued, or was lost.
 
 use super::{ForwardError, Forwarder};
+use crate::partition_scan::PartitionScan;
 use crate::queue::Job;
-use crate::store::{Attrs, ItemKey, ItemRead, Op, StoreError, attrs};
+use crate::store::{Attrs, ItemKey, ItemRead};
 use tracing::info;
 
 /// How old an outbox row (or its last failed attempt) must be before the sweep queues it
@@ -29,13 +30,20 @@ impl Forwarder {
 
     /// One app's part of [`Forwarder::sweep`].
     async fn sweep_app(&self, appid: &str, now: i64) -> Result<usize, ForwardError> {
-        let cursor_key = ItemKey::outbox_sweep(appid);
-        let start = self
-            .store
-            .get(&cursor_key)
-            .await?
-            .and_then(|c| c.string("after"));
-        let (jobs, after) = self.due_jobs(appid, start, now).await?;
+        let scan = PartitionScan {
+            store: &*self.store,
+            pk: ItemKey::outbox_pk(appid),
+            cursor: ItemKey::outbox_sweep(appid),
+            max_rows: self.sweep_rows,
+        };
+        let mut jobs = Vec::new();
+        let after = scan
+            .read(scan.start().await?, |sk, row| {
+                if let Some(job) = due_job(appid, sk, &row, now) {
+                    jobs.push(job);
+                }
+            })
+            .await?;
         if !jobs.is_empty() {
             self.queue.enqueue_many(&jobs).await?;
             info!(
@@ -44,54 +52,20 @@ impl Forwarder {
                 "outbox sweep queued events to forward"
             );
         }
-        let cursor = match after {
-            Some(sk) => attrs([("after", sk.into())]),
-            None => Attrs::new(),
-        };
-        let op = Op::Set {
-            key: cursor_key,
-            attrs: cursor,
-        };
-        self.store.record(&[op], now).await?;
+        scan.save(after, now).await?;
         Ok(jobs.len())
     }
+}
 
-    /// The forwarding jobs of `appid`'s outbox rows after `after` that are due (old enough,
-    /// or their retry overdue), reading at most `sweep_rows` rows; and where the next run
-    /// goes on (`None`: from the start).
-    async fn due_jobs(
-        &self,
-        appid: &str,
-        mut after: Option<String>,
-        now: i64,
-    ) -> Result<(Vec<Job>, Option<String>), StoreError> {
-        let mut read = 0;
-        let mut jobs = Vec::new();
-        // Bounded: `sweep_rows` rows at most; the next sweep goes on from `after`.
-        loop {
-            let limit = (self.sweep_rows - read.min(self.sweep_rows)).clamp(1, 1_000);
-            let page = self
-                .store
-                .query_page(&ItemKey::outbox_pk(appid), after.as_deref(), limit)
-                .await?;
-            read += page.rows.len().max(1);
-            for (sk, row) in page.rows {
-                let due = row
-                    .num("next_attempt_at")
-                    .or_else(|| row.num("created_at"))
-                    .unwrap_or(0);
-                if due <= now - SWEEP_AFTER_SECS {
-                    jobs.push(Job::ForwardEvent {
-                        appid: appid.to_string(),
-                        key: sk,
-                        attempt: row.num("attempts").unwrap_or(0).max(0) as u32,
-                    });
-                }
-            }
-            after = page.next_after;
-            if after.is_none() || read >= self.sweep_rows {
-                return Ok((jobs, after));
-            }
-        }
-    }
+/// The forwarding job of an outbox row that is due: old enough, or its retry overdue.
+fn due_job(appid: &str, sk: String, row: &Attrs, now: i64) -> Option<Job> {
+    let due = row
+        .num("next_attempt_at")
+        .or_else(|| row.num("created_at"))
+        .unwrap_or(0);
+    (due <= now - SWEEP_AFTER_SECS).then(|| Job::ForwardEvent {
+        appid: appid.to_string(),
+        key: sk,
+        attempt: row.num("attempts").unwrap_or(0).max(0) as u32,
+    })
 }

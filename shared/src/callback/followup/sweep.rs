@@ -3,9 +3,10 @@
 //! failed for good.
 
 use super::FollowerCompletion;
+use crate::partition_scan::PartitionScan;
 use crate::queue::{Job, QueueError};
 use crate::secrets::ConfigError;
-use crate::store::{Attrs, ItemKey, ItemRead, Op, StoreError, attrs};
+use crate::store::{ItemKey, ItemRead, StoreError};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tracing::{info, warn};
@@ -54,13 +55,24 @@ impl FollowerCompletion {
         now: i64,
         deadline: Instant,
     ) -> Result<usize, FollowUpSweepError> {
-        let cursor_key = ItemKey::follow_up_sweep(appid);
-        let start = self
-            .store
-            .get(&cursor_key)
-            .await?
-            .and_then(|c| c.string("after"));
-        let (due, mut after) = self.due_rows(appid, start.clone(), now).await?;
+        let scan = PartitionScan {
+            store: &*self.store,
+            pk: ItemKey::follow_up_pk(appid),
+            cursor: ItemKey::follow_up_sweep(appid),
+            max_rows: self.sweep_rows,
+        };
+        let start = scan.start().await?;
+        let mut due = Vec::new();
+        let mut after = scan
+            .read(start.clone(), |sk, row| {
+                let old = row.num("created_at").unwrap_or(0) <= now - self.sweep_after;
+                let live = row.num("ttl").is_none_or(|ttl| ttl > now);
+                if old && live {
+                    // The key of a long openid is its short form: the row holds the openid.
+                    due.push(row.string("openid").unwrap_or(sk));
+                }
+            })
+            .await?;
         let mut swept = 0;
         match &self.queue {
             Some(queue) if !due.is_empty() => {
@@ -93,50 +105,8 @@ impl FollowerCompletion {
             info!(appid, swept, "follow-up sweep completed or queued look-ups");
         }
         if after != start {
-            let cursor = match after {
-                Some(sk) => attrs([("after", sk.into())]),
-                None => Attrs::new(),
-            };
-            let op = Op::Set {
-                key: cursor_key,
-                attrs: cursor,
-            };
-            self.store.record(&[op], now).await?;
+            scan.save(after, now).await?;
         }
         Ok(swept)
-    }
-
-    /// The openids of `appid`'s follow-up rows after `after` that are due (old enough, not
-    /// expired), reading at most `sweep_rows` rows; and where the next run goes on (`None`:
-    /// from the start).
-    async fn due_rows(
-        &self,
-        appid: &str,
-        mut after: Option<String>,
-        now: i64,
-    ) -> Result<(Vec<String>, Option<String>), StoreError> {
-        let mut read = 0;
-        let mut due = Vec::new();
-        // Bounded: `sweep_rows` rows at most; the next sweep goes on from `after`.
-        loop {
-            let limit = (self.sweep_rows - read.min(self.sweep_rows)).clamp(1, 1_000);
-            let page = self
-                .store
-                .query_page(&ItemKey::follow_up_pk(appid), after.as_deref(), limit)
-                .await?;
-            read += page.rows.len().max(1);
-            for (sk, row) in page.rows {
-                let old = row.num("created_at").unwrap_or(0) <= now - self.sweep_after;
-                let live = row.num("ttl").is_none_or(|ttl| ttl > now);
-                if old && live {
-                    // The key of a long openid is its short form: the row holds the openid.
-                    due.push(row.string("openid").unwrap_or(sk));
-                }
-            }
-            after = page.next_after;
-            if after.is_none() || read >= self.sweep_rows {
-                return Ok((due, after));
-            }
-        }
     }
 }
