@@ -93,15 +93,18 @@ impl JobRunner {
                         last_delivery,
                         crate::clock::now_unix(),
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             Job::SweepOutbox => {
                 // Every configured sweep runs, whatever another one did; one failing fails
                 // the job (each is safe to run again).
                 let now = crate::clock::now_unix();
-                let mut swept = vec![("follow-up", self.followers.sweep(now, deadline).await)];
+                let followers = self.followers.sweep(now, deadline).await;
+                let mut swept = vec![("follow-up", followers.map_err(|e| e.to_string()))];
                 if let Some(forwarder) = &self.forwarder {
-                    swept.push(("outbox", forwarder.sweep(now).await));
+                    let outbox = forwarder.sweep(now).await;
+                    swept.push(("outbox", outbox.map_err(|e| e.to_string())));
                 }
                 if let Some(batches) = &self.batches {
                     let report = batches.sweep(now).await;

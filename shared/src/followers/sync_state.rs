@@ -1,6 +1,6 @@
 //! The stored state of one follower sync: where it is, what it counted, who works on it.
 
-use crate::store::{Attr, Attrs};
+use crate::store::{Attr, Attrs, ItemRead};
 use serde_json::{Value, json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,19 +108,18 @@ impl SyncState {
     }
 
     pub fn to_attrs(&self, appid: &str) -> Attrs {
-        let s = |v: &str| Attr::S(v.to_string());
         let mut a = Attrs::new();
         for (k, v) in [
-            ("appid", s(appid)),
-            ("run_id", s(&self.run_id)),
-            ("state", s(self.state.as_str())),
-            ("phase", s(self.phase.as_str())),
-            ("cursor", s(&self.cursor)),
-            ("page_last", s(&self.page_last)),
-            ("sweep_after", s(&self.sweep_after)),
-            ("last_error", s(&self.last_error)),
+            ("appid", appid),
+            ("run_id", &self.run_id),
+            ("state", self.state.as_str()),
+            ("phase", self.phase.as_str()),
+            ("cursor", &self.cursor),
+            ("page_last", &self.page_last),
+            ("sweep_after", &self.sweep_after),
+            ("last_error", &self.last_error),
         ] {
-            a.insert(k.to_string(), v);
+            a.insert(k.to_string(), v.into());
         }
         for (k, v) in [
             ("version", self.version),
@@ -146,27 +145,22 @@ impl SyncState {
 
     /// `None` when the item is not a sync state (missing or unknown fields).
     pub fn from_attrs(a: &Attrs) -> Option<SyncState> {
-        let text = |k: &str| match a.get(k) {
-            Some(Attr::S(v)) => Some(v.clone()),
-            _ => None,
-        };
-        let num = |k: &str| match a.get(k) {
-            Some(Attr::N(v)) => *v,
-            _ => 0,
-        };
+        // A counter never written reads 0, a text never written "".
+        let num = |k: &str| a.num(k).unwrap_or(0);
+        let text = |k: &str| a.string(k).unwrap_or_default();
         Some(SyncState {
-            run_id: text("run_id")?,
-            state: RunState::parse(&text("state")?)?,
-            phase: match text("phase")?.as_str() {
+            run_id: a.string("run_id")?,
+            state: RunState::parse(a.text("state")?)?,
+            phase: match a.text("phase")? {
                 "pages" => Phase::Pages,
                 "sweep" => Phase::Sweep,
                 _ => return None,
             },
             version: num("version"),
-            cursor: text("cursor").unwrap_or_default(),
+            cursor: text("cursor"),
             page_done: num("page_done"),
-            page_last: text("page_last").unwrap_or_default(),
-            sweep_after: text("sweep_after").unwrap_or_default(),
+            page_last: text("page_last"),
+            sweep_after: text("sweep_after"),
             pages: num("pages"),
             followers: num("followers"),
             mapped: num("mapped"),
@@ -180,7 +174,7 @@ impl SyncState {
             updated_at: num("updated_at"),
             finished_at: num("finished_at"),
             lease_until: num("lease_until"),
-            last_error: text("last_error").unwrap_or_default(),
+            last_error: text("last_error"),
         })
     }
 

@@ -10,30 +10,26 @@
 //! scheduled sweep ([`FollowerCompletion::sweep`], run by [`Job::SweepOutbox`]) queues the
 //! job again for every row older than [`FOLLOW_UP_SWEEP_AFTER_SECS`]: a look-up whose job was
 //! never queued, was lost, or failed for good still runs.
+//!
+//! [`Job::CompleteFollower`]: crate::queue::Job::CompleteFollower
+//! [`Job::SweepOutbox`]: crate::queue::Job::SweepOutbox
+
+mod sweep;
+
+pub use sweep::{FOLLOW_UP_SWEEP_AFTER_SECS, FOLLOW_UP_SWEEP_ROWS, FollowUpSweepError};
 
 use crate::clock::now_unix;
-use crate::queue::{Job, JobQueue};
-use crate::store::StoreError;
-use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, StateStore, attrs};
+use crate::queue::JobQueue;
+use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, Recorded, StateStore, StoreError, attrs};
 use crate::token::{TokenError, TokenManager};
 use crate::wechat::{ErrorClass, WeChatCallError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use thiserror::Error;
-use tracing::{info, warn};
 
-/// How old a follow-up row must be before the sweep queues its look-up again: well past the
-/// callback's completion delay and the time the queued job takes.
-pub const FOLLOW_UP_SWEEP_AFTER_SECS: i64 = 60;
-/// Follow-up rows the sweep reads per app per run at most (it runs every few minutes).
-pub const FOLLOW_UP_SWEEP_ROWS: usize = 1_000;
 /// How long a follow-up row is kept when its look-up never succeeds (its `ttl`; the sweep
 /// passes over an expired row DynamoDB has not removed yet). A follower sync completes the
 /// follower after that.
 pub const FOLLOW_UP_TTL_SECS: i64 = 7 * 86_400;
-/// Time a sweep without a queue keeps in hand when it runs the look-ups itself.
-const INLINE_MARGIN: Duration = Duration::from_secs(10);
-
 /// The follow-up row of a new follower of `appid` recorded without its unionid, written in
 /// the transaction of its `subscribe` event (`created_at`: when the look-up became due).
 pub fn follow_up_op(appid: &str, openid: &str, now: i64) -> Op {
@@ -76,7 +72,8 @@ pub enum CompletionError {
     Contended { appid: String, openid: String },
 }
 
-/// Runs new followers' unionid look-ups ([`Job::CompleteFollower`]) and their sweep.
+/// Runs new followers' unionid look-ups ([`Job::CompleteFollower`](crate::queue::Job::CompleteFollower))
+/// and their sweep.
 pub struct FollowerCompletion {
     tokens: Arc<TokenManager>,
     store: Arc<dyn StateStore>,
@@ -86,20 +83,6 @@ pub struct FollowerCompletion {
     sweep_rows: usize,
     /// How old a row must be for the sweep ([`FOLLOW_UP_SWEEP_AFTER_SECS`]).
     sweep_after: i64,
-}
-
-fn text(a: &Attrs, k: &str) -> Option<String> {
-    match a.get(k) {
-        Some(Attr::S(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn num(a: &Attrs, k: &str) -> Option<i64> {
-    match a.get(k) {
-        Some(Attr::N(n)) => Some(*n),
-        _ => None,
-    }
 }
 
 /// What a pending account holds that the completion's write depends on.
@@ -112,13 +95,12 @@ struct Pending {
 /// pending, or without the `event_time` the write is guarded by).
 fn pending(account: Option<&Attrs>) -> Option<Pending> {
     let account = account?;
-    let waiting = matches!(account.get("unionid_pending"), Some(Attr::Bool(true)));
-    if !waiting || text(account, "unionid").is_some() {
+    if !account.flag("unionid_pending") || account.text("unionid").is_some() {
         return None;
     }
     Some(Pending {
-        event_time: num(account, "event_time")?,
-        subscribed: matches!(account.get("subscribed"), Some(Attr::Bool(true))),
+        event_time: account.num("event_time")?,
+        subscribed: account.flag("subscribed"),
     })
 }
 
@@ -133,7 +115,7 @@ impl FollowerCompletion {
         }
     }
 
-    /// The queue the sweep puts its [`Job::CompleteFollower`]s on (the jobs queue).
+    /// The queue the sweep puts its look-up jobs on (the jobs queue).
     pub fn with_queue(mut self, queue: Arc<dyn JobQueue>) -> FollowerCompletion {
         self.queue = Some(queue);
         self
@@ -234,7 +216,7 @@ impl FollowerCompletion {
             return Ok(true);
         }
         let mut ops = vec![];
-        if let Some(event_time) = account.and_then(|a| num(a, "event_time")) {
+        if let Some(event_time) = account.and_then(|a| a.num("event_time")) {
             ops.push(Op::SetIfEquals {
                 key: key.clone(),
                 attrs: attrs([("unionid_pending", Attr::Bool(false))]),
@@ -275,121 +257,5 @@ impl FollowerCompletion {
             }
         }
         unreachable!("the loop returns on its last pass")
-    }
-
-    /// Queues a [`Job::CompleteFollower`] for every follow-up row of every configured app
-    /// older than [`FOLLOW_UP_SWEEP_AFTER_SECS`] at `now`: look-ups whose job was never queued (the
-    /// queue refused it after the event was recorded), was lost, or failed for good. Each run
-    /// reads at most [`FOLLOW_UP_SWEEP_ROWS`] rows per app from where the last run stopped (a
-    /// cursor per app), so a long backlog is covered over a few runs. Without a queue
-    /// ([`FollowerCompletion::with_queue`] not called) the look-ups run here, one after the
-    /// other, until `deadline` nears. Answers how many look-ups it queued or ran.
-    pub async fn sweep(&self, now: i64, deadline: Instant) -> Result<usize, String> {
-        let appids = self
-            .tokens
-            .secrets()
-            .list_apps()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut swept = 0;
-        for appid in appids {
-            swept += self.sweep_app(&appid, now, deadline).await?;
-        }
-        Ok(swept)
-    }
-
-    /// One app's part of [`FollowerCompletion::sweep`].
-    async fn sweep_app(&self, appid: &str, now: i64, deadline: Instant) -> Result<usize, String> {
-        let cursor_key = ItemKey::follow_up_sweep(appid);
-        let start = self
-            .store
-            .get(&cursor_key)
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|c| text(&c, "after"));
-        let (due, mut after) = self
-            .due_rows(appid, start.clone(), now)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut swept = 0;
-        match &self.queue {
-            Some(queue) if !due.is_empty() => {
-                let jobs: Vec<Job> = due
-                    .iter()
-                    .map(|openid| Job::CompleteFollower {
-                        appid: appid.to_string(),
-                        openid: openid.clone(),
-                    })
-                    .collect();
-                queue.enqueue_many(&jobs).await.map_err(|e| e.to_string())?;
-                swept = jobs.len();
-            }
-            Some(_) => {}
-            None => {
-                for openid in &due {
-                    if Instant::now() + INLINE_MARGIN >= deadline {
-                        // Out of time: the next run reads these rows again.
-                        after = start.clone();
-                        break;
-                    }
-                    match self.complete(appid, openid).await {
-                        Ok(_) => swept += 1,
-                        Err(e) => warn!(appid, error = %e, "follow-up sweep: a look-up failed"),
-                    }
-                }
-            }
-        }
-        if swept > 0 {
-            info!(appid, swept, "follow-up sweep completed or queued look-ups");
-        }
-        if after != start {
-            let cursor = match after {
-                Some(sk) => attrs([("after", Attr::S(sk))]),
-                None => Attrs::new(),
-            };
-            let op = Op::Set {
-                key: cursor_key,
-                attrs: cursor,
-            };
-            self.store
-                .record(&[op], now)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(swept)
-    }
-
-    /// The openids of `appid`'s follow-up rows after `after` that are due (old enough, not
-    /// expired), reading at most `sweep_rows` rows; and where the next run goes on (`None`:
-    /// from the start).
-    async fn due_rows(
-        &self,
-        appid: &str,
-        mut after: Option<String>,
-        now: i64,
-    ) -> Result<(Vec<String>, Option<String>), StoreError> {
-        let mut read = 0;
-        let mut due = Vec::new();
-        // Bounded: `sweep_rows` rows at most; the next sweep goes on from `after`.
-        loop {
-            let limit = (self.sweep_rows - read.min(self.sweep_rows)).clamp(1, 1_000);
-            let page = self
-                .store
-                .query_page(&ItemKey::follow_up_pk(appid), after.as_deref(), limit)
-                .await?;
-            read += page.rows.len().max(1);
-            for (sk, row) in page.rows {
-                let old = num(&row, "created_at").unwrap_or(0) <= now - self.sweep_after;
-                let live = num(&row, "ttl").is_none_or(|ttl| ttl > now);
-                if old && live {
-                    // The key of a long openid is its short form: the row holds the openid.
-                    due.push(text(&row, "openid").unwrap_or(sk));
-                }
-            }
-            after = page.next_after;
-            if after.is_none() || read >= self.sweep_rows {
-                return Ok((due, after));
-            }
-        }
     }
 }
