@@ -26,7 +26,7 @@ pub struct Enrichment {
     pub unionid_pending: bool,
 }
 
-/// `TEMPLATESENDJOBFINISH` statuses (facts.md §2.4): `success`, `failed:user block`,
+/// `TEMPLATESENDJOBFINISH` statuses (docs/wechat.md#events): `success`, `failed:user block`,
 /// `failed: system failed`, and anything else starting with `failed`.
 pub fn delivery_state(raw: &str) -> &'static str {
     let compact: String = raw

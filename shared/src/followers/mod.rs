@@ -38,9 +38,9 @@ use crate::store::{ItemKey, Op, Recorded, StateStore, StoreError};
 use crate::token::TokenManager;
 use std::sync::Arc;
 
-/// Openids per `user/get` page (facts.md §5.1).
+/// Openids per `user/get` page (docs/wechat.md#follower-list).
 pub const FOLLOWERS_PER_PAGE: usize = 10_000;
-/// Openids per `user/info/batchget` call (facts.md §5.3).
+/// Openids per `user/info/batchget` call (docs/wechat.md#batch-user-info).
 pub const BATCHGET_MAX: usize = 100;
 
 /// Runs follower syncs: [`FollowerSync::start`] and [`FollowerSync::progress`] for the API,

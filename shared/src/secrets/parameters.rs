@@ -5,7 +5,7 @@ use super::ConfigError;
 use crate::app::{AppConfig, AppKind, CallbackMode, Secret, TokenApi};
 
 /// The highest `batch_rate` an app may set: WeChat's frequency limit is 10 000 calls a
-/// minute per API (facts.md §1.2), so more than this per second could never be used.
+/// minute per API (docs/wechat.md#stable-token), so more than this per second could never be used.
 pub const MAX_BATCH_RATE: u32 = 10_000;
 
 /// Builds an [`AppConfig`] from named raw values, the same way for every store, so SSM and

@@ -1,5 +1,5 @@
 //! What WeChat pushes, in XML (official accounts, mini programs) or JSON (mini programs that
-//! chose it), parsed into one shape (facts.md §2.2, §2.4).
+//! chose it), parsed into one shape (docs/wechat.md#message-and-event-pushes, #events).
 //!
 //! XML goes through quick-xml's event reader in one pass (`xml.rs`): no entities beyond the
 //! five predefined ones and character references, no DTD, so entity bombs are parse errors.
@@ -70,7 +70,7 @@ impl InboundMessage {
     }
 
     /// The key WeChat's retries share: `MsgId` for messages, else
-    /// `FromUserName|CreateTime|Event|EventKey|MsgID` (facts.md §2.3), of any length.
+    /// `FromUserName|CreateTime|Event|EventKey|MsgID` (docs/wechat.md#answering-retries-and-dedupe), of any length.
     pub fn full_dedupe_key(&self) -> String {
         match (&self.fields.msg_id, self.msg_type.as_str()) {
             (Some(id), t) if t != "event" => format!("msg|{id}"),
