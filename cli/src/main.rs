@@ -400,7 +400,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     }
                 );
             }
-            let mut batches = wxpush_shared::batch::BatchConfig::from_env()?;
+            let mut batches =
+                wxpush_shared::batch::BatchConfig::from_env().map_err(|e| e.to_string())?;
             let worker = if test_timings {
                 wxpush_cli::serve::test_timings(&mut batches)
             } else {

@@ -15,7 +15,8 @@ mod recipients;
 #[cfg(test)]
 mod tests;
 
-use super::{Audience, MAX_MESSAGE_BYTES, MAX_RECIPIENTS, invalid};
+use super::items::Audience;
+use super::{MAX_MESSAGE_BYTES, MAX_RECIPIENTS, invalid};
 use crate::error::ApiError;
 use crate::send::validate::parse_send_request;
 use message::{Message, MessageSeed};
