@@ -7,7 +7,7 @@ use super::{BatchJobError, Batches};
 use crate::clock::now_unix;
 use crate::queue::Job;
 use crate::send::validate::parse_recipient;
-use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, attrs};
+use crate::store::{Attr, Attrs, ItemRead, Op, attrs};
 use serde_json::json;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -17,16 +17,9 @@ const FANOUT_STEP: usize = 100;
 
 /// A fan-out step's `changes` to the batch, by compare-and-swap on its version. Fan-out
 /// steps are recorded with the time, so the sweep can tell a stalled fan-out.
-fn step_op(appid: &str, id: &str, meta: &Meta, changes: Attrs) -> Op {
-    let mut attrs = changes;
-    attrs.insert("version".into(), Attr::N(meta.version + 1));
-    attrs.insert("fanout_at".into(), Attr::N(now_unix()));
-    Op::SetIfEquals {
-        key: ItemKey::batch(appid, id),
-        attrs,
-        field: "version".into(),
-        expected: meta.version,
-    }
+fn step_op(appid: &str, id: &str, meta: &Meta, mut changes: Attrs) -> Op {
+    changes.insert("fanout_at".into(), Attr::N(now_unix()));
+    meta.change_op(appid, id, changes)
 }
 
 impl Batches {

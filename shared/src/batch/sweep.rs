@@ -195,15 +195,7 @@ impl Batches {
         now: i64,
     ) -> Result<(), BatchJobError> {
         if meta.state == BatchState::Running {
-            let op = Op::SetIfEquals {
-                key: ItemKey::batch(appid, id),
-                attrs: attrs([
-                    ("state", BatchState::Done.as_str().into()),
-                    ("version", Attr::N(meta.version + 1)),
-                ]),
-                field: "version".into(),
-                expected: meta.version,
-            };
+            let op = meta.change_op(appid, id, attrs([("state", BatchState::Done.into())]));
             self.store.record(&[op], now).await?;
         }
         info!(appid, batch = %id, "batch finished");

@@ -5,7 +5,7 @@ use crate::batch::Batches;
 use crate::batch::items::{BatchState, CANCELLED, Progress, QUEUED, progress_op};
 use crate::clock::now_unix;
 use crate::error::ApiError;
-use crate::store::{Attr, ItemKey, Op, Recorded, StoreError, attrs};
+use crate::store::{Attr, ItemKey, Recorded, StoreError, attrs};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use tracing::info;
@@ -25,22 +25,19 @@ impl Batches {
     /// compare-and-swap, retried a few times against concurrent changes. Answers the
     /// batch's chunk count.
     async fn mark_cancelled(&self, appid: &str, id: &str) -> Result<u32, ApiError> {
-        let key = ItemKey::batch(appid, id);
         for _ in 0..10 {
             let meta = self.shown_meta(appid, id).await?;
             if meta.state != BatchState::Running {
                 return Ok(meta.chunks);
             }
-            let op = Op::SetIfEquals {
-                key: key.clone(),
-                attrs: attrs([
-                    ("state", BatchState::Cancelled.as_str().into()),
+            let op = meta.change_op(
+                appid,
+                id,
+                attrs([
+                    ("state", BatchState::Cancelled.into()),
                     ("cancelled_at", Attr::N(now_unix())),
-                    ("version", Attr::N(meta.version + 1)),
                 ]),
-                field: "version".into(),
-                expected: meta.version,
-            };
+            );
             if self.store.record(&[op], now_unix()).await? == Recorded::New {
                 info!(appid, batch = %id, "batch cancelled");
                 return Ok(meta.chunks);

@@ -56,7 +56,7 @@ impl Draft<'_> {
         attrs([
             ("id", id.into()),
             ("appid", self.appid.into()),
-            ("state", state.as_str().into()),
+            ("state", state.into()),
             ("audience", self.request.audience.as_str().into()),
             ("message", self.message.as_str().into()),
             ("hash", self.hash.as_str().into()),
@@ -303,45 +303,33 @@ impl Batches {
                 message: format!("Idempotency-Key {key} was used with a different batch"),
             });
         }
-        if found.state == BatchState::Writing && found.created_at + WRITING_STALE_SECS > draft.now {
-            return Err(in_progress(format!(
-                "batch {id} is still being created; retry later"
-            )));
-        }
-        if found.state == BatchState::Failed {
-            // Created, but its fan-out could not be queued: this retry starts it.
-            let op = Op::SetIfEquals {
-                key: ItemKey::batch(appid, id),
-                attrs: attrs([
-                    ("state", BatchState::Running.as_str().into()),
-                    ("version", Attr::N(found.version + 1)),
-                ]),
-                field: "version".into(),
-                expected: found.version,
-            };
-            let listed = unfinished_op(appid, id, draft.now);
-            self.store.record(&[op, listed], draft.now).await?;
-            self.start_fanout(appid, id).await?;
-            return Ok(Existing::Answer(created_body(
-                id,
-                found.audience,
-                found.total,
-                found.duplicates,
-                BatchState::Running,
-            )));
-        }
-        if found.state != BatchState::Writing {
-            if found.state == BatchState::Running && !found.fanout_done {
-                self.queue_fanout(appid, id).await?;
+        let state = match found.state {
+            BatchState::Writing if found.created_at + WRITING_STALE_SECS > draft.now => {
+                return Err(in_progress(format!(
+                    "batch {id} is still being created; retry later"
+                )));
             }
-            return Ok(Existing::Answer(created_body(
-                id,
-                found.audience,
-                found.total,
-                found.duplicates,
-                found.state,
-            )));
-        }
-        Ok(Existing::Abandoned(found.version))
+            BatchState::Writing => return Ok(Existing::Abandoned(found.version)),
+            BatchState::Failed => {
+                // Created, but its fan-out could not be queued: this retry starts it.
+                let op = found.change_op(appid, id, attrs([("state", BatchState::Running.into())]));
+                let listed = unfinished_op(appid, id, draft.now);
+                self.store.record(&[op, listed], draft.now).await?;
+                self.start_fanout(appid, id).await?;
+                BatchState::Running
+            }
+            BatchState::Running if !found.fanout_done => {
+                self.queue_fanout(appid, id).await?;
+                BatchState::Running
+            }
+            state => state,
+        };
+        Ok(Existing::Answer(created_body(
+            id,
+            found.audience,
+            found.total,
+            found.duplicates,
+            state,
+        )))
     }
 }

@@ -63,7 +63,7 @@ impl Batches {
         let failed = Op::Update {
             key: ItemKey::batch(appid, id),
             attrs: attrs([
-                ("state", BatchState::Failed.as_str().into()),
+                ("state", BatchState::Failed.into()),
                 ("error", e.to_string().into()),
             ]),
         };

@@ -1,7 +1,7 @@
 //! [`Meta`]: a batch's `meta` item, read.
 
 use super::{Audience, BatchState};
-use crate::store::{Attrs, ItemRead};
+use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op};
 
 /// The batch's `meta` item, read.
 #[derive(Clone, Debug)]
@@ -52,5 +52,17 @@ impl Meta {
             pause_reason: item.string("pause_reason"),
             fanout_at: num("fanout_at"),
         })
+    }
+
+    /// `changes` to the batch, by compare-and-swap on the version this was read at (the
+    /// version moves on): lost to any change made since.
+    pub fn change_op(&self, appid: &str, id: &str, mut changes: Attrs) -> Op {
+        changes.insert("version".into(), Attr::N(self.version + 1));
+        Op::SetIfEquals {
+            key: ItemKey::batch(appid, id),
+            attrs: changes,
+            field: "version".into(),
+            expected: self.version,
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! [`BatchState`]: where a batch is, as its `meta` item stores it and the API shows it;
 //! [`Audience`]: whom it goes to.
 
+use crate::store::Attr;
 use std::fmt;
 
 /// A batch's state. Stored in its `meta` item and answered in the API's JSON by
@@ -53,6 +54,12 @@ impl BatchState {
 impl fmt::Display for BatchState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<BatchState> for Attr {
+    fn from(state: BatchState) -> Attr {
+        Attr::S(state.as_str().to_string())
     }
 }
 
