@@ -73,12 +73,16 @@ impl JobRunner {
                 info!(appid, ?done, "follower completed");
             }
             Job::BatchFanout { appid, batch_id } => {
-                self.batches()?.fanout(appid, batch_id, deadline).await?;
+                self.batches()?
+                    .fanout(appid, batch_id, deadline)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             Job::BatchChunk { .. } => {
                 self.batches()?
                     .run_chunk(job, deadline, last_delivery)
-                    .await?;
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             Job::ForwardEvent {
                 appid,
@@ -108,7 +112,10 @@ impl JobRunner {
                 }
                 if let Some(batches) = &self.batches {
                     let report = batches.sweep(now).await;
-                    swept.push(("batch", report.map(|r| r.requeued())));
+                    swept.push((
+                        "batch",
+                        report.map(|r| r.requeued()).map_err(|e| e.to_string()),
+                    ));
                 }
                 let mut failed = vec![];
                 for (sweep, result) in swept {

@@ -7,21 +7,25 @@
 //! in one transaction with the batch's first `writing` claim, so two racing requests with
 //! one key still make one batch.
 
-use super::{
-    Audience, Batches, Meta, WRITING_STALE_SECS, chunk_ops, created_body, invalid, num, s, text,
-    unfinished_op,
-};
+use super::created_body;
 use crate::app::{AppConfig, AppKind};
+use crate::batch::items::{Audience, BatchState, Meta, chunk_ops, unfinished_op};
+use crate::batch::request::{BatchRequest, parse_batch_request, probe};
+use crate::batch::{Batches, invalid};
 use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::send::service::{MESSAGE_TTL_SECS, body_hash, check_idempotency_key, principal};
 use crate::send::validate::{MessageKind, parse_send_request};
-use crate::store::{Attr, Attrs, ItemKey, Op, Recorded, attrs};
+use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, Recorded, attrs};
 use serde_json::Value;
 use std::sync::Arc;
 use tracing::info;
 
-use super::request::{BatchRequest, parse_batch_request, probe};
+/// A batch still `writing` after this long was abandoned by its request: a retry with the
+/// same `Idempotency-Key` takes it over.
+const WRITING_STALE_SECS: i64 = 120;
+/// Chunks written per store transaction when a batch is created (two items each).
+const CHUNKS_PER_WRITE: usize = 20;
 
 /// The item that maps a caller's `Idempotency-Key` to its batch of `appid`: keyed by a SHA-1
 /// of the caller's principal (an assumed role without its session name) and the key.
@@ -47,16 +51,16 @@ struct Draft<'a> {
 }
 
 impl Draft<'_> {
-    fn meta(&self, id: &str, state: &str, version: i64) -> Attrs {
+    fn meta(&self, id: &str, state: BatchState, version: i64) -> Attrs {
         let total = self.request.recipients.len() as i64;
         attrs([
-            ("id", s(id)),
-            ("appid", s(self.appid)),
-            ("state", s(state)),
-            ("audience", s(self.request.audience.as_str())),
-            ("message", s(&self.message)),
-            ("hash", s(&self.hash)),
-            ("requested_by", s(self.caller)),
+            ("id", id.into()),
+            ("appid", self.appid.into()),
+            ("state", state.into()),
+            ("audience", self.request.audience.as_str().into()),
+            ("message", self.message.as_str().into()),
+            ("hash", self.hash.as_str().into()),
+            ("requested_by", self.caller.into()),
             ("created_at", Attr::N(self.now)),
             ("ttl", Attr::N(self.now + MESSAGE_TTL_SECS)),
             ("total", Attr::N(total)),
@@ -128,15 +132,15 @@ impl Batches {
         };
         // The chunks, then the batch says it is running, then the fan-out is queued.
         let pieces: Vec<&[String]> = request.recipients.chunks(self.config.chunk_size).collect();
-        for (group_index, group) in pieces.chunks(super::CHUNKS_PER_WRITE).enumerate() {
+        for (group_index, group) in pieces.chunks(CHUNKS_PER_WRITE).enumerate() {
             let mut ops = Vec::with_capacity(group.len() * 2);
             for (i, recipients) in group.iter().enumerate() {
-                let chunk = (group_index * super::CHUNKS_PER_WRITE + i) as u32;
+                let chunk = (group_index * CHUNKS_PER_WRITE + i) as u32;
                 ops.extend(chunk_ops(appid, &id, chunk, recipients, draft.now));
             }
             self.store.record(&ops, draft.now).await?;
         }
-        let mut running = draft.meta(&id, "running", version + 1);
+        let mut running = draft.meta(&id, BatchState::Running, version + 1);
         running.insert("chunks".into(), Attr::N(i64::from(draft.chunks())));
         let op = Op::PutIfVersion {
             key: ItemKey::batch(appid, &id),
@@ -154,7 +158,13 @@ impl Batches {
         self.start_fanout(appid, &id).await?;
         let (total, chunks) = (request.recipients.len(), draft.chunks());
         info!(appid, batch = %id, total, chunks, audience = request.audience.as_str(), caller, "batch created");
-        Ok(created_body(&id, &Meta::from(&running)))
+        Ok(created_body(
+            &id,
+            request.audience,
+            total as i64,
+            request.duplicates as i64,
+            BatchState::Running,
+        ))
     }
 
     /// The message checked as a single send would be, and the audience against the app.
@@ -196,7 +206,7 @@ impl Batches {
             let id = new_batch_id();
             let op = Op::PutIfVersion {
                 key: ItemKey::batch(draft.appid, &id),
-                attrs: draft.meta(&id, "writing", 1),
+                attrs: draft.meta(&id, BatchState::Writing, 1),
                 expected: None,
             };
             return match self.store.record(&[op], draft.now).await? {
@@ -209,14 +219,14 @@ impl Batches {
             let found = self.store.get(&key_item).await?;
             let live_id = found
                 .as_ref()
-                .filter(|k| num(k, "ttl") > draft.now)
-                .and_then(|k| text(k, "id"));
+                .filter(|k| k.num("ttl").unwrap_or(0) > draft.now)
+                .and_then(|k| k.string("id"));
             let existing = match live_id {
                 Some(id) => self.meta(draft.appid, &id).await?.map(|meta| (id, meta)),
                 None => None,
             };
             let Some((id, meta)) = existing else {
-                let expected = found.as_ref().map(|k| num(k, "version"));
+                let expected = found.as_ref().map(|k| k.num("version").unwrap_or(0));
                 match self.claim_key(draft, &key_item, expected).await? {
                     Some(id) => return Ok(Claim::Mine { id, version: 1 }),
                     // Another request with the key was first: read what it wrote.
@@ -229,7 +239,7 @@ impl Batches {
                     // Abandoned while being written: this request takes it over (same id).
                     let op = Op::PutIfVersion {
                         key: ItemKey::batch(draft.appid, &id),
-                        attrs: draft.meta(&id, "writing", version + 1),
+                        attrs: draft.meta(&id, BatchState::Writing, version + 1),
                         expected: Some(version),
                     };
                     let recorded = self.store.record(&[op], draft.now).await;
@@ -260,7 +270,7 @@ impl Batches {
         let key_op = Op::PutIfVersion {
             key: key_item.clone(),
             attrs: attrs([
-                ("id", s(&id)),
+                ("id", id.as_str().into()),
                 ("ttl", Attr::N(draft.now + MESSAGE_TTL_SECS)),
                 ("version", Attr::N(expected.unwrap_or(0) + 1)),
             ]),
@@ -268,7 +278,7 @@ impl Batches {
         };
         let meta_op = Op::PutIfVersion {
             key: ItemKey::batch(draft.appid, &id),
-            attrs: draft.meta(&id, "writing", 1),
+            attrs: draft.meta(&id, BatchState::Writing, 1),
             expected: None,
         };
         let recorded = self.store.record(&[key_op, meta_op], draft.now).await;
@@ -293,35 +303,33 @@ impl Batches {
                 message: format!("Idempotency-Key {key} was used with a different batch"),
             });
         }
-        if found.state == "writing" && found.created_at + WRITING_STALE_SECS > draft.now {
-            return Err(in_progress(format!(
-                "batch {id} is still being created; retry later"
-            )));
-        }
-        if found.state == "failed" {
-            // Created, but its fan-out could not be queued: this retry starts it.
-            let op = Op::SetIfEquals {
-                key: ItemKey::batch(appid, id),
-                attrs: attrs([
-                    ("state", s("running")),
-                    ("version", Attr::N(found.version + 1)),
-                ]),
-                field: "version".into(),
-                expected: found.version,
-            };
-            let listed = unfinished_op(appid, id, draft.now);
-            self.store.record(&[op, listed], draft.now).await?;
-            self.start_fanout(appid, id).await?;
-            let mut running = found;
-            running.state = "running".into();
-            return Ok(Existing::Answer(created_body(id, &running)));
-        }
-        if found.state != "writing" {
-            if found.state == "running" && !found.fanout_done {
-                self.queue_fanout(appid, id).await?;
+        let state = match found.state {
+            BatchState::Writing if found.created_at + WRITING_STALE_SECS > draft.now => {
+                return Err(in_progress(format!(
+                    "batch {id} is still being created; retry later"
+                )));
             }
-            return Ok(Existing::Answer(created_body(id, &found)));
-        }
-        Ok(Existing::Abandoned(found.version))
+            BatchState::Writing => return Ok(Existing::Abandoned(found.version)),
+            BatchState::Failed => {
+                // Created, but its fan-out could not be queued: this retry starts it.
+                let op = found.change_op(appid, id, attrs([("state", BatchState::Running.into())]));
+                let listed = unfinished_op(appid, id, draft.now);
+                self.store.record(&[op, listed], draft.now).await?;
+                self.start_fanout(appid, id).await?;
+                BatchState::Running
+            }
+            BatchState::Running if !found.fanout_done => {
+                self.queue_fanout(appid, id).await?;
+                BatchState::Running
+            }
+            state => state,
+        };
+        Ok(Existing::Answer(created_body(
+            id,
+            found.audience,
+            found.total,
+            found.duplicates,
+            state,
+        )))
     }
 }
