@@ -1,7 +1,7 @@
 //! template.yaml's callback firewall (`CallbackFirewall`): off by default; when on, the
 //! callback's own regional REST API behind a WAF web ACL (one rule: a per-address rate limit
 //! exempting WeChat's addresses, or WeChat's addresses only), WeChat's addresses in an IP set
-//! only the token refresh may write. cfn-lint runs in template.rs.
+//! only the token refresh may write. cfn-lint runs in template/main.rs.
 
 #[path = "common/template_yaml.rs"]
 mod template_yaml;

@@ -1,6 +1,6 @@
-//! Reading template.yaml as text, for the test binaries that check it (template.rs,
-//! template_firewall.rs, iam_policy, openapi, route_iam). Each binary includes this file with
-//! `#[path]` and uses some of it.
+//! Reading template.yaml as text, for the test binaries that check it (template,
+//! template_firewall, iam_policy, openapi, route_iam). Each includes this file with `#[path]`
+//! and uses some of it.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
