@@ -154,13 +154,28 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
     let server = local_server(apps, "test-key").await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/apps/{appid}/token", server.url());
+    let token = only_the_bearer_key_gets_a_token(&http, &url).await;
+    the_sandbox_issued_the_token_and_accepts_it(&http, &server.url(), appid, &token).await;
+    the_send_route_is_served(&http, &server.url(), appid).await;
+    unknown_routes_and_oversize_bodies_are_refused(&http, &server.url(), &url).await;
+    drop(server);
+    let stopped = http
+        .get(&url)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(stopped.is_err(), "the server stops when dropped");
+}
+
+/// Without the bearer key `test-key` the token route is 401; with it, 200 and a token.
+async fn only_the_bearer_key_gets_a_token(http: &reqwest::Client, url: &str) -> String {
     for auth in [
         None,
         Some("Bearer wrong-key"),
         Some("test-key"),
         Some("Bearer test-key-and-more"),
     ] {
-        let mut req = http.get(&url);
+        let mut req = http.get(url);
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
@@ -171,16 +186,23 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
             "unauthorized"
         );
     }
-    let resp = http.get(&url).bearer_auth("test-key").send().await.unwrap();
+    let resp = http.get(url).bearer_auth("test-key").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let token = resp.json::<Value>().await.unwrap()["access_token"]
+    resp.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
 
-    // The sandbox under /sandbox issued it, and accepts it.
+/// The sandbox under /sandbox issued the token, and accepts it.
+async fn the_sandbox_issued_the_token_and_accepts_it(
+    http: &reqwest::Client,
+    base: &str,
+    appid: &str,
+    token: &str,
+) {
     let stats: Value = http
-        .get(format!("{}/sandbox/stats", server.url()))
+        .get(format!("{}/sandbox/stats", base))
         .send()
         .await
         .unwrap()
@@ -188,7 +210,7 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .await
         .unwrap();
     assert_eq!(stats, json!({"/cgi-bin/stable_token": 1}));
-    http.post(format!("{}/sandbox/users", server.url()))
+    http.post(format!("{}/sandbox/users", base))
         .json(&json!({"appid": appid, "openid": "o1"}))
         .send()
         .await
@@ -196,7 +218,7 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
     let sent: Value = http
         .post(format!(
             "{}/sandbox/cgi-bin/message/template/send?access_token={token}",
-            server.url()
+            base
         ))
         .json(&json!({"touser": "o1", "template_id": "T", "data": {"k": {"value": "v"}}}))
         .send()
@@ -206,10 +228,12 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .await
         .unwrap();
     assert_eq!(sent["errcode"], 0);
+}
 
-    // The send route, over the same server.
+/// The send route, over the same server.
+async fn the_send_route_is_served(http: &reqwest::Client, base: &str, appid: &str) {
     let resp = http
-        .post(format!("{}/v1/apps/{appid}/messages", server.url()))
+        .post(format!("{}/v1/apps/{appid}/messages", base))
         .bearer_auth("test-key")
         .header("idempotency-key", "local-1")
         .json(&json!({"type": "template", "to": {"openid": "o1"}, "template_id": "T", "data": {"k": {"value": "v"}}}))
@@ -222,23 +246,25 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .unwrap()
         .to_string();
     let resp = http
-        .get(format!("{}/v1/apps/{appid}/messages/{id}", server.url()))
+        .get(format!("{}/v1/apps/{appid}/messages/{id}", base))
         .bearer_auth("test-key")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "sent");
+}
 
-    // Unknown routes and oversize bodies.
-    let resp = http
-        .get(format!("{}/nowhere", server.url()))
-        .send()
-        .await
-        .unwrap();
+/// Unknown routes are 404; a body over the limit is 413.
+async fn unknown_routes_and_oversize_bodies_are_refused(
+    http: &reqwest::Client,
+    base: &str,
+    url: &str,
+) {
+    let resp = http.get(format!("{}/nowhere", base)).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let big = vec![b'x'; wxpush_send::MAX_BODY_BYTES + 1];
     let resp = http
-        .post(&url)
+        .post(url)
         .bearer_auth("test-key")
         .body(big)
         .send()
@@ -249,13 +275,6 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         resp.json::<Value>().await.unwrap()["error"]["code"],
         "payload_too_large"
     );
-    drop(server);
-    let stopped = http
-        .get(&url)
-        .timeout(Duration::from_millis(500))
-        .send()
-        .await;
-    assert!(stopped.is_err(), "the server stops when dropped");
 }
 
 /// `POST /v1/apps/{appid}/messages` and `GET .../messages/{id}` as API Gateway delivers them.
