@@ -1,16 +1,17 @@
 //! The Lambda handlers called directly with real event JSON, and the local server over HTTP.
 
+#[path = "common/one_app_server.rs"]
+mod one_app_server;
+
 use lambda_runtime::{Context, LambdaEvent};
+use one_app_server::one_app_server;
 use serde_json::{Value, json};
 use std::time::Duration;
 use wxpush_send::{SendService, handle};
 use wxpush_shared::AppKind;
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::secrets::{AppEntry, AppsFile};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{
-    SsmApp, TokenWorld, apigw_v1_request, emulated, local_server, put_app, random_appid,
-};
+use wxpush_tests::{SsmApp, TokenWorld, apigw_v1_request, emulated, put_app, random_appid};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -143,15 +144,7 @@ async fn send_handler_over_real_api_gateway_v2_events() {
 #[tokio::test]
 async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sandbox() {
     let appid = "wx0000000000000c01";
-    let apps = AppsFile {
-        apps: vec![AppEntry {
-            appid: appid.into(),
-            kind: "official_account".into(),
-            app_secret: "local-secret".into(),
-            ..AppEntry::default()
-        }],
-    };
-    let server = local_server(apps, "test-key").await;
+    let server = one_app_server(appid).await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/apps/{appid}/token", server.url());
     let token = only_the_bearer_key_gets_a_token(&http, &url).await;

@@ -49,17 +49,11 @@ async fn stack() -> Stack {
     let env = env(&world, &queue_url, &bus, &e.base);
     e.control(
         "/users",
-        json!({"appid": oa, "openid": "o-iam", "unionid": "u-iam"}),
-    )
-    .await;
-    e.control(
-        "/users",
-        json!({"appid": oa, "openid": "o-new", "unionid": "u-new"}),
-    )
-    .await;
-    e.control(
-        "/users",
-        json!({"appid": mp, "openid": "m-iam", "unionid": "u-iam"}),
+        json!([
+            {"appid": oa, "openid": "o-iam", "unionid": "u-iam"},
+            {"appid": oa, "openid": "o-new", "unionid": "u-new"},
+            {"appid": mp, "openid": "m-iam", "unionid": "u-iam"},
+        ]),
     )
     .await;
     e.control(

@@ -170,12 +170,10 @@ async fn real_answers_match_the_documented_schemas() {
     let e = &world.emulator;
     e.control(
         "/users",
-        json!({"appid": oa, "openid": "o-spec", "unionid": "u-spec"}),
-    )
-    .await;
-    e.control(
-        "/users",
-        json!({"appid": mp, "openid": "m-spec", "unionid": "u-spec"}),
+        json!([
+            {"appid": oa, "openid": "o-spec", "unionid": "u-spec"},
+            {"appid": mp, "openid": "m-spec", "unionid": "u-spec"},
+        ]),
     )
     .await;
     e.control(

@@ -3,14 +3,16 @@
 //! and the send path's check of `data` keys against a known template.
 
 mod data_keys;
+#[path = "../common/one_app_server.rs"]
+mod one_app_server;
 mod quota;
 
+use one_app_server::one_app_server;
 use serde_json::{Value, json};
 use std::time::Duration;
 use wxpush_send::{SendService, handle};
-use wxpush_shared::secrets::{AppEntry, AppsFile};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{TokenWorld, apigw_v1_request, local_server};
+use wxpush_tests::{TokenWorld, apigw_v1_request};
 
 struct World {
     world: TokenWorld,
@@ -277,15 +279,7 @@ async fn adding_is_validated_and_wechat_refusals_are_clear() {
 #[tokio::test]
 async fn local_server_serves_quota_and_templates() {
     let appid = "wx0000000000000d01";
-    let apps = AppsFile {
-        apps: vec![AppEntry {
-            appid: appid.into(),
-            kind: "official_account".into(),
-            app_secret: "local-secret".into(),
-            ..AppEntry::default()
-        }],
-    };
-    let server = local_server(apps, "test-key").await;
+    let server = one_app_server(appid).await;
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{}/sandbox/templates", server.url()))
