@@ -195,7 +195,7 @@ async fn the_sandbox_issued_the_token_and_accepts_it(
     token: &str,
 ) {
     let stats: Value = http
-        .get(format!("{}/sandbox/stats", base))
+        .get(format!("{base}/sandbox/stats"))
         .send()
         .await
         .unwrap()
@@ -203,15 +203,14 @@ async fn the_sandbox_issued_the_token_and_accepts_it(
         .await
         .unwrap();
     assert_eq!(stats, json!({"/cgi-bin/stable_token": 1}));
-    http.post(format!("{}/sandbox/users", base))
+    http.post(format!("{base}/sandbox/users"))
         .json(&json!({"appid": appid, "openid": "o1"}))
         .send()
         .await
         .unwrap();
     let sent: Value = http
         .post(format!(
-            "{}/sandbox/cgi-bin/message/template/send?access_token={token}",
-            base
+            "{base}/sandbox/cgi-bin/message/template/send?access_token={token}"
         ))
         .json(&json!({"touser": "o1", "template_id": "T", "data": {"k": {"value": "v"}}}))
         .send()
@@ -226,7 +225,7 @@ async fn the_sandbox_issued_the_token_and_accepts_it(
 /// The send route, over the same server.
 async fn the_send_route_is_served(http: &reqwest::Client, base: &str, appid: &str) {
     let resp = http
-        .post(format!("{}/v1/apps/{appid}/messages", base))
+        .post(format!("{base}/v1/apps/{appid}/messages"))
         .bearer_auth("test-key")
         .header("idempotency-key", "local-1")
         .json(&json!({"type": "template", "to": {"openid": "o1"}, "template_id": "T", "data": {"k": {"value": "v"}}}))
@@ -239,7 +238,7 @@ async fn the_send_route_is_served(http: &reqwest::Client, base: &str, appid: &st
         .unwrap()
         .to_string();
     let resp = http
-        .get(format!("{}/v1/apps/{appid}/messages/{id}", base))
+        .get(format!("{base}/v1/apps/{appid}/messages/{id}"))
         .bearer_auth("test-key")
         .send()
         .await
@@ -253,7 +252,7 @@ async fn unknown_routes_and_oversize_bodies_are_refused(
     base: &str,
     url: &str,
 ) {
-    let resp = http.get(format!("{}/nowhere", base)).send().await.unwrap();
+    let resp = http.get(format!("{base}/nowhere")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let big = vec![b'x'; wxpush_send::MAX_BODY_BYTES + 1];
     let resp = http

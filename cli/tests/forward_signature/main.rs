@@ -6,13 +6,16 @@
 //! docs/webhook-signatures.md are run against them (valid → accepted; a tampered body, a wrong
 //! secret, an old `t` → refused). A plain `http://` webhook beyond loopback is refused at start.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod doc_examples;
 mod server;
 mod webhook;
 
+#[cfg(unix)]
+use common::mode;
 use doc_examples::{check_example, have};
 use server::{Dir, serve, wxpush};
-use std::path::Path;
 use std::time::Duration;
 use webhook::{receiver, verify};
 
@@ -62,12 +65,6 @@ async fn every_delivery_is_signed_with_the_secret_from_the_environment() {
         !printed.contains(secret) && !logged.contains(secret),
         "the secret is never printed or logged"
     );
-}
-
-#[cfg(unix)]
-fn mode(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[cfg(unix)]
