@@ -2,12 +2,17 @@
 //! send Lambda's handler with real API Gateway events, against moto and the WeChat emulator;
 //! and the send path's check of `data` keys against a known template.
 
+mod data_keys;
+#[path = "../common/one_app_server.rs"]
+mod one_app_server;
+mod quota;
+
+use one_app_server::one_app_server;
 use serde_json::{Value, json};
 use std::time::Duration;
 use wxpush_send::{SendService, handle};
-use wxpush_shared::secrets::{AppEntry, AppsFile};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{TokenWorld, apigw_v1_request, local_server};
+use wxpush_tests::{TokenWorld, apigw_v1_request};
 
 struct World {
     world: TokenWorld,
@@ -46,6 +51,10 @@ impl World {
     }
     fn calls(&self, path: &str) -> u64 {
         self.world.emulator.emu.calls(path)
+    }
+    /// `body` sent from `appid` through the send service.
+    async fn send(&self, appid: &str, body: Value) -> (u16, Value) {
+        wxpush_tests::send_message(&self.svc, appid, &body, None, Duration::from_secs(10)).await
     }
     async fn templates(&self, appid: &str, query: &str) -> Vec<Value> {
         let (status, body) = self
@@ -267,215 +276,10 @@ async fn adding_is_validated_and_wechat_refusals_are_clear() {
     assert_eq!(status, 404);
 }
 
-fn template_send(to: &str, data: Value) -> Value {
-    json!({"type": "template", "to": {"openid": to}, "template_id": "OA_order", "data": data})
-}
-
-#[tokio::test]
-async fn sends_check_data_keys_against_a_known_template_before_wechat() {
-    let w = world().await;
-    register(&w).await;
-    w.control(
-        "/users",
-        json!({"appid": w.oa, "openid": "fan", "unionid": "u-fan"}),
-    )
-    .await;
-    w.control(
-        "/users",
-        json!({"appid": w.mp, "openid": "mpfan", "unionid": "u-fan"}),
-    )
-    .await;
-    w.control(
-        "/grants",
-        json!({"appid": w.mp, "openid": "mpfan", "template_id": "MP_ship"}),
-    )
-    .await;
-    let send = |appid: String, body: Value| {
-        let svc = &w.svc;
-        async move {
-            wxpush_tests::send_message(svc, &appid, &body, None, Duration::from_secs(10)).await
-        }
-    };
-    // Not listed yet: wxpush does not know the template and sends as before; WeChat (which
-    // knows it) takes the message without first/remark.
-    let good = json!({"character_string1": {"value": "SN-1"}, "phrase2": {"value": "已发货"}});
-    let (status, body) = send(w.oa.clone(), template_send("fan", good.clone())).await;
-    assert_eq!(status, 200, "{body}");
-
-    w.templates(&w.oa, "").await;
-    w.templates(&w.mp, "").await;
-    let (lists_before, sends_before) = (
-        w.calls(PRIVATE_LIST),
-        w.calls("/cgi-bin/message/template/send"),
-    );
-    let missing = json!({"character_string1": {"value": "SN-1"}});
-    let (status, body) = send(w.oa.clone(), template_send("fan", missing)).await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("data.phrase2")),
-        "{body}"
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("OA_order")
-    );
-    let unknown = json!({"character_string1": {"value": "SN-1"}, "phrase2": {"value": "已发货"}, "thing9": {"value": "x"}});
-    let (status, body) = send(w.oa.clone(), template_send("fan", unknown)).await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("data.thing9"))
-    );
-    assert_eq!(
-        w.calls("/cgi-bin/message/template/send"),
-        sends_before,
-        "refused before WeChat"
-    );
-    let (status, _) = send(w.oa.clone(), template_send("fan", good.clone())).await;
-    assert_eq!(status, 200);
-
-    // Subscribe: a missing key is refused before subscribe/send; the full data goes through.
-    let sub = |data: Value| json!({"type": "subscribe", "to": {"openid": "mpfan"}, "template_id": "MP_ship", "data": data});
-    let (status, body) = send(w.mp.clone(), sub(json!({"thing1": {"value": "耳机"}}))).await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("data.time2")),
-        "{body}"
-    );
-    assert_eq!(w.calls("/cgi-bin/message/subscribe/send"), 0);
-    let (status, body) = send(
-        w.mp.clone(),
-        sub(json!({"thing1": {"value": "耳机"}, "time2": {"value": "2026年11月26日 10:00"}})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-
-    // Uniform (posted to the official account it goes out through): checked against that
-    // account's template.
-    let uniform = json!({"type": "uniform", "to": {"unionid": "u-fan"}, "template_id": "OA_order", "data": {"phrase2": {"value": "已发货"}}});
-    let (status, body) = send(w.oa.clone(), uniform).await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("data.character_string1")),
-        "{body}"
-    );
-
-    // A warm cache costs no WeChat listing per send.
-    assert_eq!(w.calls(PRIVATE_LIST), lists_before);
-    assert_eq!(w.calls(SUBSCRIBE_LIST), 2);
-}
-
-#[tokio::test]
-async fn quota_reports_the_daily_counters() {
-    let w = world().await;
-    w.control("/users", json!({"appid": w.oa, "openid": "fan"}))
-        .await;
-    for _ in 0..2 {
-        let body = json!({"type": "template", "to": {"openid": "fan"}, "template_id": "T", "data": {"thing1": {"value": "x"}}});
-        let (status, resp) =
-            wxpush_tests::send_message(&w.svc, &w.oa, &body, None, Duration::from_secs(10)).await;
-        assert_eq!(status, 200, "{resp}");
-    }
-    let base = format!("/v1/apps/{}/quota", w.oa);
-    let (status, body) = w
-        .call(
-            "GET",
-            &format!("{base}?path=/cgi-bin/message/template/send"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body,
-        json!({"path": "/cgi-bin/message/template/send", "daily_limit": 100000, "used": 2, "remain": 99998})
-    );
-    // Percent-encoded, and a limit set for the test.
-    w.control(
-        "/quotas",
-        json!({"path": "/cgi-bin/message/template/send", "daily_limit": 5}),
-    )
-    .await;
-    let (_, body) = w
-        .call(
-            "GET",
-            &format!("{base}?path=%2Fcgi-bin%2Fmessage%2Ftemplate%2Fsend"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (body["daily_limit"].as_u64(), body["remain"].as_u64()),
-        (Some(5), Some(3))
-    );
-    assert_eq!(w.calls("/cgi-bin/openapi/quota/get"), 2);
-
-    for query in ["", "?path=", "?path=cgi-bin/token", "?path=/a%20b"] {
-        let (status, body) = w.call("GET", &format!("{base}{query}"), None).await;
-        assert_eq!(
-            (status, body["error"]["field"].as_str()),
-            (422, Some("path")),
-            "{query}: {body}"
-        );
-    }
-    assert_eq!(
-        w.calls("/cgi-bin/openapi/quota/get"),
-        2,
-        "bad paths never reach WeChat"
-    );
-    // A path WeChat keeps no quota for (76021).
-    let (status, body) = w
-        .call("GET", &format!("{base}?path=/cgi-bin/nope"), None)
-        .await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("path")),
-        "{body}"
-    );
-    // WeChat's errors map as for every call; a refused token is refreshed once.
-    w.control(
-        "/faults",
-        json!({"path": "/cgi-bin/openapi/quota/get", "errcode": 45009}),
-    )
-    .await;
-    let (status, body) = w
-        .call("GET", &format!("{base}?path=/cgi-bin/token"), None)
-        .await;
-    assert_eq!(
-        (status, body["error"]["wechat_errcode"].as_i64()),
-        (429, Some(45009))
-    );
-    w.control("/tokens/invalidate", json!({"appid": w.oa}))
-        .await;
-    let (status, body) = w
-        .call("GET", &format!("{base}?path=/cgi-bin/stable_token"), None)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["daily_limit"], 500_000);
-    let (status, body) = w
-        .call(
-            "GET",
-            "/v1/apps/wx00000000000000ff/quota?path=/cgi-bin/token",
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_app"))
-    );
-}
-
 #[tokio::test]
 async fn local_server_serves_quota_and_templates() {
     let appid = "wx0000000000000d01";
-    let apps = AppsFile {
-        apps: vec![AppEntry {
-            appid: appid.into(),
-            kind: "official_account".into(),
-            app_secret: "local-secret".into(),
-            ..AppEntry::default()
-        }],
-    };
-    let server = local_server(apps, "test-key").await;
+    let server = one_app_server(appid).await;
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{}/sandbox/templates", server.url()))

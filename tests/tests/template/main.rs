@@ -1,43 +1,19 @@
 //! template.yaml: valid for CloudFormation (cfn-lint) and shaped as the contract says.
 
+mod emitted_metrics;
+#[path = "../common/template_yaml.rs"]
+mod template_yaml;
+
+use emitted_metrics::emitted_metrics;
 use std::process::Command;
-
-fn template() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
-}
-
-/// The text between the first `start` and the next `end` after it.
-fn section<'a>(t: &'a str, start: &str, end: &str) -> &'a str {
-    t.split(start)
-        .nth(1)
-        .unwrap_or_else(|| panic!("{start} not found"))
-        .split(end)
-        .next()
-        .unwrap()
-}
-
-/// Each IAM policy statement, from its `Effect:` to the next one (cut at the `Events:` or the
-/// blank line that ends the last statement of a resource).
-fn statements(t: &str) -> Vec<&str> {
-    t.split("Effect:")
-        .skip(1)
-        .map(|s| {
-            s.split("Events:")
-                .next()
-                .unwrap()
-                .split("\n\n")
-                .next()
-                .unwrap()
-        })
-        .collect()
-}
+use template_yaml::{TEMPLATE_PATH, section, statements, template};
 
 #[test]
 fn cfn_lint_passes() {
     let lint = std::env::var("WXPUSH_CFN_LINT")
         .expect("WXPUSH_CFN_LINT is not set: run the suite with `bash scripts/test`");
     let out = Command::new(&lint)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .arg(TEMPLATE_PATH)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {lint}: {e}"));
     assert!(
@@ -435,42 +411,7 @@ fn egress_is_none_subnets_or_a_created_nat_with_its_ip_as_an_output() {
 #[test]
 fn alarms_and_the_dashboard_read_metrics_the_code_emits() {
     let t = template();
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    // `count("Name", ..., &[("Dim", ...)...])` in the code: metric name → dimension names.
-    let mut emitted: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-        Default::default();
-    let mut stack = vec![std::path::PathBuf::from(root).join("shared/src")];
-    for f in [
-        "functions/send/src",
-        "functions/callback/src",
-        "functions/token-refresh/src",
-    ] {
-        stack.push(std::path::PathBuf::from(root).join(f));
-    }
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            let flat: String = text.split_whitespace().collect();
-            for call in flat.split("metrics::count(").skip(1) {
-                let Some(name) = call.strip_prefix('"').and_then(|c| c.split('"').next()) else {
-                    continue;
-                };
-                // The dimensions: `&[("Name", value), ...]`, up to its closing `])`.
-                let args = call.split("])").next().unwrap_or("");
-                let dims = emitted.entry(name.to_string()).or_default();
-                for part in args.split("(\"").skip(1) {
-                    if let Some(dim) = part.split('"').next() {
-                        dims.insert(dim.to_string());
-                    }
-                }
-            }
-        }
-    }
+    let emitted = emitted_metrics();
     for metric in [
         "Sends",
         "SendWeChatErrors",
