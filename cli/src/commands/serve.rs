@@ -1,4 +1,4 @@
-//! `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (see README). The
+//! `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (docs/api.md#local-server). The
 //! flags are checked before anything starts; the server itself is `local_server`.
 
 use super::load_apps;
@@ -31,7 +31,7 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     if !is_loopback(&args.host) {
         warn_beyond_this_machine(&args.host, args.sandbox, &callback_guard);
     }
-    let mut batches = BatchConfig::from_env()?;
+    let mut batches = BatchConfig::from_env().map_err(|e| e.to_string())?;
     let worker = if args.test_timings {
         test_timings(&mut batches)
     } else {

@@ -215,12 +215,14 @@ mod tests {
                 name: "app_secret".into()
             }
         );
+    }
 
+    #[test]
+    fn errors_name_the_line_the_entry_and_the_field_never_a_value() {
         let bad_toml =
             AppsFile::parse("[[app]]\nappid = \"wx0\"\napp_secret = \"hunter2").unwrap_err();
         assert!(!bad_toml.to_string().contains("hunter2"), "{bad_toml}");
 
-        // Errors name the line, the entry and the field, never a value.
         let no_kind =
             AppsFile::parse("[[app]]\nappid = \"wx0123456789abcdef\"\napp_secret = \"hunter2\"\n")
                 .unwrap();
@@ -257,7 +259,10 @@ mod tests {
             no_appid.contains("[[app]] #1: missing field `appid`"),
             "{no_appid}"
         );
+    }
 
+    #[test]
+    fn secrets_never_show_and_a_key_means_safe_mode() {
         let file = AppsFile::parse(
             "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"official_account\"\napp_secret = \"hunter2\"\ncallback_token = \"tok-secret\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n",
         )

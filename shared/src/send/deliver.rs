@@ -1,4 +1,4 @@
-//! The WeChat call of a send, with the contract's retry rules: the message as WeChat gets
+//! The WeChat call of a send, with the retry rules of docs/api.md: the message as WeChat gets
 //! it, the attempts within the invocation's budget, and how delivery ends when it does not
 //! succeed.
 
@@ -167,7 +167,7 @@ fn attempts_exhausted(appid: &str, maybe_sent: bool) -> Failure {
 }
 
 impl Sender {
-    /// Calls WeChat with the contract's rules: a token error invalidates that token and retries
+    /// Calls WeChat with the rules of docs/api.md: a token error invalidates that token and retries
     /// once; -1 retries with jittered backoff while the budget allows; an attempt that may have
     /// been delivered (timeout, reset, HTTP 5xx, unreadable answer) is resent only where WeChat
     /// dedupes (template messages carry a `client_msg_id`) and otherwise ends `unknown`. Every

@@ -6,7 +6,7 @@
 //!   step;
 //! - `idempotency_key.rs` and `claim.rs`: the caller's `Idempotency-Key`, claimed in the store;
 //! - `route.rs`: the app that sends the message and the recipient's openid there;
-//! - `deliver.rs`: the WeChat call with the contract's retry rules;
+//! - `deliver.rs`: the WeChat call with the retry rules of docs/api.md;
 //! - `outcome.rs` and `refusal.rs`: the answer, and WeChat's refusals as the API names them;
 //! - `record.rs`: the message record and the finished claim, written together, and read back
 //!   by a retry;
