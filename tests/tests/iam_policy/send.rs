@@ -30,7 +30,8 @@ async fn call(svc: &SendService, route: (&str, String), body: Option<Value>, wan
     call_with(svc, route, body, &[], want).await
 }
 
-/// The token, a message sent and read, a subscription message, a login, the users' routes.
+/// The token, a message sent, read and listed, a subscription message, a login, the users'
+/// routes.
 async fn messages_sessions_and_users(svc: &SendService, s: &Stack) {
     let (oa, mp) = (&s.oa, &s.mp);
     call(svc, ("GET", format!("/v1/apps/{oa}/token")), None, 200).await;
@@ -52,6 +53,9 @@ async fn messages_sessions_and_users(svc: &SendService, s: &Stack) {
         200,
     )
     .await;
+    // The list: its index rows were written with the record, and are read by Query.
+    let list = call(svc, ("GET", format!("/v1/apps/{oa}/messages")), None, 200).await;
+    assert_eq!(list["messages"][0]["id"], id);
     let subscribe = json!({"type": "subscribe", "to": {"openid": "m-iam"}, "template_id": "SUB1", "data": {"thing1": {"value": "x"}}});
     let messages = ("POST", format!("/v1/apps/{mp}/messages"));
     call(svc, messages, Some(subscribe), 200).await;

@@ -97,7 +97,7 @@ impl Api {
 async fn the_spec_has_the_deployed_routes_and_every_route_is_served() {
     let spec = openapi();
     let ops = documented(&spec);
-    assert_eq!(ops.len(), 15, "{ops:?}");
+    assert_eq!(ops.len(), 16, "{ops:?}");
     assert_eq!(
         ops,
         deployed_routes(),
@@ -208,6 +208,13 @@ async fn sends_and_reads(api: &Api, world: &TokenWorld, oa: &str, mp: &str, msg:
     let id = sent["id"].as_str().unwrap();
     let message = format!("/v1/apps/{oa}/messages/{id}");
     api.expect("GET", "/v1/apps/{appid}/messages/{id}", &message, None, 200)
+        .await;
+    let listed = api
+        .expect("GET", "/v1/apps/{appid}/messages", &messages, None, 200)
+        .await;
+    assert_eq!(listed["messages"][0]["id"], id);
+    let bad_limit = format!("{messages}?limit=0");
+    api.expect("GET", "/v1/apps/{appid}/messages", &bad_limit, None, 422)
         .await;
     let code = world
         .emulator
