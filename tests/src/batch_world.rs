@@ -1,7 +1,7 @@
 //! The batch tests' world: the `/v1` handler with batches, the job runner the batch-worker
 //! Lambda uses, the WeChat emulator, the state and token stores behind the fault-injecting
-//! wrapper, and the SQS stand-in (`sim_queue`). Shared by `batches.rs` and
-//! `batch_guarantees.rs`.
+//! wrapper, and the SQS stand-in (`sim_queue`). Shared by the `batches` and
+//! `batch_guarantees` tests.
 
 use crate::faults::{Faults, FaultySecretStore, FaultyStateStore, FaultyTokenStore};
 use crate::sim_queue::{Drive, SimQueue};
