@@ -175,13 +175,7 @@ impl World {
 
     /// Messages the emulator delivered, per openid.
     pub async fn delivered(&self) -> HashMap<String, usize> {
-        let mut per_user = HashMap::new();
-        for m in self.emulator.delivered(OA).await {
-            *per_user
-                .entry(m["touser"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-        per_user
+        self.emulator.delivered_per_user(OA).await
     }
 
     /// Each recipient's recorded outcome character, read from the store.

@@ -1,6 +1,7 @@
 //! The WeChat emulator served in-process on 127.0.0.1:0, with its `/sandbox` control calls.
 
 use crate::logs::{capture_suite_logs, remember_secrets};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -80,6 +81,17 @@ impl EmulatorServer {
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// How many messages the emulator delivered to each openid of `appid`.
+    pub async fn delivered_per_user(&self, appid: &str) -> HashMap<String, usize> {
+        let mut per_user = HashMap::new();
+        for m in self.delivered(appid).await {
+            *per_user
+                .entry(m["touser"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        per_user
     }
 
     pub async fn get(&self, path: &str) -> serde_json::Value {

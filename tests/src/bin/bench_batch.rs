@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -140,12 +139,7 @@ async fn bench(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run
 
 /// The recipients that got more than one message, and those that got none.
 async fn duplicates_and_lost(emulator: &EmulatorServer) -> (usize, usize) {
-    let mut per_user: HashMap<String, usize> = HashMap::new();
-    for m in emulator.delivered(OA).await {
-        *per_user
-            .entry(m["touser"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
+    let per_user = emulator.delivered_per_user(OA).await;
     let duplicates = per_user.values().filter(|&&c| c > 1).count();
     (duplicates, RECIPIENTS - per_user.len())
 }
