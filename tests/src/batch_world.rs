@@ -173,6 +173,15 @@ impl World {
         }
     }
 
+    /// The batch's own item (its message, counts and state as stored).
+    pub async fn batch_meta(&self, appid: &str, id: &str) -> wxpush_shared::store::Attrs {
+        self.store
+            .get(&ItemKey::batch(appid, id))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// Messages the emulator delivered, per openid.
     pub async fn delivered(&self) -> HashMap<String, usize> {
         self.emulator.delivered_per_user(OA).await

@@ -5,7 +5,6 @@ use crate::num;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use wxpush_shared::send::service::MESSAGE_TTL_SECS;
-use wxpush_shared::store::ItemKey;
 use wxpush_tests::batch_world::*;
 use wxpush_tests::sim_queue::Drive;
 
@@ -114,12 +113,7 @@ async fn batch_claims_live_as_long_as_the_batch() {
         )
         .await;
     assert!(w.drive(Drive::default()).await.unwrap().drained);
-    let meta = w
-        .store
-        .get(&ItemKey::batch(OA, &id))
-        .await
-        .unwrap()
-        .unwrap();
+    let meta = w.batch_meta(OA, &id).await;
     let claims = w.store.query(&format!("bclaim#{OA}#{id}")).await.unwrap();
     assert_eq!(claims.len(), 1);
     assert!(

@@ -132,12 +132,7 @@ async fn a_late_takeover_does_not_resend_a_template_message() {
     // Claims as a dead worker left them: z0 attempted 10 minutes ago, z1 30 s ago. A
     // recipient's claim is for the batch's message, keyed by the person it reaches.
     let now = now_unix();
-    let meta = w
-        .store
-        .get(&ItemKey::batch(OA, &id))
-        .await
-        .unwrap()
-        .unwrap();
+    let meta = w.batch_meta(OA, &id).await;
     let Some(Attr::S(stored_message)) = meta.get("message") else {
         panic!("no message in {meta:?}")
     };

@@ -15,20 +15,8 @@ pub async fn emulator() -> EmulatorServer {
     .await
 }
 
-pub async fn post(emu: &EmulatorServer, path: &str, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}{path}", emu.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 pub async fn stable(emu: &EmulatorServer, appid: &str, secret: &str, force: bool) -> Value {
-    post(emu, "/cgi-bin/stable_token", json!({"grant_type": "client_credential", "appid": appid, "secret": secret, "force_refresh": force})).await
+    emu.post("/cgi-bin/stable_token", json!({"grant_type": "client_credential", "appid": appid, "secret": secret, "force_refresh": force})).await
 }
 
 pub async fn classic(emu: &EmulatorServer, appid: &str, secret: &str) -> Value {
@@ -46,8 +34,7 @@ pub fn token(v: &Value) -> String {
 }
 
 pub async fn template(emu: &EmulatorServer, tok: &str, body: Value) -> Value {
-    post(
-        emu,
+    emu.post(
         &format!("/cgi-bin/message/template/send?access_token={tok}"),
         body,
     )

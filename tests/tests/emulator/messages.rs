@@ -78,12 +78,12 @@ async fn template_messages_follow_wechats_rules() {
     // An MP token cannot send OA template messages; uniform_send is withdrawn.
     let mp_tok = token(&stable(&emu, MP, "mp-secret", false).await);
     assert_eq!(errcode(&template(&emu, &mp_tok, msg("fan")).await), 48001);
-    let uniform = post(
-        &emu,
-        &format!("/cgi-bin/message/wxopen/template/uniform_send?access_token={mp_tok}"),
-        json!({"touser": "x"}),
-    )
-    .await;
+    let uniform = emu
+        .post(
+            &format!("/cgi-bin/message/wxopen/template/uniform_send?access_token={mp_tok}"),
+            json!({"touser": "x"}),
+        )
+        .await;
     assert_eq!(errcode(&uniform), 45109);
 }
 
@@ -99,7 +99,7 @@ async fn subscribe_grants_are_one_time_and_values_are_checked() {
     let path = format!("/cgi-bin/message/subscribe/send?access_token={tok}");
     let msg = json!({"touser": "mpuser", "template_id": "TPL", "page": "pages/index?x=1", "data": {"thing1": {"value": "ok"}, "phrase2": {"value": "配送中"}}});
     assert_eq!(
-        errcode(&post(&emu, &path, msg.clone()).await),
+        errcode(&emu.post(&path, msg.clone()).await),
         43101,
         "no grant yet"
     );
@@ -108,9 +108,9 @@ async fn subscribe_grants_are_one_time_and_values_are_checked() {
         json!({"appid": MP, "openid": "mpuser", "template_id": "TPL"}),
     )
     .await;
-    assert_eq!(errcode(&post(&emu, &path, msg.clone()).await), 0);
+    assert_eq!(errcode(&emu.post(&path, msg.clone()).await), 0);
     assert_eq!(
-        errcode(&post(&emu, &path, msg).await),
+        errcode(&emu.post(&path, msg).await),
         43101,
         "the grant was used up"
     );
@@ -120,7 +120,7 @@ async fn subscribe_grants_are_one_time_and_values_are_checked() {
     )
     .await;
     let bad = json!({"touser": "mpuser", "template_id": "TPL", "data": {"phrase2": {"value": "not chinese"}}});
-    let answer = post(&emu, &path, bad).await;
+    let answer = emu.post(&path, bad).await;
     assert_eq!(errcode(&answer), 47003);
     assert!(
         answer["errmsg"]
@@ -129,7 +129,7 @@ async fn subscribe_grants_are_one_time_and_values_are_checked() {
             .contains("data.phrase2.value")
     );
     let bad_state = json!({"touser": "mpuser", "template_id": "TPL", "miniprogram_state": "prod", "data": {"thing1": {"value": "x"}}});
-    assert_eq!(errcode(&post(&emu, &path, bad_state).await), 47003);
+    assert_eq!(errcode(&emu.post(&path, bad_state).await), 47003);
 }
 
 #[tokio::test]
@@ -140,13 +140,16 @@ async fn customer_service_window_and_login_codes() {
     emu.control("/users", json!([{"appid": OA, "openid": "recent", "last_interaction": now - 60}, {"appid": OA, "openid": "old", "last_interaction": now - 49 * 3600}])).await;
     let path = format!("/cgi-bin/message/custom/send?access_token={tok}");
     let text = |to: &str| json!({"touser": to, "msgtype": "text", "text": {"content": "你好"}});
-    assert_eq!(errcode(&post(&emu, &path, text("old")).await), 45015);
+    assert_eq!(errcode(&emu.post(&path, text("old")).await), 45015);
     for _ in 0..5 {
-        assert_eq!(errcode(&post(&emu, &path, text("recent")).await), 0);
+        assert_eq!(errcode(&emu.post(&path, text("recent")).await), 0);
     }
-    assert_eq!(errcode(&post(&emu, &path, text("recent")).await), 45047);
+    assert_eq!(errcode(&emu.post(&path, text("recent")).await), 45047);
     assert_eq!(
-        errcode(&post(&emu, &path, json!({"touser": "recent", "msgtype": "fax"})).await),
+        errcode(
+            &emu.post(&path, json!({"touser": "recent", "msgtype": "fax"}))
+                .await
+        ),
         40008
     );
 
@@ -200,7 +203,7 @@ async fn custom_send_checks_each_msgtype_shape() {
         let mut body = json!({"touser": to, "msgtype": msgtype});
         body[msgtype] = object;
         let emu = &emu;
-        async move { errcode(&post(emu, &path, body).await) }
+        async move { errcode(&emu.post(&path, body).await) }
     };
     // (token, msgtype, object, errcode): what facts.md §4.4 requires of each.
     let cases = [

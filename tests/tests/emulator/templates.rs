@@ -28,12 +28,12 @@ async fn templates_and_quota_follow_facts() {
 /// is refused; adding needs keywords, and a full list refuses another; a deleted template is gone.
 async fn template_management_follows_facts(emu: &EmulatorServer, oa: &str, send: Value) {
     let data = json!({"thing1": {"value": "x"}});
-    let added = post(
-        emu,
-        &format!("/cgi-bin/template/api_add_template?access_token={oa}"),
-        json!({"template_id_short": "TM00015", "keyword_name_list": ["商品"]}),
-    )
-    .await;
+    let added = emu
+        .post(
+            &format!("/cgi-bin/template/api_add_template?access_token={oa}"),
+            json!({"template_id_short": "TM00015", "keyword_name_list": ["商品"]}),
+        )
+        .await;
     let tid = added["template_id"].as_str().unwrap().to_string();
     let list = emu
         .get(&format!(
@@ -48,8 +48,7 @@ async fn template_management_follows_facts(emu: &EmulatorServer, oa: &str, send:
     assert_eq!(errcode(&template(emu, oa, ok).await), 0);
     assert_eq!(
         errcode(
-            &post(
-                emu,
+            &emu.post(
                 &format!("/cgi-bin/template/api_add_template?access_token={oa}"),
                 json!({"template_id_short": "TM00015"}),
             )
@@ -61,32 +60,32 @@ async fn template_management_follows_facts(emu: &EmulatorServer, oa: &str, send:
     for i in 0..24 {
         emu.control("/templates", json!({"appid": OA, "id": format!("T{i}"), "kind": "template", "title": "t", "content": "{{thing1.DATA}}"})).await;
     }
-    let full = post(
-        emu,
-        &format!("/cgi-bin/template/api_add_template?access_token={oa}"),
-        json!({"template_id_short": "TM00016", "keyword_name_list": ["a"]}),
-    )
-    .await;
+    let full = emu
+        .post(
+            &format!("/cgi-bin/template/api_add_template?access_token={oa}"),
+            json!({"template_id_short": "TM00016", "keyword_name_list": ["a"]}),
+        )
+        .await;
     assert_eq!(errcode(&full), 45026);
     let del = format!("/cgi-bin/template/del_private_template?access_token={oa}");
     assert_eq!(
-        errcode(&post(emu, &del, json!({"template_id": tid})).await),
+        errcode(&emu.post(&del, json!({"template_id": tid})).await),
         0
     );
     assert_eq!(
-        errcode(&post(emu, &del, json!({"template_id": tid})).await),
+        errcode(&emu.post(&del, json!({"template_id": tid})).await),
         40037
     );
 }
 
 /// Subscribe templates: list, the keys required at send, delete.
 async fn subscribe_templates_list_require_and_delete(emu: &EmulatorServer, mp: &str) {
-    let added = post(
-        emu,
-        &format!("/wxaapi/newtmpl/addtemplate?access_token={mp}"),
-        json!({"tid": "1001", "kidList": [1, 2], "sceneDesc": "发货"}),
-    )
-    .await;
+    let added = emu
+        .post(
+            &format!("/wxaapi/newtmpl/addtemplate?access_token={mp}"),
+            json!({"tid": "1001", "kidList": [1, 2], "sceneDesc": "发货"}),
+        )
+        .await;
     let pri = added["priTmplId"].as_str().unwrap().to_string();
     let list = emu
         .get(&format!("/wxaapi/newtmpl/gettemplate?access_token={mp}"))
@@ -104,12 +103,12 @@ async fn subscribe_templates_list_require_and_delete(emu: &EmulatorServer, mp: &
     )
     .await;
     let sub = format!("/cgi-bin/message/subscribe/send?access_token={mp}");
-    let missing = post(
-        emu,
-        &sub,
-        json!({"touser": "mpfan", "template_id": pri, "data": {"thing1": {"value": "x"}}}),
-    )
-    .await;
+    let missing = emu
+        .post(
+            &sub,
+            json!({"touser": "mpfan", "template_id": pri, "data": {"thing1": {"value": "x"}}}),
+        )
+        .await;
     assert_eq!(errcode(&missing), 47003);
     assert!(
         missing["errmsg"]
@@ -117,26 +116,23 @@ async fn subscribe_templates_list_require_and_delete(emu: &EmulatorServer, mp: &
             .unwrap()
             .contains("data.thing2.value")
     );
-    let other = post(
-        emu,
-        &sub,
-        json!({"touser": "mpfan", "template_id": "NOPE", "data": {"thing1": {"value": "x"}}}),
-    )
-    .await;
+    let other = emu
+        .post(
+            &sub,
+            json!({"touser": "mpfan", "template_id": "NOPE", "data": {"thing1": {"value": "x"}}}),
+        )
+        .await;
     assert_eq!(errcode(&other), 40037);
     let full = json!({"touser": "mpfan", "template_id": pri, "data": {"thing1": {"value": "x"}, "thing2": {"value": "y"}}});
-    assert_eq!(errcode(&post(emu, &sub, full).await), 0);
+    assert_eq!(errcode(&emu.post(&sub, full).await), 0);
     let del = format!("/wxaapi/newtmpl/deltemplate?access_token={mp}");
-    assert_eq!(
-        errcode(&post(emu, &del, json!({"priTmplId": pri})).await),
-        0
-    );
+    assert_eq!(errcode(&emu.post(&del, json!({"priTmplId": pri})).await), 0);
 }
 
 /// Quota from the real counters (facts.md §6 limits).
 async fn quota_comes_from_the_real_counters(emu: &EmulatorServer, oa: &str) {
     let quota_path = format!("/cgi-bin/openapi/quota/get?access_token={oa}");
-    let quota = |cgi: &str| post(emu, &quota_path, json!({"cgi_path": cgi}));
+    let quota = |cgi: &str| emu.post(&quota_path, json!({"cgi_path": cgi}));
     // Three calls, the refused one (40037) included: a call is charged before it is judged.
     let q = quota("/cgi-bin/message/template/send").await;
     assert_eq!(
@@ -149,8 +145,7 @@ async fn quota_comes_from_the_real_counters(emu: &EmulatorServer, oa: &str) {
         json!({"daily_limit": 500000, "used": 1, "remain": 499999})
     );
     assert_eq!(errcode(&quota("/cgi-bin/nope").await), 76021);
-    let bad = post(
-        emu,
+    let bad = emu.post(
         "/sandbox/templates",
         json!({"appid": MP, "id": "x", "kind": "template", "title": "t", "content": "c"}),
     );

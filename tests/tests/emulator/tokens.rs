@@ -74,8 +74,7 @@ async fn credentials_quota_and_invalidation() {
     );
     assert_eq!(
         errcode(
-            &post(
-                &emu,
+            &emu.post(
                 "/cgi-bin/stable_token",
                 json!({"grant_type": "x", "appid": OA, "secret": "oa-secret"})
             )

@@ -33,19 +33,18 @@ async fn follower_paging_and_batchget() {
         .iter()
         .map(|o| json!({"openid": o, "lang": "zh_CN"}))
         .collect();
-    let batch = post(
-        &emu,
-        &format!("/cgi-bin/user/info/batchget?access_token={tok}"),
-        json!({"user_list": list}),
-    )
-    .await;
+    let batch = emu
+        .post(
+            &format!("/cgi-bin/user/info/batchget?access_token={tok}"),
+            json!({"user_list": list}),
+        )
+        .await;
     assert_eq!(batch["user_info_list"].as_array().unwrap().len(), 100);
     assert_eq!(batch["user_info_list"][0]["unionid"], "u00000");
     let too_many: Vec<Value> = seen[..101].iter().map(|o| json!({"openid": o})).collect();
     assert_eq!(
         errcode(
-            &post(
-                &emu,
+            &emu.post(
                 &format!("/cgi-bin/user/info/batchget?access_token={tok}"),
                 json!({"user_list": too_many})
             )

@@ -60,25 +60,15 @@ async fn a_slow_wechat_never_holds_a_callback_past_five_seconds() {
 /// A subscribe while WeChat's user/info (and a token refresh) would take 8 s is answered at
 /// once; the queued job completes the follower once WeChat answers.
 async fn the_look_up_waits_for_wechat_not_the_callback(w: &World, c: &Callbacks) {
-    let Callbacks {
-        callback,
-        jobs,
-        runner,
-    } = c;
-    w.world
-        .emulator
-        .control(
-            "/users",
-            json!({"appid": w.oa, "openid": "newfan", "unionid": "U-new"}),
-        )
-        .await;
+    w.wechat_knows("newfan", "U-new").await;
     // user/info (and a token refresh) would take 8 s.
     w.fault(json!({"path": "/cgi-bin/user/info", "delay_ms": 8000}))
         .await;
     w.fault(json!({"path": "/cgi-bin/stable_token", "delay_ms": 8000}))
         .await;
     let sub = event("newfan", now_unix(), "subscribe", "");
-    let answered = tokio::time::timeout(Duration::from_secs(4), push(callback, &w.oa, &sub)).await;
+    let answered =
+        tokio::time::timeout(Duration::from_secs(4), push(&c.callback, &w.oa, &sub)).await;
     assert_eq!(
         answered.expect("answered within WeChat's 5 s").unwrap(),
         Recorded::New
@@ -87,7 +77,7 @@ async fn the_look_up_waits_for_wechat_not_the_callback(w: &World, c: &Callbacks)
     assert_eq!(w.calls("/cgi-bin/stable_token"), 0);
     // The queued job completes the follower once WeChat answers.
     w.world.emulator.clear_faults().await;
-    assert_eq!(run_jobs(jobs, runner).await, 1);
+    assert_eq!(run_jobs(&c.jobs, &c.runner).await, 1);
     let account = w
         .store
         .get(&ItemKey::account(&w.oa, "newfan"))
@@ -101,27 +91,16 @@ async fn the_look_up_waits_for_wechat_not_the_callback(w: &World, c: &Callbacks)
 /// The queue refuses the job: the event is recorded all the same and WeChat is told
 /// `success` (the follow-up row in its transaction); the sweep queues the look-up.
 async fn a_job_the_queue_refuses_is_queued_by_the_sweep(w: &World, c: &Callbacks) {
-    let Callbacks {
-        callback,
-        jobs,
-        runner,
-    } = c;
-    jobs.fail_next(1);
-    w.world
-        .emulator
-        .control(
-            "/users",
-            json!({"appid": w.oa, "openid": "fan9", "unionid": "U-9"}),
-        )
-        .await;
+    c.jobs.fail_next(1);
+    w.wechat_knows("fan9", "U-9").await;
     let sub = event("fan9", now_unix(), "subscribe", "");
-    assert_eq!(push(callback, &w.oa, &sub).await.unwrap(), Recorded::New);
-    assert!(jobs.is_empty());
+    assert_eq!(push(&c.callback, &w.oa, &sub).await.unwrap(), Recorded::New);
+    assert!(c.jobs.is_empty());
     let completion = wxpush_shared::callback::followup::FollowerCompletion::new(
         w.world.manager(TokenPolicy::default(), 2000),
         w.store.clone(),
     )
-    .with_queue(jobs.clone());
+    .with_queue(c.jobs.clone());
     let later = now_unix() + wxpush_shared::callback::followup::FOLLOW_UP_SWEEP_AFTER_SECS + 1;
     let swept = completion
         .sweep(
@@ -131,7 +110,7 @@ async fn a_job_the_queue_refuses_is_queued_by_the_sweep(w: &World, c: &Callbacks
         .await
         .unwrap();
     assert_eq!(swept, 1);
-    assert_eq!(run_jobs(jobs, runner).await, 1);
+    assert_eq!(run_jobs(&c.jobs, &c.runner).await, 1);
     assert!(
         w.store
             .get(&ItemKey::follow_up(&w.oa, "fan9"))
@@ -151,23 +130,12 @@ async fn a_job_the_queue_refuses_is_queued_by_the_sweep(w: &World, c: &Callbacks
 
 /// An unsubscribe between the look-up's read and its write wins: the job re-reads.
 async fn an_unsubscribe_during_the_look_up_wins(w: &World, c: &Callbacks) {
-    let Callbacks {
-        callback,
-        jobs,
-        runner,
-    } = c;
-    w.world
-        .emulator
-        .control(
-            "/users",
-            json!({"appid": w.oa, "openid": "fan10", "unionid": "U-10"}),
-        )
-        .await;
+    w.wechat_knows("fan10", "U-10").await;
     let t = now_unix();
-    push(callback, &w.oa, &event("fan10", t, "subscribe", ""))
+    push(&c.callback, &w.oa, &event("fan10", t, "subscribe", ""))
         .await
         .unwrap();
-    let job = jobs.take();
+    let job = c.jobs.take();
     // The job's write waits; meanwhile the follower leaves.
     w.faults.script(
         Call::Record,
@@ -177,9 +145,14 @@ async fn an_unsubscribe_during_the_look_up_wins(w: &World, c: &Callbacks) {
         1,
     );
     let far = Instant::now() + Duration::from_secs(60);
-    let (done, left) = tokio::join!(runner.run(&job[0], far), async {
+    let (done, left) = tokio::join!(c.runner.run(&job[0], far), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        push(callback, &w.oa, &event("fan10", t + 1, "unsubscribe", "")).await
+        push(
+            &c.callback,
+            &w.oa,
+            &event("fan10", t + 1, "unsubscribe", ""),
+        )
+        .await
     });
     done.unwrap();
     assert_eq!(left.unwrap(), Recorded::New);

@@ -5,8 +5,6 @@ use crate::world::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::send::service::claim_key;
-use wxpush_shared::store::{Attr, Op};
 use wxpush_tests::faults::{Call, Fault};
 use wxpush_tests::send_message as send;
 
@@ -126,19 +124,8 @@ async fn two_late_retries_of_an_expired_key_send_once() {
     // A key used a day ago (its TTL passed; DynamoDB has not deleted it yet).
     let first = w.send(&w.oa, &template(), Some("k-old")).await;
     assert_eq!(first.0, 200);
-    let item = claim_key(&w.oa, "test-caller", "k-old");
-    let mut claim = w.store.get(&item).await.unwrap().unwrap();
-    claim.insert("ttl".into(), Attr::N(now_unix() - 10));
-    w.store
-        .record(
-            &[Op::Set {
-                key: item,
-                attrs: claim,
-            }],
-            now_unix(),
-        )
-        .await
-        .unwrap();
+    w.set_claim_time(&w.oa, "k-old", "ttl", now_unix() - 10)
+        .await;
     // Two retries read the expired claim at the same moment; the second acts on what it
     // read only after the first has claimed the key (a takeover must not trust a stale read).
     w.faults.script(

@@ -70,11 +70,27 @@ impl World {
     pub async fn record(&self, appid: &str, id: &str) -> Value {
         self.svc.sender.message(appid, id).await.unwrap()
     }
+    /// The follower's unionid as WeChat's `user/info` answers it, for the official account.
+    pub async fn wechat_knows(&self, openid: &str, unionid: &str) {
+        self.world
+            .emulator
+            .control(
+                "/users",
+                json!({"appid": self.oa, "openid": openid, "unionid": unionid}),
+            )
+            .await;
+    }
     /// Makes a claim's lease run out, as time would once its invocation ended.
     pub async fn expire_lease(&self, appid: &str, key: &str) {
+        self.set_claim_time(appid, key, "lease_until", now_unix() - 1)
+            .await;
+    }
+    /// Sets the time `field` of the claim of `key` (a lease's end, its `ttl`) as time would
+    /// have.
+    pub async fn set_claim_time(&self, appid: &str, key: &str, field: &str, at: i64) {
         let item = claim_key(appid, "test-caller", key);
         let mut claim = self.store.get(&item).await.unwrap().expect("a claim");
-        claim.insert("lease_until".into(), Attr::N(now_unix() - 1));
+        claim.insert(field.into(), Attr::N(at));
         self.store
             .record(
                 &[Op::Set {
