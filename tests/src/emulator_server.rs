@@ -107,6 +107,7 @@ impl EmulatorServer {
             .unwrap()
     }
 
+    /// A `GET` of `path`, answering JSON.
     pub async fn get(&self, path: &str) -> serde_json::Value {
         reqwest::Client::new()
             .get(format!("{}{path}", self.base))
