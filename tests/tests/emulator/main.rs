@@ -1,4 +1,4 @@
-//! The WeChat emulator's own rules (facts.md), checked over HTTP as a client sees them.
+//! The WeChat emulator's own rules (docs/wechat.md), checked over HTTP as a client sees them.
 
 mod client;
 mod faults;

@@ -205,7 +205,7 @@ async fn custom_send_checks_each_msgtype_shape() {
         let emu = &emu;
         async move { errcode(&emu.post(&path, body).await) }
     };
-    // (token, msgtype, object, errcode): what facts.md §4.4 requires of each.
+    // (token, msgtype, object, errcode): what docs/wechat.md#customer-service-messages requires of each.
     let cases = [
         (&oa, "voice", json!({"media_id": "M"}), 0),
         (&oa, "voice", json!({}), 40007),

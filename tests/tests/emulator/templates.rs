@@ -24,7 +24,7 @@ async fn templates_and_quota_follow_facts() {
     quota_comes_from_the_real_counters(&emu, &oa).await;
 }
 
-/// Management endpoints of facts.md §9: once the app has templates, an id it does not have
+/// Management endpoints of docs/wechat.md#templates-and-subscribe-notifications: once the app has templates, an id it does not have
 /// is refused; adding needs keywords, and a full list refuses another; a deleted template is gone.
 async fn template_management_follows_facts(emu: &EmulatorServer, oa: &str, send: Value) {
     let data = json!({"thing1": {"value": "x"}});
@@ -129,7 +129,7 @@ async fn subscribe_templates_list_require_and_delete(emu: &EmulatorServer, mp: &
     assert_eq!(errcode(&emu.post(&del, json!({"priTmplId": pri})).await), 0);
 }
 
-/// Quota from the real counters (facts.md §6 limits).
+/// Quota from the real counters (docs/wechat.md#quotas-and-rate-limits limits).
 async fn quota_comes_from_the_real_counters(emu: &EmulatorServer, oa: &str) {
     let quota_path = format!("/cgi-bin/openapi/quota/get?access_token={oa}");
     let quota = |cgi: &str| emu.post(&quota_path, json!({"cgi_path": cgi}));
