@@ -57,6 +57,9 @@ pub enum Command {
     Templates(TemplatesArgs),
     /// An app's messages, newest first, with their status (GET /v1/apps/{appid}/messages).
     Messages(ListArgs),
+    /// What WeChat pushed to an app, newest first, with its forwarding state
+    /// (GET /v1/apps/{appid}/events).
+    Events(ListArgs),
     /// The configured apps and their token state; `apps put` writes one to SSM.
     Apps(AppsArgs),
     /// Batches: one message to many recipients, through a running wxpush.
@@ -183,7 +186,8 @@ pub struct TemplatesArgs {
     pub refresh: bool,
 }
 
-// `wxpush messages` (one page of an app's list, newest first).
+// `wxpush messages`, `wxpush events` and `wxpush batch list` (one page of an app's list,
+// newest first).
 #[derive(clap::Args)]
 pub struct ListArgs {
     pub appid: String,
@@ -235,6 +239,8 @@ pub enum BatchCommand {
     Status(BatchStatusArgs),
     /// Stop what a batch has not sent yet.
     Cancel(BatchCancelArgs),
+    /// The app's batches, newest first, with their counts (GET /v1/apps/{appid}/batches).
+    List(ListArgs),
 }
 
 // `wxpush batch send`.

@@ -29,6 +29,8 @@ const MAX_ID_LEN: usize = 64;
 pub struct Family(pub &'static str);
 
 pub const MESSAGES: Family = Family("msgs");
+pub const BATCHES: Family = Family("bats");
+pub const EVENTS: Family = Family("evts");
 
 /// A page's query: where to start and how many.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +93,17 @@ fn is_cursor(c: &str) -> bool {
 /// at most 64 characters): later items sort first.
 pub fn sort_key(at_ms: i64, id: &str) -> String {
     format!("{:012x}.{id}", NEWEST_MS - at_ms.clamp(0, NEWEST_MS))
+}
+
+/// The milliseconds of `now` (unix seconds): the clock's own when `now` is the current
+/// second, else the second's start (a caller's given time, as tests give it).
+pub fn at_ms(now: i64) -> i64 {
+    let ms = crate::clock::now_unix_millis();
+    if ms.div_euclid(1000) == now {
+        ms
+    } else {
+        now.saturating_mul(1000)
+    }
 }
 
 /// The shard of `id`: FNV-1a of its bytes, modulo [`SHARDS`].

@@ -299,7 +299,7 @@ async fn no_path_iam_allows_is_served_as_a_route_the_policy_denies() {
             (m, concrete)
         })
         .collect();
-    assert_eq!(routes.len(), 16, "{routes:?}");
+    assert_eq!(routes.len(), 18, "{routes:?}");
     let body = |m: &str| (m == "POST").then(|| json!({}));
     // Served as it is, every route answers something else than a refusal (else this test
     // could not tell a refusal from a served request).

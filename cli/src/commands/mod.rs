@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod batch;
+pub mod events;
 pub mod list_page;
 pub mod messages;
 pub mod progress;
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::SyncFollowers(args) => sync_followers::run(&operator, args).await,
         Command::Templates(args) => templates::run(&operator, args).await,
         Command::Messages(args) => messages::run(&operator, args).await,
+        Command::Events(args) => events::run(&operator, args).await,
         Command::Apps(args) => apps::run(&operator, args).await,
         Command::Batch { command } => batch::run(&operator, command).await,
     }

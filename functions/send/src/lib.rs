@@ -7,7 +7,8 @@
 //! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
 //! `GET /v1/apps/{appid}/users`, `GET /v1/users/{unionid}`,
 //! `POST`/`GET /v1/apps/{appid}/followers/sync`,
-//! `POST /v1/apps/{appid}/batches`, `GET`/`DELETE /v1/apps/{appid}/batches/{id}`,
+//! `POST`/`GET /v1/apps/{appid}/batches`, `GET`/`DELETE /v1/apps/{appid}/batches/{id}`,
+//! `GET /v1/apps/{appid}/events`,
 //! `GET /v1/apps/{appid}/quota`, `GET`/`POST /v1/apps/{appid}/templates`,
 //! `DELETE /v1/apps/{appid}/templates/{id}`. The handler
 //! is thin: it routes, parses and maps errors; the logic lives in `wxpush_shared`.
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wxpush_shared::ApiError;
 use wxpush_shared::batch::{BatchConfig, Batches};
+use wxpush_shared::callback::events::RecordedEvents;
 use wxpush_shared::clock::{now_unix, now_unix_millis};
 use wxpush_shared::followers::{FollowerSync, SyncConfig};
 use wxpush_shared::http::{error_response, json_response, query_value};
@@ -46,6 +48,8 @@ pub struct SendService {
     pub identity: Arc<Identity>,
     pub followers: Arc<FollowerSync>,
     pub batches: Arc<Batches>,
+    /// The recorded callback events, listed (`GET /v1/apps/{appid}/events`).
+    pub events: Arc<RecordedEvents>,
 }
 
 impl SendService {
@@ -57,6 +61,7 @@ impl SendService {
     ) -> SendService {
         let sender = Arc::new(Sender::new(tokens.clone(), store.clone(), wechat_timeout));
         let identity = Arc::new(Identity::new(tokens.clone(), store.clone()));
+        let events = Arc::new(RecordedEvents::new(store.clone(), tokens.secrets().clone()));
         let queue: Arc<dyn JobQueue> = Arc::new(UnconfiguredQueue);
         let followers = Arc::new(FollowerSync::new(
             tokens.clone(),
@@ -76,6 +81,7 @@ impl SendService {
             identity,
             followers,
             batches,
+            events,
         }
     }
 
@@ -255,6 +261,8 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
                 .await?;
             Ok(to_lambda(json_response(StatusCode::ACCEPTED, &body)))
         }
+        Route::BatchList { appid } => ok(svc.batches.list(appid, &list_query(req)?).await?),
+        Route::EventList { appid } => ok(svc.events.list(appid, &list_query(req)?).await?),
         Route::BatchStatus { appid, id } => {
             let cursor = query_param(req, "cursor");
             ok(svc.batches.status(appid, id, cursor.as_deref()).await?)

@@ -26,6 +26,8 @@ pub(crate) enum Route<'a> {
     SyncStart { appid: &'a str },
     SyncProgress { appid: &'a str },
     BatchCreate { appid: &'a str },
+    BatchList { appid: &'a str },
+    EventList { appid: &'a str },
     BatchStatus { appid: &'a str, id: &'a str },
     BatchCancel { appid: &'a str, id: &'a str },
     Quota { appid: &'a str },
@@ -55,70 +57,9 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
     if segments.iter().any(|s| s.is_empty()) {
         return Err(not_found());
     }
-    match segments.as_slice() {
-        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
-            return Err(wxpush_shared::secrets::ConfigError::UnknownApp {
-                appid: appid.chars().take(40).collect(),
-            }
-            .into());
-        }
-        ["v1", "apps", _, "messages", id] if !is_message_id(id) => {
-            return Err(ApiError::NotFound(format!(
-                "message {}: not a wxpush message id",
-                id.chars().take(40).collect::<String>()
-            )));
-        }
-        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => {
-            return Err(ApiError::NotFound(format!(
-                "batch {}: not a wxpush batch id",
-                id.chars().take(40).collect::<String>()
-            )));
-        }
-        ["v1", "apps", _, "templates", id] if !is_template_id(id) => {
-            return Err(ApiError::Missing {
-                code: "template_not_found",
-                message: format!(
-                    "template {}: not a WeChat template id",
-                    id.chars().take(40).collect::<String>()
-                ),
-            });
-        }
-        ["v1", "users", unionid] if !is_unionid(unionid) => {
-            return Err(ApiError::NotFound(format!(
-                "user {}: not a unionid",
-                unionid.chars().take(40).collect::<String>()
-            )));
-        }
-        _ => {}
-    }
-    let (route, allowed) = match segments.as_slice() {
-        ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
-        ["v1", "apps", appid, "messages"] => match method.as_str() {
-            "POST" => return Ok(Route::Send { appid }),
-            _ => (Route::MessageList { appid }, "GET, POST"),
-        },
-        ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
-        ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
-        ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
-        ["v1", "apps", appid, "users"] => (Route::AppUser { appid }, "GET"),
-        ["v1", "apps", appid, "followers", "sync"] => match method.as_str() {
-            "POST" => return Ok(Route::SyncStart { appid }),
-            _ => (Route::SyncProgress { appid }, "GET, POST"),
-        },
-        ["v1", "apps", appid, "batches"] => (Route::BatchCreate { appid }, "POST"),
-        ["v1", "apps", appid, "batches", id] => match method.as_str() {
-            "DELETE" => return Ok(Route::BatchCancel { appid, id }),
-            _ => (Route::BatchStatus { appid, id }, "GET, DELETE"),
-        },
-        ["v1", "apps", appid, "quota"] => (Route::Quota { appid }, "GET"),
-        ["v1", "apps", appid, "templates"] => match method.as_str() {
-            "POST" => return Ok(Route::TemplateAdd { appid }),
-            _ => (Route::TemplateList { appid }, "GET, POST"),
-        },
-        ["v1", "apps", appid, "templates", id] => (Route::TemplateDelete { appid, id }, "DELETE"),
-        _ => return Err(not_found()),
-    };
-    if method.as_str() != allowed.split(", ").next().unwrap_or(allowed) {
+    check_path_ids(&segments)?;
+    let (route, allowed) = matched(method, &segments).ok_or_else(not_found)?;
+    if !allowed.split(", ").any(|m| m == method.as_str()) {
         return Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_string(),
@@ -126,6 +67,67 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
         });
     }
     Ok(route)
+}
+
+/// A path id of the wrong shape: 404 (`unknown_app` for an appid, `template_not_found` for
+/// a template id), before it reaches a store key.
+fn check_path_ids(segments: &[&str]) -> Result<(), ApiError> {
+    let shown = |id: &str| id.chars().take(40).collect::<String>();
+    match segments {
+        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
+            Err(wxpush_shared::secrets::ConfigError::UnknownApp {
+                appid: shown(appid),
+            }
+            .into())
+        }
+        ["v1", "apps", _, "messages", id] if !is_message_id(id) => Err(ApiError::NotFound(
+            format!("message {}: not a wxpush message id", shown(id)),
+        )),
+        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => Err(ApiError::NotFound(format!(
+            "batch {}: not a wxpush batch id",
+            shown(id)
+        ))),
+        ["v1", "apps", _, "templates", id] if !is_template_id(id) => Err(ApiError::Missing {
+            code: "template_not_found",
+            message: format!("template {}: not a WeChat template id", shown(id)),
+        }),
+        ["v1", "users", unionid] if !is_unionid(unionid) => Err(ApiError::NotFound(format!(
+            "user {}: not a unionid",
+            shown(unionid)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The route of `segments` for `method`, and the methods its path allows (the `Allow`
+/// header of a 405); `None` when no route has this path.
+fn matched<'a>(method: &Method, segments: &[&'a str]) -> Option<(Route<'a>, &'static str)> {
+    let post = method == Method::POST;
+    Some(match *segments {
+        ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
+        ["v1", "apps", appid, "messages"] if post => (Route::Send { appid }, "GET, POST"),
+        ["v1", "apps", appid, "messages"] => (Route::MessageList { appid }, "GET, POST"),
+        ["v1", "apps", appid, "messages", id] => (Route::Message { appid, id }, "GET"),
+        ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
+        ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
+        ["v1", "apps", appid, "users"] => (Route::AppUser { appid }, "GET"),
+        ["v1", "apps", appid, "followers", "sync"] if post => {
+            (Route::SyncStart { appid }, "GET, POST")
+        }
+        ["v1", "apps", appid, "followers", "sync"] => (Route::SyncProgress { appid }, "GET, POST"),
+        ["v1", "apps", appid, "batches"] if post => (Route::BatchCreate { appid }, "GET, POST"),
+        ["v1", "apps", appid, "batches"] => (Route::BatchList { appid }, "GET, POST"),
+        ["v1", "apps", appid, "events"] => (Route::EventList { appid }, "GET"),
+        ["v1", "apps", appid, "batches", id] if method == Method::DELETE => {
+            (Route::BatchCancel { appid, id }, "GET, DELETE")
+        }
+        ["v1", "apps", appid, "batches", id] => (Route::BatchStatus { appid, id }, "GET, DELETE"),
+        ["v1", "apps", appid, "quota"] => (Route::Quota { appid }, "GET"),
+        ["v1", "apps", appid, "templates"] if post => (Route::TemplateAdd { appid }, "GET, POST"),
+        ["v1", "apps", appid, "templates"] => (Route::TemplateList { appid }, "GET, POST"),
+        ["v1", "apps", appid, "templates", id] => (Route::TemplateDelete { appid, id }, "DELETE"),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -227,6 +229,27 @@ mod tests {
                 allow: "GET, POST",
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn batches_and_events_are_listed_with_get() {
+        let app = "/v1/apps/wx0123456789abcdef";
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/batches")),
+            Ok(Route::BatchList { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("{app}/batches")),
+            Ok(Route::BatchCreate { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/events")),
+            Ok(Route::EventList { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("{app}/events")),
+            Err(ApiError::MethodNotAllowed { allow: "GET", .. })
         ));
     }
 

@@ -1,7 +1,9 @@
 //! WeChat server callbacks: signatures, safe-mode crypto, message parsing, and the service
-//! that verifies, decrypts, dedupes and records what WeChat pushes.
+//! that verifies, decrypts, dedupes and records what WeChat pushes; [`events`] lists what
+//! it recorded.
 
 pub mod crypto;
+pub mod events;
 pub mod followup;
 pub mod message;
 pub mod plan;

@@ -3,8 +3,9 @@
 //! event is either recorded with all its effects, or not at all (and WeChat retries).
 
 use super::message::{InboundMessage, SubscribeItem};
-use crate::forward::{OutboxEntry, detail_type};
-use crate::store::{Attrs, GrantChange, ItemKey, Op, attrs};
+use crate::forward::{OutboxEntry, detail_type, event_id};
+use crate::listing;
+use crate::store::{Attr, Attrs, GrantChange, ItemKey, Op, attrs};
 use std::collections::BTreeMap;
 
 /// How long an event (and so its dedupe key) is kept. WeChat retries within seconds.
@@ -56,7 +57,10 @@ pub fn plan(
     extra: &Enrichment,
     forwarding: bool,
 ) -> Vec<Op> {
-    let mut ops = vec![event_op(appid, msg, body, now)];
+    let mut ops = vec![
+        event_op(appid, msg, body, now, forwarding),
+        list_op(appid, msg, now),
+    ];
     match msg.event() {
         Some(e @ ("subscribe" | "unsubscribe")) => {
             ops.extend(follower_ops(appid, msg, now, extra, e == "subscribe"));
@@ -75,8 +79,23 @@ pub fn plan(
     ops
 }
 
+/// The event's row in the app's newest-first list (`GET /v1/apps/{appid}/events`): named by
+/// the id its forwarded copy carries, pointing at the event's record.
+fn list_op(appid: &str, msg: &InboundMessage, now: i64) -> Op {
+    let key = msg.dedupe_key();
+    listing::index_op(
+        listing::EVENTS,
+        appid,
+        listing::at_ms(now),
+        &event_id(appid, &key),
+        attrs([("key", key.as_str().into())]),
+        now + EVENT_TTL_SECS,
+    )
+}
+
 /// The event's own record, keyed by its dedupe key: an insert, so a retry finds it.
-fn event_op(appid: &str, msg: &InboundMessage, body: &str, now: i64) -> Op {
+/// `forwarded`: an outbox row is written with it (the list shows its forwarding state).
+fn event_op(appid: &str, msg: &InboundMessage, body: &str, now: i64, forwarded: bool) -> Op {
     let mut event = attrs([
         ("appid", appid.into()),
         ("msg_type", msg.msg_type.as_str().into()),
@@ -88,6 +107,9 @@ fn event_op(appid: &str, msg: &InboundMessage, body: &str, now: i64) -> Op {
     ]);
     if let Some(e) = msg.event() {
         event.insert("event".into(), e.into());
+    }
+    if forwarded {
+        event.insert("forwarded".into(), Attr::Bool(true));
     }
     let key = msg.dedupe_key();
     let full = msg.full_dedupe_key();
@@ -239,6 +261,7 @@ fn outbox_entry(
         hold_until: extra.unionid_pending.then_some(now + FORWARD_HOLD_SECS),
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +301,7 @@ mod tests {
             keys(&pending),
             [
                 ItemKey::event("wx1", &msg.dedupe_key()),
+                list_op("wx1", &msg, 1_700_000_005).key().clone(),
                 ItemKey::account("wx1", "fan"),
                 follow_up.clone()
             ]

@@ -71,8 +71,8 @@ async fn messages_sessions_and_users(svc: &SendService, s: &Stack) {
     call(svc, users, None, 200).await;
 }
 
-/// A follower sync, a batch, the templates and quota, a template added and deleted, and a
-/// second batch, cancelled before any worker runs.
+/// A follower sync, a batch, the templates and quota, a template added and deleted, a
+/// second batch, cancelled before any worker runs, and the batches and events listed.
 async fn syncs_batches_and_templates(svc: &SendService, s: &Stack) {
     let oa = &s.oa;
     let sync = format!("/v1/apps/{oa}/followers/sync");
@@ -96,6 +96,9 @@ async fn syncs_batches_and_templates(svc: &SendService, s: &Stack) {
     let cancelled = call(svc, ("POST", batches.clone()), Some(cancelled), 202).await;
     let cancelled = format!("{batches}/{}", cancelled["id"].as_str().unwrap());
     call(svc, ("DELETE", cancelled), None, 200).await;
+    let listed = call(svc, ("GET", batches), None, 200).await;
+    assert_eq!(listed["batches"].as_array().unwrap().len(), 2, "{listed}");
+    call(svc, ("GET", format!("/v1/apps/{oa}/events")), None, 200).await;
 }
 
 pub async fn calls_what_its_policy_allows(s: &Stack) {

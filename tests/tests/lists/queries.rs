@@ -25,10 +25,21 @@ async fn get(url: &str, key: Option<&str>) -> (u16, Value, Option<String>) {
 #[tokio::test]
 async fn bad_queries_are_refused_naming_the_parameter() {
     let server = local_server(demo_apps(), KEY).await;
-    let list = format!("{}/v1/apps/{OA}/messages", server.url());
+    for (what, allow) in [
+        ("messages", "GET, POST"),
+        ("batches", "GET, POST"),
+        ("events", "GET"),
+    ] {
+        refusals(&server, what, allow).await;
+    }
+}
+
+/// Every refusal of one list route (`what`: messages, batches or events).
+async fn refusals(server: &wxpush_cli::serve::RunningServer, what: &str, allow: &str) {
+    let list = format!("{}/v1/apps/{OA}/{what}", server.url());
     let (status, empty, _) = get(&list, Some(KEY)).await;
     assert_eq!(status, 200, "{empty}");
-    assert_eq!(empty, json!({"messages": [], "next_cursor": null}));
+    assert_eq!(empty, json!({what: [], "next_cursor": null}));
 
     for (query, field) in [
         ("limit=0", "limit"),
@@ -50,10 +61,10 @@ async fn bad_queries_are_refused_naming_the_parameter() {
     let (status, body, _) = get(&format!("{list}?cursor=000000000000.msg_x"), Some(KEY)).await;
     assert_eq!(
         (status, body),
-        (200, json!({"messages": [], "next_cursor": null}))
+        (200, json!({what: [], "next_cursor": null}))
     );
 
-    let unknown = format!("{}/v1/apps/wx00000000000000ff/messages", server.url());
+    let unknown = format!("{}/v1/apps/wx00000000000000ff/{what}", server.url());
     let (status, body, _) = get(&unknown, Some(KEY)).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -79,5 +90,5 @@ async fn bad_queries_are_refused_naming_the_parameter() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 405);
-    assert_eq!(resp.headers()["allow"], "GET, POST");
+    assert_eq!(resp.headers()["allow"], allow);
 }

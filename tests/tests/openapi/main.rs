@@ -97,7 +97,7 @@ impl Api {
 async fn the_spec_has_the_deployed_routes_and_every_route_is_served() {
     let spec = openapi();
     let ops = documented(&spec);
-    assert_eq!(ops.len(), 16, "{ops:?}");
+    assert_eq!(ops.len(), 18, "{ops:?}");
     assert_eq!(
         ops,
         deployed_routes(),
@@ -186,7 +186,36 @@ async fn real_answers_match_the_documented_schemas() {
                      "data": {"thing1": {"value": "hello"}}});
     sends_and_reads(&api, &world, &oa, &mp, &msg).await;
     batches_and_template_changes(&api, &oa).await;
+    recorded_events(&api, &world, &oa).await;
     errors(&api, &oa, &msg).await;
+}
+
+/// A push recorded by the callback on the same table (the app's callback token is
+/// `cbtoken`), then listed (forwarding on).
+async fn recorded_events(api: &Api, world: &TokenWorld, oa: &str) {
+    use wxpush_shared::callback::service::CallbackService;
+    let callback = CallbackService::new(
+        world.secrets(),
+        world.state_store(),
+        wxpush_tests::faults::RecordingQueue::new(),
+    )
+    .with_forwarding(true);
+    let now = wxpush_shared::clock::now_unix();
+    let query = wxpush_tests::signed_query("cbtoken", &now.to_string(), "7", &[]);
+    let xml = format!(
+        "<xml><ToUserName>gh</ToUserName><FromUserName>o-spec</FromUserName>\
+         <CreateTime>{now}</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>"
+    );
+    callback
+        .receive(oa, &query, xml.as_bytes(), now)
+        .await
+        .unwrap();
+    let events = format!("/v1/apps/{oa}/events");
+    let listed = api
+        .expect("GET", "/v1/apps/{appid}/events", &events, None, 200)
+        .await;
+    assert_eq!(listed["events"][0]["event"], "subscribe", "{listed}");
+    assert_eq!(listed["events"][0]["forwarding"]["state"], "pending");
 }
 
 /// Tokens, messages, sessions, users, follower syncs, templates and quota: each success in
@@ -273,6 +302,10 @@ async fn batches_and_template_changes(api: &Api, oa: &str) {
     let one_batch = "/v1/apps/{appid}/batches/{id}";
     api.expect("GET", one_batch, &batch, None, 200).await;
     api.expect("DELETE", one_batch, &batch, None, 200).await;
+    let listed = api
+        .expect("GET", "/v1/apps/{appid}/batches", &batches, None, 200)
+        .await;
+    assert_eq!(listed["batches"].as_array().unwrap().len(), 1, "{listed}");
     let templates = format!("/v1/apps/{oa}/templates");
     let short = json!({"template_id_short": "TM00015", "keyword_names": ["thing1"]});
     let added = api

@@ -35,6 +35,7 @@ fn private_routes_use_iam_and_callbacks_are_public() {
     for (method, path) in [
         ("GET", "/v1/apps/{appid}/token"),
         ("POST", "/v1/apps/{appid}/messages"),
+        ("GET", "/v1/apps/{appid}/messages"),
         ("GET", "/v1/apps/{appid}/messages/{id}"),
         ("POST", "/v1/apps/{appid}/sessions"),
         ("POST", "/v1/apps/{appid}/followers/sync"),
@@ -42,6 +43,8 @@ fn private_routes_use_iam_and_callbacks_are_public() {
         ("GET", "/v1/users/{unionid}"),
         ("GET", "/v1/apps/{appid}/users"),
         ("POST", "/v1/apps/{appid}/batches"),
+        ("GET", "/v1/apps/{appid}/batches"),
+        ("GET", "/v1/apps/{appid}/events"),
         ("GET", "/v1/apps/{appid}/batches/{id}"),
         ("DELETE", "/v1/apps/{appid}/batches/{id}"),
         ("GET", "/v1/apps/{appid}/quota"),
@@ -58,8 +61,8 @@ fn private_routes_use_iam_and_callbacks_are_public() {
             .unwrap_or_else(|| panic!("no route {method} {path}"));
         assert!(event.contains("Authorizer: AWS_IAM"), "{method} {path}");
     }
-    assert_eq!(events.len(), 16);
-    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 16);
+    assert_eq!(events.len(), 19);
+    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 19);
     assert!(!send.contains("Authorizer: NONE"));
     let callback = section(&t, "CallbackFunction:", "SendFunction:");
     assert_eq!(callback.matches("Authorizer: NONE").count(), 2);

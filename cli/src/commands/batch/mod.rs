@@ -1,7 +1,8 @@
-//! `wxpush batch send|status|cancel`: batches, one message to many recipients, through a
+//! `wxpush batch send|status|cancel|list`: batches, one message to many recipients, through a
 //! running wxpush. `--watch` follows a batch to the end with a progress bar.
 
 pub mod cancel;
+pub mod list;
 pub mod recipients;
 pub mod send;
 pub mod status;
@@ -22,6 +23,7 @@ pub async fn run(operator: &Operator, command: BatchCommand) -> Result<(), CliEr
         BatchCommand::Send(args) => send::run(operator, args).await,
         BatchCommand::Status(args) => status::run(operator, args).await,
         BatchCommand::Cancel(args) => cancel::run(operator, args).await,
+        BatchCommand::List(args) => list::run(operator, args).await,
     }
 }
 

@@ -16,6 +16,8 @@ const FILES: &[(&str, &str, &str)] = &[
     ("phones.js", JS, include_str!("assets/phones.js")),
     ("chat.js", JS, include_str!("assets/chat.js")),
     ("wxpush.js", JS, include_str!("assets/wxpush.js")),
+    ("lists.js", JS, include_str!("assets/lists.js")),
+    ("rows.js", JS, include_str!("assets/rows.js")),
     ("send.js", JS, include_str!("assets/send.js")),
     ("tools.js", JS, include_str!("assets/tools.js")),
 ];

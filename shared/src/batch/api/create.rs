@@ -14,6 +14,7 @@ use crate::batch::request::{BatchRequest, parse_batch_request, probe};
 use crate::batch::{Batches, invalid};
 use crate::clock::now_unix;
 use crate::error::ApiError;
+use crate::listing::{self, at_ms};
 use crate::send::service::{MESSAGE_TTL_SECS, body_hash, check_idempotency_key, principal};
 use crate::send::validate::{MessageKind, parse_send_request};
 use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, Recorded, attrs};
@@ -147,9 +148,11 @@ impl Batches {
             attrs: running.clone(),
             expected: Some(version),
         };
-        // Listed for the sweep in the same write that starts it.
+        // Listed for the sweep, and in the app's list, in the same write that starts it.
         let listed = unfinished_op(appid, &id, draft.now);
-        let recorded = self.store.record(&[op, listed], draft.now).await;
+        let ttl = draft.now + MESSAGE_TTL_SECS;
+        let in_list = listing::index_op_for_id(listing::BATCHES, appid, at_ms(draft.now), &id, ttl);
+        let recorded = self.store.record(&[op, listed, in_list], draft.now).await;
         if recorded? != Recorded::New {
             return Err(in_progress(format!(
                 "batch {id} was taken over by another request; retry later"

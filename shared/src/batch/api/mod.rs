@@ -1,8 +1,10 @@
 //! The HTTP side of batches: `POST` ([`create`]), `GET` ([`status`]) and `DELETE`
-//! ([`cancel`]) of `/v1/apps/{appid}/batches`, and the fan-out job they queue.
+//! ([`cancel`]) of `/v1/apps/{appid}/batches/{id}`, the app's list ([`list`]), and the
+//! fan-out job they queue.
 
 mod cancel;
 pub(super) mod create;
+mod list;
 mod status;
 
 use super::Batches;

@@ -39,6 +39,33 @@ impl Batches {
     }
 }
 
+impl Batches {
+    /// A batch as the list shows it: [`Batches::status`] without its failures; `None` when
+    /// it is gone (its TTL passed) or still being written.
+    pub(super) async fn summary(&self, appid: &str, id: &str) -> Result<Option<Value>, ApiError> {
+        let Some(meta) = self
+            .meta(appid, id)
+            .await?
+            .filter(|m| m.state != BatchState::Writing)
+        else {
+            return Ok(None);
+        };
+        let progress = self.store.query(&format!("bprog#{appid}#{id}")).await?;
+        let mut body = status_body(
+            appid,
+            id,
+            &meta,
+            count_progress(&progress),
+            QueryPage::default(),
+        );
+        if let Some(o) = body.as_object_mut() {
+            o.remove("failures");
+            o.remove("next_cursor");
+        }
+        Ok(Some(body))
+    }
+}
+
 /// The status of batch `id`: its `meta`, the `counts` of its progress (queued, sent,
 /// failed, unknown, cancelled, same person) and a `page` of its failures.
 fn status_body(appid: &str, id: &str, meta: &Meta, counts: [i64; 6], page: QueryPage) -> Value {

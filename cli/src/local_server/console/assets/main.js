@@ -8,7 +8,9 @@ import { el, problem, replace } from "./dom.js";
 import { Phones } from "./phones.js";
 import { drawSendForm } from "./send.js";
 import { drawTools } from "./tools.js";
-import { Messages, drawApp } from "./wxpush.js";
+import { PagedList } from "./lists.js";
+import { batchRow, eventRow, messageRow } from "./rows.js";
+import { drawApp } from "./wxpush.js";
 
 const KEY = "wxpush.console.key";
 const POLL_MS = 1500;
@@ -83,7 +85,26 @@ class View {
     this.api = api;
     this.state = state;
     this.appid = state.apps[0]?.appid ?? null;
-    this.messages = new Messages($("messages-box"), api, say);
+    this.lists = [
+      new PagedList($("messages-box"), api, say, {
+        what: "messages",
+        columns: ["time", "id", "type", "to", "status", "WeChat", "batch"],
+        row: messageRow,
+        empty: "No messages yet.",
+      }),
+      new PagedList($("batches-box"), api, say, {
+        what: "batches",
+        columns: ["created", "id", "state", "progress", "counts"],
+        row: batchRow,
+        empty: "No batches yet.",
+      }),
+      new PagedList($("events-box"), api, say, {
+        what: "events",
+        columns: ["received", "event", "from", "forwarding"],
+        row: eventRow,
+        empty: "Nothing pushed yet.",
+      }),
+    ];
     this.phones = state.sandbox ? new Phones($("phones-box"), api, say) : null;
     $("sandbox").hidden = !state.sandbox;
     const refresh = () => this.refresh();
@@ -126,9 +147,9 @@ class View {
     const app = this.app();
     if (!app) return;
     drawApp($("app-state"), this.api, app);
-    this.messages.show(app.appid);
+    for (const list of this.lists) list.show(app.appid);
     this.phones?.show(app.appid);
-    await Promise.all([this.messages.refresh(), this.phones?.refresh()]);
+    await Promise.all([...this.lists.map((l) => l.refresh()), this.phones?.refresh()]);
     this.updateSendForm();
   }
 }

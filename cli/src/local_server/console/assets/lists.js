@@ -1,0 +1,71 @@
+// A list of the chosen app, newest first, a page at a time: messages, batches or events
+// (GET /v1/apps/{appid}/messages|batches|events). Polling redraws it only when the page
+// changed; Older and Newer move through the pages.
+
+import { query } from "./api.js";
+import { button, el, problem, replace } from "./dom.js";
+
+const PAGE = 20;
+
+export class PagedList {
+  /**
+   * `what`: the route's last segment and the answer's array (`messages`, ...); `columns`:
+   * the headings; `row(item)`: one `tr`; `empty`: what an empty list says.
+   */
+  constructor(root, api, say, { what, columns, row, empty }) {
+    Object.assign(this, { api, say, what, row, empty });
+    this.columns = columns.length;
+    this.appid = null;
+    this.cursor = null;
+    this.before = [];
+    this.json = "";
+    this.body = el("tbody");
+    this.table = el(
+      "table",
+      { class: "list", id: what },
+      el("thead", {}, el("tr", {}, columns.map((h) => el("th", { text: h })))),
+      this.body,
+    );
+    this.pager = el("nav", { class: "pager" });
+    replace(root, this.table, this.pager);
+  }
+
+  show(appid) {
+    if (appid === this.appid) return;
+    this.appid = appid;
+    this.cursor = null;
+    this.before = [];
+    this.json = "";
+  }
+
+  async refresh() {
+    const path = `/v1/apps/${this.appid}/${this.what}${query({ limit: PAGE, cursor: this.cursor })}`;
+    const answer = await this.api.get(path);
+    if (!answer.ok) {
+      this.say(`${this.what}: ${problem(answer)}`);
+      return;
+    }
+    const json = JSON.stringify(answer.data);
+    if (json === this.json) return;
+    this.json = json;
+    const rows = answer.data[this.what].map(this.row);
+    if (rows.length === 0) {
+      rows.push(el("tr", {}, el("td", { colspan: this.columns, class: "hint", text: this.empty })));
+    }
+    this.body.replaceChildren(...rows);
+    replace(
+      this.pager,
+      this.before.length > 0 &&
+        button("Newer", async () => {
+          this.cursor = this.before.pop();
+          await this.refresh();
+        }),
+      answer.data.next_cursor &&
+        button("Older", async () => {
+          this.before.push(this.cursor);
+          this.cursor = answer.data.next_cursor;
+          await this.refresh();
+        }),
+    );
+  }
+}
