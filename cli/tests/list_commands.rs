@@ -1,5 +1,6 @@
-//! `wxpush messages` as an operator runs it against `wxpush serve --sandbox`: one page a
-//! command, the hint that names the next, `--json`, and exit codes (1 refused, 2 bad usage).
+//! `wxpush messages`, `wxpush events` and `wxpush batch list` as an operator runs them
+//! against `wxpush serve --sandbox`: one page a command, the hint that names the next,
+//! `--json`, and exit codes (1 refused, 2 bad usage).
 
 use serde_json::{Value, json};
 use std::process::Output;
@@ -152,4 +153,75 @@ async fn bad_list_arguments_are_refused() {
     );
     let out = wxpush(&["--server", &url, "messages", OA]).await;
     assert_eq!(text(&out.stdout).trim(), "no messages");
+}
+
+#[tokio::test]
+async fn events_and_batches_print_a_line_each() {
+    let server = server().await;
+    let url = server.url();
+    let http = reqwest::Client::new();
+    // A follow (pushed to the server's own callback) and an unfollow.
+    for path in [
+        "/sandbox/users/o_fan/follow",
+        "/sandbox/users/o_fan/unfollow",
+    ] {
+        let resp = http
+            .post(format!("{url}{path}"))
+            .json(&json!({"appid": OA}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+    let mut out = String::new();
+    for _ in 0..50 {
+        let run = wxpush(&["--server", &url, "events", OA]).await;
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        out = text(&run.stdout);
+        if out.lines().count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].contains("unsubscribe") && lines[0].contains("from o_fan"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains(" subscribe") && lines[1].contains("forwarding off"),
+        "{out}"
+    );
+
+    let out = wxpush(&["--server", &url, "batch", "list", OA]).await;
+    assert_eq!(text(&out.stdout).trim(), "no batches");
+    http.post(format!("{url}/sandbox/users"))
+        .json(&json!({"appid": OA, "openid": "o_reader"}))
+        .send()
+        .await
+        .unwrap();
+    let batch = json!({"message": {"type": "template", "template_id": "TPL_1",
+                                   "data": {"thing1": {"value": "hi"}}},
+                       "recipients": [{"openid": "o_reader"}]});
+    let created: Value = http
+        .post(format!("{url}/v1/apps/{OA}/batches"))
+        .bearer_auth(KEY)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let out = wxpush(&["--server", &url, "batch", "list", OA]).await;
+    let listed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        listed.contains(&format!("batch {id} (")) && listed.contains("total 1"),
+        "{listed}"
+    );
+    let out = wxpush(&["--server", &url, "events", OA, "--cursor", "x"]).await;
+    assert_eq!(out.status.code(), Some(1));
 }

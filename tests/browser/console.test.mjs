@@ -71,6 +71,10 @@ test("follow with the button: the phone shows it and wxpush records the follower
   }
   assert.equal(user.status, 200, JSON.stringify(user.data));
   assert.deepEqual(user.data.accounts, [{ appid: OA, openid: "o_bob", subscribed: true }]);
+  // …and the console lists the recorded push (no --forward: its forwarding is off).
+  await page.waitForText("subscribe", { selector: "#events" });
+  const row = await page.text("#events tbody tr");
+  assert.match(row, /subscribe\s*o_bob\s*off/);
   await page.clickButton("取消关注", { within: phone("o_bob") });
   await page.waitForText("未关注", { selector: phone("o_bob") });
   page.assertClean();
@@ -148,5 +152,25 @@ test("no response the page reads holds an access token", async () => {
   await page.waitForSelector(".phone");
   assert.ok(bodies.length >= 5, `${bodies.length} responses`);
   for (const body of bodies) assert.ok(!body.includes(token.data.access_token), "a token reached the page");
+  page.assertClean();
+});
+
+// Last: its 40 users fill the first pages of phones.
+test("a batch's bar fills to 100 % as its workers send", async () => {
+  const users = Array.from({ length: 40 }, (_, i) => ({ appid: OA, openid: `o_fan${i}` }));
+  await wxpush.sandbox("/users", users);
+  const page = await open();
+  const created = await wxpush.api("POST", `/v1/apps/${OA}/batches`, {
+    message: { type: "template", template_id: "TPL_ORDER", data: { character_string1: { value: "B7" }, thing2: { value: "秋季新品" } } },
+    recipients: users.map((u) => ({ openid: u.openid })),
+  });
+  assert.equal(created.status, 202, JSON.stringify(created.data));
+  const row = `#batches tr[data-id="${created.data.id}"]`;
+  await page.waitForSelector(row);
+  await page.waitForText("100 %", { selector: row, timeout: 20_000 });
+  assert.equal(await page.page.$eval(`${row} progress`, (p) => p.value), 100);
+  assert.match(await page.text(row), /done.*sent 40 · failed 0 · unknown 0 of 40/);
+  // The batch's messages are in the list too.
+  await page.waitForText(created.data.id.slice(-8), { selector: "#messages" });
   page.assertClean();
 });

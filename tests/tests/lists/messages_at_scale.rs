@@ -6,56 +6,17 @@ use std::time::{Duration, Instant};
 use wxpush_send::SendService;
 use wxpush_shared::AppKind;
 use wxpush_shared::listing::{self, ListQuery};
-use wxpush_shared::store::{Attr, EmbeddedStateStore, ItemKey, Op, StateStore, attrs};
-use wxpush_tests::{EmulatorServer, embedded_token_manager, emulated, memory_db, random_appid};
-
-/// Messages stored per transaction while seeding.
-const SEED_CHUNK: usize = 2_000;
+use wxpush_shared::store::{EmbeddedStateStore, StateStore};
+use wxpush_tests::{
+    EmulatorServer, embedded_token_manager, emulated, memory_db, random_appid, seed_messages,
+    seeded_message_id,
+};
 
 fn size() -> usize {
     std::env::var("WXPUSH_LIST_TEST_SIZE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000)
-}
-
-/// `count` message records with their list rows, as a send writes them, one a millisecond.
-async fn seed(store: &EmbeddedStateStore, appid: &str, count: usize, start_ms: i64) {
-    let s = |v: &str| Attr::S(v.to_string());
-    for chunk in (0..count).collect::<Vec<_>>().chunks(SEED_CHUNK) {
-        let mut ops = Vec::with_capacity(chunk.len() * 2);
-        for &i in chunk {
-            let ms = start_ms + i as i64;
-            let id = format!("msg_{ms:012x}{i:020x}");
-            let ttl = ms / 1000 + 86_400;
-            ops.push(Op::Set {
-                key: ItemKey::message(appid, &id),
-                attrs: attrs([
-                    ("id", s(&id)),
-                    ("appid", s(appid)),
-                    ("via_appid", s(appid)),
-                    ("type", s("template")),
-                    ("openid", s(&format!("o_{i}"))),
-                    ("requested_by", s("test")),
-                    ("created_at", Attr::N(ms / 1000)),
-                    ("ttl", Attr::N(ttl)),
-                    ("status", s("sent")),
-                    (
-                        "wechat_msgid",
-                        s(&(3_000_000_000i64 + i as i64).to_string()),
-                    ),
-                ]),
-            });
-            ops.push(listing::index_op_for_id(
-                listing::MESSAGES,
-                appid,
-                ms,
-                &id,
-                ttl,
-            ));
-        }
-        store.record(&ops, 0).await.expect("seeding");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +29,9 @@ async fn any_page_of_100_000_messages_reads_only_its_rows() {
     let store = EmbeddedStateStore::new(db.clone());
     let started = Instant::now();
     let start_ms = 1_700_000_000_000;
-    seed(&store, &appid, count, start_ms).await;
+    seed_messages(&store, &appid, count, start_ms)
+        .await
+        .expect("seeding");
     println!("seeded {count} messages in {:?}", started.elapsed());
     let store: Arc<dyn StateStore> = Arc::new(store);
     let svc = SendService::new(
@@ -89,17 +52,15 @@ async fn any_page_of_100_000_messages_reads_only_its_rows() {
     let (first, first_took) = page(None).await;
     let list = first["messages"].as_array().unwrap();
     assert_eq!(list.len(), 100);
-    let newest = format!("msg_{:012x}{:020x}", start_ms + count as i64 - 1, count - 1);
+    let newest = seeded_message_id(start_ms + count as i64 - 1, count - 1);
     assert_eq!(list[0]["id"], newest.as_str());
     assert_eq!(list[0]["status"], "sent");
     // Deep down: the cursor of the message half-way through.
     let half = count / 2;
-    let cursor = listing::sort_key(
-        start_ms + half as i64,
-        &format!("msg_{:012x}{half:020x}", start_ms + half as i64),
-    );
+    let half_ms = start_ms + half as i64;
+    let cursor = listing::sort_key(half_ms, &seeded_message_id(half_ms, half));
     let (deep, deep_took) = page(Some(cursor)).await;
-    let expected = format!("msg_{:012x}{:020x}", start_ms + half as i64 - 1, half - 1);
+    let expected = seeded_message_id(half_ms - 1, half - 1);
     assert_eq!(deep["messages"][0]["id"], expected.as_str());
     assert_eq!(deep["messages"].as_array().unwrap().len(), 100);
     println!("first page of 100 in {first_took:?}, a page half-way down in {deep_took:?}");
