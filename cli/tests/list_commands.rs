@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::process::Output;
 use std::time::Duration;
-use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
+use wxpush_cli::local_server::{DataLocation, ServeConfig, demo_apps, start};
 
 const KEY: &str = "list-commands-key";
 const OA: &str = "wxd0000000000000a1";
@@ -27,7 +27,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-async fn server() -> wxpush_cli::serve::RunningServer {
+async fn server() -> wxpush_cli::local_server::RunningServer {
     start(ServeConfig {
         host: "127.0.0.1".into(),
         port: 0,

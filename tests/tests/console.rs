@@ -3,7 +3,7 @@
 //! and its state route (the bearer key; each app's token state, never the token).
 
 use serde_json::Value;
-use wxpush_cli::serve::demo_apps;
+use wxpush_cli::local_server::demo_apps;
 use wxpush_tests::local_server;
 
 const KEY: &str = "console-key";
@@ -85,7 +85,7 @@ async fn only_this_machine_reaches_the_console() {
 
 #[tokio::test]
 async fn a_peer_beyond_loopback_is_refused() {
-    use wxpush_cli::serve::{DataLocation, ServeConfig, start};
+    use wxpush_cli::local_server::{DataLocation, ServeConfig, start};
     let Some(ip) = this_machines_address() else {
         panic!("this test needs an address other than loopback on this machine");
     };

@@ -4,7 +4,7 @@
 //! customer-service window and accepted subscriptions; paged; bad queries refused.
 
 use serde_json::{Value, json};
-use wxpush_cli::serve::demo_apps;
+use wxpush_cli::local_server::demo_apps;
 use wxpush_tests::local_server;
 
 const OA: &str = "wxd0000000000000a1";
@@ -12,7 +12,7 @@ const MP: &str = "wxd0000000000000b2";
 const KEY: &str = "phones-key";
 
 struct Local {
-    server: wxpush_cli::serve::RunningServer,
+    server: wxpush_cli::local_server::RunningServer,
     http: reqwest::Client,
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use wxpush_cli::serve::demo_apps;
+use wxpush_cli::local_server::demo_apps;
 
 const OA: &str = "wxd0000000000000a1";
 const KEY: &str = "batches-key";

@@ -6,13 +6,13 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use wxpush_cli::serve::demo_apps;
+use wxpush_cli::local_server::demo_apps;
 
 const OA: &str = "wxd0000000000000a1";
 const KEY: &str = "events-key";
 
 struct Local {
-    server: wxpush_cli::serve::RunningServer,
+    server: wxpush_cli::local_server::RunningServer,
     http: reqwest::Client,
 }
 

@@ -146,7 +146,7 @@ async fn a_message_written_twice_is_listed_once() {
         .control("/users", json!({"appid": w.oa, "openid": "o_fan"}))
         .await;
     // WeChat delivers and three answers are lost, then the token is refused: `unknown`,
-    // recorded, with `retry_until` (tests/tests/guarantees.rs has the whole story).
+    // recorded, with `retry_until` (tests/tests/guarantees/ has the whole story).
     let path = "/cgi-bin/message/template/send";
     for fault in [
         json!({"path": path, "delay_ms": 900, "after_delivery": true, "times": 3}),

@@ -2,7 +2,7 @@
 //! with its status, code and the parameter at fault.
 
 use serde_json::{Value, json};
-use wxpush_cli::serve::demo_apps;
+use wxpush_cli::local_server::demo_apps;
 use wxpush_tests::local_server;
 
 const OA: &str = "wxd0000000000000a1";
@@ -35,7 +35,7 @@ async fn bad_queries_are_refused_naming_the_parameter() {
 }
 
 /// Every refusal of one list route (`what`: messages, batches or events).
-async fn refusals(server: &wxpush_cli::serve::RunningServer, what: &str, allow: &str) {
+async fn refusals(server: &wxpush_cli::local_server::RunningServer, what: &str, allow: &str) {
     let list = format!("{}/v1/apps/{OA}/{what}", server.url());
     let (status, empty, _) = get(&list, Some(KEY)).await;
     assert_eq!(status, 200, "{empty}");

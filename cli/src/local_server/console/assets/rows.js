@@ -1,7 +1,7 @@
 // One row of each list: a message with its status and what WeChat said, a batch with its
 // progress bar and counts, an event with its forwarding state. Text only.
 
-import { el, stamp } from "./dom.js";
+import { clock, el, stamp } from "./dom.js";
 
 /** The status chip's look for each message status. */
 const STATUS_CLASS = {
@@ -13,22 +13,30 @@ const STATUS_CLASS = {
   unknown: "chip warn",
 };
 
-/** An id as `msg_…1a2b3c4d`: its kind and its last (random) digits. */
+/** An id as `…1a2b3c4d`: its last (random) digits (the whole id is its title). */
 export function short(id) {
-  return `${id.slice(0, 4)}…${id.slice(-8)}`;
+  return `…${id.slice(-8)}`;
+}
+
+/** A time as `HH:MM:SS` today, else `MM-DD HH:MM:SS`. */
+function when(secs) {
+  if (typeof secs !== "number") return "-";
+  const today = new Date().toDateString() === new Date(secs * 1000).toDateString();
+  return today ? clock(secs) : stamp(secs);
 }
 
 /** A message: when, id, type, recipient, status, what WeChat said, batch. */
 export function messageRow(m) {
   const wechat = [];
-  if (m.wechat_errcode !== undefined) wechat.push(`errcode ${m.wechat_errcode}`);
   if (m.delivery?.status) wechat.push(m.delivery.status);
   else if (m.wechat_msgid) wechat.push(`msgid ${m.wechat_msgid}`);
+  // The error names the errcode when WeChat gave one.
   if (m.error) wechat.push(m.error);
+  else if (m.wechat_errcode !== undefined) wechat.push(`errcode ${m.wechat_errcode}`);
   return el(
     "tr",
     { dataset: { id: m.id } },
-    el("td", { text: stamp(m.created_at) }),
+    el("td", { class: "nowrap", text: when(m.created_at) }),
     el("td", { class: "mono", text: short(m.id), title: m.id }),
     el("td", { text: m.type ?? "" }),
     el("td", { class: "mono", text: m.to?.openid ?? m.to?.unionid ?? "" }),
@@ -50,7 +58,7 @@ export function batchRow(b) {
   return el(
     "tr",
     { dataset: { id: b.id } },
-    el("td", { text: stamp(b.created_at) }),
+    el("td", { class: "nowrap", text: when(b.created_at) }),
     el("td", { class: "mono", text: short(b.id), title: b.id }),
     el("td", {}, el("span", { class: state, text: b.state })),
     el(
@@ -76,7 +84,7 @@ export function eventRow(e) {
   return el(
     "tr",
     { dataset: { id: e.id } },
-    el("td", { text: stamp(e.received_at) }),
+    el("td", { class: "nowrap", text: when(e.received_at) }),
     el("td", { text: what ?? "" }),
     el("td", { class: "mono", text: e.openid ?? "" }),
     el("td", {}, el("span", { class: FORWARD_CLASS[f.state] ?? "chip", text: forwarding })),

@@ -24,7 +24,7 @@ export function drawSendForm(root, api, app, choices, after) {
   const toList = el("datalist", { id: "send-to" });
   const template = el("input", { "aria-label": "template id", list: "send-templates", size: 16, spellcheck: "false" });
   const templateList = el("datalist", { id: "send-templates" });
-  const data = el("textarea", { "aria-label": "data (key=value a line)", rows: 2, cols: 22, spellcheck: "false" });
+  const data = el("textarea", { "aria-label": "data (key=value a line)", rows: 3, cols: 24, spellcheck: "false" });
   const text = el("input", { "aria-label": "text", size: 22, value: "您好" });
   const result = el("output", { class: "send-result" });
 
