@@ -211,6 +211,60 @@ mod tests {
         assert!(ListQuery::parse(Some(&long), None).is_err());
     }
 
+    /// Every page of `limit` from an embedded store holding the list rows of `ids` (made one
+    /// a millisecond, in order): the ids listed, page by page.
+    fn pages_of(ids: &[String], limit: usize) -> Vec<Vec<String>> {
+        use crate::store::{EmbeddedStateStore, ItemRead};
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let store = EmbeddedStateStore::new(std::sync::Arc::new(db));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ops: Vec<Op> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| index_op_for_id(MESSAGES, "wx1", 1_000 + i as i64, id, 9))
+                .collect();
+            store.record(&ops, 0).await.unwrap();
+            let mut pages = Vec::new();
+            let mut cursor = None;
+            loop {
+                let q = ListQuery { cursor, limit };
+                let page = page(&store, MESSAGES, "wx1", &q).await.unwrap();
+                pages.push(page.rows.iter().filter_map(|r| r.string("id")).collect());
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => return pages,
+                }
+                assert!(pages.len() <= ids.len() + 1, "the pages never end");
+            }
+        })
+    }
+
+    #[test]
+    fn pages_hold_every_item_once_newest_first_however_they_spread() {
+        let all: Vec<String> = (0..40).map(|i| format!("msg_{i:03}")).collect();
+        // All in one shard: a page is one shard's rows only, and there are more after it.
+        let one_shard: Vec<String> = all
+            .iter()
+            .filter(|id| shard(id) == shard(&all[0]))
+            .cloned()
+            .collect();
+        assert!(one_shard.len() >= 2, "{one_shard:?}");
+        for ids in [&all, &one_shard] {
+            let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+            for limit in [1, 2, 3, 7, 100] {
+                let pages = pages_of(ids, limit);
+                let listed: Vec<String> = pages.iter().flatten().cloned().collect();
+                assert_eq!(listed, newest_first, "limit {limit}");
+                assert!(pages.iter().all(|p| p.len() <= limit));
+            }
+        }
+    }
+
     #[test]
     fn ids_spread_over_every_shard() {
         let mut seen = std::collections::BTreeSet::new();
