@@ -2,12 +2,14 @@
 //! moto's SSM (`apps put`), checking output, `--json` and exit codes (0 done, 1 refused,
 //! 2 bad usage).
 
+mod common;
+
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wxpush_cli::local_server::{DataLocation, ServeConfig, demo_apps, start};
+use wxpush_cli::local_server::demo_apps;
 
 const KEY: &str = "cli-test-key";
 
@@ -40,24 +42,7 @@ fn text(b: &[u8]) -> String {
 async fn local_server(
     apps: wxpush_shared::secrets::AppsFile,
 ) -> wxpush_cli::local_server::RunningServer {
-    start(ServeConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        apps,
-        sandbox: true,
-        data: DataLocation::Memory,
-        api_key: KEY.into(),
-        wechat: Default::default(),
-        refresh_every: Duration::from_secs(3600),
-        refresh_window: Duration::from_secs(900),
-        sync: Default::default(),
-        batches: Default::default(),
-        forward: None,
-        sweep_every: Duration::from_secs(3600),
-        callback_guard: Default::default(),
-    })
-    .await
-    .unwrap()
+    common::sandbox_server(apps, KEY).await
 }
 
 /// `wxpush [--json] send` of template `T1` from `oa` to `to`, with `extra` arguments.

@@ -2,10 +2,12 @@
 //! against `wxpush serve --sandbox`: one page a command, the hint that names the next,
 //! `--json`, and exit codes (1 refused, 2 bad usage).
 
+mod common;
+
 use serde_json::{Value, json};
 use std::process::Output;
 use std::time::Duration;
-use wxpush_cli::local_server::{DataLocation, ServeConfig, demo_apps, start};
+use wxpush_cli::local_server::demo_apps;
 
 const KEY: &str = "list-commands-key";
 const OA: &str = "wxd0000000000000a1";
@@ -28,42 +30,27 @@ fn text(b: &[u8]) -> String {
 }
 
 async fn server() -> wxpush_cli::local_server::RunningServer {
-    start(ServeConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        apps: demo_apps(),
-        sandbox: true,
-        data: DataLocation::Memory,
-        api_key: KEY.into(),
-        wechat: Default::default(),
-        refresh_every: Duration::from_secs(3600),
-        refresh_window: Duration::from_secs(900),
-        sync: Default::default(),
-        batches: Default::default(),
-        forward: None,
-        sweep_every: Duration::from_secs(3600),
-        callback_guard: Default::default(),
-    })
-    .await
-    .unwrap()
+    common::sandbox_server(demo_apps(), KEY).await
+}
+
+/// `POST {url}{path}` of `body` (with the key for `/v1`); the answer, required to be 2xx.
+async fn post(url: &str, path: &str, body: Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap()
 }
 
 /// A template message to `to` through the API; its id.
 async fn send(url: &str, to: &str) -> String {
-    let http = reqwest::Client::new();
-    let answer: Value = http
-        .post(format!("{url}/v1/apps/{OA}/messages"))
-        .bearer_auth(KEY)
-        .json(
-            &json!({"type": "template", "to": {"openid": to}, "template_id": "TPL_1",
-                      "data": {"thing1": {"value": "hi"}}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let message = json!({"type": "template", "to": {"openid": to}, "template_id": "TPL_1",
+                         "data": {"thing1": {"value": "hi"}}});
+    let answer = post(url, &format!("/v1/apps/{OA}/messages"), message).await;
     answer["id"].as_str().expect("sent").to_string()
 }
 
@@ -71,14 +58,8 @@ async fn send(url: &str, to: &str) -> String {
 async fn messages_prints_a_page_and_the_command_for_the_next() {
     let server = server().await;
     let url = server.url();
-    let http = reqwest::Client::new();
-    for openid in ["o_first", "o_second"] {
-        http.post(format!("{url}/sandbox/users"))
-            .json(&json!({"appid": OA, "openid": openid}))
-            .send()
-            .await
-            .unwrap();
-    }
+    let users = json!([{"appid": OA, "openid": "o_first"}, {"appid": OA, "openid": "o_second"}]);
+    post(&url, "/sandbox/users", users).await;
     let first = send(&url, "o_first").await;
     tokio::time::sleep(Duration::from_millis(2)).await;
     let second = send(&url, "o_second").await;
@@ -159,19 +140,12 @@ async fn bad_list_arguments_are_refused() {
 async fn events_and_batches_print_a_line_each() {
     let server = server().await;
     let url = server.url();
-    let http = reqwest::Client::new();
     // A follow (pushed to the server's own callback) and an unfollow.
     for path in [
         "/sandbox/users/o_fan/follow",
         "/sandbox/users/o_fan/unfollow",
     ] {
-        let resp = http
-            .post(format!("{url}{path}"))
-            .json(&json!({"appid": OA}))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
+        post(&url, path, json!({"appid": OA})).await;
     }
     let mut out = String::new();
     for _ in 0..50 {
@@ -196,24 +170,16 @@ async fn events_and_batches_print_a_line_each() {
 
     let out = wxpush(&["--server", &url, "batch", "list", OA]).await;
     assert_eq!(text(&out.stdout).trim(), "no batches");
-    http.post(format!("{url}/sandbox/users"))
-        .json(&json!({"appid": OA, "openid": "o_reader"}))
-        .send()
-        .await
-        .unwrap();
+    post(
+        &url,
+        "/sandbox/users",
+        json!({"appid": OA, "openid": "o_reader"}),
+    )
+    .await;
     let batch = json!({"message": {"type": "template", "template_id": "TPL_1",
                                    "data": {"thing1": {"value": "hi"}}},
                        "recipients": [{"openid": "o_reader"}]});
-    let created: Value = http
-        .post(format!("{url}/v1/apps/{OA}/batches"))
-        .bearer_auth(KEY)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = post(&url, &format!("/v1/apps/{OA}/batches"), batch).await;
     let id = created["id"].as_str().unwrap();
     let out = wxpush(&["--server", &url, "batch", "list", OA]).await;
     let listed = text(&out.stdout);

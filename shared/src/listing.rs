@@ -10,8 +10,10 @@
 //! docs/api.md#lists describes the routes.
 
 use crate::error::ApiError;
-use crate::store::{Attr, Attrs, ItemKey, Op, StateStore, StoreError, attrs};
+use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, StateStore, StoreError, attrs};
+use futures::StreamExt;
 use futures::future::try_join_all;
+use std::future::Future;
 
 /// Index partitions per app and family.
 pub const SHARDS: u32 = 16;
@@ -142,6 +144,33 @@ pub struct IndexPage {
     pub next_cursor: Option<String>,
 }
 
+impl IndexPage {
+    /// The string attribute `name` of each row, in order (what names each row's item).
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        self.rows.iter().filter_map(|r| r.string(name)).collect()
+    }
+}
+
+/// Items of a page read at once, at most.
+const READS_IN_FLIGHT: usize = 16;
+
+/// The item of each key, read by `read` ([`READS_IN_FLIGHT`] at once), in the keys' order;
+/// an item `read` finds gone (`None`: its TTL passed before its row's) is left out.
+pub async fn read_each<T, E, F, Fut>(keys: Vec<String>, read: F) -> Result<Vec<T>, E>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+{
+    let found: Vec<Option<T>> = futures::stream::iter(keys)
+        .map(read)
+        .buffered(READS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// The index rows of `appid`'s `family` after `query.cursor`, newest first.
 pub async fn page(
     store: &dyn StateStore,
@@ -214,7 +243,7 @@ mod tests {
     /// Every page of `limit` from an embedded store holding the list rows of `ids` (made one
     /// a millisecond, in order): the ids listed, page by page.
     fn pages_of(ids: &[String], limit: usize) -> Vec<Vec<String>> {
-        use crate::store::{EmbeddedStateStore, ItemRead};
+        use crate::store::EmbeddedStateStore;
         let db = redb::Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .unwrap();
@@ -234,7 +263,7 @@ mod tests {
             loop {
                 let q = ListQuery { cursor, limit };
                 let page = page(&store, MESSAGES, "wx1", &q).await.unwrap();
-                pages.push(page.rows.iter().filter_map(|r| r.string("id")).collect());
+                pages.push(page.strings("id"));
                 match page.next_cursor {
                     Some(c) => cursor = Some(c),
                     None => return pages,

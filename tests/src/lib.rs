@@ -14,6 +14,7 @@ mod callback_world;
 mod embedded;
 mod emulator_server;
 mod jobs;
+mod local_client;
 mod local_server;
 mod logs;
 mod moto;
@@ -28,6 +29,7 @@ pub use callback_world::{callback_service, callback_service_with_queue, nonce, s
 pub use embedded::{embedded_token_manager, memory_db};
 pub use emulator_server::{EmulatorServer, emulated};
 pub use jobs::{job_runner, run_jobs};
+pub use local_client::LocalClient;
 pub use local_server::{FORWARD_SECRET, local_server, local_server_forwarding};
 pub use logs::{LogCapture, capture_suite_logs, remember_secrets, test_log_dir};
 pub use moto::{SsmApp, create_table, put_app, random_appid, sdk_config, unique};

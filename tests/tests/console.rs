@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use wxpush_cli::local_server::demo_apps;
-use wxpush_tests::local_server;
+use wxpush_tests::{LocalClient, local_server};
 
 const KEY: &str = "console-key";
 const OA: &str = "wxd0000000000000a1";
@@ -144,39 +144,17 @@ async fn the_state_route_needs_the_key_and_never_shows_a_token() {
     let resp = http.get(&state).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(resp.status(), 401);
 
-    let before: Value = http
-        .get(&state)
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let client = LocalClient::new(&server, KEY);
+    let (status, before) = client.get("/console/state").await;
+    assert_eq!(status, 200);
     assert_eq!(before["sandbox"], true);
     assert_eq!(before["apps"][0]["appid"], OA);
     assert_eq!(before["apps"][0]["token"]["state"], "none");
     assert_eq!(before["apps"][1]["linked_official_account"], OA);
 
-    let token: Value = http
-        .get(format!("{}/v1/apps/{OA}/token", server.url()))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, token) = client.get(&format!("/v1/apps/{OA}/token")).await;
     let token = token["access_token"].as_str().unwrap().to_string();
-    let after: Value = http
-        .get(&state)
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, after) = client.get("/console/state").await;
     let oa = &after["apps"][0];
     assert_eq!(oa["token"]["state"], "valid", "{oa}");
     let left = oa["token"]["expires_in"].as_i64().unwrap();

@@ -5,59 +5,43 @@
 
 use serde_json::{Value, json};
 use wxpush_cli::local_server::demo_apps;
-use wxpush_tests::local_server;
+use wxpush_tests::{LocalClient, local_server};
 
 const OA: &str = "wxd0000000000000a1";
 const MP: &str = "wxd0000000000000b2";
 const KEY: &str = "phones-key";
 
+/// The local server, and a template message or a text sent through its API.
 struct Local {
     server: wxpush_cli::local_server::RunningServer,
-    http: reqwest::Client,
+    client: LocalClient,
 }
 
 impl Local {
+    async fn start() -> Local {
+        let server = local_server(demo_apps(), KEY).await;
+        let client = LocalClient::new(&server, KEY);
+        Local { server, client }
+    }
     async fn control(&self, path: &str, body: Value) {
-        let resp = self
-            .http
-            .post(format!("{}/sandbox{path}", self.server.url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        self.client.control(path, body).await;
     }
     async fn send(&self, appid: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}/v1/apps/{appid}/messages", self.server.url()))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let answer: Value = resp.json().await.unwrap();
+        let (status, answer) = self
+            .client
+            .post(&format!("/v1/apps/{appid}/messages"), body)
+            .await;
         assert_eq!(status, 200, "{answer}");
         answer
     }
     async fn phones(&self, query: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}/sandbox/phones{query}", self.server.url()))
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
+        self.client.sandbox_get(&format!("/phones{query}")).await
     }
 }
 
 #[tokio::test]
 async fn each_user_is_a_phone_showing_what_wechat_shows() {
-    let w = Local {
-        server: local_server(demo_apps(), KEY).await,
-        http: reqwest::Client::new(),
-    };
+    let w = Local::start().await;
     w.control("/templates", json!({"appid": OA, "id": "TPL_ORDER", "kind": "template",
         "title": "订单发货通知", "content": "订单号：{{character_string1.DATA}}\n商品：{{thing2.DATA}}"}))
         .await;
@@ -136,10 +120,7 @@ async fn each_user_is_a_phone_showing_what_wechat_shows() {
 
 #[tokio::test]
 async fn phones_come_a_page_at_a_time_and_bad_queries_are_refused() {
-    let w = Local {
-        server: local_server(demo_apps(), KEY).await,
-        http: reqwest::Client::new(),
-    };
+    let w = Local::start().await;
     let users: Vec<Value> = (0..5)
         .map(|i| json!({"appid": OA, "openid": format!("o_{i}")}))
         .collect();

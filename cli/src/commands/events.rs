@@ -2,27 +2,18 @@
 //! recorded, newest first, with each event's forwarding state (GET /v1/apps/{appid}/events).
 
 use super::Operator;
-use super::list_page::{fetch, next_page_hint, utc};
+use super::list_page::{self, page_lines, utc};
 use crate::args::ListArgs;
 use crate::error::CliError;
 use serde_json::Value;
 
 pub async fn run(operator: &Operator, args: ListArgs) -> Result<(), CliError> {
-    let api = operator.api().await?;
-    let page = fetch(&api, &format!("/v1/apps/{}/events", args.appid), &args).await?;
-    operator.print(&page, |p| events_summary(p, &args));
-    Ok(())
+    list_page::run(operator, &args, "events", events_summary).await
 }
 
 /// One line per event: when it came, what it is, from whom, and its forwarding.
 pub fn events_summary(page: &Value, args: &ListArgs) -> String {
-    let list = page["events"].as_array().cloned().unwrap_or_default();
-    let mut lines: Vec<String> = list.iter().map(event_line).collect();
-    if lines.is_empty() {
-        lines.push("no events".into());
-    }
-    lines.extend(next_page_hint(page, "events", args));
-    lines.join("\n")
+    page_lines(page, "events", "events", args, event_line)
 }
 
 fn event_line(e: &Value) -> String {

@@ -1,10 +1,25 @@
 //! One page of a list route (`GET /v1/apps/{appid}/messages`, ...): the request with its
-//! `?limit=` and `?cursor=`, and the line that says how to see the next page.
+//! `?limit=` and `?cursor=`, printed, and the line that says how to see the next page.
 
+use super::Operator;
 use crate::args::ListArgs;
 use crate::client::{ApiClient, answer};
 use crate::error::CliError;
 use serde_json::Value;
+
+/// Prints one page of `GET /v1/apps/{appid}/{what}` for `args`: the JSON with `--json`, else
+/// `summary` of it.
+pub async fn run(
+    operator: &Operator,
+    args: &ListArgs,
+    what: &str,
+    summary: fn(&Value, &ListArgs) -> String,
+) -> Result<(), CliError> {
+    let api = operator.api().await?;
+    let page = fetch(&api, &format!("/v1/apps/{}/{what}", args.appid), args).await?;
+    operator.print(&page, |p| summary(p, args));
+    Ok(())
+}
 
 /// `GET {path}?limit=&cursor=` for `args`; the API checks both (422 names the one at fault).
 pub async fn fetch(api: &ApiClient, path: &str, args: &ListArgs) -> Result<Value, CliError> {
@@ -21,8 +36,26 @@ pub async fn fetch(api: &ApiClient, path: &str, args: &ListArgs) -> Result<Value
     answer(api.get(&format!("{path}?{query}"))).await
 }
 
+/// A page for a person: `line` of each item of `page[what]` (`no {what}` when there is
+/// none), then the command (`wxpush {command} ...`) that shows the page after.
+pub fn page_lines(
+    page: &Value,
+    what: &str,
+    command: &str,
+    args: &ListArgs,
+    line: fn(&Value) -> String,
+) -> String {
+    let items = page[what].as_array().cloned().unwrap_or_default();
+    let mut lines: Vec<String> = items.iter().map(line).collect();
+    if lines.is_empty() {
+        lines.push(format!("no {what}"));
+    }
+    lines.extend(next_page_hint(page, command, args));
+    lines.join("\n")
+}
+
 /// The hint after a page: the command that shows the next one, or nothing on the last.
-pub fn next_page_hint(page: &Value, command: &str, args: &ListArgs) -> Option<String> {
+fn next_page_hint(page: &Value, command: &str, args: &ListArgs) -> Option<String> {
     page["next_cursor"].as_str().map(|cursor| {
         format!(
             "older: wxpush {command} {} --limit {} --cursor {cursor}",

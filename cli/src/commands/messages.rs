@@ -2,27 +2,18 @@
 //! their status and WeChat's answer (GET /v1/apps/{appid}/messages).
 
 use super::Operator;
-use super::list_page::{fetch, next_page_hint, utc};
+use super::list_page::{self, page_lines, utc};
 use crate::args::ListArgs;
 use crate::error::CliError;
 use serde_json::Value;
 
 pub async fn run(operator: &Operator, args: ListArgs) -> Result<(), CliError> {
-    let api = operator.api().await?;
-    let page = fetch(&api, &format!("/v1/apps/{}/messages", args.appid), &args).await?;
-    operator.print(&page, |p| messages_summary(p, &args));
-    Ok(())
+    list_page::run(operator, &args, "messages", messages_summary).await
 }
 
 /// One line per message: when, id, type, status, recipient, and what WeChat said.
 pub fn messages_summary(page: &Value, args: &ListArgs) -> String {
-    let list = page["messages"].as_array().cloned().unwrap_or_default();
-    let mut lines: Vec<String> = list.iter().map(message_line).collect();
-    if lines.is_empty() {
-        lines.push("no messages".into());
-    }
-    lines.extend(next_page_hint(page, "messages", args));
-    lines.join("\n")
+    page_lines(page, "messages", "messages", args, message_line)
 }
 
 fn message_line(m: &Value) -> String {

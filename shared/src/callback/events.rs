@@ -9,12 +9,8 @@ use crate::forward::event_id;
 use crate::listing::{self, ListQuery};
 use crate::secrets::SecretStore;
 use crate::store::{Attrs, ItemKey, ItemRead, StateStore, StoreError};
-use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// Events of one page read from the store at once.
-const READS_IN_FLIGHT: usize = 16;
 
 /// The recorded events of every app, as the API lists them.
 pub struct RecordedEvents {
@@ -31,15 +27,10 @@ impl RecordedEvents {
     pub async fn list(&self, appid: &str, query: &ListQuery) -> Result<Value, ApiError> {
         self.secrets.app(appid).await?;
         let page = listing::page(self.store.as_ref(), listing::EVENTS, appid, query).await?;
-        let keys: Vec<String> = page.rows.iter().filter_map(|r| r.string("key")).collect();
-        let events: Vec<Option<Value>> = futures::stream::iter(keys)
-            .map(|key| async move { self.event(appid, &key).await })
-            .buffered(READS_IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        let events: Vec<Value> = events.into_iter().flatten().collect();
+        let events = listing::read_each(page.strings("key"), |key| async move {
+            self.event(appid, &key).await
+        })
+        .await?;
         Ok(json!({"events": events, "next_cursor": page.next_cursor}))
     }
 

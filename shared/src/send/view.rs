@@ -6,11 +6,7 @@ use super::service::Sender;
 use crate::error::ApiError;
 use crate::listing::{self, ListQuery};
 use crate::store::{Attrs, ItemKey, ItemRead};
-use futures::StreamExt;
 use serde_json::{Value, json};
-
-/// Messages of one page read from the store at once.
-const READS_IN_FLIGHT: usize = 16;
 
 impl Sender {
     /// `GET /v1/apps/{appid}/messages/{id}`, with the delivery status from TEMPLATESENDJOBFINISH.
@@ -27,20 +23,10 @@ impl Sender {
     pub async fn messages(&self, appid: &str, query: &ListQuery) -> Result<Value, ApiError> {
         self.tokens.secrets().app(appid).await?;
         let page = listing::page(self.store.as_ref(), listing::MESSAGES, appid, query).await?;
-        let ids: Vec<String> = page
-            .rows
-            .iter()
-            .filter_map(|row| row.text("id").map(str::to_string))
-            .collect();
-        let views: Vec<Option<Value>> = futures::stream::iter(ids)
-            .map(|id| async move { self.message_view(appid, &id).await })
-            .buffered(READS_IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        // A row whose record is gone (its TTL passed first) is left out.
-        let messages: Vec<Value> = views.into_iter().flatten().collect();
+        let messages = listing::read_each(page.strings("id"), |id| async move {
+            self.message_view(appid, &id).await
+        })
+        .await?;
         Ok(json!({"messages": messages, "next_cursor": page.next_cursor}))
     }
 

@@ -4,13 +4,14 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use wxpush_cli::local_server::demo_apps;
+use wxpush_tests::LocalClient;
 
 const OA: &str = "wxd0000000000000a1";
 const KEY: &str = "batches-key";
 
+/// The local server's API.
 struct Local {
-    url: String,
-    http: reqwest::Client,
+    client: LocalClient,
 }
 
 impl Local {
@@ -22,29 +23,21 @@ impl Local {
         let body = json!({"message": {"type": "template", "template_id": "TPL_1",
                                       "data": {"thing1": {"value": "hi"}}},
                           "recipients": recipients});
-        let resp = self
-            .http
-            .post(format!("{}/v1/apps/{OA}/batches", self.url))
-            .bearer_auth(KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
-        let answer: Value = resp.json().await.unwrap();
+        let (status, answer) = self
+            .client
+            .post(&format!("/v1/apps/{OA}/batches"), body)
+            .await;
+        assert_eq!(status, 202, "{answer}");
         answer["id"].as_str().unwrap().to_string()
     }
 
     async fn list(&self, query: &str) -> Value {
-        let resp = self
-            .http
-            .get(format!("{}/v1/apps/{OA}/batches{query}", self.url))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json().await.unwrap()
+        let (status, page) = self
+            .client
+            .get(&format!("/v1/apps/{OA}/batches{query}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page
     }
 
     /// The list once every batch on it is done (within 20 s).
@@ -65,20 +58,12 @@ impl Local {
 async fn batches_are_listed_newest_first_with_their_counts() {
     let server = wxpush_tests::local_server(demo_apps(), KEY).await;
     let w = Local {
-        url: server.url(),
-        http: reqwest::Client::new(),
+        client: LocalClient::new(&server, KEY),
     };
     let users: Vec<Value> = (0..30)
         .map(|i| json!({"appid": OA, "openid": format!("o_{i}")}))
         .collect();
-    let added = w
-        .http
-        .post(format!("{}/sandbox/users", w.url))
-        .json(&users)
-        .send()
-        .await
-        .unwrap();
-    assert!(added.status().is_success());
+    w.client.control("/users", json!(users)).await;
     let mut created = Vec::new();
     for size in [5, 10, 30] {
         created.push(w.batch(size).await);

@@ -7,37 +7,37 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use wxpush_cli::local_server::demo_apps;
+use wxpush_tests::LocalClient;
 
 const OA: &str = "wxd0000000000000a1";
 const KEY: &str = "events-key";
 
+/// The local server's API and controls.
 struct Local {
-    server: wxpush_cli::local_server::RunningServer,
-    http: reqwest::Client,
+    _server: wxpush_cli::local_server::RunningServer,
+    client: LocalClient,
 }
 
 impl Local {
+    fn new(server: wxpush_cli::local_server::RunningServer) -> Local {
+        let client = LocalClient::new(&server, KEY);
+        Local {
+            _server: server,
+            client,
+        }
+    }
+
     async fn control(&self, path: &str, body: Value) {
-        let resp = self
-            .http
-            .post(format!("{}/sandbox{path}", self.server.url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        self.client.control(path, body).await;
     }
 
     async fn events(&self, query: &str) -> Value {
-        let resp = self
-            .http
-            .get(format!("{}/v1/apps/{OA}/events{query}", self.server.url()))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json().await.unwrap()
+        let (status, page) = self
+            .client
+            .get(&format!("/v1/apps/{OA}/events{query}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page
     }
 
     /// The events list once `ready` holds for it (within `secs`).
@@ -97,16 +97,15 @@ fn kinds(page: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn each_push_is_listed_with_its_forwarding_as_it_moves() {
-    let w = Local {
-        server: wxpush_tests::local_server_forwarding(
+    let w = Local::new(
+        wxpush_tests::local_server_forwarding(
             demo_apps(),
             KEY,
             Some(flaky_webhook().await),
             Duration::from_secs(3600),
         )
         .await,
-        http: reqwest::Client::new(),
-    };
+    );
     w.control("/users/o_a/follow", json!({"appid": OA, "unionid": "u_a"}))
         .await;
     // The first delivery fails: pending, with the attempt and why.
@@ -163,10 +162,7 @@ async fn each_push_is_listed_with_its_forwarding_as_it_moves() {
 
 #[tokio::test]
 async fn without_forwarding_an_event_says_so() {
-    let w = Local {
-        server: wxpush_tests::local_server(demo_apps(), KEY).await,
-        http: reqwest::Client::new(),
-    };
+    let w = Local::new(wxpush_tests::local_server(demo_apps(), KEY).await);
     w.control("/users/o_c/follow", json!({"appid": OA})).await;
     let page = w
         .events_when(10, |p| p["events"].as_array().unwrap().len() == 1)

@@ -4,27 +4,19 @@
 use super::batch_summary;
 use crate::args::ListArgs;
 use crate::commands::Operator;
-use crate::commands::list_page::{fetch, next_page_hint, utc};
+use crate::commands::list_page::{self, page_lines, utc};
 use crate::error::CliError;
 use serde_json::Value;
 
 pub async fn run(operator: &Operator, args: ListArgs) -> Result<(), CliError> {
-    let api = operator.api().await?;
-    let page = fetch(&api, &format!("/v1/apps/{}/batches", args.appid), &args).await?;
-    operator.print(&page, |p| batches_summary(p, &args));
-    Ok(())
+    list_page::run(operator, &args, "batches", batches_summary).await
 }
 
 /// When each batch was created, and its counts.
 pub fn batches_summary(page: &Value, args: &ListArgs) -> String {
-    let list = page["batches"].as_array().cloned().unwrap_or_default();
-    let mut lines: Vec<String> = list
-        .iter()
-        .map(|b| format!("{}  {}", utc(b["created_at"].as_i64()), batch_summary(b)))
-        .collect();
-    if lines.is_empty() {
-        lines.push("no batches".into());
-    }
-    lines.extend(next_page_hint(page, "batch list", args));
-    lines.join("\n")
+    page_lines(page, "batches", "batch list", args, batch_line)
+}
+
+fn batch_line(b: &Value) -> String {
+    format!("{}  {}", utc(b["created_at"].as_i64()), batch_summary(b))
 }

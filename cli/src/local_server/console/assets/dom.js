@@ -77,3 +77,25 @@ export function button(label, action, props = {}) {
   });
   return b;
 }
+
+/**
+ * The buttons between pages into `nav`: `newer` back to the page before (`pages.before` holds
+ * the cursors that led here), `older` on to `next` (the answer's `next_cursor`); each moves
+ * `pages.cursor` and runs `refresh`.
+ */
+export function drawPager(nav, pages, next, refresh, [newer, older]) {
+  replace(
+    nav,
+    pages.before.length > 0 &&
+      button(newer, async () => {
+        pages.cursor = pages.before.pop();
+        await refresh();
+      }),
+    next &&
+      button(older, async () => {
+        pages.before.push(pages.cursor);
+        pages.cursor = next;
+        await refresh();
+      }),
+  );
+}

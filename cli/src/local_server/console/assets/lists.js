@@ -3,7 +3,7 @@
 // changed; Older and Newer move through the pages.
 
 import { query } from "./api.js";
-import { button, el, problem, replace } from "./dom.js";
+import { drawPager, el, problem, replace } from "./dom.js";
 
 const PAGE = 20;
 
@@ -53,19 +53,6 @@ export class PagedList {
       rows.push(el("tr", {}, el("td", { colspan: this.columns, class: "hint", text: this.empty })));
     }
     this.body.replaceChildren(...rows);
-    replace(
-      this.pager,
-      this.before.length > 0 &&
-        button("Newer", async () => {
-          this.cursor = this.before.pop();
-          await this.refresh();
-        }),
-      answer.data.next_cursor &&
-        button("Older", async () => {
-          this.before.push(this.cursor);
-          this.cursor = answer.data.next_cursor;
-          await this.refresh();
-        }),
-    );
+    drawPager(this.pager, this, answer.data.next_cursor, () => this.refresh(), ["Newer", "Older"]);
   }
 }

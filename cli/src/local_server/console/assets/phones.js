@@ -5,7 +5,7 @@
 
 import { query } from "./api.js";
 import { chatItem } from "./chat.js";
-import { button, el, problem, replace, stamp } from "./dom.js";
+import { button, drawPager, el, problem, replace, stamp } from "./dom.js";
 
 const PAGE = 12;
 
@@ -68,24 +68,7 @@ export class Phones {
       app.kind === "official_account"
         ? "No users yet: add a follower above (as if someone followed the account)."
         : "No users yet: add a user above (as if someone opened the mini program).";
-    this.drawPager(page);
-  }
-
-  drawPager(page) {
-    replace(
-      this.pager,
-      this.before.length > 0 &&
-        button("上一页", async () => {
-          this.cursor = this.before.pop();
-          await this.refresh();
-        }),
-      page.next_cursor &&
-        button("下一页", async () => {
-          this.before.push(this.cursor);
-          this.cursor = page.next_cursor;
-          await this.refresh();
-        }),
-    );
+    drawPager(this.pager, this, page.next_cursor, () => this.refresh(), ["上一页", "下一页"]);
   }
 
   /** One phone: the user's status line, chat and buttons. */
