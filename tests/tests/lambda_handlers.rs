@@ -308,13 +308,17 @@ async fn send_route_over_real_api_gateway_v2_events() {
         (resp.status().as_u16(), body_json(&resp)["status"].as_str()),
         (200, Some("sent"))
     );
+    // GET lists the app's messages (the one sent); another method is 405.
     let resp = handle(&svc, apigw_v1("GET", &path, None, None)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body_json(&resp)["messages"][0]["id"], sent["id"]);
+    let resp = handle(&svc, apigw_v1("DELETE", &path, None, None)).await;
     assert_eq!(
         (
             resp.status().as_u16(),
             resp.headers()["allow"].to_str().unwrap()
         ),
-        (405, "POST")
+        (405, "GET, POST")
     );
     let resp = handle(
         &svc,

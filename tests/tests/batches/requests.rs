@@ -143,7 +143,10 @@ async fn bad_apps_ids_and_methods_are_refused(w: &World) {
     assert_eq!(w.call("DELETE", &unknown, None, &[]).await.0, 404);
     let (status, _) = w.call("PUT", &unknown, None, &[]).await;
     assert_eq!(status, 405);
-    assert_eq!(w.call("GET", &path, None, &[]).await.0, 405);
+    // GET lists the app's batches (none was created); PUT is 405.
+    let (status, listed) = w.call("GET", &path, None, &[]).await;
+    assert_eq!((status, &listed["batches"]), (200, &json!([])));
+    assert_eq!(w.call("PUT", &path, None, &[]).await.0, 405);
 }
 
 /// The queue refuses: 503, and the same Idempotency-Key later creates the batch once.
