@@ -154,6 +154,7 @@ pub(crate) fn build_app_config_with(
         token_api,
         callback_mode,
         batch_rate,
+        daily_caps: Default::default(),
     })
 }
 

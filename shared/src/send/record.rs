@@ -11,7 +11,7 @@ use crate::clock::now_unix;
 use crate::error::ApiError;
 use crate::store::{Attr, Attrs, ItemKey, ItemRead, Op, Recorded, attrs};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use tracing::{error, warn};
 
@@ -51,6 +51,42 @@ pub(super) fn message_record(
     record
 }
 
+/// A sent message of a template, indexed by its recipient and time under the sending app's
+/// template: what finds the message WeChat's `queryblocktmplmsg` lists as intercepted.
+fn template_send_index(key: &ItemKey, record: &Attrs) -> Option<Op> {
+    if record.text("status") != Some("sent") {
+        return None;
+    }
+    let (via, template, openid) = (
+        record.text("via_appid")?,
+        record.text("template_id")?,
+        record.text("openid")?,
+    );
+    let (id, sent_at) = (record.text("id")?, record.num("created_at")?);
+    let mut attrs = attrs([
+        ("id", id.into()),
+        ("openid", openid.into()),
+        ("message_pk", key.pk.as_str().into()),
+        ("sent_at", Attr::N(sent_at)),
+        ("ttl", Attr::N(sent_at + MESSAGE_TTL_SECS)),
+    ]);
+    if let Some(msgid) = record.text("wechat_msgid") {
+        attrs.insert("wechat_msgid".into(), msgid.into());
+    }
+    Some(Op::Set {
+        key: ItemKey::new(
+            ItemKey::template_sends(via, template),
+            template_send_sk(openid, sent_at, id),
+        ),
+        attrs,
+    })
+}
+
+/// The sort key of [`template_send_index`]: by recipient, then time.
+pub(crate) fn template_send_sk(openid: &str, sent_at: i64, id: &str) -> String {
+    format!("{}#{sent_at:012}#{id}", crate::store::key_part(openid))
+}
+
 impl Sender {
     /// The answer an earlier holder of `claim` (one that may have reached WeChat) recorded
     /// under `key`, written onto the claim. The earlier holder may have finished without
@@ -66,7 +102,7 @@ impl Sender {
         if let Some((outcome, resend_until)) = self.recorded_outcome(key).await?
             && !(dedupes && resend_until.is_some_and(|t| t > now_unix()))
         {
-            self.write_outcome(None, Some(claim), &outcome, deadline)
+            self.write_outcome(Vec::new(), Some(claim), &outcome, deadline)
                 .await;
             return Ok(Some(outcome));
         }
@@ -88,8 +124,12 @@ impl Sender {
             Attr::N(outcome.status.as_u16() as i64),
         );
         record.insert("answer".into(), outcome.body.to_string().into());
-        self.write_outcome(Some((key, record)), claim, outcome, deadline)
-            .await
+        let mut writes = Vec::with_capacity(2);
+        if let Some(index) = template_send_index(&key, &record) {
+            writes.push(index);
+        }
+        writes.push(Op::Set { key, attrs: record });
+        self.write_outcome(writes, claim, outcome, deadline).await
     }
 
     /// Writes the message record and the finished claim together, retrying a failing store
@@ -98,7 +138,7 @@ impl Sender {
     /// stays down the claim stays `attempting` and `false` is returned.
     pub(super) async fn write_outcome(
         &self,
-        record: Option<(ItemKey, Attrs)>,
+        records: Vec<Op>,
         claim: Option<&ClaimState>,
         outcome: &SendOutcome,
         deadline: Instant,
@@ -112,13 +152,7 @@ impl Sender {
         let lease_end = deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64);
         // Bounded: every turn sleeps, and the lease's end stops it.
         for attempt in 1..=64u32 {
-            let mut ops = Vec::with_capacity(2);
-            if let Some((key, attrs)) = &record {
-                ops.push(Op::Set {
-                    key: key.clone(),
-                    attrs: attrs.clone(),
-                });
-            }
+            let mut ops = records.clone();
             if let (Some(c), true) = (claim, with_claim) {
                 ops.push(if resendable {
                     let mut open = c.clone();
@@ -178,42 +212,5 @@ impl Sender {
             )),
             _ => None,
         })
-    }
-
-    /// Gives a claim back after nothing reached WeChat, so the caller's retry can send: the
-    /// holder's own attempts, if any, were all refused outright. A claim taken over from an
-    /// `attempting` holder is never given back, whatever fails after the takeover (routing,
-    /// the token, WeChat): that holder may have been delivered, and a free key would be sent
-    /// `GET /v1/apps/{appid}/messages/{id}`, with the delivery status from TEMPLATESENDJOBFINISH.
-    pub async fn message(&self, appid: &str, id: &str) -> Result<Value, ApiError> {
-        self.tokens.secrets().app(appid).await?;
-        let rec = self
-            .store
-            .get(&ItemKey::message(appid, id))
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("message {id} of app {appid}")))?;
-        let status = rec.text("status").unwrap_or_default();
-        let msgid = rec.text("wechat_msgid");
-        let mut body = json!({
-            "id": id,
-            "type": rec.text("type"),
-            "status": status,
-            "to": {"openid": rec.text("openid"), "unionid": rec.text("unionid")},
-            "sent_by": rec.text("via_appid"),
-            "requested_by": rec.text("requested_by"),
-            "wechat_msgid": msgid.and_then(|m| m.parse::<i64>().ok()),
-            "created_at": rec.num("created_at"),
-        });
-        if let Some(code) = rec.num("wechat_errcode") {
-            body["wechat_errcode"] = json!(code);
-        }
-        if let (Some(msgid), Some(via)) = (msgid, rec.text("via_appid"))
-            && let Some(d) = self.store.get(&ItemKey::delivery(via, msgid)).await?
-        {
-            let status = d.text("state").unwrap_or(status);
-            body["status"] = json!(status);
-            body["delivery"] = json!({"status": d.text("status_raw"), "at": d.num("updated_at")});
-        }
-        Ok(body)
     }
 }

@@ -301,6 +301,33 @@ fn step(table: &redb::Table<&str, &[u8]>, op: &Op, now: i64) -> Result<Step, Sto
             }
             None => Step::Abort(Recorded::Conflict),
         },
+        Op::PutIfAbsent { key, attrs } => match read(key)? {
+            Some(_) => Step::Skip,
+            None => Step::Write(attrs.clone()),
+        },
+        Op::Add {
+            key,
+            deltas,
+            attrs,
+            at_least,
+        } => {
+            let mut row = read(key)?.unwrap_or_default();
+            let number = |row: &Attrs, name: &str| match row.get(name) {
+                Some(Attr::N(n)) => *n,
+                _ => 0,
+            };
+            if let Some((field, min)) = at_least
+                && number(&row, field) < *min
+            {
+                return Ok(Step::Abort(Recorded::Conflict));
+            }
+            for (name, delta) in deltas {
+                let value = number(&row, name) + delta;
+                row.insert(name.clone(), Attr::N(value));
+            }
+            row.extend(attrs.clone());
+            Step::Write(row)
+        }
         Op::Grant { key, change } => {
             let mut row = read(key)?.unwrap_or_default();
             apply_grant(&mut row, change, now);
