@@ -13,6 +13,7 @@ use wxpush_shared::ApiError;
 use wxpush_shared::batch::is_batch_id;
 use wxpush_shared::identity::is_unionid;
 use wxpush_shared::templates::is_template_id;
+use wxpush_shared::user_state::is_openid;
 
 /// One of the API's routes, with its path ids.
 pub(crate) enum Route<'a> {
@@ -22,6 +23,7 @@ pub(crate) enum Route<'a> {
     Login { appid: &'a str },
     User { unionid: &'a str },
     AppUser { appid: &'a str },
+    UserView { appid: &'a str, openid: &'a str },
     SyncStart { appid: &'a str },
     SyncProgress { appid: &'a str },
     BatchCreate { appid: &'a str },
@@ -31,6 +33,7 @@ pub(crate) enum Route<'a> {
     TemplateList { appid: &'a str },
     TemplateAdd { appid: &'a str },
     TemplateDelete { appid: &'a str, id: &'a str },
+    TemplateBlocked { appid: &'a str, id: &'a str },
 }
 
 /// A message id as wxpush issues them: `msg_` and 32 lowercase hex digits.
@@ -73,7 +76,7 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
                 id.chars().take(40).collect::<String>()
             )));
         }
-        ["v1", "apps", _, "templates", id] if !is_template_id(id) => {
+        ["v1", "apps", _, "templates", id, ..] if !is_template_id(id) => {
             return Err(ApiError::Missing {
                 code: "template_not_found",
                 message: format!(
@@ -81,6 +84,12 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
                     id.chars().take(40).collect::<String>()
                 ),
             });
+        }
+        ["v1", "apps", _, "users", openid] if !is_openid(openid) => {
+            return Err(ApiError::NotFound(format!(
+                "user {}: not an openid",
+                openid.chars().take(40).collect::<String>()
+            )));
         }
         ["v1", "users", unionid] if !is_unionid(unionid) => {
             return Err(ApiError::NotFound(format!(
@@ -97,6 +106,7 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
         ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
         ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
         ["v1", "apps", appid, "users"] => (Route::AppUser { appid }, "GET"),
+        ["v1", "apps", appid, "users", openid] => (Route::UserView { appid, openid }, "GET"),
         ["v1", "apps", appid, "followers", "sync"] => match method.as_str() {
             "POST" => return Ok(Route::SyncStart { appid }),
             _ => (Route::SyncProgress { appid }, "GET, POST"),
@@ -112,6 +122,9 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
             _ => (Route::TemplateList { appid }, "GET, POST"),
         },
         ["v1", "apps", appid, "templates", id] => (Route::TemplateDelete { appid, id }, "DELETE"),
+        ["v1", "apps", appid, "templates", id, "blocked"] => {
+            (Route::TemplateBlocked { appid, id }, "GET")
+        }
         _ => return Err(not_found()),
     };
     if method.as_str() != allowed.split(", ").next().unwrap_or(allowed) {
@@ -233,6 +246,41 @@ mod tests {
         assert!(matches!(
             route(&Method::DELETE, &format!("{app}/templates/bad%20id")),
             Err(ApiError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn user_view_and_blocked_routes() {
+        let app = "/v1/apps/wx0123456789abcdef";
+        assert!(matches!(
+            route(
+                &Method::GET,
+                &format!("{app}/users/o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
+            ),
+            Ok(Route::UserView {
+                openid: "o6_bmjrPTlm6_2sgVt7hMZOPfL2M",
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/users/{}", "o".repeat(129))),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, &format!("{app}/users/fan")),
+            Err(ApiError::MethodNotAllowed { allow: "GET", .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates/Ab-c_1/blocked")),
+            Ok(Route::TemplateBlocked { id: "Ab-c_1", .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates/bad%20id/blocked")),
+            Err(ApiError::Missing { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("{app}/templates/Ab-c_1/blocked")),
+            Err(ApiError::MethodNotAllowed { allow: "GET", .. })
         ));
     }
 

@@ -40,8 +40,14 @@ impl Sender {
         if let Some(code) = rec.num("wechat_errcode") {
             body["wechat_errcode"] = json!(code);
         }
-        if let (Some(msgid), Some(via)) = (msgid, rec.text("via_appid"))
-            && let Some(d) = self.store.get(&ItemKey::delivery(via, msgid)).await?
+        // The final state WeChat reported: by its msgid, or by our id for a message WeChat
+        // gave none (found intercepted).
+        if let Some(via) = rec.text("via_appid")
+            && (msgid.is_some() || status == "sent")
+            && let Some(d) = self
+                .store
+                .get(&ItemKey::delivery(via, msgid.unwrap_or(id)))
+                .await?
         {
             let status = d.text("state").unwrap_or(status);
             body["status"] = json!(status);

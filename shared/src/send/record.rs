@@ -83,8 +83,17 @@ fn template_send_index(key: &ItemKey, record: &Attrs) -> Option<Op> {
 }
 
 /// The sort key of [`template_send_index`]: by recipient, then time.
-pub(crate) fn template_send_sk(openid: &str, sent_at: i64, id: &str) -> String {
-    format!("{}#{sent_at:012}#{id}", crate::store::key_part(openid))
+pub fn template_send_sk(openid: &str, sent_at: i64, id: &str) -> String {
+    format!(
+        "{}{:012}#{id}",
+        template_send_prefix(openid),
+        sent_at.max(0)
+    )
+}
+
+/// What every [`template_send_sk`] of one recipient starts with.
+pub fn template_send_prefix(openid: &str) -> String {
+    format!("{}#", crate::store::key_part(openid))
 }
 
 impl Sender {

@@ -14,7 +14,7 @@ pub use super::claim::{CLAIM_LEASE_MARGIN_SECS, ClaimSpec, ClaimedOutcome, IDEMP
 pub use super::deliver::{MAX_ATTEMPTS, TEMPLATE_RESEND_WINDOW_SECS};
 pub use super::idempotency_key::{body_hash, check_idempotency_key, claim_key, principal};
 pub use super::outcome::SendOutcome;
-pub use super::record::MESSAGE_TTL_SECS;
+pub use super::record::{MESSAGE_TTL_SECS, template_send_prefix, template_send_sk};
 pub use super::refusal::send_error;
 pub use super::route::Routed;
 
