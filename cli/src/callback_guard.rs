@@ -1,5 +1,5 @@
 //! `wxpush serve`'s defences for the public `/wechat` route, the local counterparts of the
-//! deployed stack's WAF (README, Security): a token bucket per source address (429 past
+//! deployed stack's WAF (docs/security.md#locally): a token bucket per source address (429 past
 //! it), an optional allow-list (403 for everyone else: given CIDRs and/or WeChat's own
 //! addresses from `getcallbackip`, fetched at start and every day), and optionally one
 //! bucket for all sources together, the stand-in of API Gateway's route throttle.

@@ -3,6 +3,7 @@
 //! 2 bad usage).
 
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,12 +35,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[tokio::test]
-async fn operator_commands_against_the_local_server() {
-    let apps = demo_apps();
-    let (oa, mp) = (apps.apps[0].appid.clone(), apps.apps[1].appid.clone());
-    let apps_toml = toml::to_string(&apps).unwrap();
-    let server = start(ServeConfig {
+/// The local server `wxpush serve` runs, in memory, with the sandbox and the bearer key
+/// [`KEY`].
+async fn local_server(apps: wxpush_shared::secrets::AppsFile) -> wxpush_cli::serve::RunningServer {
+    start(ServeConfig {
         host: "127.0.0.1".into(),
         port: 0,
         apps,
@@ -56,109 +55,101 @@ async fn operator_commands_against_the_local_server() {
         callback_guard: Default::default(),
     })
     .await
-    .unwrap();
-    let url = server.url();
-    let key = [("WXPUSH_API_KEY", KEY)];
+    .unwrap()
+}
 
-    // token: a summary, or JSON.
-    let out = wxpush(&["--server", &url, "token", &oa], &key).await;
+/// `wxpush [--json] send` of template `T1` from `oa` to `to`, with `extra` arguments.
+async fn send_template(url: &str, json: bool, oa: &str, to: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["--server", url];
+    if json {
+        args.push("--json");
+    }
+    args.extend([
+        "send",
+        oa,
+        "--type",
+        "template",
+        "--to",
+        to,
+        "--template-id",
+        "T1",
+        "--data",
+        "thing1=hello",
+    ]);
+    args.extend(extra);
+    wxpush(&args, &[("WXPUSH_API_KEY", KEY)]).await
+}
+
+#[tokio::test]
+async fn operator_commands_against_the_local_server() {
+    let apps = demo_apps();
+    let (oa, mp) = (apps.apps[0].appid.clone(), apps.apps[1].appid.clone());
+    let apps_toml = toml::to_string(&apps).unwrap();
+    let server = local_server(apps).await;
+    let url = server.url();
+    let token = token_prints_a_summary_or_json(&url, &oa).await;
+    send_is_refused_then_sent_and_replayed(&url, &oa).await;
+    apps_lists_each_app_without_its_token(&url, &apps_toml, (&oa, &mp), &token).await;
+    bad_usage_is_exit_2_and_refusals_exit_1(&url, &oa).await;
+    drop(server);
+}
+
+/// token: a summary, or JSON (returned).
+async fn token_prints_a_summary_or_json(url: &str, oa: &str) -> Value {
+    let key = [("WXPUSH_API_KEY", KEY)];
+    let out = wxpush(&["--server", url, "token", oa], &key).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("access_token"));
-    let out = wxpush(&["--server", &url, "--json", "token", &oa], &key).await;
+    let out = wxpush(&["--server", url, "--json", "token", oa], &key).await;
     let token: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(token["expires_at"].as_i64().unwrap() > 0);
+    token
+}
 
-    // send: refused by WeChat (an unknown user) is exit 1 with the API's code.
-    let out = wxpush(
-        &[
-            "--server",
-            &url,
-            "send",
-            &oa,
-            "--type",
-            "template",
-            "--to",
-            "o-nobody",
-            "--template-id",
-            "T1",
-            "--data",
-            "thing1=hello",
-        ],
-        &key,
-    )
-    .await;
+/// send: refused by WeChat (an unknown user) is exit 1 with the API's code; sent once the
+/// user exists; the same Idempotency-Key replays the first answer.
+async fn send_is_refused_then_sent_and_replayed(url: &str, oa: &str) {
+    let out = send_template(url, false, oa, "o-nobody", &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(
         text(&out.stderr).contains("refused: 422 invalid_recipient"),
         "{}",
         text(&out.stderr)
     );
-    // ... sent once the user exists, from flags or from a JSON file.
     reqwest::Client::new()
         .post(format!("{url}/sandbox/users"))
         .json(&json!({"appid": oa, "openid": "o-fan", "unionid": "u-fan"}))
         .send()
         .await
         .unwrap();
-    let out = wxpush(
-        &[
-            "--server",
-            &url,
-            "send",
-            &oa,
-            "--type",
-            "template",
-            "--to",
-            "openid:o-fan",
-            "--template-id",
-            "T1",
-            "--data",
-            "thing1=hello",
-            "--idempotency-key",
-            "k1",
-        ],
-        &key,
-    )
-    .await;
+    let key = ["--idempotency-key", "k1"];
+    let out = send_template(url, false, oa, "openid:o-fan", &key).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains(": sent (WeChat msgid"),
         "{}",
         text(&out.stdout)
     );
-    let again = wxpush(
-        &[
-            "--server",
-            &url,
-            "--json",
-            "send",
-            &oa,
-            "--type",
-            "template",
-            "--to",
-            "openid:o-fan",
-            "--template-id",
-            "T1",
-            "--data",
-            "thing1=hello",
-            "--idempotency-key",
-            "k1",
-        ],
-        &key,
-    )
-    .await;
+    let again = send_template(url, true, oa, "openid:o-fan", &key).await;
     let replay: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert!(
         text(&out.stdout).contains(replay["id"].as_str().unwrap()),
         "the key replays the first answer"
     );
+}
 
-    // apps: each configured app with its token state (never the token).
+/// apps: each configured app with its token state (never the token).
+async fn apps_lists_each_app_without_its_token(
+    url: &str,
+    apps_toml: &str,
+    (oa, mp): (&str, &str),
+    token: &Value,
+) {
     let dir = std::env::temp_dir().join(format!("wxpush-apps-{}.toml", rand::random::<u64>()));
-    std::fs::write(&dir, &apps_toml).unwrap();
+    std::fs::write(&dir, apps_toml).unwrap();
     let out = wxpush(
-        &["--server", &url, "apps", "--apps", dir.to_str().unwrap()],
-        &key,
+        &["--server", url, "apps", "--apps", dir.to_str().unwrap()],
+        &[("WXPUSH_API_KEY", KEY)],
     )
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -173,29 +164,26 @@ async fn operator_commands_against_the_local_server() {
     );
     assert!(!listing.contains(token["access_token"].as_str().unwrap()));
     let _ = std::fs::remove_file(&dir);
+}
 
-    // Bad usage is exit 2: no message given, a missing file, no key at all.
-    let out = wxpush(&["--server", &url, "send", &oa], &key).await;
+/// Bad usage is exit 2: no message given, a missing file, no key at all. A wrong key and an
+/// unreachable server are refusals: exit 1.
+async fn bad_usage_is_exit_2_and_refusals_exit_1(url: &str, oa: &str) {
+    let key = [("WXPUSH_API_KEY", KEY)];
+    let out = wxpush(&["--server", url, "send", oa], &key).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let missing_file = ["--json-file", "/nonexistent.json"];
     let out = wxpush(
-        &[
-            "--server",
-            &url,
-            "send",
-            &oa,
-            "--json-file",
-            "/nonexistent.json",
-        ],
+        &[&["--server", url, "send", oa][..], &missing_file].concat(),
         &key,
     )
     .await;
     assert_eq!(out.status.code(), Some(2));
-    let out = wxpush(&["--server", &url, "token", &oa], &[]).await;
+    let out = wxpush(&["--server", url, "token", oa], &[]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("WXPUSH_API_KEY"));
-    // A wrong key is a refusal: exit 1.
     let out = wxpush(
-        &["--server", &url, "token", &oa],
+        &["--server", url, "token", oa],
         &[("WXPUSH_API_KEY", "wrong")],
     )
     .await;
@@ -205,10 +193,47 @@ async fn operator_commands_against_the_local_server() {
         "{}",
         text(&out.stderr)
     );
-    // An unreachable server: exit 1.
-    let out = wxpush(&["--server", "http://127.0.0.1:9", "token", &oa], &key).await;
+    let out = wxpush(&["--server", "http://127.0.0.1:9", "token", oa], &key).await;
     assert_eq!(out.status.code(), Some(1));
-    drop(server);
+}
+
+/// `wxpush [--json] apps put APPID --from FILE --ssm-prefix PREFIX`.
+async fn apps_put(json: bool, appid: &str, file: &str, prefix: &str) -> Output {
+    let put = ["apps", "put", appid, "--from", file, "--ssm-prefix", prefix];
+    let args = if json {
+        [&["--json"][..], &put].concat()
+    } else {
+        put.to_vec()
+    };
+    wxpush(&args, &[]).await
+}
+
+/// `appid`'s parameters under `prefix`, by name: (value, type).
+async fn parameters(
+    ssm: &aws_sdk_ssm::Client,
+    prefix: &str,
+    appid: &str,
+) -> HashMap<String, (String, String)> {
+    let params = ssm
+        .get_parameters_by_path()
+        .path(format!("{prefix}/apps/{appid}"))
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    params
+        .parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.name().unwrap().rsplit('/').next().unwrap().to_string(),
+                (
+                    p.value().unwrap().to_string(),
+                    p.r#type().unwrap().as_str().to_string(),
+                ),
+            )
+        })
+        .collect()
 }
 
 /// `apps put` on moto's SSM (skipped without `AWS_ENDPOINT_URL`, i.e. outside `scripts/test`).
@@ -225,46 +250,14 @@ async fn apps_put_writes_ssm_parameters_and_removes_left_out_ones() {
     let full = "[[app]]\nappid = \"wx00000000000000c1\"\nkind = \"official_account\"\napp_secret = \"put-secret\"\ncallback_token = \"puttoken\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n";
     std::fs::write(&file, full).unwrap();
     let f = file.to_str().unwrap();
-    let out = wxpush(
-        &[
-            "--json",
-            "apps",
-            "put",
-            "wx00000000000000c1",
-            "--from",
-            f,
-            "--ssm-prefix",
-            &prefix,
-        ],
-        &[],
-    )
-    .await;
+    let out = apps_put(true, "wx00000000000000c1", f, &prefix).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let done: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(done["written"].as_array().unwrap().len(), 4);
     assert!(!text(&out.stdout).contains("put-secret") && !text(&out.stderr).contains("put-secret"));
 
     let ssm = aws_sdk_ssm::Client::new(&wxpush_shared::aws::load_sdk_config().await);
-    let params = ssm
-        .get_parameters_by_path()
-        .path(format!("{prefix}/apps/wx00000000000000c1"))
-        .with_decryption(true)
-        .send()
-        .await
-        .unwrap();
-    let by_name: std::collections::HashMap<String, (String, String)> = params
-        .parameters()
-        .iter()
-        .map(|p| {
-            (
-                p.name().unwrap().rsplit('/').next().unwrap().to_string(),
-                (
-                    p.value().unwrap().to_string(),
-                    p.r#type().unwrap().as_str().to_string(),
-                ),
-            )
-        })
-        .collect();
+    let by_name = parameters(&ssm, &prefix, "wx00000000000000c1").await;
     assert_eq!(
         by_name["app_secret"],
         ("put-secret".to_string(), "SecureString".to_string())
@@ -282,41 +275,27 @@ async fn apps_put_writes_ssm_parameters_and_removes_left_out_ones() {
         "",
     );
     std::fs::write(&file, plain).unwrap();
-    let out = wxpush(
-        &[
-            "apps",
-            "put",
-            "wx00000000000000c1",
-            "--from",
-            f,
-            "--ssm-prefix",
-            &prefix,
-        ],
-        &[],
-    )
-    .await;
+    let out = apps_put(false, "wx00000000000000c1", f, &prefix).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("wrote 3 parameters, deleted 1"),
         "{}",
         text(&out.stdout)
     );
+    refused_entries_write_nothing(&ssm, &file, &prefix).await;
+    let _ = std::fs::remove_file(&file);
+}
 
-    // An entry wxpush would refuse is refused before anything is written: exit 2.
-    std::fs::write(&file, "[[app]]\nappid = \"wx00000000000000c2\"\nkind = \"official_account\"\napp_secret = \"s\"\ncallback_mode = \"safe\"\n").unwrap();
-    let out = wxpush(
-        &[
-            "apps",
-            "put",
-            "wx00000000000000c2",
-            "--from",
-            f,
-            "--ssm-prefix",
-            &prefix,
-        ],
-        &[],
-    )
-    .await;
+/// An entry wxpush would refuse, or an appid the file does not have, is refused before
+/// anything is written: exit 2.
+async fn refused_entries_write_nothing(
+    ssm: &aws_sdk_ssm::Client,
+    file: &std::path::Path,
+    prefix: &str,
+) {
+    std::fs::write(file, "[[app]]\nappid = \"wx00000000000000c2\"\nkind = \"official_account\"\napp_secret = \"s\"\ncallback_mode = \"safe\"\n").unwrap();
+    let f = file.to_str().unwrap();
+    let out = apps_put(false, "wx00000000000000c2", f, prefix).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let nothing = ssm
         .get_parameters_by_path()
@@ -325,22 +304,9 @@ async fn apps_put_writes_ssm_parameters_and_removes_left_out_ones() {
         .await
         .unwrap();
     assert!(nothing.parameters().is_empty());
-    let out = wxpush(
-        &[
-            "apps",
-            "put",
-            "wx00000000000000c9",
-            "--from",
-            f,
-            "--ssm-prefix",
-            &prefix,
-        ],
-        &[],
-    )
-    .await;
+    let out = apps_put(false, "wx00000000000000c9", f, prefix).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no [[app]] with appid wx00000000000000c9"));
-    let _ = std::fs::remove_file(&file);
 }
 
 /// A stand-in HTTP proxy on 127.0.0.1 (`HTTP_PROXY`): the CLI's requests to a remote

@@ -12,10 +12,13 @@
 //! `WXPUSH_FLOOD_WITHOUT_LIMIT=1` runs the same flood without `--callback-rate`: the flood
 //! then takes the shared throttle and real pushes are lost, and the test fails.
 
+mod common;
+
+use common::{Proc, free_port};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,24 +33,6 @@ const REAL: usize = 200;
 const PACE: Duration = Duration::from_micros(1_800);
 /// A real push every 40 ms: 200 in 8 s.
 const PUSH_EVERY: Duration = Duration::from_millis(40);
-
-/// The server process, killed when dropped (also on a panic).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A webhook for `--forward`: the openids of the events wxpush recorded and forwarded.
 async fn webhook() -> (String, Arc<Mutex<HashSet<String>>>) {

@@ -3,27 +3,13 @@
 //! `WXPUSH_API_KEY`), and a `.wxpush/` or database file others can read is tightened.
 #![cfg(unix)]
 
+mod common;
+
+use common::{Proc, mode};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
 
 fn fresh_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wxpush-modes-{:x}", rand::random::<u64>()));

@@ -9,11 +9,14 @@
 //! (`--sweep-every 3600`: the sweep would find lost work too, after a minute), so what the
 //! tests see is the queue's doing.
 
+mod common;
+
 use axum::http::{HeaderMap, StatusCode};
+use common::{Proc, free_port};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,23 +24,6 @@ use std::time::{Duration, Instant};
 const KEY: &str = "restart-test-key";
 const OA: &str = "wx00000000000000e1";
 const TEMPLATE_PATH: &str = "/cgi-bin/message/template/send";
-
-/// A child process, killed (SIGKILL) and reaped when dropped.
-struct Proc(Child);
-
-impl Proc {
-    fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Polls `probe` every 50 ms until it answers `Some`, for at most `secs` seconds.
 async fn wait_until<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
@@ -53,14 +39,6 @@ where
         assert!(Instant::now() < end, "waited {secs} s: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One emulator process, and the server processes started one after another on the same

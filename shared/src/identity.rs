@@ -19,7 +19,7 @@ pub struct Identity {
     store: Arc<dyn StateStore>,
 }
 
-/// jscode2session's refusals as the caller can act on them (facts.md §5.4).
+/// jscode2session's refusals as the caller can act on them (docs/wechat.md#mini-program-login).
 fn login_error(appid: &str, err: &WeChatCallError) -> ApiError {
     let mapped = match err.errcode() {
         Some(40029 | 40163) => Some((

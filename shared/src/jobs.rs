@@ -1,15 +1,52 @@
 //! [`JobRunner`]: runs one background [`Job`], whichever queue it came from (the batch-worker
 //! Lambda's SQS records, or the local server's in-process queue).
 
-use crate::batch::Batches;
-use crate::callback::followup::FollowerCompletion;
-use crate::followers::FollowerSync;
-use crate::forward::Forwarder;
+use crate::batch::{BatchJobError, Batches};
+use crate::callback::followup::{CompletionError, FollowUpSweepError, FollowerCompletion};
+use crate::followers::{FollowerSync, RunError};
+use crate::forward::{ForwardError, Forwarder};
 use crate::queue::{Delivery, Failed, Job, LocalJobs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use thiserror::Error;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
+
+/// Why a job did not finish: it runs again (every job is safe to run twice), or, after the
+/// queue's last delivery, is dead-lettered.
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error(transparent)]
+    FollowerSync(#[from] RunError),
+    #[error(transparent)]
+    FollowerCompletion(#[from] CompletionError),
+    #[error(transparent)]
+    Batch(#[from] BatchJobError),
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+    /// One or more of the scheduled sweeps failed (the others still ran).
+    #[error("{}", sweep_failures(.0))]
+    Sweeps(Vec<SweepFailure>),
+    /// The job needs a part this worker was not built with.
+    #[error("{0}")]
+    NotConfigured(&'static str),
+}
+
+/// A scheduled sweep that failed, by name.
+#[derive(Debug, Error)]
+pub enum SweepFailure {
+    #[error("follow-up sweep: {0}")]
+    FollowUp(FollowUpSweepError),
+    #[error("outbox sweep: {0}")]
+    Outbox(ForwardError),
+    #[error("batch sweep: {0}")]
+    Batch(BatchJobError),
+}
+
+fn sweep_failures(failures: &[SweepFailure]) -> String {
+    let shown: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    shown.join("; ")
+}
 
 pub struct JobRunner {
     sync: Arc<FollowerSync>,
@@ -42,7 +79,7 @@ impl JobRunner {
 
     /// Runs `job` until it is done or `deadline` nears. `Err` means it should run again
     /// (the store, the queue or WeChat failed); every job is safe to run twice.
-    pub async fn run(&self, job: &Job, deadline: Instant) -> Result<(), String> {
+    pub async fn run(&self, job: &Job, deadline: Instant) -> Result<(), JobError> {
         self.run_delivery(job, deadline, false).await
     }
 
@@ -54,22 +91,14 @@ impl JobRunner {
         job: &Job,
         deadline: Instant,
         last_delivery: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), JobError> {
         match job {
             Job::FollowerSync { appid, run_id } => {
-                let end = self
-                    .sync
-                    .run(appid, run_id, deadline)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let end = self.sync.run(appid, run_id, deadline).await?;
                 info!(appid, run_id, ?end, "follower sync step");
             }
             Job::CompleteFollower { appid, openid } => {
-                let done = self
-                    .followers
-                    .complete(appid, openid)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let done = self.followers.complete(appid, openid).await?;
                 info!(appid, ?done, "follower completed");
             }
             Job::BatchFanout { appid, batch_id } => {
@@ -95,43 +124,49 @@ impl JobRunner {
                     )
                     .await?;
             }
-            Job::SweepOutbox => {
-                // Every configured sweep runs, whatever another one did; one failing fails
-                // the job (each is safe to run again).
-                let now = crate::clock::now_unix();
-                let mut swept = vec![("follow-up", self.followers.sweep(now, deadline).await)];
-                if let Some(forwarder) = &self.forwarder {
-                    swept.push(("outbox", forwarder.sweep(now).await));
-                }
-                if let Some(batches) = &self.batches {
-                    let report = batches.sweep(now).await;
-                    swept.push(("batch", report.map(|r| r.requeued())));
-                }
-                let mut failed = vec![];
-                for (sweep, result) in swept {
-                    match result {
-                        Ok(queued) => info!(sweep, queued, "sweep"),
-                        Err(e) => failed.push(format!("{sweep} sweep: {e}")),
-                    }
-                }
-                if !failed.is_empty() {
-                    return Err(failed.join("; "));
-                }
-            }
+            Job::SweepOutbox => self.sweep(deadline).await?,
         }
         Ok(())
     }
 
-    fn forwarder(&self) -> Result<&Arc<Forwarder>, String> {
-        self.forwarder.as_ref().ok_or_else(|| {
-            "this worker forwards no events (no event bus or webhook is configured)".to_string()
-        })
+    /// Every configured sweep runs, whatever another one did; one failing fails the job
+    /// (each is safe to run again).
+    async fn sweep(&self, deadline: Instant) -> Result<(), JobError> {
+        let now = crate::clock::now_unix();
+        let mut failed = vec![];
+        match self.followers.sweep(now, deadline).await {
+            Ok(queued) => info!(sweep = "follow-up", queued, "sweep"),
+            Err(e) => failed.push(SweepFailure::FollowUp(e)),
+        }
+        if let Some(forwarder) = &self.forwarder {
+            match forwarder.sweep(now).await {
+                Ok(queued) => info!(sweep = "outbox", queued, "sweep"),
+                Err(e) => failed.push(SweepFailure::Outbox(e)),
+            }
+        }
+        if let Some(batches) = &self.batches {
+            match batches.sweep(now).await {
+                Ok(report) => info!(sweep = "batch", queued = report.requeued(), "sweep"),
+                Err(e) => failed.push(SweepFailure::Batch(e)),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(JobError::Sweeps(failed))
+        }
     }
 
-    fn batches(&self) -> Result<&Arc<Batches>, String> {
-        self.batches
-            .as_ref()
-            .ok_or_else(|| "this worker has no batches configured".to_string())
+    fn forwarder(&self) -> Result<&Arc<Forwarder>, JobError> {
+        self.forwarder.as_ref().ok_or(JobError::NotConfigured(
+            "this worker forwards no events (no event bus or webhook is configured)",
+        ))
+    }
+
+    fn batches(&self) -> Result<&Arc<Batches>, JobError> {
+        self.batches.as_ref().ok_or(JobError::NotConfigured(
+            "this worker has no batches configured",
+        ))
     }
 }
 
@@ -200,7 +235,7 @@ async fn run_delivery(runner: Arc<JobRunner>, jobs: Arc<LocalJobs>, d: Delivery,
         .await;
     let settled = match result {
         Ok(()) => jobs.delete(&d).await.map(|_| ()),
-        Err(e) => jobs.fail(&d, &e).await.map(|failed| match failed {
+        Err(e) => jobs.fail(&d, &e.to_string()).await.map(|failed| match failed {
             Failed::RetryIn(delay) => {
                 warn!(job = ?d.job, receive = d.receive, error = %e, retry_in_ms = delay.as_millis() as u64, "background job failed")
             }

@@ -31,6 +31,7 @@ pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod metrics;
+mod partition_scan;
 pub mod queue;
 pub mod quota;
 pub mod runtime;

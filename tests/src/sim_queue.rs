@@ -177,7 +177,7 @@ impl SimQueue {
                     };
                     let run = runner.run_delivery(&entry.job, Instant::now() + drive.budget, last);
                     let (result, killed) = match tokio::time::timeout(kill_at, run).await {
-                        Ok(result) => (result, false),
+                        Ok(result) => (result.map_err(|e| e.to_string()), false),
                         Err(_) => (Err("killed".to_string()), true),
                     };
                     {

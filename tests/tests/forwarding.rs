@@ -145,7 +145,8 @@ impl World {
                     outcomes.push(
                         self.forwarder
                             .forward(&appid, &key, attempt, false, now)
-                            .await,
+                            .await
+                            .map_err(|e| e.to_string()),
                     );
                 }
             }
@@ -319,8 +320,11 @@ async fn a_sink_down_for_a_while_gets_the_event_later_and_a_failed_delete_only_r
     };
     let key = key.clone();
     assert_eq!(
-        w.forwarder.forward(&w.appid, &key, 0, false, now).await,
-        Ok(Forwarded::Retrying)
+        w.forwarder
+            .forward(&w.appid, &key, 0, false, now)
+            .await
+            .unwrap(),
+        Forwarded::Retrying
     );
     let row = w
         .store
@@ -355,8 +359,11 @@ async fn a_sink_down_for_a_while_gets_the_event_later_and_a_failed_delete_only_r
     assert_eq!(w.sink.got().len(), 1, "delivered once so far");
     // The failed job is redelivered by the queue.
     assert_eq!(
-        w.forwarder.forward(&w.appid, &key, 3, false, now).await,
-        Ok(Forwarded::Delivered)
+        w.forwarder
+            .forward(&w.appid, &key, 3, false, now)
+            .await
+            .unwrap(),
+        Forwarded::Delivered
     );
     assert_eq!(
         w.sink.got().len(),
@@ -369,8 +376,11 @@ async fn a_sink_down_for_a_while_gets_the_event_later_and_a_failed_delete_only_r
         "consumers dedupe by event_id"
     );
     assert_eq!(
-        w.forwarder.forward(&w.appid, &key, 0, false, now).await,
-        Ok(Forwarded::AlreadyDone)
+        w.forwarder
+            .forward(&w.appid, &key, 0, false, now)
+            .await
+            .unwrap(),
+        Forwarded::AlreadyDone
     );
     assert!(w.outbox().await.is_empty());
 }
@@ -420,8 +430,9 @@ async fn a_sink_down_for_good_ends_in_the_dead_letter_queue_and_a_redrive_forwar
     assert_eq!(
         w.forwarder
             .forward(&w.appid, &dead[0].0, FORWARD_ATTEMPTS, false, now + 90_000)
-            .await,
-        Ok(Forwarded::Delivered)
+            .await
+            .unwrap(),
+        Forwarded::Delivered
     );
     assert_eq!(w.sink.got().len(), 1);
     assert!(w.outbox().await.is_empty() && w.dead().await.is_empty());
@@ -478,13 +489,19 @@ async fn duplicate_jobs_start_no_second_retry_chain_and_the_sweep_goes_on_where_
     let now = now_unix();
     w.sink.fail_next.store(2, Ordering::SeqCst);
     assert_eq!(
-        w.forwarder.forward(&w.appid, &key, 0, false, now).await,
-        Ok(Forwarded::Retrying)
+        w.forwarder
+            .forward(&w.appid, &key, 0, false, now)
+            .await
+            .unwrap(),
+        Forwarded::Retrying
     );
     // WeChat's retry queued another attempt-0 job: the chain at attempt 1 owns the event.
     assert_eq!(
-        w.forwarder.forward(&w.appid, &key, 0, false, now).await,
-        Ok(Forwarded::AlreadyDone)
+        w.forwarder
+            .forward(&w.appid, &key, 0, false, now)
+            .await
+            .unwrap(),
+        Forwarded::AlreadyDone
     );
     assert_eq!(w.sink.calls.load(Ordering::SeqCst), 1);
     assert_eq!(

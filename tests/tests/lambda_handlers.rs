@@ -1,16 +1,17 @@
 //! The Lambda handlers called directly with real event JSON, and the local server over HTTP.
 
+#[path = "common/one_app_server.rs"]
+mod one_app_server;
+
 use lambda_runtime::{Context, LambdaEvent};
+use one_app_server::one_app_server;
 use serde_json::{Value, json};
 use std::time::Duration;
 use wxpush_send::{SendService, handle};
 use wxpush_shared::AppKind;
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::secrets::{AppEntry, AppsFile};
 use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{
-    SsmApp, TokenWorld, apigw_v1_request, emulated, local_server, put_app, random_appid,
-};
+use wxpush_tests::{SsmApp, TokenWorld, apigw_v1_request, emulated, put_app, random_appid};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -143,24 +144,31 @@ async fn send_handler_over_real_api_gateway_v2_events() {
 #[tokio::test]
 async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sandbox() {
     let appid = "wx0000000000000c01";
-    let apps = AppsFile {
-        apps: vec![AppEntry {
-            appid: appid.into(),
-            kind: "official_account".into(),
-            app_secret: "local-secret".into(),
-            ..AppEntry::default()
-        }],
-    };
-    let server = local_server(apps, "test-key").await;
+    let server = one_app_server(appid).await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/apps/{appid}/token", server.url());
+    let token = only_the_bearer_key_gets_a_token(&http, &url).await;
+    the_sandbox_issued_the_token_and_accepts_it(&http, &server.url(), appid, &token).await;
+    the_send_route_is_served(&http, &server.url(), appid).await;
+    unknown_routes_and_oversize_bodies_are_refused(&http, &server.url(), &url).await;
+    drop(server);
+    let stopped = http
+        .get(&url)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(stopped.is_err(), "the server stops when dropped");
+}
+
+/// Without the bearer key `test-key` the token route is 401; with it, 200 and a token.
+async fn only_the_bearer_key_gets_a_token(http: &reqwest::Client, url: &str) -> String {
     for auth in [
         None,
         Some("Bearer wrong-key"),
         Some("test-key"),
         Some("Bearer test-key-and-more"),
     ] {
-        let mut req = http.get(&url);
+        let mut req = http.get(url);
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
@@ -171,16 +179,23 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
             "unauthorized"
         );
     }
-    let resp = http.get(&url).bearer_auth("test-key").send().await.unwrap();
+    let resp = http.get(url).bearer_auth("test-key").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let token = resp.json::<Value>().await.unwrap()["access_token"]
+    resp.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
 
-    // The sandbox under /sandbox issued it, and accepts it.
+/// The sandbox under /sandbox issued the token, and accepts it.
+async fn the_sandbox_issued_the_token_and_accepts_it(
+    http: &reqwest::Client,
+    base: &str,
+    appid: &str,
+    token: &str,
+) {
     let stats: Value = http
-        .get(format!("{}/sandbox/stats", server.url()))
+        .get(format!("{base}/sandbox/stats"))
         .send()
         .await
         .unwrap()
@@ -188,15 +203,14 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .await
         .unwrap();
     assert_eq!(stats, json!({"/cgi-bin/stable_token": 1}));
-    http.post(format!("{}/sandbox/users", server.url()))
+    http.post(format!("{base}/sandbox/users"))
         .json(&json!({"appid": appid, "openid": "o1"}))
         .send()
         .await
         .unwrap();
     let sent: Value = http
         .post(format!(
-            "{}/sandbox/cgi-bin/message/template/send?access_token={token}",
-            server.url()
+            "{base}/sandbox/cgi-bin/message/template/send?access_token={token}"
         ))
         .json(&json!({"touser": "o1", "template_id": "T", "data": {"k": {"value": "v"}}}))
         .send()
@@ -206,10 +220,12 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .await
         .unwrap();
     assert_eq!(sent["errcode"], 0);
+}
 
-    // The send route, over the same server.
+/// The send route, over the same server.
+async fn the_send_route_is_served(http: &reqwest::Client, base: &str, appid: &str) {
     let resp = http
-        .post(format!("{}/v1/apps/{appid}/messages", server.url()))
+        .post(format!("{base}/v1/apps/{appid}/messages"))
         .bearer_auth("test-key")
         .header("idempotency-key", "local-1")
         .json(&json!({"type": "template", "to": {"openid": "o1"}, "template_id": "T", "data": {"k": {"value": "v"}}}))
@@ -222,23 +238,25 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         .unwrap()
         .to_string();
     let resp = http
-        .get(format!("{}/v1/apps/{appid}/messages/{id}", server.url()))
+        .get(format!("{base}/v1/apps/{appid}/messages/{id}"))
         .bearer_auth("test-key")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "sent");
+}
 
-    // Unknown routes and oversize bodies.
-    let resp = http
-        .get(format!("{}/nowhere", server.url()))
-        .send()
-        .await
-        .unwrap();
+/// Unknown routes are 404; a body over the limit is 413.
+async fn unknown_routes_and_oversize_bodies_are_refused(
+    http: &reqwest::Client,
+    base: &str,
+    url: &str,
+) {
+    let resp = http.get(format!("{base}/nowhere")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let big = vec![b'x'; wxpush_send::MAX_BODY_BYTES + 1];
     let resp = http
-        .post(&url)
+        .post(url)
         .bearer_auth("test-key")
         .body(big)
         .send()
@@ -249,13 +267,6 @@ async fn local_server_serves_the_token_route_behind_the_bearer_key_with_its_sand
         resp.json::<Value>().await.unwrap()["error"]["code"],
         "payload_too_large"
     );
-    drop(server);
-    let stopped = http
-        .get(&url)
-        .timeout(Duration::from_millis(500))
-        .send()
-        .await;
-    assert!(stopped.is_err(), "the server stops when dropped");
 }
 
 /// `POST /v1/apps/{appid}/messages` and `GET .../messages/{id}` as API Gateway delivers them.

@@ -4,77 +4,20 @@
 //! inside. A half-written app (every parameter but `kind`, as a failed `wxpush apps put`
 //! leaves it) is not listed at all. On moto's SSM through the real SDK, counting requests.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+#[path = "common/ssm_requests.rs"]
+mod ssm_requests;
+
+use ssm_requests::callback_secrets;
 use wxpush_callback::handle as callback_handle;
 use wxpush_shared::callback::service::CallbackService;
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::secrets::{CachedSecretStore, ConfigError, SecretStore, SsmSecretStore};
+use wxpush_shared::secrets::{ConfigError, SecretStore, SsmSecretStore};
 use wxpush_tests::faults::RecordingQueue;
 use wxpush_tests::{TokenWorld, apigw_callback_request, random_appid, signed_query};
 
 const TOKEN: &str = "misconfigured-cb-token";
 const AES_KEY: &str = "Misconfigured0123456789abcdefghijklmnopqrst";
 const SECRET: &str = "misconfigured-app-secret";
-
-/// Counts the SSM requests a client sends, by operation (`X-Amz-Target`).
-#[derive(Debug, Default, Clone)]
-struct SsmCalls(Arc<Mutex<HashMap<String, usize>>>, Arc<AtomicUsize>);
-
-impl SsmCalls {
-    fn of(&self, operation: &str) -> usize {
-        let calls = self.0.lock().unwrap();
-        calls
-            .get(&format!("AmazonSSM.{operation}"))
-            .copied()
-            .unwrap_or(0)
-    }
-    fn total(&self) -> usize {
-        self.1.load(Ordering::SeqCst)
-    }
-}
-
-impl aws_sdk_ssm::config::Intercept for SsmCalls {
-    fn name(&self) -> &'static str {
-        "count SSM requests by operation"
-    }
-    fn read_before_transmit(
-        &self,
-        ctx: &aws_sdk_ssm::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &aws_sdk_ssm::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_ssm::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let target = ctx
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("?")
-            .to_string();
-        *self.0.lock().unwrap().entry(target).or_default() += 1;
-        self.1.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-/// The callback's secret store as the Lambda builds it (the cache in front of the four
-/// callback parameters), counting SSM requests.
-async fn callback_secrets(world: &TokenWorld) -> (Arc<dyn SecretStore>, SsmCalls) {
-    let calls = SsmCalls::default();
-    let sdk = wxpush_tests::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::config::Builder::from(&sdk)
-            .interceptor(calls.clone())
-            .build(),
-    );
-    let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
-        SsmSecretStore::callback_only(ssm, &world.prefix),
-        Duration::from_secs(300),
-        512,
-    ));
-    (secrets, calls)
-}
 
 /// Writes `params` of `appid` (secrets as SecureString).
 async fn put(world: &TokenWorld, appid: &str, params: &[(&str, &str)]) {

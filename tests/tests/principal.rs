@@ -45,15 +45,20 @@ fn json_of(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
     serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null)
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn api_gateway_requests_without_an_iam_principal_are_refused() {
-    let (logs, _guard) = LogCapture::start();
-    let emulator = EmulatorServer::start(vec![emulated(
+/// The emulator with the one official account [`APP`].
+async fn emulator() -> EmulatorServer {
+    EmulatorServer::start(vec![emulated(
         APP,
         "principal-secret",
         AppKind::OfficialAccount,
     )])
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn api_gateway_requests_without_an_iam_principal_are_refused() {
+    let (logs, _guard) = LogCapture::start();
+    let emulator = emulator().await;
     let svc = service(&emulator).await;
     // With its principal, the same event is served.
     let resp = handle(
@@ -101,12 +106,7 @@ async fn api_gateway_requests_without_an_iam_principal_are_refused() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn events_that_are_not_api_gateway_requests_are_not_served() {
-    let emulator = EmulatorServer::start(vec![emulated(
-        APP,
-        "principal-secret",
-        AppKind::OfficialAccount,
-    )])
-    .await;
+    let emulator = emulator().await;
     let svc = service(&emulator).await;
     // The runtime cannot read these as HTTP requests (an invocation error), or the handler
     // refuses them.

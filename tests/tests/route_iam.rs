@@ -13,11 +13,15 @@
 //! or percent-decoded) or the handler refuses it as an unknown route — never "IAM allows,
 //! the handler serves a route the policy denies".
 
+#[path = "common/template_yaml.rs"]
+mod template_yaml;
+
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 use std::sync::Arc;
 use std::time::Duration;
+use template_yaml::deployed_routes;
 use wxpush_send::{SendService, handle};
 use wxpush_shared::AppKind;
 use wxpush_shared::batch::{BatchConfig, Batches};
@@ -91,23 +95,6 @@ fn percent_decoded(path: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// (METHOD, path template) of the send function's IAM-authorised routes in template.yaml.
-fn deployed() -> BTreeSet<(String, String)> {
-    let t =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
-    let lines: Vec<&str> = t.lines().map(str::trim).collect();
-    let mut ops = BTreeSet::new();
-    for w in lines.windows(2) {
-        if let (Some(m), Some(p)) = (w[0].strip_prefix("Method: "), w[1].strip_prefix("Path: "))
-            && p.starts_with("/v1/")
-            && m != "ANY"
-        {
-            ops.insert((m.to_string(), p.to_string()));
-        }
-    }
-    ops
 }
 
 /// A path IAM might see as another resource than the route it names: `path` (the route
@@ -294,8 +281,8 @@ async fn no_path_iam_allows_is_served_as_a_route_the_policy_denies() {
     )])
     .await;
     let (svc, message_id, batch_id) = service(&emulator).await;
-    let templates: Vec<String> = deployed().into_iter().map(|(_, p)| p).collect();
-    let routes: Vec<(String, String)> = deployed()
+    let templates: Vec<String> = deployed_routes().into_iter().map(|(_, p)| p).collect();
+    let routes: Vec<(String, String)> = deployed_routes()
         .into_iter()
         .map(|(m, p)| {
             let id = if p.contains("/messages/") {

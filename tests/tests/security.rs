@@ -4,16 +4,19 @@
 //! the inside, Idempotency-Keys shared across callers, over-long path ids, and the local
 //! sandbox's controls from another site.
 
+#[path = "common/ssm_requests.rs"]
+mod ssm_requests;
+
 use serde_json::{Value, json};
+use ssm_requests::{SsmRequests, callback_secrets};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wxpush_callback::handle as callback_handle;
 use wxpush_shared::callback::service::CallbackService;
 use wxpush_shared::callback::{crypto::MsgCrypt, signature};
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::secrets::{AppEntry, AppsFile, CachedSecretStore, SecretStore, SsmSecretStore};
+use wxpush_shared::secrets::{AppEntry, AppsFile, SecretStore};
 use wxpush_shared::store::{DynamoStateStore, StateStore};
 use wxpush_tests::faults::{Call, Fault, Faults, FaultyStateStore, RecordingQueue};
 use wxpush_tests::{
@@ -21,66 +24,10 @@ use wxpush_tests::{
     local_server, random_appid, signed_query,
 };
 
-/// Counts the SSM requests a client sends (every attempt that reaches the wire).
-#[derive(Debug, Default)]
-struct SsmRequests(Arc<AtomicUsize>);
-
-impl aws_sdk_ssm::config::Intercept for SsmRequests {
-    fn name(&self) -> &'static str {
-        "count SSM requests"
-    }
-    fn read_before_transmit(
-        &self,
-        _ctx: &aws_sdk_ssm::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &aws_sdk_ssm::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_ssm::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-/// Keeps the body of every SSM request a client sends.
-#[derive(Debug, Default)]
-struct SsmBodies(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl aws_sdk_ssm::config::Intercept for SsmBodies {
-    fn name(&self) -> &'static str {
-        "keep SSM request bodies"
-    }
-    fn read_before_transmit(
-        &self,
-        ctx: &aws_sdk_ssm::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &aws_sdk_ssm::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_ssm::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let body = ctx
-            .request()
-            .body()
-            .bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        self.0.lock().unwrap().push(body);
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_callback_function_never_reads_an_app_secret() {
     let (world, appid) = TokenWorld::with_app("sec-secret-never-read", None).await;
-    let bodies = SsmBodies::default();
-    let seen = bodies.0.clone();
-    let sdk = wxpush_tests::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::config::Builder::from(&sdk)
-            .interceptor(bodies)
-            .build(),
-    );
-    let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
-        SsmSecretStore::callback_only(ssm, &world.prefix),
-        Duration::from_secs(300),
-        512,
-    ));
+    let (secrets, requests) = callback_secrets(&world).await;
     let app = secrets.app(&appid).await.unwrap();
     assert!(app.app_secret.expose().is_empty());
     assert_eq!(app.callback_token.as_ref().unwrap().expose(), "cbtoken");
@@ -96,7 +43,7 @@ async fn the_callback_function_never_reads_an_app_secret() {
     assert_eq!(resp.status(), 200);
     // What went to SSM: a listing by names (DescribeParameters) and the callback's four
     // parameters by name; never a path read, never the AppSecret.
-    let seen = seen.lock().unwrap().join("\n");
+    let seen = requests.bodies();
     assert!(
         seen.contains("callback_token") && seen.contains("\"Path\""),
         "{seen}"
@@ -107,23 +54,12 @@ async fn the_callback_function_never_reads_an_app_secret() {
 
 /// The callback service as the Lambda builds it (SSM behind the cache, only the callback's
 /// parameters), counting SSM calls.
-async fn counted_callback(world: &TokenWorld) -> (CallbackService, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let sdk = wxpush_tests::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::config::Builder::from(&sdk)
-            .interceptor(SsmRequests(count.clone()))
-            .build(),
-    );
-    let secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
-        SsmSecretStore::callback_only(ssm, &world.prefix),
-        Duration::from_secs(300),
-        512,
-    ));
+async fn counted_callback(world: &TokenWorld) -> (CallbackService, SsmRequests) {
+    let (secrets, requests) = callback_secrets(world).await;
     let store: Arc<dyn StateStore> = world.state_store();
     (
         CallbackService::new(secrets, store, RecordingQueue::new()),
-        count,
+        requests,
     )
 }
 
@@ -142,7 +78,7 @@ async fn made_up_appids_cost_no_secret_reads_and_evict_nothing() {
     let mut q = signed_query("cbtoken", &now.to_string(), "1", &[("echostr", "hi")]);
     let verify = |q: &HashMap<String, String>| apigw_callback_request("GET", &appid, q, b"", false);
     assert_eq!(callback_handle(&svc, verify(&q)).await.status(), 200);
-    let after_real = ssm_calls.load(Ordering::SeqCst);
+    let after_real = ssm_calls.total();
     assert!(after_real <= 3, "listing + one app read: {after_real}");
     // 300 made-up (well-formed) appids, 300 malformed ones: refused without a read.
     let body = event_xml("attacker", now);
@@ -159,14 +95,10 @@ async fn made_up_appids_cost_no_secret_reads_and_evict_nothing() {
         .await;
         assert_eq!(resp.status(), 404, "{fake}");
     }
-    assert_eq!(
-        ssm_calls.load(Ordering::SeqCst),
-        after_real,
-        "no SSM call for them"
-    );
+    assert_eq!(ssm_calls.total(), after_real, "no SSM call for them");
     println!(
         "SSM requests: {after_real} for the first request of a real app, {} more for 600 made-up or malformed appids",
-        ssm_calls.load(Ordering::SeqCst) - after_real
+        ssm_calls.total() - after_real
     );
     // The real app is still cached: no read either.
     q.insert("nonce".into(), "2".into());
@@ -175,7 +107,7 @@ async fn made_up_appids_cost_no_secret_reads_and_evict_nothing() {
         signature::compute(&["cbtoken", &now.to_string(), "2"]),
     );
     assert_eq!(callback_handle(&svc, verify(&q)).await.status(), 200);
-    assert_eq!(ssm_calls.load(Ordering::SeqCst), after_real);
+    assert_eq!(ssm_calls.total(), after_real);
 }
 
 const SAFE: &str = "wx00000000000005a1";

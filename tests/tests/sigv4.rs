@@ -38,6 +38,52 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// The canonical request SigV4 signs: method, path, sorted query, the signed headers and the
+/// body's hash.
+fn canonical_request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    signed_headers: &str,
+    body: &[u8],
+) -> String {
+    let canonical_headers: String = signed_headers
+        .split(';')
+        .map(|h| {
+            let v = headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .trim();
+            format!("{h}:{v}\n")
+        })
+        .collect();
+    let mut query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (encode(&k), encode(&v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    query.sort();
+    let canonical_query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let canonical_path: String = uri
+        .path()
+        .split('/')
+        .map(encode)
+        .collect::<Vec<_>>()
+        .join("/");
+    format!(
+        "{method}\n{canonical_path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{}",
+        hex_sha256(body)
+    )
+}
+
 /// Checks a request's SigV4 `Authorization` for `execute-api` in [`REGION`] with the one
 /// known secret. `Err` says why it is refused.
 fn verify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
@@ -73,41 +119,7 @@ fn verify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Resul
     if !signed_headers.split(';').any(|h| h == "host") {
         return Err("host is not signed".into());
     }
-    let canonical_headers: String = signed_headers
-        .split(';')
-        .map(|h| {
-            let v = headers
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .trim();
-            format!("{h}:{v}\n")
-        })
-        .collect();
-    let mut query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (encode(&k), encode(&v)))
-                .collect()
-        })
-        .unwrap_or_default();
-    query.sort();
-    let canonical_query = query
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let canonical_path: String = uri
-        .path()
-        .split('/')
-        .map(encode)
-        .collect::<Vec<_>>()
-        .join("/");
-    let canonical = format!(
-        "{method}\n{canonical_path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{}",
-        hex_sha256(body)
-    );
+    let canonical = canonical_request(method, uri, headers, signed_headers, body);
     let scope = format!("{date}/{region}/{service}/aws4_request");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",

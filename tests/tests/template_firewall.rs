@@ -1,36 +1,12 @@
 //! template.yaml's callback firewall (`CallbackFirewall`): off by default; when on, the
 //! callback's own regional REST API behind a WAF web ACL (one rule: a per-address rate limit
 //! exempting WeChat's addresses, or WeChat's addresses only), WeChat's addresses in an IP set
-//! only the token refresh may write. cfn-lint runs in template.rs.
+//! only the token refresh may write. cfn-lint runs in template/main.rs.
 
-fn template() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
-}
+#[path = "common/template_yaml.rs"]
+mod template_yaml;
 
-/// The text between the first `start` and the next `end` after it.
-fn section<'a>(t: &'a str, start: &str, end: &str) -> &'a str {
-    t.split(start)
-        .nth(1)
-        .unwrap_or_else(|| panic!("{start} not found"))
-        .split(end)
-        .next()
-        .unwrap()
-}
-
-/// Each IAM policy statement, from its `Effect:` to the next one (as in template.rs).
-fn statements(t: &str) -> Vec<&str> {
-    t.split("Effect:")
-        .skip(1)
-        .map(|s| {
-            s.split("Events:")
-                .next()
-                .unwrap()
-                .split("\n\n")
-                .next()
-                .unwrap()
-        })
-        .collect()
-}
+use template_yaml::{section, statements, template};
 
 /// Off by default; when on, every resource conditional, and the callback on a regional REST
 /// API: GET and POST /wechat/{appid}, public, straight to the callback function.

@@ -15,6 +15,17 @@ async fn world_with_app(token_api: Option<&str>) -> (TokenWorld, String) {
     TokenWorld::with_app(SECRET, token_api).await
 }
 
+/// Writes app `appid` of `kind` with `app_secret` (none when `None`) to SSM.
+async fn put(world: &TokenWorld, appid: &str, kind: &str, app_secret: Option<&str>) {
+    let app = SsmApp {
+        appid,
+        kind: Some(kind),
+        app_secret,
+        token_api: None,
+    };
+    put_app(&world.ssm, &world.prefix, app).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_requests_over_twenty_instances_cost_one_wechat_call() {
     for (token_api, path) in [
@@ -111,17 +122,7 @@ async fn a_dead_refreshers_lease_is_taken_over_after_it_expires() {
     // A waiter with a short budget gets a clear error, not a hang, while a live lease is held.
     let now_ms = now_unix_millis();
     let other = random_appid();
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &other,
-            kind: Some("official_account"),
-            app_secret: Some(SECRET),
-            token_api: None,
-        },
-    )
-    .await;
+    put(&world, &other, "official_account", Some(SECRET)).await;
     store
         .try_acquire_lease(&other, "busy-instance", now_ms, now_ms + 10_000)
         .await
@@ -321,29 +322,9 @@ async fn configuration_errors_name_the_app_never_the_secret() {
 
     // Missing app_secret; blank app_secret (SSM refuses empty values, so a blank one).
     let missing = random_appid();
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &missing,
-            kind: Some("mini_program"),
-            app_secret: None,
-            token_api: None,
-        },
-    )
-    .await;
+    put(&world, &missing, "mini_program", None).await;
     let blank = random_appid();
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &blank,
-            kind: Some("mini_program"),
-            app_secret: Some("   "),
-            token_api: None,
-        },
-    )
-    .await;
+    put(&world, &blank, "mini_program", Some("   ")).await;
     // A new instance (its cached listing of apps is older than the new parameters).
     let m = world.manager(TokenPolicy::default(), 2000);
     for appid in [&missing, &blank] {
@@ -360,17 +341,7 @@ async fn configuration_errors_name_the_app_never_the_secret() {
         );
     }
     let bad_kind = random_appid();
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &bad_kind,
-            kind: Some("weapp"),
-            app_secret: Some(SECRET),
-            token_api: None,
-        },
-    )
-    .await;
+    put(&world, &bad_kind, "weapp", Some(SECRET)).await;
     let m = world.manager(TokenPolicy::default(), 2000);
     assert!(
         m.get(&bad_kind)
@@ -382,17 +353,7 @@ async fn configuration_errors_name_the_app_never_the_secret() {
 
     // Wrong secret: WeChat's 40125, named for the app, the secret nowhere.
     let wrong = "ffffffffffffffffffffffffffffffff";
-    put_app(
-        &world.ssm,
-        &world.prefix,
-        SsmApp {
-            appid: &good,
-            kind: Some("official_account"),
-            app_secret: Some(wrong),
-            token_api: None,
-        },
-    )
-    .await;
+    put(&world, &good, "official_account", Some(wrong)).await;
     let fresh = world.manager(TokenPolicy::default(), 2000);
     let err = fresh.get(&good).await.unwrap_err();
     let debug = format!("{err:?} {err}");

@@ -1,5 +1,5 @@
-//! The WeChat emulator: a stand-in for `api.weixin.qq.com` that follows facts.md, plus the
-//! `/sandbox/...` controls the contract names. A test instrument for wxpush's tests and the
+//! The WeChat emulator: a stand-in for `api.weixin.qq.com` that follows docs/wechat.md, plus the
+//! `/sandbox/...` controls docs/api.md names (WeChat sandbox). A test instrument for wxpush's tests and the
 //! local server's `--sandbox` mode; never used in production.
 //!
 //! Layout: [`Emulator::standalone_router`] serves WeChat's paths at the root and the controls

@@ -3,7 +3,7 @@
 //! follow / unfollow (`subscribe` / `unsubscribe`), to the app's callback URL — signed with its
 //! callback Token, and encrypted (safe mode) when the app has an EncodingAESKey and is not in
 //! plaintext mode. Like WeChat, it tries 3 times in all when the answer is not a 200 within
-//! 5 s (facts.md §2.3).
+//! 5 s (docs/wechat.md#answering-retries-and-dedupe).
 
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -28,8 +28,13 @@ pub fn deadline_of(deadline_ms: u64, fallback: Duration) -> Instant {
 /// The queue's `maxReceiveCount` unless `WXPUSH_JOB_MAX_RECEIVES` says otherwise.
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
 
+/// `WXPUSH_JOB_MAX_RECEIVES` is set to something other than a whole number from 1.
+#[derive(Debug, thiserror::Error)]
+#[error("WXPUSH_JOB_MAX_RECEIVES must be a whole number from 1")]
+pub struct MaxReceivesError;
+
 /// `WXPUSH_JOB_MAX_RECEIVES`, or [`DEFAULT_MAX_RECEIVES`].
-pub fn max_receives_from_env() -> Result<u32, String> {
+pub fn max_receives_from_env() -> Result<u32, MaxReceivesError> {
     match std::env::var("WXPUSH_JOB_MAX_RECEIVES") {
         Err(_) => Ok(DEFAULT_MAX_RECEIVES),
         Ok(v) => v
@@ -37,7 +42,7 @@ pub fn max_receives_from_env() -> Result<u32, String> {
             .parse::<u32>()
             .ok()
             .filter(|n| *n >= 1)
-            .ok_or_else(|| "WXPUSH_JOB_MAX_RECEIVES must be a whole number from 1".to_string()),
+            .ok_or(MaxReceivesError),
     }
 }
 

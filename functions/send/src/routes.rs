@@ -1,5 +1,5 @@
 //! The `/v1` router: a method and a path to one of the API's routes, or the 404/405 of the
-//! contract.
+//! API (docs/api.md).
 //!
 //! Paths are matched exactly as the caller sent them (on AWS, API Gateway's `rawPath`): no
 //! trailing `/` trimmed, no empty segment skipped, no `.`/`..` resolved, nothing

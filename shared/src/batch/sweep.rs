@@ -10,7 +10,9 @@
 //! chunks are only waiting in the queue. A chunk job queued twice sends nothing twice (every
 //! recipient has a claim), so a sweep errs on the side of requeueing.
 
-use super::{Batches, Meta, Progress, QUEUED, Settle, text};
+use super::chunk::Settle;
+use super::items::{BatchState, Meta, Progress, QUEUED, read_recipients};
+use super::{BatchJobError, Batches};
 use crate::queue::Job;
 use crate::store::{Attr, ItemKey, Op, attrs};
 use tracing::{info, warn};
@@ -45,15 +47,14 @@ impl SweepReport {
 
 impl Batches {
     /// One sweep over the unfinished batches, as of `now` (unix seconds).
-    pub async fn sweep(&self, now: i64) -> Result<SweepReport, String> {
+    pub async fn sweep(&self, now: i64) -> Result<SweepReport, BatchJobError> {
         let mut report = SweepReport::default();
         let mut after: Option<String> = None;
         while report.batches < BATCHES_PER_SWEEP {
             let page = self
                 .store
                 .query_page("batches", after.as_deref(), 100)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             for (sk, _) in &page.rows {
                 report.batches += 1;
                 let Some((appid, id)) = sk.split_once('#') else {
@@ -78,21 +79,18 @@ impl Batches {
         id: &str,
         now: i64,
         report: &mut SweepReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), BatchJobError> {
         let index = ItemKey::unfinished_batch(appid, id);
-        let meta = self.meta(appid, id).await.map_err(|e| e.to_string())?;
-        let Some(meta) = meta.filter(|m| matches!(m.state.as_str(), "running" | "cancelled"))
+        let meta = self.meta(appid, id).await?;
+        let Some(meta) =
+            meta.filter(|m| matches!(m.state, BatchState::Running | BatchState::Cancelled))
         else {
             // Gone, done, or never started (`failed`: a retry of its request starts it).
-            return self.forget(&index).await;
+            return self.forget(&index, now).await;
         };
-        let progress = self
-            .store
-            .query(&format!("bprog#{appid}#{id}"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let progress = self.store.query(&format!("bprog#{appid}#{id}")).await?;
         let fanned_out = meta.fanout_done && meta.queued_chunks >= meta.chunks;
-        if meta.state == "running"
+        if meta.state == BatchState::Running
             && !fanned_out
             && now > meta.fanout_at.max(meta.created_at) + STALE_SECS
         {
@@ -101,19 +99,18 @@ impl Batches {
                     appid: appid.into(),
                     batch_id: id.into(),
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             report.requeued_fanouts += 1;
         }
         let last_flush = progress
             .iter()
-            .map(|(_, a)| Progress::from(a).flushed_at)
+            .map(|(_, a)| Progress::read(a).flushed_at)
             .max()
             .unwrap_or(0);
         let idle = now > last_flush + IDLE_SECS;
         let mut unsettled = false;
         for (sk, attrs) in &progress {
-            let p = Progress::from(attrs);
+            let p = Progress::read(attrs);
             let Ok(chunk) = sk.parse::<u32>() else {
                 continue;
             };
@@ -121,7 +118,7 @@ impl Batches {
                 continue;
             }
             unsettled = true;
-            let queued_by_fanout = chunk < meta.queued_chunks || meta.state != "running";
+            let queued_by_fanout = chunk < meta.queued_chunks || meta.state != BatchState::Running;
             let live = now <= p.active_until.max(p.due_at) + STALE_SECS;
             if !queued_by_fanout || live || (!p.started && !idle) {
                 continue;
@@ -129,8 +126,8 @@ impl Batches {
             self.sweep_chunk(&meta, appid, id, chunk, &p, now, report)
                 .await?;
         }
-        if !unsettled && (fanned_out || meta.state != "running") {
-            self.finish(&meta, appid, id).await?;
+        if !unsettled && (fanned_out || meta.state != BatchState::Running) {
+            self.finish(&meta, appid, id, now).await?;
             report.finished += 1;
         }
         Ok(())
@@ -148,17 +145,15 @@ impl Batches {
         p: &Progress,
         now: i64,
         report: &mut SweepReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), BatchJobError> {
         if p.sweeps >= MAX_SWEEPS {
             let recipients = self
                 .store
                 .get(&ItemKey::batch_recipients(appid, id, chunk))
-                .await
-                .map_err(|e| e.to_string())?
-                .and_then(|a| text(&a, "recipients"))
+                .await?
+                .map(|a| read_recipients(&a))
                 .unwrap_or_default();
-            let recipients: Vec<String> = recipients.lines().map(str::to_string).collect();
-            let mode = if meta.state == "cancelled" {
+            let mode = if meta.state == BatchState::Cancelled {
                 Settle::Cancel
             } else {
                 Settle::GiveUp(format!(
@@ -177,8 +172,7 @@ impl Batches {
                 chunk,
                 attempt: 0,
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let noted = Op::Update {
             key: ItemKey::batch_progress(appid, id, chunk),
             attrs: attrs([
@@ -186,49 +180,34 @@ impl Batches {
                 ("sweeps", Attr::N(p.sweeps + 1)),
             ]),
         };
-        self.store
-            .record(&[noted], now)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.store.record(&[noted], now).await?;
         info!(appid, batch = %id, chunk, sweeps = p.sweeps + 1, "sweep requeued a chunk");
         report.requeued_chunks += 1;
         Ok(())
     }
 
     /// Every recipient settled: a running batch becomes `done`, and leaves the index.
-    async fn finish(&self, meta: &Meta, appid: &str, id: &str) -> Result<(), String> {
-        if meta.state == "running" {
-            let op = Op::SetIfEquals {
-                key: ItemKey::batch(appid, id),
-                attrs: attrs([
-                    ("state", Attr::S("done".into())),
-                    ("version", Attr::N(meta.version + 1)),
-                ]),
-                field: "version".into(),
-                expected: meta.version,
-            };
-            self.store
-                .record(&[op], crate::clock::now_unix())
-                .await
-                .map_err(|e| e.to_string())?;
+    async fn finish(
+        &self,
+        meta: &Meta,
+        appid: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<(), BatchJobError> {
+        if meta.state == BatchState::Running {
+            let op = meta.change_op(appid, id, attrs([("state", BatchState::Done.into())]));
+            self.store.record(&[op], now).await?;
         }
         info!(appid, batch = %id, "batch finished");
-        self.forget(&ItemKey::unfinished_batch(appid, id)).await
-    }
-
-    async fn forget(&self, index: &ItemKey) -> Result<(), String> {
-        self.store
-            .record(
-                &[Op::Delete { key: index.clone() }],
-                crate::clock::now_unix(),
-            )
+        self.forget(&ItemKey::unfinished_batch(appid, id), now)
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     }
-}
 
-/// Fan-out steps are recorded with the time, so the sweep can tell a stalled fan-out.
-pub(super) fn fanout_stamp() -> (&'static str, Attr) {
-    ("fanout_at", Attr::N(crate::clock::now_unix()))
+    /// The batch leaves the sweep's list of unfinished batches.
+    async fn forget(&self, index: &ItemKey, now: i64) -> Result<(), BatchJobError> {
+        self.store
+            .record(&[Op::Delete { key: index.clone() }], now)
+            .await?;
+        Ok(())
+    }
 }

@@ -1,4 +1,4 @@
-//! WeChat's safe-mode message crypto (the WXBizMsgCrypt protocol, facts.md §3):
+//! WeChat's safe-mode message crypto (the WXBizMsgCrypt protocol, docs/wechat.md#safe-mode-encryption):
 //! AES-256-CBC with IV = key[0..16], PKCS#7 padding to 32-byte blocks, and the plaintext
 //! `random(16) || msg_len (u32 BE) || msg || appid`.
 
@@ -20,7 +20,7 @@ use thiserror::Error;
 const PAD_BLOCK: usize = 32;
 
 /// EncodingAESKey + "=" carries 2 unused low bits that WeChat's own decoders ignore; a strict
-/// decoder would refuse most real keys (facts.md §3.1).
+/// decoder would refuse most real keys (docs/wechat.md#the-aes-key).
 const KEY_ENGINE: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn official_mp_reply_example() {
-        // facts.md §3.8: the MP doc's worked reply.
+        // docs/wechat.md#worked-example: the MP doc's worked reply.
         let crypt = MsgCrypt::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
         let encrypt = crypt.encrypt(
             r#"{"demo_resp":"good luck"}"#,

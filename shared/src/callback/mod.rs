@@ -4,6 +4,7 @@
 pub mod crypto;
 pub mod followup;
 pub mod message;
+pub mod plan;
+mod replay;
 pub mod service;
 pub mod signature;
-pub mod state;

@@ -3,14 +3,14 @@
 
 use super::crypto::MsgCrypt;
 use super::message::{InboundMessage, parse_fields, parse_message};
+use super::plan::{Enrichment, plan};
+use super::replay::{Seen, check_replay};
 use super::signature;
-use super::state::{Enrichment, plan};
 use crate::app::{AppConfig, AppKind, Secret};
 use crate::error::ApiError;
 use crate::queue::{Job, JobQueue};
 use crate::secrets::SecretStore;
-use crate::store::{Attr, ItemKey};
-use crate::store::{Recorded, StateStore};
+use crate::store::{ItemKey, ItemRead, Recorded, StateStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -19,17 +19,12 @@ use tracing::{info, warn};
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 /// How far a callback's timestamp may be from now, either way.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 300;
+/// How long the outbox sweep leaves a new follower's event alone (see the plan).
+pub use super::plan::FORWARD_HOLD_SECS;
 /// How long after a new follower's event is recorded its unionid look-up is delivered (the
 /// job is queued once the event is stored). The event's forwarding waits half as long again,
 /// so the forwarded event carries the unionid.
 pub const COMPLETION_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long the outbox sweep leaves a new follower's event alone (its outbox row's
-/// `next_attempt_at`): one sweep period (5 min). When neither the look-up nor the forwarding
-/// could be queued, a sweep queues the look-up ([`FOLLOW_UP_SWEEP_AFTER_SECS`]) at least one
-/// run before it queues the forwarding, so the forwarded event carries the unionid.
-///
-/// [`FOLLOW_UP_SWEEP_AFTER_SECS`]: super::followup::FOLLOW_UP_SWEEP_AFTER_SECS
-pub const FORWARD_HOLD_SECS: i64 = 300;
 /// The longest `nonce` a push may carry (WeChat's are about ten digits).
 pub const MAX_NONCE_LEN: usize = 64;
 
@@ -141,8 +136,7 @@ impl CallbackService {
         check_timestamp(ts, now)?;
         if !app.callback_mode.encrypted() {
             // A plaintext app's signed verification URL must not become a push's.
-            self.check_replay(appid, Seen::Get { echostr }, sig, now)
-                .await?;
+            check_replay(&*self.store, appid, Seen::Get { echostr }, sig, now).await?;
         }
         Ok(echostr.to_string())
     }
@@ -161,6 +155,43 @@ impl CallbackService {
                 limit: MAX_CALLBACK_BODY,
             });
         }
+        let (app, plaintext) = self.open(appid, query, body, now).await?;
+        let msg = parse_message(&plaintext).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let event_key = ItemKey::event(appid, &msg.dedupe_key());
+        if self.store.get(&event_key).await?.is_some() {
+            info!(appid, "callback retry acknowledged without processing");
+            self.requeue_pending(&app, &msg).await;
+            self.queue_forward(appid, &msg, std::time::Duration::ZERO)
+                .await;
+            return Ok(Recorded::Duplicate);
+        }
+        let extra = self.enrich(&app, &msg).await?;
+        // A pending follower's follow-up row and the event's outbox row come with the event
+        // (`plan`): the look-up and the forwarding are recorded as owed whether or not their
+        // jobs can be queued.
+        let ops = plan(appid, &msg, &plaintext, now, &extra, self.forwarding);
+        let recorded = self.store.record(&ops, now).await?;
+        info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
+        if recorded == Recorded::New {
+            let kind = match msg.event() {
+                Some(e) => format!("event.{e}"),
+                None => msg.msg_type.clone(),
+            };
+            crate::metrics::count("Callbacks", 1.0, &[("EventType", kind.as_str())]);
+        }
+        self.queue_jobs(&app, &msg, &extra, recorded).await;
+        Ok(recorded)
+    }
+
+    /// The push's signature and timestamp checked, and its body as plaintext: as it came in
+    /// plaintext mode (after [`check_replay`]), decrypted in safe or compatible mode.
+    async fn open(
+        &self,
+        appid: &str,
+        query: &Query,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(Arc<AppConfig>, String), ApiError> {
         let (app, token) = self.app_with_token(appid).await?;
         let sig = query
             .get("signature")
@@ -184,8 +215,7 @@ impl CallbackService {
                         app.callback_mode.as_str()
                     )));
                 }
-                self.check_replay(appid, Seen::Post { body }, sig, now)
-                    .await?;
+                check_replay(&*self.store, appid, Seen::Post { body }, sig, now).await?;
                 body.to_string()
             }
             Some("aes") => self.decrypt(&app, &token, query, ts, nonce, body)?,
@@ -195,95 +225,32 @@ impl CallbackService {
                 )));
             }
         };
-        let msg = parse_message(&plaintext).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let event_key = ItemKey::event(appid, &msg.dedupe_key());
-        if self.store.get(&event_key).await?.is_some() {
-            info!(appid, "callback retry acknowledged without processing");
-            self.requeue_pending(&app, &msg).await;
-            self.queue_forward(appid, &msg, std::time::Duration::ZERO)
+        Ok((app, plaintext))
+    }
+
+    /// The jobs a recorded push leaves: a new follower's unionid look-up (or a retried
+    /// follower's, still pending), and the event's forwarding — after the look-up has had its
+    /// turn, so the forwarded event carries the unionid.
+    async fn queue_jobs(
+        &self,
+        app: &AppConfig,
+        msg: &InboundMessage,
+        extra: &Enrichment,
+        recorded: Recorded,
+    ) {
+        let appid = app.appid.as_str();
+        if recorded != Recorded::New {
+            self.requeue_pending(app, msg).await;
+        } else if extra.unionid_pending {
+            self.queue_completion(appid, &msg.from_user_name, self.completion_delay)
                 .await;
-            return Ok(Recorded::Duplicate);
         }
-        let extra = self.enrich(&app, &msg).await?;
-        // A pending follower's follow-up row comes with the event (`plan`): the look-up is
-        // recorded as owed whether or not its job can be queued.
-        let mut ops = plan(appid, &msg, &plaintext, now, &extra);
-        if self.forwarding {
-            let mut outbox =
-                crate::forward::outbox_op(appid, &msg, &plaintext, extra.unionid.as_deref(), now);
-            if extra.unionid_pending {
-                hold_outbox_row(&mut outbox, now + FORWARD_HOLD_SECS);
-            }
-            ops.push(outbox);
-        }
-        let recorded = self.store.record(&ops, now).await?;
-        info!(appid, msg_type = %msg.msg_type, event = ?msg.event(), ?recorded, "callback recorded");
-        if recorded == Recorded::New {
-            let kind = match msg.event() {
-                Some(e) => format!("event.{e}"),
-                None => msg.msg_type.clone(),
-            };
-            crate::metrics::count("Callbacks", 1.0, &[("EventType", kind.as_str())]);
-            if extra.unionid_pending {
-                self.queue_completion(appid, &msg.from_user_name, self.completion_delay)
-                    .await;
-            }
-        } else {
-            self.requeue_pending(&app, &msg).await;
-        }
-        // A new follower's event goes out once its unionid look-up has had its turn, so the
-        // forwarded event carries the unionid.
         let forward_after = if extra.unionid_pending {
             self.completion_delay + self.completion_delay / 2
         } else {
             std::time::Duration::ZERO
         };
-        self.queue_forward(appid, &msg, forward_after).await;
-        Ok(recorded)
-    }
-
-    /// Plaintext mode: the signature covers (token, timestamp, nonce) but neither the body,
-    /// nor the method, nor the app, so a signed query string seen once could carry any body
-    /// for the rest of the window — as a push, after a URL verification, or to another app
-    /// with the same callback token. The first request seen with a signature is remembered
-    /// (`nonce#{signature}`: one item per token, timestamp and nonce, whatever the app),
-    /// holding the hash of its app, method and body (or `echostr`) for twice the window; the
-    /// same signature with anything else is refused. WeChat's retries repeat all of it and
-    /// pass.
-    async fn check_replay(
-        &self,
-        appid: &str,
-        seen: Seen<'_>,
-        signature: &str,
-        now: i64,
-    ) -> Result<(), ApiError> {
-        let hash = seen.hash(appid);
-        let key = ItemKey::nonce(signature);
-        let first = crate::store::attrs([
-            ("hash", Attr::S(hash.clone())),
-            ("ttl", Attr::N(now + 2 * TIMESTAMP_WINDOW_SECS)),
-        ]);
-        let op = crate::store::Op::Insert {
-            key: key.clone(),
-            attrs: first,
-        };
-        if self.store.record(&[op], now).await? == Recorded::New {
-            return Ok(());
-        }
-        let first = self.store.get(&key).await?;
-        match first.as_ref().and_then(|a| a.get("hash")) {
-            Some(Attr::S(h)) if *h == hash => Ok(()),
-            _ => {
-                warn!(
-                    appid,
-                    method = seen.method(),
-                    "plaintext callback replayed a signature seen with another app, method or body"
-                );
-                Err(ApiError::SignatureRejected(
-                    "this signature was already used with another request".into(),
-                ))
-            }
-        }
+        self.queue_forward(appid, msg, forward_after).await;
     }
 
     /// Queues the unionid look-up of a follower recorded without one, to run after `delay`.
@@ -331,8 +298,7 @@ impl CallbackService {
                 return;
             }
         };
-        let pending = matches!(account.get("unionid_pending"), Some(Attr::Bool(true)));
-        if pending && !account.contains_key("unionid") {
+        if account.flag("unionid_pending") && account.text("unionid").is_none() {
             self.queue_completion(&app.appid, openid, std::time::Duration::ZERO)
                 .await;
         }
@@ -391,9 +357,9 @@ impl CallbackService {
             .store
             .get(&ItemKey::account(&app.appid, &msg.from_user_name))
             .await?;
-        if let Some(Attr::S(u)) = account.as_ref().and_then(|a| a.get("unionid")) {
+        if let Some(unionid) = account.and_then(|a| a.string("unionid")) {
             return Ok(Enrichment {
-                unionid: Some(u.clone()),
+                unionid: Some(unionid),
                 unionid_pending: false,
             });
         }
@@ -401,46 +367,5 @@ impl CallbackService {
             unionid: None,
             unionid_pending: event == "subscribe" && app.kind == AppKind::OfficialAccount,
         })
-    }
-}
-
-/// Sets when the outbox sweep may first take an event's outbox row up: its
-/// `next_attempt_at`, which the sweep reads as the time a retry is due.
-fn hold_outbox_row(op: &mut crate::store::Op, until: i64) {
-    if let crate::store::Op::Insert { attrs, .. } = op {
-        attrs.insert("next_attempt_at".into(), Attr::N(until));
-    }
-}
-
-/// A plaintext-mode request as its replay record knows it ([`CallbackService::check_replay`]).
-#[derive(Clone, Copy)]
-enum Seen<'a> {
-    /// A URL verification and the `echostr` it asks to echo.
-    Get { echostr: &'a str },
-    /// A push and its body.
-    Post { body: &'a str },
-}
-
-impl Seen<'_> {
-    fn method(&self) -> &'static str {
-        match self {
-            Seen::Get { .. } => "GET",
-            Seen::Post { .. } => "POST",
-        }
-    }
-
-    /// The SHA-1 (hex) of the app, the method and the body or `echostr`.
-    fn hash(&self, appid: &str) -> String {
-        use sha1::Digest;
-        let text = match self {
-            Seen::Get { echostr } => echostr,
-            Seen::Post { body } => body,
-        };
-        let mut h = sha1::Sha1::new();
-        for part in [appid, self.method(), text] {
-            h.update(part.as_bytes());
-            h.update([0u8]);
-        }
-        hex::encode(h.finalize())
     }
 }

@@ -1,4 +1,4 @@
-//! WeChat's callback signatures: `sha1_hex(sort(parts).concat())` (facts.md §2.1, §3.5).
+//! WeChat's callback signatures: `sha1_hex(sort(parts).concat())` (docs/wechat.md#url-verification, #message-signature).
 
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;

@@ -1,4 +1,4 @@
-//! The WeChat call of a send, with the contract's retry rules: the message as WeChat gets
+//! The WeChat call of a send, with the retry rules of docs/api.md: the message as WeChat gets
 //! it, the attempts within the invocation's budget, and how delivery ends when it does not
 //! succeed.
 
@@ -23,7 +23,7 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// Time kept free at the end of the budget for recording the outcome.
 const RESERVE: Duration = Duration::from_millis(1500);
 /// How long after a first attempt a template message may still be resent with the same
-/// `client_msg_id`. WeChat's dedupe window is not documented (facts.md: "unverified"; reported
+/// `client_msg_id`. WeChat's dedupe window is not documented (docs/wechat.md#template-message-dedupe: unverified; reported
 /// as 10 minutes): later than this, a takeover answers `unknown` instead of resending.
 pub const TEMPLATE_RESEND_WINDOW_SECS: i64 = 540;
 
@@ -167,7 +167,7 @@ fn attempts_exhausted(appid: &str, maybe_sent: bool) -> Failure {
 }
 
 impl Sender {
-    /// Calls WeChat with the contract's rules: a token error invalidates that token and retries
+    /// Calls WeChat with the rules of docs/api.md: a token error invalidates that token and retries
     /// once; -1 retries with jittered backoff while the budget allows; an attempt that may have
     /// been delivered (timeout, reset, HTTP 5xx, unreadable answer) is resent only where WeChat
     /// dedupes (template messages carry a `client_msg_id`) and otherwise ends `unknown`. Every

@@ -8,7 +8,7 @@
 //! - `route.rs`: the app that sends the message and the recipient's openid there;
 //! - `before.rs`: what wxpush knows of the user, checked and taken before WeChat (the
 //!   customer-service window and its fallback, the grant, the daily cap);
-//! - `deliver.rs`: the WeChat call with the contract's retry rules;
+//! - `deliver.rs`: the WeChat call with the retry rules of docs/api.md;
 //! - `outcome.rs` and `refusal.rs`: the answer, and WeChat's refusals as the API names them;
 //! - `record.rs`: the message record and the finished claim, written together, and read back
 //!   by a takeover; `read.rs`: the record as `GET /v1/apps/{appid}/messages/{id}` shows it.

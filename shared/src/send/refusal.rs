@@ -1,10 +1,10 @@
-//! WeChat's refusals of a send, as the contract names them.
+//! WeChat's refusals of a send, as docs/api.md names them.
 
 use crate::error::ApiError;
 use crate::wechat::WeChatCallError;
 use http::StatusCode;
 
-/// WeChat refusals of a send, as the contract names them; anything else as for any call.
+/// WeChat refusals of a send, as docs/api.md names them; anything else as for any call.
 pub fn send_error(appid: &str, err: &WeChatCallError) -> ApiError {
     let mapped = match err.errcode() {
         Some(43101) => Some((

@@ -27,7 +27,7 @@ pub struct Routed {
 }
 
 /// A mini program sends text, image, link and miniprogrampage customer-service messages; an
-/// official account every other msgtype but link (facts.md §4.4).
+/// official account every other msgtype but link (docs/wechat.md#customer-service-messages).
 fn check_custom_msgtype(app: &AppConfig, body: &CustomBody) -> Result<(), ApiError> {
     let msgtype = body.msgtype();
     let mini = MINI_PROGRAM_CUSTOM_MSGTYPES.contains(&msgtype);

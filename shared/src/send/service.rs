@@ -1,5 +1,5 @@
 //! [`Sender`]: one API send, start to finish — validate, resolve the recipient, claim the
-//! Idempotency-Key, call WeChat with the retry rules of the contract, record the message.
+//! Idempotency-Key, call WeChat with the retry rules of docs/api.md, record the message.
 //! Its steps live beside this file (see [`crate::send`]); their public items are re-exported
 //! here, where the rest of the workspace names them.
 

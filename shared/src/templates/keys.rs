@@ -24,7 +24,7 @@ pub fn keys_of(content: &str) -> Vec<String> {
 }
 
 /// The legacy header and footer of template messages: no longer shown since 2023-05-04
-/// (facts.md §4.1), so neither required nor refused.
+/// (docs/wechat.md#template-messages), so neither required nor refused.
 const LEGACY_KEYS: &[&str] = &["first", "remark"];
 
 /// `data` against the template's keys: every key needs a value and no other key is taken.

@@ -1,4 +1,4 @@
-//! An app's templates, in one shape for every kind (facts.md §9): an official account's
+//! An app's templates, in one shape for every kind (docs/wechat.md#templates-and-subscribe-notifications): an official account's
 //! template messages (`/cgi-bin/template/*`) and subscribe templates (`/wxaapi/newtmpl/*`:
 //! a mini program's subscribe messages and an official account's 订阅通知).
 //!

@@ -1,3 +1,5 @@
+//! Template ids, data keys read from a template's content, and the body of a new template.
+
 use super::new_template::{NewTemplate, parse_new};
 use super::*;
 use crate::wechat::DataValue;

@@ -32,11 +32,11 @@ impl DynamoTokenStore {
     }
 }
 
-fn n(v: i64) -> AttributeValue {
+fn number_value(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn s(v: &str) -> AttributeValue {
+fn string_value(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())
 }
 
@@ -141,10 +141,10 @@ impl TokenStore for DynamoTokenStore {
                  REMOVE last_error_code, last_error_msg, last_error_at",
             )
             .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":until", n(until_ms))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":owner", string_value(owner))
+            .expression_attribute_values(":until", number_value(until_ms))
+            .expression_attribute_values(":now", number_value(now_ms))
+            .expression_attribute_values(":zero", number_value(0))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -178,11 +178,11 @@ impl TokenStore for DynamoTokenStore {
                  REMOVE lease_owner, lease_until, last_error_code, last_error_msg, last_error_at",
             )
             .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":token", s(token.expose()))
-            .expression_attribute_values(":exp", n(expires_at))
-            .expression_attribute_values(":version", n(version as i64))
-            .expression_attribute_values(":now", n(crate::clock::now_unix()))
-            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":token", string_value(token.expose()))
+            .expression_attribute_values(":exp", number_value(expires_at))
+            .expression_attribute_values(":version", number_value(version as i64))
+            .expression_attribute_values(":now", number_value(crate::clock::now_unix()))
+            .expression_attribute_values(":owner", string_value(owner))
             .send()
             .await;
         Ok(condition_outcome("UpdateItem (store token)", result)?.is_some())
@@ -201,18 +201,21 @@ impl TokenStore for DynamoTokenStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(appid)))
             .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":owner", s(owner));
+            .expression_attribute_values(":owner", string_value(owner));
         req = match failure {
             None => req.update_expression("REMOVE lease_owner, lease_until"),
             Some(f) => {
-                let code = f.errcode.map(n).unwrap_or(AttributeValue::Null(true));
+                let code = f
+                    .errcode
+                    .map(number_value)
+                    .unwrap_or(AttributeValue::Null(true));
                 req.update_expression(
                     "SET lease_until = :hold, last_error_code = :code, last_error_msg = :msg, last_error_at = :at",
                 )
-                .expression_attribute_values(":hold", n(hold_until_ms))
+                .expression_attribute_values(":hold", number_value(hold_until_ms))
                 .expression_attribute_values(":code", code)
-                .expression_attribute_values(":msg", s(&f.message))
-                .expression_attribute_values(":at", n(f.at_ms))
+                .expression_attribute_values(":msg", string_value(&f.message))
+                .expression_attribute_values(":at", number_value(f.at_ms))
             }
         };
         condition_outcome("UpdateItem (release lease)", req.send().await)?;
@@ -227,8 +230,8 @@ impl TokenStore for DynamoTokenStore {
             .set_key(Some(Self::key(appid)))
             .update_expression("SET expires_at = :zero")
             .condition_expression("version = :version AND expires_at > :zero")
-            .expression_attribute_values(":version", n(version as i64))
-            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":version", number_value(version as i64))
+            .expression_attribute_values(":zero", number_value(0))
             .send()
             .await;
         Ok(condition_outcome("UpdateItem (invalidate)", result)?.is_some())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// Timing rules of the central control. The defaults suit Lambda and WeChat's documented
-/// behaviour (facts.md §1).
+/// behaviour (docs/wechat.md#access-tokens).
 #[derive(Clone, Debug)]
 pub struct TokenPolicy {
     /// A token with less than this left is refreshed on demand. `stable_token` only rotates in

@@ -26,7 +26,7 @@ pub enum ErrorClass {
     Permanent,
 }
 
-/// The class of a WeChat `errcode` (facts.md §1.3, §4).
+/// The class of a WeChat `errcode` (docs/wechat.md#token-error-codes, #sending-messages).
 pub fn classify_errcode(errcode: i64) -> ErrorClass {
     match errcode {
         40001 | 40014 | 42001 | 41001 => ErrorClass::TokenInvalid,

@@ -1,4 +1,4 @@
-//! WeChat request and response bodies (facts.md §1, §4, §5).
+//! WeChat request and response bodies (docs/wechat.md#access-tokens, #sending-messages, #users-and-identity).
 
 use crate::app::Secret;
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,7 @@ pub struct SubscribeMessage {
     pub data: BTreeMap<String, DataValue>,
 }
 
-/// `POST /cgi-bin/message/subscribe/bizsend` (an official account's 订阅通知, facts.md §9).
+/// `POST /cgi-bin/message/subscribe/bizsend` (an official account's 订阅通知, docs/wechat.md#templates-and-subscribe-notifications).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BizSubscribeMessage {
     pub touser: String,
@@ -287,7 +287,7 @@ pub struct UserInfo {
     pub subscribe_scene: Option<String>,
 }
 
-/// `POST /cgi-bin/openapi/quota/get`: one API's daily quota for the app (facts.md §6).
+/// `POST /cgi-bin/openapi/quota/get`: one API's daily quota for the app (docs/wechat.md#quotas-and-rate-limits).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ApiQuota {
     pub daily_limit: u64,
@@ -296,7 +296,7 @@ pub struct ApiQuota {
 }
 
 /// One entry of `GET /cgi-bin/template/get_all_private_template` (an official account's
-/// template messages, facts.md §9).
+/// template messages, docs/wechat.md#templates-and-subscribe-notifications).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct PrivateTemplate {
     pub template_id: String,

@@ -56,7 +56,7 @@ impl Emulator {
     }
 }
 
-/// A refused control call; answers in the contract's error shape.
+/// A refused control call; answers in the error shape of docs/api.md.
 pub(super) struct ControlError(StatusCode, String);
 
 impl ControlError {

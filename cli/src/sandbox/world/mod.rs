@@ -1,5 +1,5 @@
 //! The emulator's world: apps, tokens, users, grants, login codes, delivered messages, and
-//! WeChat's rules over them (facts.md). Pure logic over plain data, driven by the emulator's
+//! WeChat's rules over them (docs/wechat.md). Pure logic over plain data, driven by the emulator's
 //! WeChat paths and controls; one file per topic.
 
 mod faults;

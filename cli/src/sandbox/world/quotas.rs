@@ -4,7 +4,7 @@
 use super::{EmulatedApp, World, WxErr, wx_err};
 use serde_json::{Value, json};
 
-/// Daily quota per app and path (facts.md §6); overridable with `POST /sandbox/quotas`.
+/// Daily quota per app and path (docs/wechat.md#quotas-and-rate-limits); overridable with `POST /sandbox/quotas`.
 pub fn default_daily_limit(path: &str) -> u64 {
     match path {
         "/cgi-bin/token" => 2_000,
@@ -14,7 +14,7 @@ pub fn default_daily_limit(path: &str) -> u64 {
         "/cgi-bin/message/custom/send" => 500_000,
         "/cgi-bin/user/get" => 500,
         "/cgi-bin/user/info" | "/cgi-bin/user/info/batchget" => 5_000_000,
-        // Not in facts.md §6: WeChat's figures for these are not documented there.
+        // Not in docs/wechat.md#quotas-and-rate-limits: WeChat's figures for these are not documented there.
         _ => u64::MAX,
     }
 }

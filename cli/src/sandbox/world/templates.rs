@@ -37,7 +37,7 @@ impl Template {
     }
 }
 
-/// Private templates an official account may hold (facts.md §9; 45026 beyond).
+/// Private templates an official account may hold (docs/wechat.md#templates-and-subscribe-notifications; 45026 beyond).
 pub const MAX_PRIVATE_TEMPLATES: usize = 25;
 
 impl World {

@@ -4,7 +4,7 @@
 //! repeated inside an object is counted each time (the map keeps the last), so such a
 //! message may count more than it writes.
 
-use super::{SkipVisitor, scalars_are};
+use super::skip::{SkipVisitor, scalars_are};
 use crate::batch::MAX_MESSAGE_BYTES;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};

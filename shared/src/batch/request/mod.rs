@@ -12,44 +12,21 @@
 
 mod message;
 mod recipients;
+mod skip;
 #[cfg(test)]
 mod tests;
+mod top;
 
-use super::{Audience, MAX_MESSAGE_BYTES, MAX_RECIPIENTS, invalid};
+use super::items::Audience;
+use super::{MAX_MESSAGE_BYTES, MAX_RECIPIENTS, invalid};
 use crate::error::ApiError;
 use crate::send::validate::parse_send_request;
-use message::{Message, MessageSeed};
-use recipients::{ListSeed, Listed};
-use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use message::Message;
+use recipients::Listed;
+use serde::de::DeserializeSeed;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
-use std::fmt;
-
-/// The scalar `visit_*` methods of a visitor that answers `$value` for any scalar.
-macro_rules! scalars_are {
-    ($value:expr) => {
-        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-    };
-}
-use scalars_are;
+use top::{Top, TopSeed};
 
 /// A batch request, checked.
 #[derive(Debug)]
@@ -202,133 +179,4 @@ fn deduplicated(mut keys: Vec<String>) -> (Vec<String>, usize) {
     keys.retain(|_| flags.next().unwrap_or(false));
     let duplicates = before - keys.len();
     (keys, duplicates)
-}
-
-// ---------------------------------------------------------------- the body's top level
-
-/// The body: an object's fields as read, or anything else (skipped).
-enum Top {
-    Object(Fields),
-    NotObject,
-}
-
-/// The top-level fields. A repeated field counts as its last occurrence (as a JSON object
-/// read into a map does); `unknown` is the first unknown name in key order.
-#[derive(Default)]
-struct Fields {
-    message: Option<Message>,
-    /// `Some(None)`: present but not an array.
-    recipients: Option<Option<Listed>>,
-    /// `Some(true)`: `"followers"`; `Some(false)`: anything else.
-    audience: Option<bool>,
-    unknown: Option<String>,
-}
-
-struct TopSeed;
-
-impl<'de> DeserializeSeed<'de> for TopSeed {
-    type Value = Top;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopSeed {
-    type Value = Top;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
-        let mut fields = Fields::default();
-        while let Some(name) = map.next_key::<String>()? {
-            match name.as_str() {
-                "message" => fields.message = Some(map.next_value_seed(MessageSeed::new())?),
-                "recipients" => fields.recipients = Some(map.next_value_seed(ListSeed)?),
-                "audience" => fields.audience = Some(map.next_value::<Followers>()?.0),
-                _ => {
-                    map.next_value::<Skip>()?;
-                    if fields.unknown.as_ref().is_none_or(|u| name < *u) {
-                        fields.unknown = Some(name);
-                    }
-                }
-            }
-        }
-        Ok(Top::Object(fields))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Top, A::Error> {
-        SkipVisitor.visit_seq(seq).map(|_| Top::NotObject)
-    }
-    scalars_are!(Top::NotObject);
-}
-
-/// Any JSON value, read and dropped. Nested arrays and objects go through the parser's
-/// nesting limit, as when the body was read whole.
-pub(super) struct Skip;
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
-        d.deserialize_any(SkipVisitor)
-    }
-}
-
-pub(super) struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = Skip;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(Skip)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value::<Skip>()?;
-        }
-        Ok(Skip)
-    }
-    scalars_are!(Skip);
-}
-
-/// `audience`: whether it is the string `"followers"` (anything else is skipped).
-struct Followers(bool);
-
-impl<'de> Deserialize<'de> for Followers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Followers, D::Error> {
-        d.deserialize_any(FollowersVisitor)
-    }
-}
-
-struct FollowersVisitor;
-
-impl<'de> Visitor<'de> for FollowersVisitor {
-    type Value = Followers;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("\"followers\"")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Followers, E> {
-        Ok(Followers(v == "followers"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Followers, E> {
-        Ok(Followers(false))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Followers, E> {
-        Ok(Followers(false))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Followers, E> {
-        Ok(Followers(false))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Followers, E> {
-        Ok(Followers(false))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Followers, E> {
-        Ok(Followers(false))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Followers, A::Error> {
-        SkipVisitor.visit_seq(seq).map(|_| Followers(false))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Followers, A::Error> {
-        SkipVisitor.visit_map(map).map(|_| Followers(false))
-    }
 }

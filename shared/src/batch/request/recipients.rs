@@ -3,7 +3,7 @@
 //! skipped and the list marked too long. Refusals keep the first
 //! [`MAX_LISTED_INVALID`] (index, why) and a count.
 
-use super::{Skip, SkipVisitor, scalars_are};
+use super::skip::{Skip, SkipVisitor, scalars_are};
 use crate::batch::{MAX_LISTED_INVALID, MAX_RECIPIENTS};
 use crate::error::ApiError;
 use crate::send::validate::{

@@ -23,6 +23,41 @@ fn reference(body: &[u8]) -> Result<BatchRequest, ApiError> {
             "is not a field of a batch (message, recipients, audience)",
         ));
     }
+    let message = reference_message(obj)?;
+    let (audience, listed) = reference_audience(obj)?;
+    if audience == Audience::Recipients {
+        if listed.is_empty() {
+            return Err(invalid("recipients", "must list at least one recipient"));
+        }
+        if listed.len() > MAX_RECIPIENTS {
+            // The only message that changed: the typed reader stops counting at the limit.
+            return Err(invalid(
+                "recipients",
+                format!(
+                    "lists more than {MAX_RECIPIENTS} recipients; a batch takes at most {MAX_RECIPIENTS}"
+                ),
+            ));
+        }
+    }
+    let (keys, bad, count_bad) = reference_recipients(listed);
+    if count_bad > 0 {
+        return Err(ApiError::InvalidRecipients {
+            count: count_bad,
+            listed: bad,
+        });
+    }
+    let (recipients, duplicates) = deduplicated(keys);
+    Ok(BatchRequest {
+        message,
+        audience,
+        recipients,
+        duplicates,
+    })
+}
+
+/// The reference's message: present, without `to` or `client_msg_id`, small enough, and
+/// valid as a single send's.
+fn reference_message(obj: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let message = obj
         .get("message")
         .and_then(Value::as_object)
@@ -58,10 +93,14 @@ fn reference(body: &[u8]) -> Result<BatchRequest, ApiError> {
         ApiError::Validation { field, message } => invalid(format!("message.{field}"), message),
         other => other,
     })?;
-    let empty = Vec::new();
-    let (audience, listed) = match (obj.get("recipients"), obj.get("audience")) {
-        (Some(Value::Array(list)), None) => (Audience::Recipients, list),
-        (None, Some(Value::String(a))) if a == "followers" => (Audience::Followers, &empty),
+    Ok(message)
+}
+
+/// The reference's audience: a list of recipients or the followers, never both.
+fn reference_audience(obj: &Map<String, Value>) -> Result<(Audience, &[Value]), ApiError> {
+    Ok(match (obj.get("recipients"), obj.get("audience")) {
+        (Some(Value::Array(list)), None) => (Audience::Recipients, list.as_slice()),
+        (None, Some(Value::String(a))) if a == "followers" => (Audience::Followers, &[][..]),
         (None, Some(_)) => {
             return Err(invalid(
                 "audience",
@@ -86,34 +125,6 @@ fn reference(body: &[u8]) -> Result<BatchRequest, ApiError> {
                 "is required (or \"audience\": \"followers\")",
             ));
         }
-    };
-    if audience == Audience::Recipients {
-        if listed.is_empty() {
-            return Err(invalid("recipients", "must list at least one recipient"));
-        }
-        if listed.len() > MAX_RECIPIENTS {
-            // The only message that changed: the typed reader stops counting at the limit.
-            return Err(invalid(
-                "recipients",
-                format!(
-                    "lists more than {MAX_RECIPIENTS} recipients; a batch takes at most {MAX_RECIPIENTS}"
-                ),
-            ));
-        }
-    }
-    let (keys, bad, count_bad) = reference_recipients(listed);
-    if count_bad > 0 {
-        return Err(ApiError::InvalidRecipients {
-            count: count_bad,
-            listed: bad,
-        });
-    }
-    let (recipients, duplicates) = deduplicated(keys);
-    Ok(BatchRequest {
-        message,
-        audience,
-        recipients,
-        duplicates,
     })
 }
 
@@ -350,4 +361,32 @@ fn generated_bodies_answer_as_before() {
         picked.shuffle(&mut rng);
         same(format!("{{{}}}", picked.join(",")).as_bytes());
     }
+}
+
+#[test]
+fn request_checks() {
+    let ok = |b: Value| parse_batch_request(b.to_string().as_bytes());
+    let msg = json!({"type": "template", "template_id": "T", "data": {"a": {"value": "b"}}});
+    let r = ok(json!({"message": msg, "recipients": [{"openid": "o1"}, {"unionid": "u1"}, {"openid": "o1"}]})).unwrap();
+    assert_eq!(r.recipients, vec!["o:o1", "u:u1"]);
+    assert_eq!(r.duplicates, 1);
+    let err =
+        ok(json!({"message": msg, "recipients": [{"openid": "o1"}, {"openid": ""}, {"x": 1}]}))
+            .unwrap_err();
+    match err {
+        ApiError::InvalidRecipients { count, listed } => {
+            assert_eq!(count, 2);
+            assert_eq!(listed[0].0, 1);
+            assert_eq!(listed[1].0, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        ok(json!({"message": {"type": "template"}, "recipients": [{"openid": "o"}]})),
+        Err(ApiError::Validation { field, .. }) if field == "message.template_id"
+    ));
+    assert!(matches!(
+        ok(json!({"message": msg, "audience": "everyone"})),
+        Err(ApiError::Validation { field, .. }) if field == "audience"
+    ));
 }

@@ -1,5 +1,5 @@
 //! The send API's request body, checked before WeChat is called: every refusal is a 422
-//! naming the field (facts.md §4.1, §4.2, §4.4 for WeChat's own limits).
+//! naming the field (docs/wechat.md#template-messages, #subscribe-data-values, #customer-service-messages for WeChat's own limits).
 //!
 //! One file per message kind (`template.rs`, `subscribe.rs` for both subscribe kinds,
 //! `custom.rs` for customer-service messages), the recipient in `recipient.rs`, and the

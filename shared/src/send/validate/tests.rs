@@ -1,3 +1,6 @@
+//! The send body's checks, field by field: what each message kind accepts and the 422 naming
+//! the field for what it does not.
+
 use super::*;
 use serde_json::json;
 

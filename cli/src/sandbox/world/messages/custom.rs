@@ -48,7 +48,7 @@ impl World {
     }
 }
 
-/// A customer-service message's body as `custom/send` checks it (facts.md §4.4): the msgtype
+/// A customer-service message's body as `custom/send` checks it (docs/wechat.md#customer-service-messages): the msgtype
 /// must be one the app's kind may send (mini programs: text, image, link, miniprogrampage),
 /// its object must be there with the fields WeChat requires.
 fn check_custom_body(kind: AppKind, msgtype: &str, body: &Value) -> Result<(), WxErr> {

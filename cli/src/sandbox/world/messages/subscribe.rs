@@ -37,7 +37,7 @@ impl World {
         self.use_grant_and_deliver(app, PATH, &touser, &template, body, now)
     }
 
-    /// `subscribe/bizsend`: an official account's subscribe notification (facts.md §9):
+    /// `subscribe/bizsend`: an official account's subscribe notification (docs/wechat.md#templates-and-subscribe-notifications):
     /// to one of its users, a template it has (once it has any), data by the subscribe value
     /// rules, and a one-time grant used up (43101 without one), like a mini program's.
     pub fn biz_subscribe_send(
@@ -81,7 +81,7 @@ impl World {
         }
         let template = template_id(body)?;
         if let Some(t) = self.check_registered(&app.appid, &template, true)? {
-            // Every key of the template needs a value (facts.md §4.2: 47003 names the field).
+            // Every key of the template needs a value (docs/wechat.md#subscribe-data-values: 47003 names the field).
             let data = body.get("data").and_then(Value::as_object);
             if let Some(missing) = t
                 .keys()

@@ -1,4 +1,4 @@
-//! WeChat's value rules for subscribe-message data (facts.md §4.2, "订阅消息参数值内容限制说明"),
+//! WeChat's value rules for subscribe-message data (docs/wechat.md#subscribe-data-values, "订阅消息参数值内容限制说明"),
 //! as the emulator enforces them. Written from the table, independently of the send
 //! validation wxpush does before calling WeChat.
 
