@@ -114,6 +114,9 @@ impl World {
             Some(n) if *n > 0 => *n -= 1,
             _ => return Err(wx_err(43101, "user refuse to accept the msg")),
         }
+        if let Some(msgid) = self.intercept(&app.appid, template, touser, body, now) {
+            return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+        }
         let msgid = self.deliver(&app.appid, path, touser, body, now);
         self.pending_pushes.push(Push::subscribe_sent(
             &app.appid, touser, template, msgid, now,
