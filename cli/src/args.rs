@@ -55,6 +55,9 @@ pub enum Command {
     SyncFollowers(SyncFollowersArgs),
     /// An app's templates as WeChat lists them (GET /v1/apps/{appid}/templates).
     Templates(TemplatesArgs),
+    /// What wxpush knows of one user: follow state, the customer-service window, grants,
+    /// messages sent today (GET /v1/apps/{appid}/users/{openid}).
+    User(UserArgs),
     /// The configured apps and their token state; `apps put` writes one to SSM.
     Apps(AppsArgs),
     /// Batches: one message to many recipients, through a running wxpush.
@@ -124,6 +127,13 @@ pub struct SandboxArgs {
 #[derive(clap::Args)]
 pub struct TokenArgs {
     pub appid: String,
+}
+
+// `wxpush user`.
+#[derive(clap::Args)]
+pub struct UserArgs {
+    pub appid: String,
+    pub openid: String,
 }
 
 // `wxpush send`.

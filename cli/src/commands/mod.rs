@@ -15,6 +15,7 @@ pub mod serve;
 pub mod sync_followers;
 pub mod templates;
 pub mod token;
+pub mod user;
 
 use crate::args::{Cli, Command};
 use crate::client::{Access, ApiClient};
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Send(args) => send::run(&operator, args).await,
         Command::SyncFollowers(args) => sync_followers::run(&operator, args).await,
         Command::Templates(args) => templates::run(&operator, args).await,
+        Command::User(args) => user::run(&operator, args).await,
         Command::Apps(args) => apps::run(&operator, args).await,
         Command::Batch { command } => batch::run(&operator, command).await,
     }
