@@ -1,7 +1,7 @@
 //! The batch tests' world: the `/v1` handler with batches, the job runner the batch-worker
 //! Lambda uses, the WeChat emulator, the state and token stores behind the fault-injecting
-//! wrapper, and the SQS stand-in (`sim_queue`). Shared by `batches.rs` and
-//! `batch_guarantees.rs`.
+//! wrapper, and the SQS stand-in (`sim_queue`). Shared by the `batches` and
+//! `batch_guarantees` tests.
 
 use crate::faults::{Faults, FaultySecretStore, FaultyStateStore, FaultyTokenStore};
 use crate::sim_queue::{Drive, SimQueue};
@@ -173,15 +173,18 @@ impl World {
         }
     }
 
+    /// The batch's own item (its message, counts and state as stored).
+    pub async fn batch_meta(&self, appid: &str, id: &str) -> wxpush_shared::store::Attrs {
+        self.store
+            .get(&ItemKey::batch(appid, id))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// Messages the emulator delivered, per openid.
     pub async fn delivered(&self) -> HashMap<String, usize> {
-        let mut per_user = HashMap::new();
-        for m in self.emulator.delivered(OA).await {
-            *per_user
-                .entry(m["touser"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-        per_user
+        self.emulator.delivered_per_user(OA).await
     }
 
     /// Each recipient's recorded outcome character, read from the store.

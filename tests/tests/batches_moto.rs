@@ -80,13 +80,7 @@ impl MotoBatches {
     }
 
     async fn delivered(&self) -> HashMap<String, usize> {
-        let mut per_user = HashMap::new();
-        for m in self.world.emulator.delivered(&self.oa).await {
-            *per_user
-                .entry(m["touser"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-        per_user
+        self.world.emulator.delivered_per_user(&self.oa).await
     }
 }
 
@@ -139,7 +133,16 @@ async fn a_batch_runs_through_sqs_and_dynamodb_once_per_recipient() {
     let per_user = m.delivered().await;
     assert_eq!(per_user.len(), 120);
     assert!(per_user.values().all(|&c| c == 1), "{per_user:?}");
-    // The pace lives in DynamoDB: one counter per second, never past the rate.
+    the_pace_never_passed(&m, 200).await;
+    println!(
+        "moto batch: 120 recipients, {invocations} worker invocations, {redelivered} redelivered records"
+    );
+
+    a_batch_cancelled_before_any_worker_ran_sends_nothing(&m, &path).await;
+}
+
+/// The pace lives in DynamoDB: one counter per second, never past `rate`.
+async fn the_pace_never_passed(m: &MotoBatches, rate: i64) {
     let pace = m
         .world
         .state_store()
@@ -149,19 +152,19 @@ async fn a_batch_runs_through_sqs_and_dynamodb_once_per_recipient() {
     assert!(!pace.is_empty());
     for (_, a) in &pace {
         assert!(
-            matches!(a.get("used"), Some(Attr::N(n)) if *n <= 200),
+            matches!(a.get("used"), Some(Attr::N(n)) if *n <= rate),
             "{a:?}"
         );
     }
-    println!(
-        "moto batch: 120 recipients, {invocations} worker invocations, {redelivered} redelivered records"
-    );
+}
 
-    // A batch cancelled before any worker ran: every recipient cancelled, nothing sent.
+/// A batch cancelled before any worker ran: every recipient cancelled, nothing sent (the
+/// first batch's 120 messages stay all there are).
+async fn a_batch_cancelled_before_any_worker_ran_sends_nothing(m: &MotoBatches, path: &str) {
     let (status, created) = m
         .call(
             "POST",
-            &path,
+            path,
             Some(json!({"message": {"type": "custom", "msgtype": "text", "text": {"content": "取消"}}, "recipients": (0..90).map(|i| json!({"openid": format!("m{i}")})).collect::<Vec<_>>()})),
         )
         .await;

@@ -2,15 +2,17 @@
 //! (`getcallbackip`, from the emulator) in the WAF IP set (moto's WAFv2), and the callback
 //! answers the REST API's (API Gateway v1) events that the firewall's API sends.
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use wxpush_shared::AppKind;
 use wxpush_shared::aws::SdkClient;
 use wxpush_shared::clock::now_unix;
-use wxpush_shared::token::TokenPolicy;
-use wxpush_tests::{TokenWorld, callback_service, signed_query};
+use wxpush_shared::token::{TokenManager, TokenPolicy};
+use wxpush_tests::{EmulatorServer, TokenWorld, callback_service, signed_query};
 use wxpush_token_refresh::callback_ips::{CallbackIpSet, IpSetOutcome, MAX_AGE_SECS};
 
 async fn waf() -> aws_sdk_wafv2::Client {
@@ -31,12 +33,15 @@ async fn empty_ip_set(client: &aws_sdk_wafv2::Client) -> String {
     made.summary().unwrap().arn().unwrap().to_string()
 }
 
+/// The set's name and id, the last two parts of its ARN.
+fn name_and_id(set_arn: &str) -> (String, String) {
+    let parts: Vec<&str> = set_arn.rsplit('/').take(2).collect();
+    (parts[1].to_string(), parts[0].to_string())
+}
+
 /// The set's addresses and description.
 async fn read(set_arn: &str) -> (Vec<String>, String) {
-    let (name, id) = {
-        let parts: Vec<&str> = set_arn.rsplit('/').take(2).collect();
-        (parts[1].to_string(), parts[0].to_string())
-    };
+    let (name, id) = name_and_id(set_arn);
     let got = waf()
         .await
         .get_ip_set()
@@ -108,16 +113,42 @@ async fn the_token_refresh_keeps_wechats_addresses_in_the_waf_ip_set() {
         set.refresh(&tokens, later).await,
         Ok(IpSetOutcome::Updated { .. })
     ));
+    an_empty_list_never_empties_the_set(e, &tokens, &set, &arn, later + MAX_AGE_SECS + 1).await;
+}
 
-    // An empty list from WeChat never empties the set: the old one stays, the tick fails,
-    // and the Lambda's invocation with it (Errors, and the CallbackIpLists alarm).
+/// An empty list from WeChat never empties the set: the old one stays, the tick fails, and
+/// the Lambda's invocation with it (Errors, and the CallbackIpLists alarm). Once WeChat
+/// lists addresses again, the next tick writes them.
+async fn an_empty_list_never_empties_the_set(
+    e: &EmulatorServer,
+    tokens: &Arc<TokenManager>,
+    set: &CallbackIpSet,
+    arn: &str,
+    at: i64,
+) {
     e.control("/callback-ips", json!({"ip_list": []})).await;
-    let err = set
-        .refresh(&tokens, later + MAX_AGE_SECS + 1)
+    let err = set.refresh(tokens, at).await.unwrap_err();
+    assert!(err.contains("listed no address"), "{err}");
+    assert_eq!(read(arn).await.0, ["1.2.3.4/32", "10.9.0.0/16"]);
+    // The handler runs with the wall clock: make the stored list old by emptying the set's
+    // stamp (a set whose list is not stamped is due).
+    unstamp(arn, "1.2.3.4/32").await;
+    let window = Duration::from_secs(900);
+    let err = wxpush_token_refresh::handle_event(tokens.clone(), window, Some(set), scheduled())
         .await
         .unwrap_err();
-    assert!(err.contains("listed no address"), "{err}");
-    assert_eq!(read(&arn).await.0, ["1.2.3.4/32", "10.9.0.0/16"]);
+    assert!(err.to_string().contains("callback addresses"), "{err}");
+    // WeChat lists addresses again: the next tick writes them.
+    e.control("/callback-ips", json!({"ip_list": ["203.0.113.0/24"]}))
+        .await;
+    wxpush_token_refresh::handle_event(tokens.clone(), window, Some(set), scheduled())
+        .await
+        .unwrap();
+    assert_eq!(read(arn).await.0, ["203.0.113.0/24"]);
+}
+
+/// The token refresh's schedule event, from the fixture.
+fn scheduled() -> LambdaEvent<EventBridgeEvent<serde_json::Value>> {
     let payload = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -126,18 +157,17 @@ async fn the_token_refresh_keeps_wechats_addresses_in_the_waf_ip_set() {
         .unwrap(),
     )
     .unwrap();
-    let event = LambdaEvent::new(payload, Context::default());
-    // The handler runs with the wall clock: make the stored list old by emptying the set's
-    // stamp (a set whose list is not stamped is due).
-    let (name, id) = (
-        arn.rsplit('/').nth(1).unwrap(),
-        arn.rsplit('/').next().unwrap(),
-    );
+    LambdaEvent::new(payload, Context::default())
+}
+
+/// Sets the set's addresses to `address` by hand, with a description that is no stamp.
+async fn unstamp(arn: &str, address: &str) {
+    let (name, id) = name_and_id(arn);
     let c = waf().await;
     let lock = c
         .get_ip_set()
-        .name(name)
-        .id(id)
+        .name(&name)
+        .id(&id)
         .scope(aws_sdk_wafv2::types::Scope::Regional)
         .send()
         .await
@@ -149,35 +179,12 @@ async fn the_token_refresh_keeps_wechats_addresses_in_the_waf_ip_set() {
         .name(name)
         .id(id)
         .scope(aws_sdk_wafv2::types::Scope::Regional)
-        .set_addresses(Some(vec!["1.2.3.4/32".into()]))
+        .set_addresses(Some(vec![address.into()]))
         .description("set by hand")
         .lock_token(lock)
         .send()
         .await
         .unwrap();
-    let window = Duration::from_secs(900);
-    let err = wxpush_token_refresh::handle_event(tokens.clone(), window, Some(&set), event)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("callback addresses"), "{err}");
-    // WeChat lists addresses again: the next tick writes them.
-    e.control("/callback-ips", json!({"ip_list": ["203.0.113.0/24"]}))
-        .await;
-    let event = LambdaEvent::new(
-        serde_json::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/data/eventbridge-scheduled-event.json"
-            ))
-            .unwrap(),
-        )
-        .unwrap(),
-        Context::default(),
-    );
-    wxpush_token_refresh::handle_event(tokens.clone(), window, Some(&set), event)
-        .await
-        .unwrap();
-    assert_eq!(read(&arn).await.0, ["203.0.113.0/24"]);
 }
 
 /// A real API Gateway REST (v1) proxy event for `/wechat/{appid}` on the `live` stage.

@@ -43,11 +43,18 @@ fn click(from: &str, now: i64) -> String {
 async fn lambda_handler_verifies_receives_and_refuses() {
     let (svc, _emu) = service().await;
     let now = now_unix();
-    let ts = now.to_string();
+    url_verification_answers_the_echo_only_when_signed(&svc, now).await;
+    plain_xml_is_received_as_text_and_base64(&svc, now).await;
+    safe_mode_json_is_received_only_by_its_own_app(&svc, now).await;
+    stale_pushes_wrong_methods_paths_and_oversize_bodies_are_refused(&svc, now).await;
+}
 
-    // URL verification.
+/// URL verification: the echo when signed; a bad signature, no echostr, an unknown app
+/// refused.
+async fn url_verification_answers_the_echo_only_when_signed(svc: &CallbackService, now: i64) {
+    let ts = now.to_string();
     let q = signed_query(TOKEN, &ts, "n1", &[("echostr", "7304939123456")]);
-    let resp = handle(&svc, apigw("GET", OA, &q, b"", false)).await;
+    let resp = handle(svc, apigw("GET", OA, &q, b"", false)).await;
     assert_eq!(
         (resp.status().as_u16(), text_of(&resp)),
         (200, "7304939123456".to_string())
@@ -61,7 +68,7 @@ async fn lambda_handler_verifies_receives_and_refuses() {
     let mut bad = q.clone();
     bad.insert("signature".into(), "f".repeat(40));
     assert_eq!(
-        handle(&svc, apigw("GET", OA, &bad, b"", false))
+        handle(svc, apigw("GET", OA, &bad, b"", false))
             .await
             .status(),
         401
@@ -69,21 +76,24 @@ async fn lambda_handler_verifies_receives_and_refuses() {
     let mut missing = q.clone();
     missing.remove("echostr");
     assert_eq!(
-        handle(&svc, apigw("GET", OA, &missing, b"", false))
+        handle(svc, apigw("GET", OA, &missing, b"", false))
             .await
             .status(),
         400
     );
-    let resp = handle(&svc, apigw("GET", "wx00000000000000ff", &q, b"", false)).await;
+    let resp = handle(svc, apigw("GET", "wx00000000000000ff", &q, b"", false)).await;
     assert_eq!(resp.status(), 404);
     assert!(text_of(&resp).contains("unknown_app"));
+}
 
-    // Plain-mode XML, as text and base64-encoded.
+/// Plain-mode XML, as text and base64-encoded.
+async fn plain_xml_is_received_as_text_and_base64(svc: &CallbackService, now: i64) {
+    let ts = now.to_string();
     for (base64, from) in [(false, "o1"), (true, "o2")] {
         // Each push has its own nonce (plaintext mode refuses one seen with another body).
         let q = signed_query(TOKEN, &ts, &format!("n2{from}"), &[("openid", "o1")]);
         let resp = handle(
-            &svc,
+            svc,
             apigw("POST", OA, &q, click(from, now).as_bytes(), base64),
         )
         .await;
@@ -93,8 +103,12 @@ async fn lambda_handler_verifies_receives_and_refuses() {
             "base64={base64}"
         );
     }
+}
 
-    // Safe mode, JSON (a mini program), base64-encoded by API Gateway.
+/// Safe mode, JSON (a mini program), base64-encoded by API Gateway; the same ciphertext
+/// for another app is refused.
+async fn safe_mode_json_is_received_only_by_its_own_app(svc: &CallbackService, now: i64) {
+    let ts = now.to_string();
     let inner = json!({"ToUserName": "gh_mp", "FromUserName": "mp-o1", "CreateTime": now, "MsgType": "event", "Event": "subscribe_msg_popup_event",
         "List": [{"TemplateId": "T9", "SubscribeStatusString": "accept", "PopupScene": "0"}]})
     .to_string();
@@ -109,7 +123,7 @@ async fn lambda_handler_verifies_receives_and_refuses() {
         &[("encrypt_type", "aes"), ("msg_signature", &msg_signature)],
     );
     let body = json!({"ToUserName": "gh_mp", "Encrypt": encrypt}).to_string();
-    let resp = handle(&svc, apigw("POST", MP, &q, body.as_bytes(), true)).await;
+    let resp = handle(svc, apigw("POST", MP, &q, body.as_bytes(), true)).await;
     assert_eq!(
         (resp.status().as_u16(), text_of(&resp)),
         (200, "success".to_string())
@@ -119,20 +133,26 @@ async fn lambda_handler_verifies_receives_and_refuses() {
         callback_service(&[(OA, TOKEN, Some(AES_KEY), AppKind::OfficialAccount)]).await;
     let resp = handle(&svc_oa_aes, apigw("POST", OA, &q, body.as_bytes(), false)).await;
     assert_eq!(resp.status(), 400);
+}
 
-    // Stale timestamp, wrong method, unknown path, oversize body.
+/// Stale timestamp, wrong method, unknown path, oversize body.
+async fn stale_pushes_wrong_methods_paths_and_oversize_bodies_are_refused(
+    svc: &CallbackService,
+    now: i64,
+) {
+    let ts = now.to_string();
     let old = (now - 301).to_string();
     let q = signed_query(TOKEN, &old, "n4", &[]);
     assert_eq!(
         handle(
-            &svc,
+            svc,
             apigw("POST", OA, &q, click("o3", now - 301).as_bytes(), false)
         )
         .await
         .status(),
         401
     );
-    let resp = handle(&svc, apigw("PUT", OA, &q, b"", false)).await;
+    let resp = handle(svc, apigw("PUT", OA, &q, b"", false)).await;
     assert_eq!(
         (
             resp.status().as_u16(),
@@ -142,11 +162,11 @@ async fn lambda_handler_verifies_receives_and_refuses() {
     );
     let mut e = apigw("GET", OA, &q, b"", false);
     *e.uri_mut() = "https://x/wechat/a/b".parse().unwrap();
-    assert_eq!(handle(&svc, e).await.status(), 404);
+    assert_eq!(handle(svc, e).await.status(), 404);
     let q = signed_query(TOKEN, &ts, "n5", &[]);
     let huge = vec![b'<'; 64 * 1024 + 1];
     assert_eq!(
-        handle(&svc, apigw("POST", OA, &q, &huge, true))
+        handle(svc, apigw("POST", OA, &q, &huge, true))
             .await
             .status(),
         413

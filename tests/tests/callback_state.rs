@@ -84,6 +84,14 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
         )
         .await;
     let t = now_unix();
+    a_subscribe_is_completed_once_by_its_job(&w, t).await;
+    an_unsubscribe_outlives_a_late_subscribe(&w, t).await;
+    a_failing_user_info_loses_no_event(&w, t).await;
+}
+
+/// A subscribe is answered without waiting for WeChat, recorded pending with its follow-up
+/// row; its job looks the unionid up once, whatever WeChat retries, and deletes the row.
+async fn a_subscribe_is_completed_once_by_its_job(w: &World, t: i64) {
     let sub = event(
         "fan1",
         t,
@@ -129,7 +137,11 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
     let accounts = w.store.query("union#union-1").await.unwrap();
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].1["openid"], Attr::S("fan1".into()));
+}
 
+/// An unsubscribe is kept under the openid and the unionid; an older subscribe delivered
+/// late is recorded, but does not undo it.
+async fn an_unsubscribe_outlives_a_late_subscribe(w: &World, t: i64) {
     let unsub = event(
         "fan1",
         t + 5,
@@ -151,15 +163,16 @@ async fn subscribe_and_unsubscribe_keep_follower_state_and_the_unionid_mapping()
         "the unionid came from the store"
     );
 
-    // An older subscribe delivered late is recorded, but does not undo the newer unsubscribe.
     let late = event("fan1", t - 60, "subscribe", "");
     assert_eq!(w.push(&late).await.unwrap(), Recorded::New);
     assert_eq!(
         w.item(ItemKey::account(&w.appid, "fan1")).await.unwrap()["subscribed"],
         Attr::Bool(false)
     );
+}
 
-    // user/info failing does not lose the event: the follower is recorded without a unionid.
+/// user/info failing does not lose the event: the follower is recorded without a unionid.
+async fn a_failing_user_info_loses_no_event(w: &World, t: i64) {
     w.world
         .emulator
         .control(

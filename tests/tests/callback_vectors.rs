@@ -1,5 +1,6 @@
-//! Every vector in shared/wechat/vectors.json (copied to tests/data) through the callback
-//! service, as WeChat would deliver it, with "now" at the vector's timestamp.
+//! Every vector in tests/data/wechat-vectors.json (WeChat's callback signatures and safe-mode
+//! crypto, docs/wechat.md#worked-example) through the callback service, as WeChat would
+//! deliver it, with "now" at the vector's timestamp.
 
 use serde_json::Value;
 use wxpush_shared::AppKind;

@@ -8,12 +8,12 @@
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wxpush_shared::AppKind;
 use wxpush_shared::batch::{BatchConfig, Batches};
+use wxpush_shared::jobs::JobRunner;
 use wxpush_shared::secrets::{AppEntry, AppsFile, FileSecretStore, SecretStore};
 use wxpush_shared::send::service::Sender;
 use wxpush_shared::store::{
@@ -78,7 +78,16 @@ struct Run {
     rate: u32,
 }
 
-async fn run(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run) -> String {
+/// The batch service over a counting embedded store, as the benchmark drives it.
+struct Bench {
+    counting: Arc<Counting>,
+    batches: Arc<Batches>,
+    runner: Arc<JobRunner>,
+    queue: Arc<SimQueue>,
+}
+
+/// The emulator reset: every send answered after `LATENCY_MS`, `RECIPIENTS` followers.
+async fn seed_emulator(emulator: &EmulatorServer) {
     emulator.control("/reset", json!({})).await;
     emulator
         .control("/faults", json!({"path": "/cgi-bin/message/template/send", "delay_ms": LATENCY_MS, "times": RECIPIENTS * 2}))
@@ -87,6 +96,10 @@ async fn run(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run) 
         .map(|i| json!({"appid": OA, "openid": format!("b{i}"), "subscribed": true}))
         .collect();
     emulator.control("/users", json!(users)).await;
+}
+
+/// A fresh store, a warm token, and the batch service paced and bounded as `r` says.
+async fn bench(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run) -> Bench {
     let db = memory_db();
     let counting = Arc::new(Counting {
         inner: Arc::new(EmbeddedStateStore::new(db.clone())),
@@ -116,6 +129,29 @@ async fn run(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run) 
     let batches = Arc::new(Batches::new(sender, store.clone(), queue.clone(), config));
     let runner =
         Arc::new(job_runner(tokens, store.clone(), queue.clone()).with_batches(batches.clone()));
+    Bench {
+        counting,
+        batches,
+        runner,
+        queue,
+    }
+}
+
+/// The recipients that got more than one message, and those that got none.
+async fn duplicates_and_lost(emulator: &EmulatorServer) -> (usize, usize) {
+    let per_user = emulator.delivered_per_user(OA).await;
+    let duplicates = per_user.values().filter(|&&c| c > 1).count();
+    (duplicates, RECIPIENTS - per_user.len())
+}
+
+async fn run(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run) -> String {
+    seed_emulator(emulator).await;
+    let Bench {
+        counting,
+        batches,
+        runner,
+        queue,
+    } = bench(emulator, secrets, r).await;
     let recipients: Vec<Value> = (0..RECIPIENTS)
         .map(|i| json!({"openid": format!("b{i}")}))
         .collect();
@@ -145,14 +181,7 @@ async fn run(emulator: &EmulatorServer, secrets: Arc<dyn SecretStore>, r: &Run) 
     assert!(report.drained, "{report:?}");
     let id = created["id"].as_str().unwrap();
     let status = batches.status(OA, id, None).await.expect("status");
-    let mut per_user: HashMap<String, usize> = HashMap::new();
-    for m in emulator.delivered(OA).await {
-        *per_user
-            .entry(m["touser"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
-    let duplicates = per_user.values().filter(|&&c| c > 1).count();
-    let lost = RECIPIENTS - per_user.len();
+    let (duplicates, lost) = duplicates_and_lost(emulator).await;
     let sent = status["sent"].as_u64().unwrap_or(0) as usize;
     let rate = sent as f64 / elapsed.as_secs_f64();
     let in_flight = r.workers * r.in_flight_per_worker;

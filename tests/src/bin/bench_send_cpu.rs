@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use wxpush_shared::AppKind;
 use wxpush_shared::send::service::Sender;
 use wxpush_shared::store::EmbeddedStateStore;
+use wxpush_shared::token::TokenManager;
 
 /// utime + stime of a /proc stat file, in clock ticks.
 fn cpu_ticks(path: &str) -> u64 {
@@ -88,6 +89,101 @@ impl Emulator {
     }
 }
 
+/// A sender as `wxpush serve` builds one (the embedded store, the app in an apps file), over
+/// the emulator at `base`; and its token manager.
+fn embedded_sender(base: &str, appid: &str, secret: &str) -> (Arc<TokenManager>, Sender) {
+    let db = wxpush_tests::memory_db();
+    let apps = wxpush_shared::secrets::AppsFile {
+        apps: vec![wxpush_shared::secrets::AppEntry {
+            appid: appid.into(),
+            kind: "official_account".into(),
+            app_secret: secret.into(),
+            ..Default::default()
+        }],
+    };
+    let wechat =
+        wxpush_shared::wechat::HttpWeChatClient::new(wxpush_shared::wechat::WeChatClientConfig {
+            api_base: base.to_string(),
+            ..Default::default()
+        });
+    let tokens = Arc::new(TokenManager::new(
+        Arc::new(wxpush_shared::token::EmbeddedTokenStore::new(db.clone())),
+        Arc::new(wxpush_shared::secrets::FileSecretStore::from_file(apps).unwrap()),
+        Arc::new(wechat),
+        wxpush_shared::token::TokenPolicy::default(),
+    ));
+    let sender = Sender::new(
+        tokens.clone(),
+        Arc::new(EmbeddedStateStore::new(db)),
+        Duration::from_secs(5),
+    );
+    (tokens, sender)
+}
+
+/// The peer's CPU per send (µs): `bench/wechatpy_send.py` run by `python` against the same
+/// emulator, with a token of this app.
+fn peer_cpu_us(python: &str, base: &str, appid: &str, token: &str) -> f64 {
+    let out = std::process::Command::new(python)
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/wechatpy_send.py"),
+            base,
+            appid,
+            token,
+            "fan",
+            "3000",
+        ])
+        .output()
+        .expect("the peer runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse::<f64>()
+        .unwrap()
+}
+
+/// What one run measured, per send.
+struct Measured {
+    sends: u64,
+    ours_us: f64,
+    emu_us: f64,
+    wall_us: f64,
+    tick_us: f64,
+    delivered: u64,
+}
+
+fn print_table(m: &Measured, peer_us: Option<f64>) {
+    let Measured {
+        sends,
+        ours_us,
+        emu_us,
+        wall_us,
+        tick_us,
+        delivered,
+    } = m;
+    println!("| sender | CPU per send | sends | wall per send |");
+    println!("|---|---|---|---|");
+    println!(
+        "| wxpush (release, embedded store, HTTP to the emulator) | {ours_us:.1} µs | {sends} | {wall_us:.1} µs |"
+    );
+    if let Some(peer) = peer_us {
+        println!("| wechatpy 1.8 (the peer, `bench/wechatpy_send.py`) | {peer:.1} µs | 3000 | — |");
+        println!();
+        println!(
+            "wxpush uses {:.1}× less CPU per send than wechatpy (which keeps no record, checks nothing and retries nothing).",
+            peer / ours_us
+        );
+    }
+    println!();
+    println!(
+        "The emulator's own CPU, taken out: {emu_us:.1} µs per send. Template sends the emulator served: {delivered}. Clock tick: {tick_us:.0} µs."
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let python = std::env::args().nth(1);
@@ -101,31 +197,7 @@ async fn main() {
         .await
         .unwrap();
 
-    let db = wxpush_tests::memory_db();
-    let apps = wxpush_shared::secrets::AppsFile {
-        apps: vec![wxpush_shared::secrets::AppEntry {
-            appid: appid.into(),
-            kind: "official_account".into(),
-            app_secret: secret.into(),
-            ..Default::default()
-        }],
-    };
-    let wechat =
-        wxpush_shared::wechat::HttpWeChatClient::new(wxpush_shared::wechat::WeChatClientConfig {
-            api_base: emulator.base.clone(),
-            ..Default::default()
-        });
-    let tokens = Arc::new(wxpush_shared::token::TokenManager::new(
-        Arc::new(wxpush_shared::token::EmbeddedTokenStore::new(db.clone())),
-        Arc::new(wxpush_shared::secrets::FileSecretStore::from_file(apps).unwrap()),
-        Arc::new(wechat),
-        wxpush_shared::token::TokenPolicy::default(),
-    ));
-    let sender = Sender::new(
-        tokens.clone(),
-        Arc::new(EmbeddedStateStore::new(db)),
-        Duration::from_secs(5),
-    );
+    let (tokens, sender) = embedded_sender(&emulator.base, appid, secret);
     let body = json!({"type": "template", "to": {"openid": "fan"}, "template_id": "T1",
                       "data": {"thing1": {"value": "你好"}}})
     .to_string();
@@ -157,51 +229,18 @@ async fn main() {
     let elapsed = wall.elapsed();
     let (proc1, emu1) = (cpu_ticks("/proc/self/stat"), emulator.ticks().await);
     let tick_us = 1e6 / ticks_per_second();
-    let ours_us = ((proc1 - proc0).saturating_sub(emu1 - emu0)) as f64 * tick_us / sends as f64;
-    let emu_us = (emu1 - emu0) as f64 * tick_us / sends as f64;
 
-    // The peer, against the same emulator, with a token of this app.
     let token = tokens.get(appid).await.unwrap().token.expose().to_string();
-    let peer_us = python.as_deref().map(|py| {
-        let out = std::process::Command::new(py)
-            .args([
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/wechatpy_send.py"),
-                &emulator.base,
-                appid,
-                &token,
-                "fan",
-                "3000",
-            ])
-            .output()
-            .expect("the peer runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .parse::<f64>()
-            .unwrap()
-    });
-    let delivered = emulator.emu.calls("/cgi-bin/message/template/send");
-    println!("| sender | CPU per send | sends | wall per send |");
-    println!("|---|---|---|---|");
-    println!(
-        "| wxpush (release, embedded store, HTTP to the emulator) | {ours_us:.1} µs | {sends} | {:.1} µs |",
-        elapsed.as_secs_f64() * 1e6 / sends as f64
-    );
-    if let Some(peer) = peer_us {
-        println!("| wechatpy 1.8 (the peer, `bench/wechatpy_send.py`) | {peer:.1} µs | 3000 | — |");
-        println!();
-        println!(
-            "wxpush uses {:.1}× less CPU per send than wechatpy (which keeps no record, checks nothing and retries nothing).",
-            peer / ours_us
-        );
-    }
-    println!();
-    println!(
-        "The emulator's own CPU, taken out: {emu_us:.1} µs per send. Template sends the emulator served: {delivered}. Clock tick: {tick_us:.0} µs."
-    );
+    let peer_us = python
+        .as_deref()
+        .map(|py| peer_cpu_us(py, &emulator.base, appid, &token));
+    let measured = Measured {
+        sends,
+        ours_us: ((proc1 - proc0).saturating_sub(emu1 - emu0)) as f64 * tick_us / sends as f64,
+        emu_us: (emu1 - emu0) as f64 * tick_us / sends as f64,
+        wall_us: elapsed.as_secs_f64() * 1e6 / sends as f64,
+        tick_us,
+        delivered: emulator.emu.calls("/cgi-bin/message/template/send"),
+    };
+    print_table(&measured, peer_us);
 }

@@ -58,7 +58,7 @@ async fn customer_service_messages_and_the_48_hour_window() {
     assert_eq!(w.delivered(&w.oa).await.len(), 4);
 }
 
-/// Every customer-service msgtype of facts.md §4.4, one object each (the OA's, then the MP's).
+/// Every customer-service msgtype of docs/wechat.md#customer-service-messages, one object each (the OA's, then the MP's).
 fn custom_types(mp: &str) -> Vec<(&'static str, bool, Value)> {
     vec![
         ("text", false, json!({"content": "您好"})),
