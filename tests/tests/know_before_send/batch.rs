@@ -159,7 +159,12 @@ async fn a_batch_of_ten_thousand_counts_no_grant_and_capped_exactly() {
         0,
         0,
     ];
-    assert_eq!(counts, expected.map(|n| n as i64), "{batch}");
+    assert_eq!(
+        counts,
+        expected.map(|n| n as i64),
+        "total, sent, capped, no_grant, failed, unknown, queued; first failure: {}",
+        batch["failures"][0]
+    );
     let delivered = l.get(&format!("/sandbox/messages?appid={oa}")).await;
     assert_eq!(delivered.as_array().unwrap().len(), SENT_BEFORE + GRANTED);
     let stats = l.get("/sandbox/stats").await;
