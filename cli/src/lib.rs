@@ -12,17 +12,3 @@ pub mod local_key;
 pub mod local_server;
 pub mod private_fs;
 pub mod sandbox;
-
-/// The local server under its former name.
-pub use local_server as serve;
-
-/// The operator commands' client and the batch and follower-sync commands under their
-/// former paths.
-pub mod admin {
-    pub use crate::client::{ApiClient, ApiFailure};
-    pub use crate::commands::batch::{
-        Audience, BatchSend, Watch, batch_cancel, batch_send, batch_status, batch_summary,
-        read_recipients,
-    };
-    pub use crate::commands::sync_followers::{SyncFollowers, sync_followers};
-}

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wxpush_cli::serve::{DataLocation, ServeConfig, demo_apps, start};
+use wxpush_cli::local_server::{DataLocation, ServeConfig, demo_apps, start};
 
 const KEY: &str = "cli-test-key";
 
@@ -37,7 +37,9 @@ fn text(b: &[u8]) -> String {
 
 /// The local server `wxpush serve` runs, in memory, with the sandbox and the bearer key
 /// [`KEY`].
-async fn local_server(apps: wxpush_shared::secrets::AppsFile) -> wxpush_cli::serve::RunningServer {
+async fn local_server(
+    apps: wxpush_shared::secrets::AppsFile,
+) -> wxpush_cli::local_server::RunningServer {
     start(ServeConfig {
         host: "127.0.0.1".into(),
         port: 0,

@@ -8,7 +8,7 @@ use wxpush_shared::wechat::WeChatClientConfig;
 pub async fn local_server(
     apps: wxpush_shared::secrets::AppsFile,
     api_key: &str,
-) -> wxpush_cli::serve::RunningServer {
+) -> wxpush_cli::local_server::RunningServer {
     local_server_forwarding(apps, api_key, None, Duration::from_secs(3600)).await
 }
 
@@ -22,8 +22,8 @@ pub async fn local_server_forwarding(
     api_key: &str,
     forward: Option<String>,
     sweep_every: Duration,
-) -> wxpush_cli::serve::RunningServer {
-    use wxpush_cli::serve::{DataLocation, ServeConfig, start};
+) -> wxpush_cli::local_server::RunningServer {
+    use wxpush_cli::local_server::{DataLocation, ServeConfig, start};
     capture_suite_logs();
     remember_secrets(apps.apps.iter().flat_map(|a| {
         [

@@ -1,4 +1,4 @@
-//! A webhook receiver's check of `Wxpush-Signature`, written from the contract (not from
+//! A webhook receiver's check of `Wxpush-Signature`, written from docs/webhook-signatures.md (not from
 //! wxpush's code): `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`, `t`
 //! within 300 s of the receiver's clock.
 

@@ -186,7 +186,7 @@ async fn a_batch_cancelled_before_any_worker_ran_sends_nothing(m: &MotoBatches, 
     );
 }
 
-/// The largest batch the contract allows is accepted in one request, well inside API
+/// The largest batch docs/api.md allows is accepted in one request, well inside API
 /// Gateway's 29 s: 100 000 recipients checked, 200 chunks written to DynamoDB, one fan-out
 /// job queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

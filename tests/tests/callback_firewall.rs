@@ -128,7 +128,7 @@ async fn an_empty_list_never_empties_the_set(
 ) {
     e.control("/callback-ips", json!({"ip_list": []})).await;
     let err = set.refresh(tokens, at).await.unwrap_err();
-    assert!(err.contains("listed no address"), "{err}");
+    assert!(err.to_string().contains("listed no address"), "{err}");
     assert_eq!(read(arn).await.0, ["1.2.3.4/32", "10.9.0.0/16"]);
     // The handler runs with the wall clock: make the stored list old by emptying the set's
     // stamp (a set whose list is not stamped is due).

@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use wxpush_cli::admin::{ApiClient, SyncFollowers, sync_followers};
-use wxpush_cli::serve::demo_apps;
+use wxpush_cli::client::ApiClient;
+use wxpush_cli::commands::sync_followers::{SyncFollowers, sync_followers};
+use wxpush_cli::local_server::demo_apps;
 use wxpush_tests::local_server;
 
 const OA: &str = "wxd0000000000000a1";

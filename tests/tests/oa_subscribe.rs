@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use wxpush_cli::serve::demo_apps;
+use wxpush_cli::local_server::demo_apps;
 use wxpush_shared::AppKind;
 use wxpush_shared::callback::service::CallbackService;
 use wxpush_shared::clock::now_unix;
@@ -17,7 +17,7 @@ const KEY: &str = "oa-sub-key";
 struct Local {
     base: String,
     http: reqwest::Client,
-    _server: wxpush_cli::serve::RunningServer,
+    _server: wxpush_cli::local_server::RunningServer,
 }
 
 impl Local {

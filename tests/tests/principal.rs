@@ -167,7 +167,7 @@ async fn events_that_are_not_api_gateway_requests_are_not_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_server_still_serves_its_bearer_key_holder() {
-    let apps = wxpush_cli::serve::demo_apps();
+    let apps = wxpush_cli::local_server::demo_apps();
     let appid = apps.apps[0].appid.clone();
     let server = local_server(apps, "principal-key").await;
     let http = reqwest::Client::new();

@@ -407,9 +407,9 @@ async fn over_long_path_ids_never_reach_the_store() {
 
 #[tokio::test]
 async fn sandbox_controls_refuse_other_sites() {
-    let server = local_server(wxpush_cli::serve::demo_apps(), "sec-key").await;
+    let server = local_server(wxpush_cli::local_server::demo_apps(), "sec-key").await;
     let url = format!("{}/sandbox/users", server.url());
-    let appid = wxpush_cli::serve::demo_apps().apps[0].appid.clone();
+    let appid = wxpush_cli::local_server::demo_apps().apps[0].appid.clone();
     let user = json!({"appid": appid, "openid": "o-sec"});
     let http = reqwest::Client::new();
     // A page whose DNS name was rebound to 127.0.0.1 sends its own name.

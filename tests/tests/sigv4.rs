@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use wxpush_cli::admin::ApiClient;
 use wxpush_cli::auth::{Auth, SigV4Signer};
+use wxpush_cli::client::ApiClient;
 
 const ACCESS_KEY: &str = "AKIDEXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

@@ -20,7 +20,7 @@ use std::time::Duration;
 use webhook::{receiver, verify};
 
 const OA: &str = "wxd0000000000000a1";
-/// How far a receiver lets `t` be from its clock (the contract's 300 s).
+/// How far a receiver lets `t` be from its clock (docs/webhook-signatures.md: 300 s).
 const TOLERANCE: i64 = 300;
 
 fn now() -> i64 {

@@ -1,4 +1,4 @@
-//! The webhook side: signing and checking `Wxpush-Signature` as the contract says, and a
+//! The webhook side: signing and checking `Wxpush-Signature` as docs/webhook-signatures.md says, and a
 //! receiver on 127.0.0.1 that keeps every delivery.
 
 use crate::TOLERANCE;
@@ -18,7 +18,7 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The receiver's check, written from the contract (not from wxpush's code).
+/// The receiver's check, written from docs/webhook-signatures.md (not from wxpush's code).
 pub fn verify(secret: &str, header: &str, body: &[u8], now: i64) -> Result<(), String> {
     let mut t = None;
     let mut v1 = Vec::new();

@@ -12,6 +12,7 @@
 use aws_sdk_wafv2::Client;
 use aws_sdk_wafv2::types::Scope;
 use std::net::IpAddr;
+use thiserror::Error;
 use tracing::{info, warn};
 use wxpush_shared::aws::SdkClient;
 use wxpush_shared::token::TokenManager;
@@ -22,6 +23,30 @@ pub const MAX_AGE_SECS: i64 = 6 * 3600;
 pub const IP_SET_LIMIT: usize = 10_000;
 /// The set's description: this, then the unix time of the list.
 const STAMP: &str = "wxpush getcallbackip ";
+
+/// Why the IP set could not be named, read or written.
+#[derive(Debug, Error)]
+pub enum IpSetError {
+    #[error("not a WAF IP set ARN: {0}")]
+    NotAnIpSetArn(String),
+    #[error("unknown WAF scope {scope:?} in {arn}")]
+    UnknownScope { scope: String, arn: String },
+    /// `wafv2:GetIPSet` or `wafv2:UpdateIPSet` failed.
+    #[error("wafv2:{op}: {message}")]
+    Waf { op: &'static str, message: String },
+    /// WeChat's list could not be had (no app, every token refused, an empty list).
+    #[error("{0}")]
+    Fetch(String),
+    #[error("getcallbackip listed {0} IPv4 networks; an IP set takes 1 to {IP_SET_LIMIT}")]
+    ListSize(usize),
+}
+
+fn waf_error<E: std::error::Error>(op: &'static str, e: E) -> IpSetError {
+    IpSetError::Waf {
+        op,
+        message: aws_sdk_wafv2::error::DisplayErrorContext(e).to_string(),
+    }
+}
 
 /// The IP set named by `WXPUSH_CALLBACK_IP_SET` (its ARN).
 #[derive(Clone, Debug)]
@@ -43,14 +68,19 @@ pub enum IpSetOutcome {
 
 impl CallbackIpSet {
     /// From the set's ARN (`arn:{partition}:wafv2:{region}:{account}:regional/ipset/{name}/{id}`).
-    pub fn from_arn(client: SdkClient<Client>, arn: &str) -> Result<CallbackIpSet, String> {
+    pub fn from_arn(client: SdkClient<Client>, arn: &str) -> Result<CallbackIpSet, IpSetError> {
         let resource = arn.splitn(6, ':').nth(5).unwrap_or("");
         match resource.split('/').collect::<Vec<_>>().as_slice() {
             [scope, "ipset", name, id] if !name.is_empty() && !id.is_empty() => {
                 let scope = match *scope {
                     "regional" => Scope::Regional,
                     "global" => Scope::Cloudfront,
-                    other => return Err(format!("unknown WAF scope {other:?} in {arn}")),
+                    other => {
+                        return Err(IpSetError::UnknownScope {
+                            scope: other.to_string(),
+                            arn: arn.to_string(),
+                        });
+                    }
                 };
                 Ok(CallbackIpSet {
                     client,
@@ -59,12 +89,12 @@ impl CallbackIpSet {
                     scope,
                 })
             }
-            _ => Err(format!("not a WAF IP set ARN: {arn}")),
+            _ => Err(IpSetError::NotAnIpSetArn(arn.to_string())),
         }
     }
 
     /// `WXPUSH_CALLBACK_IP_SET`, when set (the stack sets it with `CallbackFirewall` on).
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Option<CallbackIpSet>, String> {
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Option<CallbackIpSet>, IpSetError> {
         match std::env::var("WXPUSH_CALLBACK_IP_SET") {
             Ok(arn) if !arn.trim().is_empty() => {
                 CallbackIpSet::from_arn(SdkClient::deferred(sdk, Client::new), arn.trim()).map(Some)
@@ -79,7 +109,11 @@ impl CallbackIpSet {
     }
 
     /// Fetches and writes WeChat's list when the set is empty or its list is old.
-    pub async fn refresh(&self, tokens: &TokenManager, now: i64) -> Result<IpSetOutcome, String> {
+    pub async fn refresh(
+        &self,
+        tokens: &TokenManager,
+        now: i64,
+    ) -> Result<IpSetOutcome, IpSetError> {
         let got = self
             .client
             .get_ip_set()
@@ -88,12 +122,7 @@ impl CallbackIpSet {
             .scope(self.scope.clone())
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "wafv2:GetIPSet: {}",
-                    aws_sdk_wafv2::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(|e| waf_error("GetIPSet", e))?;
         let lock_token = got.lock_token().unwrap_or_default().to_string();
         let (count, stamped) = got.ip_set().map_or((0, None), |s| {
             let stamped = s
@@ -105,7 +134,9 @@ impl CallbackIpSet {
         if let Some(at) = stamped.filter(|at| count > 0 && now - at < MAX_AGE_SECS) {
             return Ok(IpSetOutcome::Fresh { age_secs: now - at });
         }
-        let nets = wxpush_shared::callback_ips::fetch(tokens).await?;
+        let nets = wxpush_shared::callback_ips::fetch(tokens)
+            .await
+            .map_err(IpSetError::Fetch)?;
         // The set holds IPv4 (the API is reached over IPv4); WeChat lists IPv4 only.
         let addresses: Vec<String> = nets
             .iter()
@@ -113,10 +144,7 @@ impl CallbackIpSet {
             .map(|n| n.to_string())
             .collect();
         if addresses.is_empty() || addresses.len() > IP_SET_LIMIT {
-            return Err(format!(
-                "getcallbackip listed {} IPv4 networks; an IP set takes 1 to {IP_SET_LIMIT}",
-                addresses.len()
-            ));
+            return Err(IpSetError::ListSize(addresses.len()));
         }
         self.client
             .update_ip_set()
@@ -128,12 +156,7 @@ impl CallbackIpSet {
             .lock_token(lock_token)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "wafv2:UpdateIPSet: {}",
-                    aws_sdk_wafv2::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(|e| waf_error("UpdateIPSet", e))?;
         info!(ip_set = %self.name, addresses = addresses.len(), previous = count, "WeChat's callback addresses written to the WAF IP set");
         Ok(IpSetOutcome::Updated {
             addresses: addresses.len(),
@@ -147,7 +170,7 @@ pub async fn refresh_with_metric(
     set: &CallbackIpSet,
     tokens: &TokenManager,
     now: i64,
-) -> Result<IpSetOutcome, String> {
+) -> Result<IpSetOutcome, IpSetError> {
     let outcome = set.refresh(tokens, now).await;
     let result = match &outcome {
         Ok(IpSetOutcome::Updated { .. }) => "updated",

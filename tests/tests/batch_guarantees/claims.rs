@@ -1,10 +1,10 @@
 //! A recipient's claim: one per person, replaced by a real outcome after a give-up, and
 //! living as long as its batch (paths 5, 6 and 7).
 
-use crate::num;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use wxpush_shared::send::service::MESSAGE_TTL_SECS;
+use wxpush_shared::store::ItemRead;
 use wxpush_tests::batch_world::*;
 use wxpush_tests::sim_queue::Drive;
 
@@ -117,8 +117,9 @@ async fn batch_claims_live_as_long_as_the_batch() {
     let claims = w.store.query(&format!("bclaim#{OA}#{id}")).await.unwrap();
     assert_eq!(claims.len(), 1);
     assert!(
-        num(&claims[0].1, "ttl") >= num(&meta, "created_at") + MESSAGE_TTL_SECS,
+        claims[0].1.num("ttl").unwrap_or(0)
+            >= meta.num("created_at").unwrap_or(0) + MESSAGE_TTL_SECS,
         "claim ttl {} < the batch's life",
-        num(&claims[0].1, "ttl")
+        claims[0].1.num("ttl").unwrap_or(0)
     );
 }

@@ -1,12 +1,12 @@
 //! Keyed single sends: a takeover whose routing fails keeps the claim (paths 1 and 8), and a
 //! keyed retry resolves a template's unknown within WeChat's window (path 4).
 
-use crate::num;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wxpush_shared::clock::now_unix;
+use wxpush_shared::store::ItemRead;
 use wxpush_shared::store::{Attr, ItemKey, Op, StateStore, attrs};
 use wxpush_tests::batch_world::*;
 use wxpush_tests::faults::{Call, Fault};
@@ -40,7 +40,7 @@ async fn wait_for_leases(w: &World, cases: &[Case]) {
         for (i, (appid, _, _)) in cases.iter().enumerate() {
             let key = claim_key(appid, "keyed-client", &format!("k{i}"));
             let claim = w.store.get(&key).await.unwrap().unwrap_or_default();
-            held |= num(&claim, "lease_until") >= now_unix();
+            held |= claim.num("lease_until").unwrap_or(0) >= now_unix();
         }
         if !held {
             return;

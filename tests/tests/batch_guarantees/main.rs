@@ -10,13 +10,3 @@ mod keyed_sends;
 mod killed_jobs;
 mod routing_faults;
 mod template_unknowns;
-
-use wxpush_shared::store::{Attr, Attrs};
-
-/// The number attribute `k` of an item (0 when missing).
-fn num(a: &Attrs, k: &str) -> i64 {
-    match a.get(k) {
-        Some(Attr::N(n)) => *n,
-        _ => 0,
-    }
-}

@@ -2,11 +2,12 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use wxpush_cli::admin::{
-    ApiClient, Audience, BatchSend, Watch, batch_cancel, batch_send, batch_status, batch_summary,
+use wxpush_cli::client::ApiClient;
+use wxpush_cli::commands::batch::{
+    Audience, BatchSend, Watch, batch_cancel, batch_send, batch_status, batch_summary,
     read_recipients,
 };
-use wxpush_cli::serve::RunningServer;
+use wxpush_cli::local_server::RunningServer;
 use wxpush_shared::secrets::{AppEntry, AppsFile};
 use wxpush_tests::batch_world::*;
 

@@ -4,7 +4,7 @@
 use wxpush_shared::secrets::{AppEntry, AppsFile};
 
 /// The local server with the official account `appid` only.
-pub async fn one_app_server(appid: &str) -> wxpush_cli::serve::RunningServer {
+pub async fn one_app_server(appid: &str) -> wxpush_cli::local_server::RunningServer {
     let apps = AppsFile {
         apps: vec![AppEntry {
             appid: appid.into(),

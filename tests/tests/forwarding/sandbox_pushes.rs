@@ -11,7 +11,7 @@ use wxpush_tests::random_appid;
 /// `wxpush serve --sandbox --forward URL` with the demo apps, forwarding to a webhook; the
 /// calls the test makes on it.
 struct Sandbox {
-    _server: wxpush_cli::serve::RunningServer,
+    _server: wxpush_cli::local_server::RunningServer,
     base: String,
     http: reqwest::Client,
     hook: Webhook,
@@ -21,7 +21,7 @@ struct Sandbox {
 
 impl Sandbox {
     async fn start() -> Sandbox {
-        use wxpush_cli::serve::demo_apps;
+        use wxpush_cli::local_server::demo_apps;
         let hook = webhook(0).await;
         let apps = demo_apps();
         let (oa, mp) = (apps.apps[0].appid.clone(), apps.apps[1].appid.clone());

@@ -1,4 +1,4 @@
-//! template.yaml: valid for CloudFormation (cfn-lint) and shaped as the contract says.
+//! template.yaml: valid for CloudFormation (cfn-lint) and shaped as docs/api.md and docs/security.md say.
 
 mod emitted_metrics;
 #[path = "../common/template_yaml.rs"]
@@ -30,7 +30,7 @@ fn private_routes_use_iam_and_callbacks_are_public() {
     assert!(t.contains("DefaultAuthorizer: AWS_IAM"));
     let send = section(&t, "SendFunction:", "TokenRefreshFunction:");
     // One event per route, so IAM policies on route ARNs can grant some apps only; the
-    // catch-all answers unknown paths and wrong methods with the contract's 404/405.
+    // catch-all answers unknown paths and wrong methods with the 404/405 of docs/api.md.
     let events: Vec<&str> = send.split("Type: HttpApi").skip(1).collect();
     for (method, path) in [
         ("GET", "/v1/apps/{appid}/token"),
