@@ -206,7 +206,9 @@ fn raw_path(req: &Request) -> &str {
     }
 }
 
-async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, ApiError> {
+/// Who may make this request, logged: its principal (else 401), its body within
+/// [`MAX_BODY_BYTES`] (else 413).
+fn admit(req: &Request) -> Result<String, ApiError> {
     let path = raw_path(req);
     let caller = match caller(req) {
         Ok(caller) => caller,
@@ -221,7 +223,12 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
             limit: MAX_BODY_BYTES,
         });
     }
-    match route(req.method(), path)? {
+    Ok(caller)
+}
+
+async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = admit(req)?;
+    match route(req.method(), raw_path(req))? {
         Route::Token { appid } => get_token(svc, appid).await,
         Route::Send { appid } => {
             let key = idempotency_key(req)?;

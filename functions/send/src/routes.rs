@@ -45,6 +45,41 @@ fn is_message_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// Path ids of the wrong shape: 404 (`unknown_app`, `template_not_found`, or `not_found`)
+/// before they reach a store key.
+fn check_path_ids(segments: &[&str]) -> Result<(), ApiError> {
+    let short = |id: &str| id.chars().take(40).collect::<String>();
+    let not_a = |what: &str, id: &str, shape: &str| {
+        Err(ApiError::NotFound(format!(
+            "{what} {}: not {shape}",
+            short(id)
+        )))
+    };
+    match segments {
+        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
+            Err(wxpush_shared::secrets::ConfigError::UnknownApp {
+                appid: short(appid),
+            }
+            .into())
+        }
+        ["v1", "apps", _, "messages", id] if !is_message_id(id) => {
+            not_a("message", id, "a wxpush message id")
+        }
+        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => {
+            not_a("batch", id, "a wxpush batch id")
+        }
+        ["v1", "apps", _, "templates", id, ..] if !is_template_id(id) => Err(ApiError::Missing {
+            code: "template_not_found",
+            message: format!("template {}: not a WeChat template id", short(id)),
+        }),
+        ["v1", "apps", _, "users", openid] if !is_openid(openid) => {
+            not_a("user", openid, "an openid")
+        }
+        ["v1", "users", unionid] if !is_unionid(unionid) => not_a("user", unionid, "a unionid"),
+        _ => Ok(()),
+    }
+}
+
 /// Matches the path exactly; `Err` is a 404 or a 405 with the methods that are allowed. Path
 /// ids of the wrong shape are 404 here, before they reach a store key.
 pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
@@ -57,48 +92,7 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
     if segments.iter().any(|s| s.is_empty()) {
         return Err(not_found());
     }
-    match segments.as_slice() {
-        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
-            return Err(wxpush_shared::secrets::ConfigError::UnknownApp {
-                appid: appid.chars().take(40).collect(),
-            }
-            .into());
-        }
-        ["v1", "apps", _, "messages", id] if !is_message_id(id) => {
-            return Err(ApiError::NotFound(format!(
-                "message {}: not a wxpush message id",
-                id.chars().take(40).collect::<String>()
-            )));
-        }
-        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => {
-            return Err(ApiError::NotFound(format!(
-                "batch {}: not a wxpush batch id",
-                id.chars().take(40).collect::<String>()
-            )));
-        }
-        ["v1", "apps", _, "templates", id, ..] if !is_template_id(id) => {
-            return Err(ApiError::Missing {
-                code: "template_not_found",
-                message: format!(
-                    "template {}: not a WeChat template id",
-                    id.chars().take(40).collect::<String>()
-                ),
-            });
-        }
-        ["v1", "apps", _, "users", openid] if !is_openid(openid) => {
-            return Err(ApiError::NotFound(format!(
-                "user {}: not an openid",
-                openid.chars().take(40).collect::<String>()
-            )));
-        }
-        ["v1", "users", unionid] if !is_unionid(unionid) => {
-            return Err(ApiError::NotFound(format!(
-                "user {}: not a unionid",
-                unionid.chars().take(40).collect::<String>()
-            )));
-        }
-        _ => {}
-    }
+    check_path_ids(&segments)?;
     let (route, allowed) = match segments.as_slice() {
         ["v1", "apps", appid, "token"] => (Route::Token { appid }, "GET"),
         ["v1", "apps", appid, "messages"] => (Route::Send { appid }, "POST"),
