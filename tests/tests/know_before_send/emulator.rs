@@ -8,18 +8,6 @@ use wxpush_tests::{EmulatorServer, emulated};
 
 const OA: &str = "wx00000000000000c1";
 
-async fn post(emu: &EmulatorServer, path: &str, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}{path}", emu.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn errcode(v: &Value) -> i64 {
     v["errcode"].as_i64().unwrap_or(0)
 }
@@ -27,7 +15,7 @@ fn errcode(v: &Value) -> i64 {
 /// A fresh token (the emulator's clock may have moved past the last one).
 async fn token(emu: &EmulatorServer) -> String {
     let body = json!({"grant_type": "client_credential", "appid": OA, "secret": "s", "force_refresh": false});
-    post(emu, "/cgi-bin/stable_token", body).await["access_token"]
+    emu.post("/cgi-bin/stable_token", body).await["access_token"]
         .as_str()
         .unwrap()
         .to_string()
@@ -39,7 +27,7 @@ async fn custom(emu: &EmulatorServer, openid: &str) -> i64 {
         token(emu).await
     );
     let text = json!({"touser": openid, "msgtype": "text", "text": {"content": "你好"}});
-    errcode(&post(emu, &path, text).await)
+    errcode(&emu.post(&path, text).await)
 }
 
 #[tokio::test]
@@ -109,32 +97,34 @@ async fn a_blocked_templates_messages_are_intercepted_and_listed() {
     let mut msgids = Vec::new();
     for i in 0..3 {
         let body = json!({"touser": "x", "template_id": "TPL_b", "data": {"thing1": {"value": format!("第{i}条")}}});
-        let answer = post(&emu, &send, body).await;
+        let answer = emu.post(&send, body).await;
         assert_eq!(errcode(&answer), 0, "{answer}");
         msgids.push(answer["msgid"].as_i64().unwrap());
     }
     assert!(emu.delivered(OA).await.is_empty(), "never delivered");
     let query = format!("/wxa/sec/queryblocktmplmsg?access_token={tok}");
-    let page = post(
-        &emu,
-        &query,
-        json!({"tmpl_msg_id": "TPL_b", "largest_id": 0, "limit": 2}),
-    )
-    .await;
+    let page = emu
+        .post(
+            &query,
+            json!({"tmpl_msg_id": "TPL_b", "largest_id": 0, "limit": 2}),
+        )
+        .await;
     let list = page["msginfo"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{page}");
     assert_eq!(list[1]["content"], "第1条");
     assert_eq!(list[0]["openid"], "x");
     let last = list[1]["id"].as_i64().unwrap();
-    let rest = post(
-        &emu,
-        &query,
-        json!({"tmpl_msg_id": "TPL_b", "largest_id": last, "limit": 100}),
-    )
-    .await;
+    let rest = emu
+        .post(
+            &query,
+            json!({"tmpl_msg_id": "TPL_b", "largest_id": last, "limit": 100}),
+        )
+        .await;
     assert_eq!(rest["msginfo"].as_array().unwrap().len(), 1, "{rest}");
-    let bad = post(&emu, &query, json!({"tmpl_msg_id": "TPL_b", "limit": 101})).await;
+    let bad = emu
+        .post(&query, json!({"tmpl_msg_id": "TPL_b", "limit": 101}))
+        .await;
     assert_eq!(errcode(&bad), 47001);
-    let other = post(&emu, &query, json!({"tmpl_msg_id": "TPL_other"})).await;
+    let other = emu.post(&query, json!({"tmpl_msg_id": "TPL_other"})).await;
     assert!(other["msginfo"].as_array().unwrap().is_empty());
 }
