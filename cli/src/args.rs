@@ -60,6 +60,9 @@ pub enum Command {
     /// What WeChat pushed to an app, newest first, with its forwarding state
     /// (GET /v1/apps/{appid}/events).
     Events(ListArgs),
+    /// What wxpush knows of one user: follow state, the customer-service window, grants,
+    /// messages sent today (GET /v1/apps/{appid}/users/{openid}).
+    User(UserArgs),
     /// The configured apps and their token state; `apps put` writes one to SSM.
     Apps(AppsArgs),
     /// Batches: one message to many recipients, through a running wxpush.
@@ -129,6 +132,13 @@ pub struct SandboxArgs {
 #[derive(clap::Args)]
 pub struct TokenArgs {
     pub appid: String,
+}
+
+// `wxpush user`.
+#[derive(clap::Args)]
+pub struct UserArgs {
+    pub appid: String,
+    pub openid: String,
 }
 
 // `wxpush send`.

@@ -76,6 +76,7 @@ async fn operator_commands_against_the_local_server() {
     let url = server.url();
     let token = token_prints_a_summary_or_json(&url, &oa).await;
     send_is_refused_then_sent_and_replayed(&url, &oa).await;
+    user_prints_what_wxpush_knows(&url, &oa).await;
     apps_lists_each_app_without_its_token(&url, &apps_toml, (&oa, &mp), &token).await;
     bad_usage_is_exit_2_and_refusals_exit_1(&url, &oa).await;
     drop(server);
@@ -123,6 +124,35 @@ async fn send_is_refused_then_sent_and_replayed(url: &str, oa: &str) {
         text(&out.stdout).contains(replay["id"].as_str().unwrap()),
         "the key replays the first answer"
     );
+}
+
+/// user: the user view as a summary or JSON; an unknown user is a refusal (exit 1), an
+/// openid that cannot be one bad usage (exit 2).
+async fn user_prints_what_wxpush_knows(url: &str, oa: &str) {
+    let key = [("WXPUSH_API_KEY", KEY)];
+    let out = wxpush(&["--server", url, "user", oa, "o-fan"], &key).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("sent today: 1"), "{summary}");
+    assert!(
+        summary.contains("customer-service window: no interaction seen"),
+        "{summary}"
+    );
+    let out = wxpush(&["--server", url, "--json", "user", oa, "o-fan"], &key).await;
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (view["openid"].as_str(), view["sent_today"].as_i64()),
+        (Some("o-fan"), Some(1))
+    );
+    let out = wxpush(&["--server", url, "user", oa, "o-nobody"], &key).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("404 unknown_user"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = wxpush(&["--server", url, "user", oa, "o/../x"], &key).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 /// apps: each configured app with its token state (never the token).

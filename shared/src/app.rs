@@ -133,6 +133,17 @@ pub struct AppConfig {
     /// Messages per second this app's batches may send, all workers together (parameter
     /// `batch_rate`); `None`: the deployment's default.
     pub batch_rate: Option<u32>,
+    /// The daily frequency caps (parameters `max_per_user_per_day` and
+    /// `max_per_user_per_day_by_template`); none by default.
+    pub daily_caps: DailyCaps,
+}
+
+/// How many messages one user may get from the app in a day (China Standard Time), in all
+/// and of one template; docs/sending.md, Frequency caps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DailyCaps {
+    pub per_user: Option<u32>,
+    pub per_template: std::collections::BTreeMap<String, u32>,
 }
 
 /// `wx` followed by 16 hexadecimal characters, as WeChat issues them.

@@ -55,6 +55,17 @@ pub enum ApiError {
         message: String,
         errcode: Option<i64>,
     },
+    /// wxpush held a message back before WeChat: what it knows of the user says WeChat would
+    /// not take it, or the app's rules do not allow it (the customer-service window, a
+    /// grant, the daily cap). `state` holds fields the caller can act on, added to the error
+    /// (`service_window`, `subscription`, `cap`).
+    #[error("{message}")]
+    Withheld {
+        code: &'static str,
+        status: StatusCode,
+        message: String,
+        state: Vec<(&'static str, serde_json::Value)>,
+    },
     /// The request clashes with the current state (a run in progress, say).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -85,7 +96,7 @@ impl ApiError {
             ApiError::Misconfigured { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            ApiError::WeChat { status, .. } => *status,
+            ApiError::WeChat { status, .. } | ApiError::Withheld { status, .. } => *status,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Missing { .. } => StatusCode::NOT_FOUND,
             ApiError::StoreUnavailable(_) | ApiError::QueueUnavailable(_) => {
@@ -108,7 +119,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::InvalidRecipients { .. } => "invalid_recipients",
             ApiError::Misconfigured { .. } => "app_misconfigured",
-            ApiError::WeChat { code, .. } => code,
+            ApiError::WeChat { code, .. } | ApiError::Withheld { code, .. } => code,
             ApiError::Conflict { code, .. } | ApiError::Missing { code, .. } => code,
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::QueueUnavailable(_) => "queue_unavailable",
@@ -131,6 +142,11 @@ impl ApiError {
         }
         if let ApiError::Validation { field, .. } = self {
             error["field"] = json!(field);
+        }
+        if let ApiError::Withheld { state, .. } = self {
+            for (name, value) in state {
+                error[*name] = value.clone();
+            }
         }
         if let ApiError::InvalidRecipients { listed, .. } = self {
             error["recipients"] = listed

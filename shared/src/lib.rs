@@ -10,6 +10,8 @@
 //! - [`callback`], [`send`], [`identity`], [`followers`], [`batch`], [`templates`],
 //!   [`quota`]: the services behind the routes; [`token_retry`]: the token-retry rule of
 //!   the account-management calls.
+//! - [`user_state`]: what wxpush knows of a user before it sends (the customer-service
+//!   window, subscribe grants, the daily cap) and the user view.
 //! - [`callback_ips`]: WeChat's callback addresses (`getcallbackip`), parsed for allow-lists.
 //! - [`forward`]: recorded callback events forwarded to an EventBridge bus or a webhook.
 //! - [`queue`]: background jobs (`JobQueue`: SQS or an in-process channel); [`jobs`] runs them.
@@ -43,6 +45,7 @@ pub mod templates;
 pub mod tls;
 pub mod token;
 pub mod token_retry;
+pub mod user_state;
 pub mod wechat;
 
 pub use app::{AppConfig, AppKind, CallbackMode, Secret, TokenApi, is_valid_appid};

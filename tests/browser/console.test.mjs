@@ -138,6 +138,41 @@ test("hostile message data is shown as text and runs nothing", async () => {
   page.assertClean();
 });
 
+test("a user's message and menu click reach wxpush, and open the window", async () => {
+  await wxpush.sandbox("/users", { appid: OA, openid: "o_dave" });
+  const page = await open();
+  await page.waitForText("客服窗口 已关闭", { selector: phone("o_dave") });
+  await page.clickButton("发消息", { within: phone("o_dave") });
+  await page.waitForText("客服窗口(消息) 剩 5 条", { selector: phone("o_dave") });
+  await page.clickButton("点菜单", { within: phone("o_dave") });
+  await page.waitForText("客服窗口(菜单) 剩 3 条", { selector: phone("o_dave") });
+  // WeChat pushed both to wxpush's callback: the events list shows them, newest first.
+  await page.waitForText("CLICK", { selector: "#events" });
+  const rows = await page.page.$$eval("#events tbody tr", (trs) => trs.slice(0, 2).map((tr) => tr.textContent));
+  assert.match(rows[0], /CLICK\s*o_dave/);
+  assert.match(rows[1], /text\s*o_dave/);
+  page.assertClean();
+});
+
+test("block a template: WeChat intercepts it, and the message is marked blocked", async () => {
+  await wxpush.sandbox("/templates", { appid: OA, id: "TPL_PROMO", kind: "template", title: "活动提醒", content: "活动：{{thing1.DATA}}" });
+  await wxpush.sandbox("/users/o_erin/follow", { appid: OA });
+  const page = await open();
+  await page.waitForSelector('select[aria-label="template to block"] option[value="TPL_PROMO"]', { visible: false });
+  await page.page.select('select[aria-label="template to block"]', "TPL_PROMO");
+  await page.clickButton("拦截模板", { within: "#sandbox-tools" });
+  await page.waitForText("WeChat intercepts TPL_PROMO", { selector: "#status" });
+  const sent = await send({ type: "template", to: { openid: "o_erin" }, template_id: "TPL_PROMO", data: { thing1: { value: "双十一" } } });
+  const row = `#messages tr[data-id="${sent.id}"]`;
+  await page.waitForText("sent", { selector: row });
+  await page.clickButton("Intercepted?", { within: "#app-state" });
+  await page.waitForText("intercepted: 活动提醒 1", { selector: "#app-state" });
+  await page.waitForText("blocked", { selector: row });
+  // Never delivered: the phone has no message.
+  assert.equal(await page.text(`${phone("o_erin")} .chat`), "暂无消息");
+  page.assertClean();
+});
+
 test("no response the page reads holds an access token", async () => {
   const page = await browser.open("about:blank");
   const bodies = [];

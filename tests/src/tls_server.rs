@@ -51,6 +51,7 @@ pub async fn https_clients(
         token_api: wxpush_shared::TokenApi::Stable,
         callback_mode: wxpush_shared::CallbackMode::Plaintext,
         batch_rate: None,
+        daily_caps: Default::default(),
     };
     (wechat, dynamo, app)
 }

@@ -105,7 +105,7 @@ fn variants(template: &str, path: &str, others: &[String]) -> BTreeSet<String> {
     let segs: Vec<&str> = path[1..].split('/').collect();
     let opaque: Vec<bool> = template[1..]
         .split('/')
-        .map(|t| t == "{id}" || t == "{unionid}")
+        .map(|t| t == "{id}" || t == "{unionid}" || t == "{openid}")
         .collect();
     let join = |s: &[String]| format!("/{}", s.join("/"));
     let owned: Vec<String> = segs.iter().map(|s| s.to_string()).collect();
@@ -295,11 +295,12 @@ async fn no_path_iam_allows_is_served_as_a_route_the_policy_denies() {
             let concrete = p
                 .replace("{appid}", APP)
                 .replace("{unionid}", "u-none")
+                .replace("{openid}", "fan")
                 .replace("{id}", &id);
             (m, concrete)
         })
         .collect();
-    assert_eq!(routes.len(), 18, "{routes:?}");
+    assert_eq!(routes.len(), 20, "{routes:?}");
     let body = |m: &str| (m == "POST").then(|| json!({}));
     // Served as it is, every route answers something else than a refusal (else this test
     // could not tell a refusal from a served request).

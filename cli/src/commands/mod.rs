@@ -18,6 +18,7 @@ pub mod serve;
 pub mod sync_followers;
 pub mod templates;
 pub mod token;
+pub mod user;
 
 use crate::args::{Cli, Command};
 use crate::client::{Access, ApiClient};
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Templates(args) => templates::run(&operator, args).await,
         Command::Messages(args) => messages::run(&operator, args).await,
         Command::Events(args) => events::run(&operator, args).await,
+        Command::User(args) => user::run(&operator, args).await,
         Command::Apps(args) => apps::run(&operator, args).await,
         Command::Batch { command } => batch::run(&operator, command).await,
     }

@@ -1,6 +1,7 @@
 //! The emulator pushing back, as WeChat does: the events of a delivered template message
-//! (`TEMPLATESENDJOBFINISH`) or subscribe message (`subscribe_msg_sent_event`), and a user's
-//! follow / unfollow (`subscribe` / `unsubscribe`), to the app's callback URL — signed with its
+//! (`TEMPLATESENDJOBFINISH`) or subscribe message (`subscribe_msg_sent_event`), a user's
+//! follow / unfollow (`subscribe` / `unsubscribe`), message, menu click (`CLICK`) and scan
+//! (`SCAN`), to the app's callback URL — signed with its
 //! callback Token, and encrypted (safe mode) when the app has an EncodingAESKey and is not in
 //! plaintext mode. Like WeChat, it tries 3 times in all when the answer is not a 200 within
 //! 5 s (docs/wechat.md#answering-retries-and-dedupe).
@@ -129,6 +130,37 @@ impl Push {
                 "<xml>{}<EventKey>{}</EventKey></xml>",
                 event_head(appid, openid, now, event),
                 cdata("")
+            ),
+        }
+    }
+
+    /// The user sent a text message (`MsgType` `text`, with its `MsgId`).
+    pub fn text_message(appid: &str, openid: &str, content: &str, msgid: i64, now: i64) -> Push {
+        Push {
+            appid: appid.into(),
+            openid: openid.into(),
+            event: "text".into(),
+            xml: format!(
+                "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{now}</CreateTime>\
+                 <MsgType>{}</MsgType><Content>{}</Content><MsgId>{msgid}</MsgId></xml>",
+                cdata(&format!("gh_{}", appid.trim_start_matches("wx"))),
+                cdata(openid),
+                cdata("text"),
+                cdata(content),
+            ),
+        }
+    }
+
+    /// A menu event with an `EventKey`: `CLICK` (the menu key), `SCAN` (the QR scene).
+    pub fn keyed_event(appid: &str, openid: &str, event: &str, key: &str, now: i64) -> Push {
+        Push {
+            appid: appid.into(),
+            openid: openid.into(),
+            event: event.into(),
+            xml: format!(
+                "<xml>{}<EventKey>{}</EventKey></xml>",
+                event_head(appid, openid, now, event),
+                cdata(key)
             ),
         }
     }

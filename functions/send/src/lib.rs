@@ -5,12 +5,14 @@
 //! Routes so far: `GET /v1/apps/{appid}/token`, `POST /v1/apps/{appid}/messages`,
 //! `GET /v1/apps/{appid}/messages` (the app's messages, newest first),
 //! `GET /v1/apps/{appid}/messages/{id}`, `POST /v1/apps/{appid}/sessions`,
-//! `GET /v1/apps/{appid}/users`, `GET /v1/users/{unionid}`,
+//! `GET /v1/apps/{appid}/users`, `GET /v1/apps/{appid}/users/{openid}`,
+//! `GET /v1/users/{unionid}`,
 //! `POST`/`GET /v1/apps/{appid}/followers/sync`,
 //! `POST`/`GET /v1/apps/{appid}/batches`, `GET`/`DELETE /v1/apps/{appid}/batches/{id}`,
 //! `GET /v1/apps/{appid}/events`,
 //! `GET /v1/apps/{appid}/quota`, `GET`/`POST /v1/apps/{appid}/templates`,
-//! `DELETE /v1/apps/{appid}/templates/{id}`. The handler
+//! `DELETE /v1/apps/{appid}/templates/{id}`, `GET /v1/apps/{appid}/templates/{id}/blocked`.
+//! The handler
 //! is thin: it routes, parses and maps errors; the logic lives in `wxpush_shared`.
 
 mod routes;
@@ -212,7 +214,9 @@ fn raw_path(req: &Request) -> &str {
     }
 }
 
-async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, ApiError> {
+/// Who may make this request, logged: its principal (else 401), its body within
+/// [`MAX_BODY_BYTES`] (else 413).
+fn admit(req: &Request) -> Result<String, ApiError> {
     let path = raw_path(req);
     let caller = match caller(req) {
         Ok(caller) => caller,
@@ -227,7 +231,12 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
             limit: MAX_BODY_BYTES,
         });
     }
-    match route(req.method(), path)? {
+    Ok(caller)
+}
+
+async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = admit(req)?;
+    match route(req.method(), raw_path(req))? {
         Route::Token { appid } => get_token(svc, appid).await,
         Route::Send { appid } => {
             let key = idempotency_key(req)?;
@@ -247,6 +256,11 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
         Route::AppUser { appid } => {
             let unionid = query_param(req, "unionid");
             ok(svc.identity.app_user(appid, unionid.as_deref()).await?)
+        }
+        Route::UserView { appid, openid } => {
+            svc.tokens.secrets().app(appid).await?;
+            let templates = svc.sender.templates();
+            ok(svc.sender.users().view(appid, openid, templates).await?)
         }
         Route::SyncStart { appid } => {
             let body = svc.followers.start(appid, req.body().as_ref()).await?;
@@ -283,6 +297,13 @@ async fn dispatch(svc: &SendService, req: &Request) -> Result<Response<Body>, Ap
                 .add(appid, req.body().as_ref())
                 .await?;
             Ok(to_lambda(json_response(status, &body)))
+        }
+        Route::TemplateBlocked { appid, id } => {
+            let (cursor, limit) = (query_param(req, "cursor"), query_param(req, "limit"));
+            let templates = svc.sender.templates();
+            ok(templates
+                .blocked(appid, id, cursor.as_deref(), limit.as_deref())
+                .await?)
         }
         Route::TemplateDelete { appid, id } => {
             svc.sender.templates().delete(appid, id).await?;

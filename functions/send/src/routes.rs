@@ -13,6 +13,7 @@ use wxpush_shared::ApiError;
 use wxpush_shared::batch::is_batch_id;
 use wxpush_shared::identity::is_unionid;
 use wxpush_shared::templates::is_template_id;
+use wxpush_shared::user_state::is_openid;
 
 /// One of the API's routes, with its path ids.
 pub(crate) enum Route<'a> {
@@ -23,6 +24,7 @@ pub(crate) enum Route<'a> {
     Login { appid: &'a str },
     User { unionid: &'a str },
     AppUser { appid: &'a str },
+    UserView { appid: &'a str, openid: &'a str },
     SyncStart { appid: &'a str },
     SyncProgress { appid: &'a str },
     BatchCreate { appid: &'a str },
@@ -34,6 +36,7 @@ pub(crate) enum Route<'a> {
     TemplateList { appid: &'a str },
     TemplateAdd { appid: &'a str },
     TemplateDelete { appid: &'a str, id: &'a str },
+    TemplateBlocked { appid: &'a str, id: &'a str },
 }
 
 /// A message id as wxpush issues them: `msg_` and 32 lowercase hex digits.
@@ -43,6 +46,41 @@ fn is_message_id(id: &str) -> bool {
         && id[4..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Path ids of the wrong shape: 404 (`unknown_app`, `template_not_found`, or `not_found`)
+/// before they reach a store key.
+fn check_path_ids(segments: &[&str]) -> Result<(), ApiError> {
+    let short = |id: &str| id.chars().take(40).collect::<String>();
+    let not_a = |what: &str, id: &str, shape: &str| {
+        Err(ApiError::NotFound(format!(
+            "{what} {}: not {shape}",
+            short(id)
+        )))
+    };
+    match segments {
+        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
+            Err(wxpush_shared::secrets::ConfigError::UnknownApp {
+                appid: short(appid),
+            }
+            .into())
+        }
+        ["v1", "apps", _, "messages", id] if !is_message_id(id) => {
+            not_a("message", id, "a wxpush message id")
+        }
+        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => {
+            not_a("batch", id, "a wxpush batch id")
+        }
+        ["v1", "apps", _, "templates", id, ..] if !is_template_id(id) => Err(ApiError::Missing {
+            code: "template_not_found",
+            message: format!("template {}: not a WeChat template id", short(id)),
+        }),
+        ["v1", "apps", _, "users", openid] if !is_openid(openid) => {
+            not_a("user", openid, "an openid")
+        }
+        ["v1", "users", unionid] if !is_unionid(unionid) => not_a("user", unionid, "a unionid"),
+        _ => Ok(()),
+    }
 }
 
 /// Matches the path exactly; `Err` is a 404 or a 405 with the methods that are allowed. Path
@@ -69,36 +107,6 @@ pub(crate) fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Api
     Ok(route)
 }
 
-/// A path id of the wrong shape: 404 (`unknown_app` for an appid, `template_not_found` for
-/// a template id), before it reaches a store key.
-fn check_path_ids(segments: &[&str]) -> Result<(), ApiError> {
-    let shown = |id: &str| id.chars().take(40).collect::<String>();
-    match segments {
-        ["v1", "apps", appid, ..] if !wxpush_shared::is_valid_appid(appid) => {
-            Err(wxpush_shared::secrets::ConfigError::UnknownApp {
-                appid: shown(appid),
-            }
-            .into())
-        }
-        ["v1", "apps", _, "messages", id] if !is_message_id(id) => Err(ApiError::NotFound(
-            format!("message {}: not a wxpush message id", shown(id)),
-        )),
-        ["v1", "apps", _, "batches", id] if !is_batch_id(id) => Err(ApiError::NotFound(format!(
-            "batch {}: not a wxpush batch id",
-            shown(id)
-        ))),
-        ["v1", "apps", _, "templates", id] if !is_template_id(id) => Err(ApiError::Missing {
-            code: "template_not_found",
-            message: format!("template {}: not a WeChat template id", shown(id)),
-        }),
-        ["v1", "users", unionid] if !is_unionid(unionid) => Err(ApiError::NotFound(format!(
-            "user {}: not a unionid",
-            shown(unionid)
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The route of `segments` for `method`, and the methods its path allows (the `Allow`
 /// header of a 405); `None` when no route has this path.
 fn matched<'a>(method: &Method, segments: &[&'a str]) -> Option<(Route<'a>, &'static str)> {
@@ -111,6 +119,7 @@ fn matched<'a>(method: &Method, segments: &[&'a str]) -> Option<(Route<'a>, &'st
         ["v1", "apps", appid, "sessions"] => (Route::Login { appid }, "POST"),
         ["v1", "users", unionid] => (Route::User { unionid }, "GET"),
         ["v1", "apps", appid, "users"] => (Route::AppUser { appid }, "GET"),
+        ["v1", "apps", appid, "users", openid] => (Route::UserView { appid, openid }, "GET"),
         ["v1", "apps", appid, "followers", "sync"] if post => {
             (Route::SyncStart { appid }, "GET, POST")
         }
@@ -126,6 +135,9 @@ fn matched<'a>(method: &Method, segments: &[&'a str]) -> Option<(Route<'a>, &'st
         ["v1", "apps", appid, "templates"] if post => (Route::TemplateAdd { appid }, "GET, POST"),
         ["v1", "apps", appid, "templates"] => (Route::TemplateList { appid }, "GET, POST"),
         ["v1", "apps", appid, "templates", id] => (Route::TemplateDelete { appid, id }, "DELETE"),
+        ["v1", "apps", appid, "templates", id, "blocked"] => {
+            (Route::TemplateBlocked { appid, id }, "GET")
+        }
         _ => return None,
     })
 }
@@ -282,6 +294,41 @@ mod tests {
         assert!(matches!(
             route(&Method::DELETE, &format!("{app}/templates/bad%20id")),
             Err(ApiError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn user_view_and_blocked_routes() {
+        let app = "/v1/apps/wx0123456789abcdef";
+        assert!(matches!(
+            route(
+                &Method::GET,
+                &format!("{app}/users/o6_bmjrPTlm6_2sgVt7hMZOPfL2M")
+            ),
+            Ok(Route::UserView {
+                openid: "o6_bmjrPTlm6_2sgVt7hMZOPfL2M",
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/users/{}", "o".repeat(129))),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, &format!("{app}/users/fan")),
+            Err(ApiError::MethodNotAllowed { allow: "GET", .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates/Ab-c_1/blocked")),
+            Ok(Route::TemplateBlocked { id: "Ab-c_1", .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, &format!("{app}/templates/bad%20id/blocked")),
+            Err(ApiError::Missing { .. })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("{app}/templates/Ab-c_1/blocked")),
+            Err(ApiError::MethodNotAllowed { allow: "GET", .. })
         ));
     }
 

@@ -46,6 +46,15 @@ impl Done {
         }
     }
 
+    /// Held back before WeChat (`NO_GRANT`, `CAPPED`): nothing was sent.
+    pub fn held(outcome: u8) -> Done {
+        Done {
+            outcome,
+            message_id: None,
+            detail: None,
+        }
+    }
+
     pub fn failed(detail: Value) -> Done {
         Done {
             outcome: FAILED,

@@ -6,6 +6,7 @@ use super::message::{InboundMessage, SubscribeItem};
 use crate::forward::{OutboxEntry, detail_type, event_id};
 use crate::listing;
 use crate::store::{Attr, Attrs, GrantChange, ItemKey, Op, attrs};
+use crate::user_state::{Interaction, interaction_op};
 use std::collections::BTreeMap;
 
 /// How long an event (and so its dedupe key) is kept. WeChat retries within seconds.
@@ -25,6 +26,10 @@ pub const FORWARD_HOLD_SECS: i64 = 300;
 pub struct Enrichment {
     pub unionid: Option<String>,
     pub unionid_pending: bool,
+    /// For a `subscribe_msg_sent_event`: per template, the acceptances wxpush's own sends
+    /// took and WeChat has not reported yet (the grant's `pending`), which its reports of
+    /// success take first.
+    pub pending: BTreeMap<String, i64>,
 }
 
 /// `TEMPLATESENDJOBFINISH` statuses (docs/wechat.md#events): `success`, `failed:user block`,
@@ -70,8 +75,12 @@ pub fn plan(
             e @ ("subscribe_msg_popup_event"
             | "subscribe_msg_change_event"
             | "subscribe_msg_sent_event"),
-        ) => ops.extend(grant_ops(appid, msg, e)),
+        ) => ops.extend(grant_ops(appid, msg, e, &extra.pending)),
         _ => {}
+    }
+    if let Some(kind) = Interaction::of_push(&msg.msg_type, msg.event()) {
+        let openid = msg.from_user_name.as_str();
+        ops.push(interaction_op(appid, openid, kind, msg.create_time, now));
     }
     if forwarding {
         ops.push(outbox_entry(appid, msg, body, now, extra).into_op());
@@ -165,20 +174,25 @@ fn follower_ops(
     std::iter::once(account).chain(effects).collect()
 }
 
-/// A template message's delivery status, from its `TEMPLATESENDJOBFINISH` (none without a
-/// `MsgID`).
+/// A template message's final state, from its `TEMPLATESENDJOBFINISH` (none without a
+/// `MsgID`, or with a status that is not a final one). The first final state stays: a late
+/// or repeated receipt, or one after the message was found intercepted, changes nothing.
 fn delivery_op(appid: &str, msg: &InboundMessage, now: i64) -> Option<Op> {
     let msgid = msg.fields.msg_id.as_ref()?;
     let raw = msg.fields.status.clone().unwrap_or_default();
+    let state = delivery_state(&raw);
+    if state == "unknown" {
+        return None;
+    }
     let attrs = attrs([
         ("appid", appid.into()),
         ("wechat_msgid", msgid.as_str().into()),
-        ("state", delivery_state(&raw).into()),
+        ("state", state.into()),
         ("status_raw", raw.into()),
         ("event_time", msg.create_time.into()),
         ("updated_at", now.into()),
     ]);
-    Some(Op::Set {
+    Some(Op::PutIfAbsent {
         key: ItemKey::delivery(appid, msgid),
         attrs,
     })
@@ -186,7 +200,12 @@ fn delivery_op(appid: &str, msg: &InboundMessage, now: i64) -> Option<Op> {
 
 /// The subscribe-message grants one of the three subscribe-message events changes: one
 /// change per template, its list entries folded together in order.
-fn grant_ops(appid: &str, msg: &InboundMessage, event: &str) -> Vec<Op> {
+fn grant_ops(
+    appid: &str,
+    msg: &InboundMessage,
+    event: &str,
+    pending: &BTreeMap<String, i64>,
+) -> Vec<Op> {
     let mut per_template: BTreeMap<String, GrantChange> = BTreeMap::new();
     for item in msg
         .fields
@@ -195,7 +214,8 @@ fn grant_ops(appid: &str, msg: &InboundMessage, event: &str) -> Vec<Op> {
         .filter(|i| !i.template_id.is_empty())
     {
         let change = per_template.entry(item.template_id.clone()).or_default();
-        apply_grant_item(change, event, item);
+        let pending = pending.get(&item.template_id).copied().unwrap_or(0);
+        apply_grant_item(change, event, item, pending);
     }
     let openid = msg.from_user_name.as_str();
     per_template
@@ -209,8 +229,9 @@ fn grant_ops(appid: &str, msg: &InboundMessage, event: &str) -> Vec<Op> {
 
 /// What one list entry of `event` does to its template's grant: an acceptance adds one
 /// (popup) or only sets the status (change); a rejection clears it; a sent message uses one
-/// up (or clears it on 43101, the user refused) and is remembered.
-fn apply_grant_item(change: &mut GrantChange, event: &str, item: &SubscribeItem) {
+/// up (or clears it on 43101, the user refused) and is remembered. A use of an acceptance
+/// wxpush's send already took (`pending` of them still unreported) confirms it instead.
+fn apply_grant_item(change: &mut GrantChange, event: &str, item: &SubscribeItem, pending: i64) {
     match (event, item.status.as_deref()) {
         ("subscribe_msg_popup_event", Some("accept")) => {
             change.status = Some("accepted");
@@ -226,8 +247,11 @@ fn apply_grant_item(change: &mut GrantChange, event: &str, item: &SubscribeItem)
             let code = item.error_code.unwrap_or(0);
             if code == 43101 {
                 change.clear = true;
+            } else if code == 0 && change.confirmed < pending {
+                // wxpush took this acceptance when it sent the message.
+                change.confirmed += 1;
             } else if code == 0 {
-                // A one-time acceptance was used up by this message.
+                // A one-time acceptance was used up by a message sent elsewhere.
                 change.used += 1;
             }
             change.sent = Some((
@@ -270,7 +294,10 @@ mod tests {
     fn delivery_states() {
         assert_eq!(delivery_state("success"), "delivered");
         assert_eq!(delivery_state("failed:user block"), "user_blocked");
+        assert_eq!(delivery_state("failed: user block"), "user_blocked");
         assert_eq!(delivery_state("failed: system failed"), "failed");
+        assert_eq!(delivery_state("failed:system failed"), "failed");
+        assert_eq!(delivery_state("Failed: System Failed"), "failed");
         assert_eq!(delivery_state("failed:freq limit"), "failed");
         assert_eq!(delivery_state("pending"), "unknown");
     }
@@ -286,9 +313,10 @@ mod tests {
             plan("wx1", &msg, xml, 1_700_000_005, extra, false)
                 .iter()
                 .map(|op| match op {
-                    Op::Insert { key, .. } | Op::SetIfNewer { key, .. } | Op::Set { key, .. } => {
-                        key.clone()
-                    }
+                    Op::Insert { key, .. }
+                    | Op::SetIfNewer { key, .. }
+                    | Op::Set { key, .. }
+                    | Op::PutIfNewer { key, .. } => key.clone(),
                     other => panic!("{other:?}"),
                 })
                 .collect()
@@ -296,6 +324,7 @@ mod tests {
         let pending = Enrichment {
             unionid: None,
             unionid_pending: true,
+            ..Enrichment::default()
         };
         assert_eq!(
             keys(&pending),
@@ -303,12 +332,14 @@ mod tests {
                 ItemKey::event("wx1", &msg.dedupe_key()),
                 list_op("wx1", &msg, 1_700_000_005).key().clone(),
                 ItemKey::account("wx1", "fan"),
-                follow_up.clone()
+                follow_up.clone(),
+                ItemKey::service_window("wx1", "fan", "follow"),
             ]
         );
         let known = Enrichment {
             unionid: Some("u1".into()),
             unionid_pending: false,
+            ..Enrichment::default()
         };
         assert!(!keys(&known).contains(&follow_up));
     }
@@ -328,6 +359,7 @@ mod tests {
         let (key, row) = outbox(&Enrichment {
             unionid: None,
             unionid_pending: true,
+            ..Enrichment::default()
         });
         assert_eq!(key, ItemKey::outbox("wx1", &msg.dedupe_key()));
         assert_eq!(row.text("detail_type"), Some("wechat.event.subscribe"));
@@ -335,6 +367,7 @@ mod tests {
         let (_, row) = outbox(&Enrichment {
             unionid: Some("u1".into()),
             unionid_pending: false,
+            ..Enrichment::default()
         });
         assert_eq!(row.get("unionid"), Some(&Attr::S("u1".into())));
         assert_eq!(row.num("next_attempt_at"), None);

@@ -350,6 +350,12 @@ impl CallbackService {
     /// one is recorded `unionid_pending` and looked up later by a queued job: nothing here
     /// waits for WeChat, so the answer always comes well within WeChat's 5 s.
     async fn enrich(&self, app: &AppConfig, msg: &InboundMessage) -> Result<Enrichment, ApiError> {
+        if msg.event() == Some("subscribe_msg_sent_event") {
+            return Ok(Enrichment {
+                pending: self.pending_grants(app, msg).await?,
+                ..Enrichment::default()
+            });
+        }
         let Some(event @ ("subscribe" | "unsubscribe")) = msg.event() else {
             return Ok(Enrichment::default());
         };
@@ -360,12 +366,32 @@ impl CallbackService {
         if let Some(unionid) = account.and_then(|a| a.string("unionid")) {
             return Ok(Enrichment {
                 unionid: Some(unionid),
-                unionid_pending: false,
+                ..Enrichment::default()
             });
         }
         Ok(Enrichment {
-            unionid: None,
             unionid_pending: event == "subscribe" && app.kind == AppKind::OfficialAccount,
+            ..Enrichment::default()
         })
+    }
+
+    /// The acceptances wxpush's sends took of each template a sent event reports a success
+    /// of, still unreported (the grant's `pending`).
+    async fn pending_grants(
+        &self,
+        app: &AppConfig,
+        msg: &InboundMessage,
+    ) -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
+        let mut pending = std::collections::BTreeMap::new();
+        for item in &msg.fields.subscribe_items {
+            if item.error_code.unwrap_or(0) != 0 || pending.contains_key(&item.template_id) {
+                continue;
+            }
+            let key = ItemKey::grant(&app.appid, &msg.from_user_name, &item.template_id);
+            let grant = self.store.get(&key).await?;
+            let n = grant.and_then(|g| g.num("pending")).unwrap_or(0).max(0);
+            pending.insert(item.template_id.clone(), n);
+        }
+        Ok(pending)
     }
 }

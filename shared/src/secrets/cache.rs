@@ -192,6 +192,7 @@ mod tests {
                 token_api: TokenApi::Stable,
                 callback_mode: crate::app::CallbackMode::Plaintext,
                 batch_rate: None,
+                daily_caps: Default::default(),
             }))
         }
         async fn list_apps(&self) -> Result<Vec<String>, ConfigError> {

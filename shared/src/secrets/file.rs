@@ -31,6 +31,24 @@ pub struct AppEntry {
     /// Messages per second for this app's batches (see `AppConfig::batch_rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_rate: Option<u32>,
+    /// Messages one user may get a day (see `AppConfig::daily_caps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_user_per_day: Option<u32>,
+    /// The same, per template: `{ TEMPLATE_ID = N, ... }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_user_per_day_by_template: Option<BTreeMap<String, u32>>,
+}
+
+impl AppEntry {
+    /// `max_per_user_per_day_by_template` as its SSM parameter holds it: `TEMPLATE=N,...`.
+    pub fn template_caps_parameter(&self) -> Option<String> {
+        self.max_per_user_per_day_by_template.as_ref().map(|m| {
+            m.iter()
+                .map(|(t, n)| format!("{t}={n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
 }
 
 impl std::fmt::Debug for AppEntry {
@@ -46,6 +64,11 @@ impl std::fmt::Debug for AppEntry {
             .field("token_api", &self.token_api)
             .field("callback_mode", &self.callback_mode)
             .field("batch_rate", &self.batch_rate)
+            .field("max_per_user_per_day", &self.max_per_user_per_day)
+            .field(
+                "max_per_user_per_day_by_template",
+                &self.max_per_user_per_day_by_template,
+            )
             .finish()
     }
 }
@@ -76,7 +99,7 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         // Field names only: "unknown field `kid`, expected one of `appid`, ...".
         message.lines().next().unwrap_or(message).to_string()
     } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
-        "a field has the wrong type (every field is a string but batch_rate, a number)".into()
+        "a field has the wrong type (every field is a string but batch_rate and max_per_user_per_day, numbers, and max_per_user_per_day_by_template, a table of numbers)".into()
     } else {
         "it is not valid TOML".into()
     };
@@ -150,6 +173,8 @@ impl FileSecretStore {
                 "token_api" => entry.token_api.clone(),
                 "callback_mode" => entry.callback_mode.clone(),
                 "batch_rate" => entry.batch_rate.map(|r| r.to_string()),
+                "max_per_user_per_day" => entry.max_per_user_per_day.map(|r| r.to_string()),
+                "max_per_user_per_day_by_template" => entry.template_caps_parameter(),
                 _ => None,
             })?;
             if apps.insert(appid.clone(), Arc::new(config)).is_some() {
@@ -281,5 +306,45 @@ mod tests {
             crate::app::CallbackMode::Safe,
             "safe when a key is set"
         );
+    }
+
+    #[test]
+    fn daily_caps_are_read_and_checked() {
+        let file = |caps: &str| {
+            let text = format!(
+                "[[app]]\nappid = \"wx0123456789abcdef\"\nkind = \"official_account\"\napp_secret = \"s\"\n{caps}\n"
+            );
+            FileSecretStore::from_file(AppsFile::parse(&text).unwrap())
+        };
+        let store = file(
+            "max_per_user_per_day = 3\nmax_per_user_per_day_by_template = { TPL_a = 1, TPL-b = 2 }",
+        )
+        .unwrap();
+        let caps = &store.apps().next().unwrap().daily_caps;
+        assert_eq!(caps.per_user, Some(3));
+        assert_eq!(caps.per_template.get("TPL_a"), Some(&1));
+        assert_eq!(caps.per_template.get("TPL-b"), Some(&2));
+        let none = file("").unwrap();
+        assert_eq!(
+            none.apps().next().unwrap().daily_caps,
+            crate::app::DailyCaps::default()
+        );
+        for (bad, name) in [
+            ("max_per_user_per_day = 0", "max_per_user_per_day"),
+            ("max_per_user_per_day = 1001", "max_per_user_per_day"),
+            (
+                "max_per_user_per_day_by_template = { TPL_a = 0 }",
+                "max_per_user_per_day_by_template",
+            ),
+            (
+                "max_per_user_per_day_by_template = { \"bad id\" = 1 }",
+                "max_per_user_per_day_by_template",
+            ),
+        ] {
+            match file(bad) {
+                Err(ConfigError::InvalidParameter { name: n, .. }) => assert_eq!(n, name, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }

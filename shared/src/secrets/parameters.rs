@@ -2,11 +2,19 @@
 //! the TOML file accept and reject exactly the same things.
 
 use super::ConfigError;
-use crate::app::{AppConfig, AppKind, CallbackMode, Secret, TokenApi};
+use crate::app::{AppConfig, AppKind, CallbackMode, DailyCaps, Secret, TokenApi};
+use std::collections::BTreeMap;
 
 /// The highest `batch_rate` an app may set: WeChat's frequency limit is 10 000 calls a
 /// minute per API (docs/wechat.md#stable-token), so more than this per second could never be used.
 pub const MAX_BATCH_RATE: u32 = 10_000;
+
+/// The parameter of an app's daily cap per user (docs/sending.md, Frequency caps).
+pub const MAX_PER_USER_PER_DAY: &str = "max_per_user_per_day";
+/// The parameter of an app's daily caps per user and template: `TEMPLATE=N,...`.
+pub const MAX_PER_USER_PER_DAY_BY_TEMPLATE: &str = "max_per_user_per_day_by_template";
+/// The highest daily cap an app may set.
+pub const MAX_DAILY_CAP: u32 = 1_000;
 
 /// Builds an [`AppConfig`] from named raw values, the same way for every store, so SSM and
 /// the TOML file accept and reject exactly the same things.
@@ -44,6 +52,10 @@ pub(crate) fn build_app_config_with(
     let callback_mode =
         check.callback_mode(optional(get("callback_mode")), encoding_aes_key.is_some())?;
     let batch_rate = check.batch_rate(optional(get("batch_rate")))?;
+    let daily_caps = DailyCaps {
+        per_user: check.daily_cap(optional(get(MAX_PER_USER_PER_DAY)))?,
+        per_template: check.template_caps(optional(get(MAX_PER_USER_PER_DAY_BY_TEMPLATE)))?,
+    };
     Ok(AppConfig {
         appid: appid.to_string(),
         kind,
@@ -54,6 +66,7 @@ pub(crate) fn build_app_config_with(
         token_api,
         callback_mode,
         batch_rate,
+        daily_caps,
     })
 }
 
@@ -133,6 +146,43 @@ impl Check<'_> {
         Ok(mode)
     }
 
+    /// Messages per user per day, 1 to [`MAX_DAILY_CAP`].
+    fn daily_cap(&self, cap: Option<String>) -> Result<Option<u32>, ConfigError> {
+        let Some(v) = cap else {
+            return Ok(None);
+        };
+        parse_cap(&v).map(Some).ok_or_else(|| {
+            self.invalid(
+                MAX_PER_USER_PER_DAY,
+                "expected messages per user per day, a whole number from 1 to 1000",
+            )
+        })
+    }
+
+    /// `TEMPLATE=N,...`: a template id and its cap (1 to [`MAX_DAILY_CAP`]), each once.
+    fn template_caps(&self, caps: Option<String>) -> Result<BTreeMap<String, u32>, ConfigError> {
+        let mut map = BTreeMap::new();
+        let Some(v) = caps else {
+            return Ok(map);
+        };
+        for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let parsed = entry.split_once('=').and_then(|(t, n)| {
+                let t = t.trim();
+                (crate::templates::is_template_id(t) && !map.contains_key(t))
+                    .then_some(t)
+                    .zip(parse_cap(n))
+            });
+            let Some((template, cap)) = parsed else {
+                return Err(self.invalid(
+                    MAX_PER_USER_PER_DAY_BY_TEMPLATE,
+                    "expected TEMPLATE_ID=N pairs separated by commas, each template once, N from 1 to 1000",
+                ));
+            };
+            map.insert(template.to_string(), cap);
+        }
+        Ok(map)
+    }
+
     /// Messages per second, 1 to [`MAX_BATCH_RATE`].
     fn batch_rate(&self, rate: Option<String>) -> Result<Option<u32>, ConfigError> {
         let Some(v) = rate else {
@@ -150,4 +200,12 @@ impl Check<'_> {
                 )
             })
     }
+}
+
+/// A daily cap: a whole number from 1 to [`MAX_DAILY_CAP`].
+fn parse_cap(v: &str) -> Option<u32> {
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_DAILY_CAP).contains(n))
 }

@@ -3,6 +3,7 @@
 //! WeChat call, and given back when nothing reached WeChat. Every write is a
 //! compare-and-swap on the claim's `version`.
 
+use super::before::FallbackReason;
 use super::deliver::Failure;
 use super::outcome::SendOutcome;
 use super::record::new_message_id;
@@ -38,6 +39,9 @@ pub(super) struct ClaimState {
     pub(super) after_attempt: bool,
     /// Unix seconds of the first request to WeChat under this claim.
     pub(super) attempted_at: Option<i64>,
+    /// Why a custom message's fallback is what goes out under this claim (stored with the
+    /// attempt, so a takeover resends the fallback and never the custom message).
+    pub(super) fallback: Option<FallbackReason>,
     /// Unix seconds after which the store may delete the claim (its `ttl`): a day for an
     /// Idempotency-Key, the batch's life for a batch recipient's claim.
     expires_at: i64,
@@ -58,6 +62,9 @@ impl ClaimState {
         ]);
         if let Some(t) = self.attempted_at {
             a.insert("attempted_at".into(), Attr::N(t));
+        }
+        if let Some(f) = self.fallback {
+            a.insert("fallback".into(), f.as_str().into());
         }
         for (k, v) in extra {
             a.insert(k.to_string(), v.clone());
@@ -110,6 +117,7 @@ struct Candidate {
     /// An earlier holder may have reached WeChat with `message_id`.
     after_attempt: bool,
     attempted_at: Option<i64>,
+    fallback: Option<FallbackReason>,
 }
 
 impl Candidate {
@@ -118,6 +126,7 @@ impl Candidate {
             message_id: new_message_id(),
             after_attempt: false,
             attempted_at: None,
+            fallback: None,
         }
     }
 }
@@ -166,8 +175,7 @@ fn judge_existing(existing: &Attrs, key: &str, hash: &str, now: i64) -> Result<F
         return Ok(Found::Claimable(if same_body {
             Candidate {
                 message_id: their_id,
-                after_attempt: false,
-                attempted_at: None,
+                ..Candidate::fresh()
             }
         } else {
             Candidate::fresh()
@@ -204,6 +212,7 @@ fn judge_existing(existing: &Attrs, key: &str, hash: &str, now: i64) -> Result<F
                         .num("attempted_at")
                         .unwrap_or_else(|| existing.num("created_at").unwrap_or(0))
                 }),
+                fallback: existing.text("fallback").and_then(FallbackReason::parse),
             }))
         }
     }
@@ -239,6 +248,7 @@ impl Sender {
                 lease_until,
                 after_attempt: candidate.after_attempt,
                 attempted_at: candidate.attempted_at,
+                fallback: candidate.fallback,
                 expires_at,
             };
             let state = if claim.after_attempt {

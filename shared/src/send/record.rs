@@ -83,6 +83,51 @@ pub(super) fn message_record(
     record
 }
 
+/// A sent message of a template, indexed by its recipient and time under the sending app's
+/// template: what finds the message WeChat's `queryblocktmplmsg` lists as intercepted.
+fn template_send_index(key: &ItemKey, record: &Attrs) -> Option<Op> {
+    if record.text("status") != Some("sent") {
+        return None;
+    }
+    let (via, template, openid) = (
+        record.text("via_appid")?,
+        record.text("template_id")?,
+        record.text("openid")?,
+    );
+    let (id, sent_at) = (record.text("id")?, record.num("created_at")?);
+    let mut attrs = attrs([
+        ("id", id.into()),
+        ("openid", openid.into()),
+        ("message_pk", key.pk.as_str().into()),
+        ("sent_at", Attr::N(sent_at)),
+        ("ttl", Attr::N(sent_at + MESSAGE_TTL_SECS)),
+    ]);
+    if let Some(msgid) = record.text("wechat_msgid") {
+        attrs.insert("wechat_msgid".into(), msgid.into());
+    }
+    Some(Op::Set {
+        key: ItemKey::new(
+            ItemKey::template_sends(via, template),
+            template_send_sk(openid, sent_at, id),
+        ),
+        attrs,
+    })
+}
+
+/// The sort key of [`template_send_index`]: by recipient, then time.
+pub fn template_send_sk(openid: &str, sent_at: i64, id: &str) -> String {
+    format!(
+        "{}{:012}#{id}",
+        template_send_prefix(openid),
+        sent_at.max(0)
+    )
+}
+
+/// What every [`template_send_sk`] of one recipient starts with.
+pub fn template_send_prefix(openid: &str) -> String {
+    format!("{}#", crate::store::key_part(openid))
+}
+
 impl Sender {
     /// The answer an earlier holder of `claim` (one that may have reached WeChat) recorded
     /// under `key`, written onto the claim. The earlier holder may have finished without
@@ -98,7 +143,7 @@ impl Sender {
         if let Some((outcome, resend_until)) = self.recorded_outcome(key).await?
             && !(dedupes && resend_until.is_some_and(|t| t > now_unix()))
         {
-            self.write_outcome(None, Some(claim), &outcome, deadline)
+            self.write_outcome(Vec::new(), Some(claim), &outcome, deadline)
                 .await;
             return Ok(Some(outcome));
         }
@@ -120,8 +165,13 @@ impl Sender {
             Attr::N(outcome.status.as_u16() as i64),
         );
         record.insert("answer".into(), outcome.body.to_string().into());
-        self.write_outcome(Some((key, record)), claim, outcome, deadline)
-            .await
+        let mut writes = Vec::with_capacity(3);
+        if let Some(index) = template_send_index(&key, &record) {
+            writes.push(index);
+        }
+        writes.extend(list_row(&record));
+        writes.push(Op::Set { key, attrs: record });
+        self.write_outcome(writes, claim, outcome, deadline).await
     }
 
     /// Writes the message record and the finished claim together, retrying a failing store
@@ -130,7 +180,7 @@ impl Sender {
     /// stays down the claim stays `attempting` and `false` is returned.
     pub(super) async fn write_outcome(
         &self,
-        record: Option<(ItemKey, Attrs)>,
+        records: Vec<Op>,
         claim: Option<&ClaimState>,
         outcome: &SendOutcome,
         deadline: Instant,
@@ -144,14 +194,7 @@ impl Sender {
         let lease_end = deadline + Duration::from_secs(CLAIM_LEASE_MARGIN_SECS as u64);
         // Bounded: every turn sleeps, and the lease's end stops it.
         for attempt in 1..=64u32 {
-            let mut ops = Vec::with_capacity(3);
-            if let Some((key, attrs)) = &record {
-                ops.push(Op::Set {
-                    key: key.clone(),
-                    attrs: attrs.clone(),
-                });
-                ops.extend(list_row(attrs));
-            }
+            let mut ops = records.clone();
             if let (Some(c), true) = (claim, with_claim) {
                 ops.push(if resendable {
                     let mut open = c.clone();

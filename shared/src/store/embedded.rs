@@ -231,6 +231,45 @@ fn newer_than(row: &Attrs, event_time: i64) -> bool {
     matches!(row.get("event_time"), Some(Attr::N(t)) if *t > event_time)
 }
 
+/// [`Op::PutIfVersion`] over `found`: written when its `version` is `expected` (or both
+/// are absent), else a conflict.
+fn put_if_version(found: Option<Attrs>, attrs: &Attrs, expected: Option<i64>) -> Step {
+    let found = found.map(|row| match row.get("version") {
+        Some(Attr::N(v)) => Some(*v),
+        _ => None,
+    });
+    match (expected, found) {
+        (None, None) => Step::Write(attrs.clone()),
+        (Some(want), Some(Some(have))) if want == have => Step::Write(attrs.clone()),
+        _ => Step::Abort(Recorded::Conflict),
+    }
+}
+
+/// [`Op::Add`] on `row` (empty when absent): the counters moved and `attrs` set, unless the
+/// guard `at_least` fails (a missing number counts as 0).
+fn add(
+    mut row: Attrs,
+    deltas: &[(String, i64)],
+    attrs: &Attrs,
+    at_least: Option<&(String, i64)>,
+) -> Step {
+    let number = |row: &Attrs, name: &str| match row.get(name) {
+        Some(Attr::N(n)) => *n,
+        _ => 0,
+    };
+    if let Some((field, min)) = at_least
+        && number(&row, field) < *min
+    {
+        return Step::Abort(Recorded::Conflict);
+    }
+    for (name, delta) in deltas {
+        let value = number(&row, name) + delta;
+        row.insert(name.clone(), Attr::N(value));
+    }
+    row.extend(attrs.clone());
+    Step::Write(row)
+}
+
 /// The [`Step`] of `op` against the table as the transaction sees it.
 fn step(table: &redb::Table<&str, &[u8]>, op: &Op, now: i64) -> Result<Step, StoreError> {
     let read = |key| read_row(table, key);
@@ -256,17 +295,7 @@ fn step(table: &redb::Table<&str, &[u8]>, op: &Op, now: i64) -> Result<Step, Sto
             key,
             attrs,
             expected,
-        } => {
-            let found = read(key)?.map(|row| match row.get("version") {
-                Some(Attr::N(v)) => Some(*v),
-                _ => None,
-            });
-            match (expected, found) {
-                (None, None) => Step::Write(attrs.clone()),
-                (Some(want), Some(Some(have))) if *want == have => Step::Write(attrs.clone()),
-                _ => Step::Abort(Recorded::Conflict),
-            }
-        }
+        } => put_if_version(read(key)?, attrs, *expected),
         Op::SetIfNewer {
             key,
             event_time,
@@ -301,6 +330,21 @@ fn step(table: &redb::Table<&str, &[u8]>, op: &Op, now: i64) -> Result<Step, Sto
             }
             None => Step::Abort(Recorded::Conflict),
         },
+        Op::PutIfAbsent { key, attrs } => match read(key)? {
+            Some(_) => Step::Skip,
+            None => Step::Write(attrs.clone()),
+        },
+        Op::Add {
+            key,
+            deltas,
+            attrs,
+            at_least,
+        } => add(
+            read(key)?.unwrap_or_default(),
+            deltas,
+            attrs,
+            at_least.as_ref(),
+        ),
         Op::Grant { key, change } => {
             let mut row = read(key)?.unwrap_or_default();
             apply_grant(&mut row, change, now);

@@ -2,6 +2,7 @@
 //! operations that must succeed together) or redb locally (one write transaction).
 
 mod dynamo;
+mod dynamo_writes;
 mod embedded;
 mod error;
 mod item;

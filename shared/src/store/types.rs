@@ -81,7 +81,7 @@ impl ItemKey {
     /// A user's subscribe-message grant for one template.
     pub fn grant(appid: &str, openid: &str, template_id: &str) -> ItemKey {
         ItemKey::new(
-            format!("grant#{appid}#{}", key_part(openid)),
+            ItemKey::grants_pk(appid, openid),
             format!("tpl#{}", key_part(template_id)),
         )
     }
@@ -172,6 +172,34 @@ impl ItemKey {
     pub fn follower_sync(appid: &str) -> ItemKey {
         ItemKey::new(format!("sync#{appid}"), "followers")
     }
+    /// A user's customer-service allowances: `Query pk` lists them, one row per kind of
+    /// interaction ([`ItemKey::service_window`]).
+    pub fn service_window_pk(appid: &str, openid: &str) -> String {
+        format!("win#{appid}#{}", key_part(openid))
+    }
+    /// The allowance the user's last interaction of `kind` opened (a message, a menu click,
+    /// ...) and how much of it wxpush used.
+    pub fn service_window(appid: &str, openid: &str, kind: &str) -> ItemKey {
+        ItemKey::new(ItemKey::service_window_pk(appid, openid), kind)
+    }
+    /// Messages wxpush sent to a user on one day (China Standard Time), all templates
+    /// together (`template` `None`) or of one template: the frequency cap's counter.
+    pub fn daily_count(appid: &str, openid: &str, day: &str, template: Option<&str>) -> ItemKey {
+        let sk = match template {
+            None => day.to_string(),
+            Some(t) => format!("{day}#tpl#{}", key_part(t)),
+        };
+        ItemKey::new(format!("day#{appid}#{}", key_part(openid)), sk)
+    }
+    /// A user's grants of every template: `Query pk` lists them ([`ItemKey::grant`]).
+    pub fn grants_pk(appid: &str, openid: &str) -> String {
+        format!("grant#{appid}#{}", key_part(openid))
+    }
+    /// A message sent with a template, by recipient and time: `Query pk` from
+    /// `{openid}#{sent_at}` finds the message an intercepted one (`queryblocktmplmsg`) is.
+    pub fn template_sends(appid: &str, template_id: &str) -> String {
+        format!("tplsent#{appid}#{}", key_part(template_id))
+    }
 }
 
 /// The net effect of one event on one template grant.
@@ -188,6 +216,10 @@ pub struct GrantChange {
     /// `ErrorCode` 0); never below zero.
     pub used: i64,
     pub sent: Option<(String, i64, String)>,
+    /// Uses WeChat reports of messages wxpush had already counted when it sent them (an
+    /// acceptance it moved from `available` to `pending`): they leave `pending`, never below
+    /// zero, and `available` stays.
+    pub confirmed: i64,
 }
 
 /// One operation of a set applied together.
@@ -242,6 +274,22 @@ pub enum Op {
     Delete {
         key: ItemKey,
     },
+    /// Put only if the item is absent; when it is there, this operation is left out and the
+    /// rest of the set still applies (a first state that later ones must not overwrite).
+    PutIfAbsent {
+        key: ItemKey,
+        attrs: Attrs,
+    },
+    /// Adds each of `deltas` to its number attribute (a missing one counts as 0) and sets
+    /// `attrs`, only while the number attribute `at_least.0` is at least `at_least.1` (a
+    /// missing one counts as 0). When it is not, nothing of the set is written and the outcome
+    /// is [`super::Recorded::Conflict`]. Atomic without a read: a counter many callers move.
+    Add {
+        key: ItemKey,
+        deltas: Vec<(String, i64)>,
+        attrs: Attrs,
+        at_least: Option<(String, i64)>,
+    },
     /// Replaces the whole item only if its `version` attribute is `expected` (`None`: only if
     /// the item is absent). When it is not, nothing of the set is written and the outcome is
     /// [`super::Recorded::Conflict`]. `attrs` carries the new `version`.
@@ -264,6 +312,8 @@ impl Op {
             | Op::SetIfEquals { key, .. }
             | Op::Update { key, .. }
             | Op::Delete { key }
+            | Op::PutIfAbsent { key, .. }
+            | Op::Add { key, .. }
             | Op::PutIfVersion { key, .. } => key,
         }
     }
@@ -281,6 +331,14 @@ pub fn apply_grant(existing: &mut Attrs, change: &GrantChange, now: i64) {
     };
     let available = ((if change.clear { 0 } else { available }) + change.add - change.used).max(0);
     existing.insert("available".into(), Attr::N(available));
+    if change.confirmed > 0 {
+        let pending = match existing.get("pending") {
+            Some(Attr::N(n)) => *n,
+            _ => 0,
+        };
+        let pending = (pending - change.confirmed).max(0);
+        existing.insert("pending".into(), Attr::N(pending));
+    }
     if let Some((msgid, code, status)) = &change.sent {
         existing.insert("last_msgid".into(), Attr::S(msgid.clone()));
         existing.insert("last_error_code".into(), Attr::N(*code));

@@ -91,7 +91,7 @@ impl Templates {
 
 /// Template management refusals: 45026 (an official account holds 25 private templates at
 /// most) and 40037 (no such template) get their own codes; the rest map as any call.
-fn management_error(appid: &str, e: WeChatOrApi) -> ApiError {
+pub(super) fn management_error(appid: &str, e: WeChatOrApi) -> ApiError {
     match e {
         WeChatOrApi::WeChat(w) if w.errcode() == Some(45026) => ApiError::WeChat {
             code: "template_limit_reached",

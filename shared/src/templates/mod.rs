@@ -10,8 +10,10 @@
 //! sent as before (WeChat judges it).
 //!
 //! `listing.rs` holds the cache, `changes.rs` the add and the delete (with their body in
-//! `new_template.rs`), `keys.rs` a template's keys and a send's `data` checked against them.
+//! `new_template.rs`), `keys.rs` a template's keys and a send's `data` checked against them,
+//! `blocked.rs` the messages of a template WeChat intercepted.
 
+mod blocked;
 mod changes;
 mod keys;
 mod listing;

@@ -4,10 +4,13 @@
 //! and so could any test double; the project's tests use the real client against the
 //! project's WeChat emulator instead.
 
+mod blocked;
+mod calls;
 pub(crate) mod client;
 mod error;
 mod types;
 
+pub use blocked::BlockedMessage;
 pub use client::{HttpWeChatClient, WeChatClientConfig};
 pub use error::{ErrorClass, WeChatCallError, WeChatError, classify_errcode};
 pub use types::*;
@@ -96,4 +99,13 @@ pub trait WeChatApi: Send + Sync {
     /// `GET /cgi-bin/getcallbackip`: the addresses WeChat pushes callbacks from, as WeChat
     /// lists them (single IPv4 addresses and CIDRs); see [`crate::callback_ips`].
     async fn callback_ips(&self, token: &str) -> Result<Vec<String>, WeChatCallError>;
+    /// `POST /wxa/sec/queryblocktmplmsg`: up to `limit` (at most 100) messages of
+    /// `template_id` WeChat intercepted, with an `id` above `largest_id`.
+    async fn blocked_messages(
+        &self,
+        token: &str,
+        template_id: &str,
+        largest_id: i64,
+        limit: u32,
+    ) -> Result<Vec<BlockedMessage>, WeChatCallError>;
 }

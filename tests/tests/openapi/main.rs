@@ -3,6 +3,7 @@
 //! `Allow`), and real answers — successes and errors, through the send Lambda's handler on
 //! moto and the emulator — valid against the documented schemas.
 
+mod know_before_send;
 mod schema;
 #[path = "../common/template_yaml.rs"]
 mod template_yaml;
@@ -97,7 +98,7 @@ impl Api {
 async fn the_spec_has_the_deployed_routes_and_every_route_is_served() {
     let spec = openapi();
     let ops = documented(&spec);
-    assert_eq!(ops.len(), 18, "{ops:?}");
+    assert_eq!(ops.len(), 20, "{ops:?}");
     assert_eq!(
         ops,
         deployed_routes(),
@@ -125,6 +126,7 @@ async fn the_spec_has_the_deployed_routes_and_every_route_is_served() {
         };
         p.replace("{appid}", unknown)
             .replace("{unionid}", "u-none")
+            .replace("{openid}", "o-none")
             .replace("{id}", id)
     };
     for (path, allowed) in &methods {
@@ -188,6 +190,7 @@ async fn real_answers_match_the_documented_schemas() {
     batches_and_template_changes(&api, &oa).await;
     recorded_events(&api, &world, &oa).await;
     errors(&api, &oa, &msg).await;
+    know_before_send::answers(&api, &world, &oa).await;
 }
 
 /// A push recorded by the callback on the same table (the app's callback token is

@@ -42,6 +42,7 @@ fn private_routes_use_iam_and_callbacks_are_public() {
         ("GET", "/v1/apps/{appid}/followers/sync"),
         ("GET", "/v1/users/{unionid}"),
         ("GET", "/v1/apps/{appid}/users"),
+        ("GET", "/v1/apps/{appid}/users/{openid}"),
         ("POST", "/v1/apps/{appid}/batches"),
         ("GET", "/v1/apps/{appid}/batches"),
         ("GET", "/v1/apps/{appid}/events"),
@@ -51,6 +52,7 @@ fn private_routes_use_iam_and_callbacks_are_public() {
         ("GET", "/v1/apps/{appid}/templates"),
         ("POST", "/v1/apps/{appid}/templates"),
         ("DELETE", "/v1/apps/{appid}/templates/{id}"),
+        ("GET", "/v1/apps/{appid}/templates/{id}/blocked"),
         ("ANY", "/v1/{proxy+}"),
     ] {
         let event = events
@@ -61,8 +63,8 @@ fn private_routes_use_iam_and_callbacks_are_public() {
             .unwrap_or_else(|| panic!("no route {method} {path}"));
         assert!(event.contains("Authorizer: AWS_IAM"), "{method} {path}");
     }
-    assert_eq!(events.len(), 19);
-    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 19);
+    assert_eq!(events.len(), 21);
+    assert_eq!(send.matches("Authorizer: AWS_IAM").count(), 21);
     assert!(!send.contains("Authorizer: NONE"));
     let callback = section(&t, "CallbackFunction:", "SendFunction:");
     assert_eq!(callback.matches("Authorizer: NONE").count(), 2);

@@ -45,6 +45,16 @@ fn parameters(entry: &AppEntry) -> Vec<(&'static str, Option<String>, bool)> {
         ("token_api", entry.token_api.clone(), false),
         ("callback_mode", entry.callback_mode.clone(), false),
         ("batch_rate", entry.batch_rate.map(|r| r.to_string()), false),
+        (
+            "max_per_user_per_day",
+            entry.max_per_user_per_day.map(|r| r.to_string()),
+            false,
+        ),
+        (
+            "max_per_user_per_day_by_template",
+            entry.template_caps_parameter(),
+            false,
+        ),
     ]
 }
 

@@ -6,6 +6,7 @@ mod clock;
 mod faults;
 mod grants;
 mod guard;
+mod interactions;
 mod limits;
 mod login;
 mod phones;
@@ -35,6 +36,9 @@ impl Emulator {
             .route("/users", post(users::add_users))
             .route("/users/{openid}/follow", post(users::follow))
             .route("/users/{openid}/unfollow", post(users::unfollow))
+            .route("/users/{openid}/message", post(interactions::message))
+            .route("/users/{openid}/click", post(interactions::click))
+            .route("/users/{openid}/scan", post(interactions::scan))
             .route("/pushes", get(records::list_pushes))
             .route("/grants", post(grants::add_grant))
             .route("/login-codes", post(login::new_login_code))
@@ -52,6 +56,7 @@ impl Emulator {
             .route("/quotas", post(limits::set_quota))
             .route("/paging", post(limits::set_paging))
             .route("/templates", post(templates::add_template))
+            .route("/templates/{id}/block", post(templates::block_template))
             .route("/callback-ips", post(callback_ips::set_callback_ips))
             // Bulk user loads (tens of thousands of followers) exceed axum's 2 MB default.
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))

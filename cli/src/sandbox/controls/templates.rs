@@ -1,4 +1,5 @@
-//! `POST /sandbox/templates`: a template added as in WeChat's console.
+//! `POST /sandbox/templates`: a template added as in WeChat's console;
+//! `POST /sandbox/templates/{id}/block`: WeChat intercepts its next messages.
 
 use super::{ControlError, ControlResult, known_app, parse_control};
 use crate::sandbox::Emulator;
@@ -56,4 +57,29 @@ pub(super) async fn add_template(State(emu): State<Emulator>, body: Bytes) -> Co
         },
     );
     Ok(Json(json!({"id": t.id})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Block {
+    appid: String,
+}
+
+/// `POST /sandbox/templates/{id}/block` `{"appid"}`: WeChat intercepts the template's next
+/// messages (errcode 0, never delivered, listed by `queryblocktmplmsg`).
+pub(super) async fn block_template(
+    State(emu): State<Emulator>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Bytes,
+) -> ControlResult {
+    let b: Block = parse_control(&body)?;
+    if id.is_empty() || id.len() > 128 {
+        return Err(ControlError::bad_request(
+            "a template id is 1-128 characters",
+        ));
+    }
+    let mut world = emu.world();
+    known_app(&world, &b.appid)?;
+    world.block_template(&b.appid, &id);
+    Ok(Json(json!({"id": id, "blocked": true})))
 }

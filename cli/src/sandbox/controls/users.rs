@@ -2,7 +2,7 @@
 
 use super::{ControlError, ControlResult, known_app, parse_control};
 use crate::sandbox::Emulator;
-use crate::sandbox::world::User;
+use crate::sandbox::world::{Interaction, User};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,7 +18,8 @@ struct NewUser {
     unionid: Option<String>,
     #[serde(default = "yes")]
     subscribed: bool,
-    /// Unix seconds of the user's last interaction (opens the 48-hour customer-service window).
+    /// Unix seconds of the user's last message (opens the customer-service window: 5
+    /// messages in 48 hours).
     #[serde(default)]
     last_interaction: Option<i64>,
     /// The user blocked template messages: they are delivered as `failed:user block`.
@@ -57,10 +58,12 @@ pub(super) async fn add_users(State(emu): State<Emulator>, body: Bytes) -> Contr
             unionid: u.unionid,
             subscribed: u.subscribed,
             subscribe_time: now,
-            last_interaction: u.last_interaction,
             blocks_templates: u.blocks_templates,
         };
         world.add_user(&u.appid, &u.openid, user);
+        if let Some(at) = u.last_interaction {
+            world.interact(&u.appid, &u.openid, Interaction::Message, at);
+        }
     }
     Ok(Json(json!({"added": added})))
 }

@@ -69,6 +69,10 @@ impl Emulator {
                 post(templates::add_subscribe_template),
             )
             .route(
+                "/wxa/sec/queryblocktmplmsg",
+                post(templates::blocked_messages),
+            )
+            .route(
                 "/wxaapi/newtmpl/deltemplate",
                 post(templates::delete_subscribe_template),
             )

@@ -1,5 +1,6 @@
 //! The template paths: an official account's private templates and a mini program's
-//! subscribe templates, listed, added and deleted.
+//! subscribe templates, listed, added and deleted; the messages of a template WeChat
+//! intercepted (`queryblocktmplmsg`).
 
 use crate::sandbox::wechat::parse_json;
 use crate::sandbox::{Emulator, Query_};
@@ -70,6 +71,18 @@ pub(super) async fn delete_subscribe_template(
     emu.call("/wxaapi/newtmpl/deltemplate", move |w, now| {
         let app = w.check_token(q.get("access_token"), now)?;
         w.delete_subscribe_template(&app, &parse_json(&body)?)
+    })
+    .await
+}
+
+pub(super) async fn blocked_messages(
+    State(emu): State<Emulator>,
+    Query(q): Query_,
+    body: Bytes,
+) -> Response {
+    emu.call("/wxa/sec/queryblocktmplmsg", move |w, now| {
+        let app = w.check_token(q.get("access_token"), now)?;
+        w.blocked_messages(&app, &parse_json(&body)?)
     })
     .await
 }

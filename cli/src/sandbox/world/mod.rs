@@ -2,6 +2,7 @@
 //! WeChat's rules over them (docs/wechat.md). Pure logic over plain data, driven by the emulator's
 //! WeChat paths and controls; one file per topic.
 
+mod blocked;
 mod faults;
 mod inbox;
 mod login;
@@ -11,11 +12,13 @@ mod quotas;
 mod templates;
 mod tokens;
 mod users;
+mod windows;
 
 pub use faults::{Fault, FaultKind};
 pub use phones::PhoneQuery;
 pub use templates::Template;
 pub use users::{FOLLOWERS_PER_PAGE, User};
+pub use windows::Interaction;
 
 use super::push::{CallbackKeys, Push};
 use login::LoginCode;
@@ -79,7 +82,11 @@ pub struct World {
     /// (appid, openid, client_msg_id) → (msgid, when first sent), for WeChat's 10-minute
     /// dedupe window.
     client_msg_ids: HashMap<(String, String, String), (i64, i64)>,
-    custom_sent: HashMap<(String, String), (i64, u32)>,
+    /// (appid, template id) of the templates WeChat intercepts, and what it intercepted.
+    blocked_templates: std::collections::HashSet<(String, String)>,
+    intercepted: Vec<blocked::Intercepted>,
+    /// (appid, openid) → the customer-service allowances the user's interactions opened.
+    windows: HashMap<(String, String), Vec<windows::Allowance>>,
     next_msgid: i64,
     pub token_ttl: i64,
     /// Followers per `user/get` page: WeChat's 10 000, smaller only by the `/sandbox/paging`

@@ -57,9 +57,13 @@ impl World {
     /// One user's state, without the chat.
     fn phone(&self, appid: &str, openid: &str, user: &User, now: i64) -> Value {
         let official = self.apps.get(appid).map(|a| a.kind) == Some(AppKind::OfficialAccount);
-        let window = self
-            .service_window(appid, openid, now)
-            .map(|(closes_at, left)| json!({"closes_at": closes_at, "replies_left": left}));
+        let window: Vec<Value> = self
+            .open_allowances(appid, openid, now)
+            .into_iter()
+            .map(|(kind, closes_at, left)| {
+                json!({"opened_by": kind.as_str(), "closes_at": closes_at, "replies_left": left})
+            })
+            .collect();
         let mut subscriptions: Vec<Value> = self
             .grants
             .iter()

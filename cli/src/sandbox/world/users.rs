@@ -1,5 +1,5 @@
 //! An app's users: who follows it (in a stable order, for `user/get`'s pages), their
-//! unionids and last interaction, following and unfollowing, and the user-info calls.
+//! unionids, following and unfollowing, and the user-info calls.
 
 use super::{EmulatedApp, Push, World, WxErr, wx_err};
 use serde_json::{Value, json};
@@ -14,7 +14,6 @@ pub struct User {
     pub unionid: Option<String>,
     pub subscribed: bool,
     pub subscribe_time: i64,
-    pub last_interaction: Option<i64>,
     /// The user blocked the account's template messages: they end `failed:user block`.
     pub blocks_templates: bool,
 }
@@ -31,6 +30,10 @@ impl World {
         if users.by_openid.insert(openid.to_string(), user).is_none() {
             users.order.push(openid.to_string());
         }
+    }
+
+    pub fn has_user(&self, appid: &str, openid: &str) -> bool {
+        self.user(appid, openid).is_some()
     }
 
     pub(super) fn user(&self, appid: &str, openid: &str) -> Option<&User> {
@@ -67,7 +70,6 @@ impl World {
                 user.subscribed = follow;
                 if follow {
                     user.subscribe_time = now;
-                    user.last_interaction = Some(now);
                 }
                 if user.unionid.is_none() {
                     user.unionid = unionid;
@@ -80,11 +82,13 @@ impl World {
                     unionid,
                     subscribed: true,
                     subscribe_time: now,
-                    last_interaction: Some(now),
                     blocks_templates: false,
                 },
             ),
             None => return Err(format!("{openid} is not a user of {appid}")),
+        }
+        if follow {
+            self.interact(appid, openid, super::Interaction::Follow, now);
         }
         self.pending_pushes
             .push(Push::follow(appid, openid, follow, now));

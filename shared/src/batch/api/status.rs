@@ -67,9 +67,18 @@ impl Batches {
 }
 
 /// The status of batch `id`: its `meta`, the `counts` of its progress (queued, sent,
-/// failed, unknown, cancelled, same person) and a `page` of its failures.
-fn status_body(appid: &str, id: &str, meta: &Meta, counts: [i64; 6], page: QueryPage) -> Value {
-    let [queued, sent, failed, unknown, cancelled, same_person] = counts;
+/// failed, unknown, cancelled, same person, no grant, capped) and a `page` of its failures.
+fn status_body(appid: &str, id: &str, meta: &Meta, counts: [i64; 8], page: QueryPage) -> Value {
+    let [
+        queued,
+        sent,
+        failed,
+        unknown,
+        cancelled,
+        same_person,
+        no_grant,
+        capped,
+    ] = counts;
     let failures: Vec<Value> = page.rows.iter().map(|(_, a)| failure_json(a)).collect();
     let all_written = meta.fanout_done || meta.state != BatchState::Running;
     let finished = (all_written && queued == 0) || meta.state == BatchState::Failed;
@@ -89,6 +98,8 @@ fn status_body(appid: &str, id: &str, meta: &Meta, counts: [i64; 6], page: Query
         "failed": failed,
         "unknown": unknown,
         "cancelled": cancelled,
+        "no_grant": no_grant,
+        "capped": capped,
         "done": finished,
         "duplicates": meta.duplicates + same_person,
         "requested_by": meta.requested_by,

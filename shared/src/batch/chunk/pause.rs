@@ -4,7 +4,7 @@
 //! worker recorded ([`Batches::pause_or_cancel`]).
 
 use super::stop::Stop;
-use crate::batch::items::BatchState;
+use crate::batch::items::{BatchState, CAPPED, NO_GRANT};
 use crate::batch::recipient::Done;
 use crate::batch::{BatchConfig, Batches};
 use crate::clock::now_unix;
@@ -13,9 +13,18 @@ use crate::store::{ItemKey, Op, attrs};
 use http::StatusCode;
 use tracing::warn;
 
-/// A send that ended in an error: quota pauses the batch, a passing failure (WeChat or the
-/// store down, a claim still held) puts the chunk back, anything else fails the recipient.
+/// A send that ended in an error: a recipient held back for what wxpush knows of them is
+/// counted (`no_grant`, `capped`), or failed (`outside_service_window`); quota pauses the
+/// batch, a passing failure (WeChat or the store down, a claim still held) puts the chunk
+/// back, anything else fails the recipient.
 pub(in crate::batch) fn classify(e: ApiError, config: &BatchConfig) -> Result<Done, Stop> {
+    if let ApiError::Withheld { code, .. } = &e {
+        return Ok(match *code {
+            "no_grant" => Done::held(NO_GRANT),
+            "recipient_capped" => Done::held(CAPPED),
+            _ => Done::failed(e.body()),
+        });
+    }
     let status = e.status();
     if status == StatusCode::TOO_MANY_REQUESTS {
         let now = now_unix();

@@ -5,7 +5,9 @@
 //! - `brcpt#…` / `{chunk}` — a chunk's recipients (`o:{openid}` / `u:{unionid}`, one a line),
 //!   written once.
 //! - `bprog#…` / `{chunk}` — one character per recipient of the chunk: `.` queued, `s` sent,
-//!   `f` failed, `u` unknown (may have been delivered), `c` cancelled. Written by
+//!   `f` failed, `u` unknown (may have been delivered), `c` cancelled, `n` given up, `d` the
+//!   same person as another recipient, `g` no grant and `k` capped (held back before WeChat
+//!   for what wxpush knows of the recipient). Written by
 //!   compare-and-swap with a merge, so two workers on one chunk never lose an outcome. The
 //!   counts of `GET` are the sum of these. See [`Progress`].
 //! - `bfail#…` / `{chunk}#{index}` — a failed or unknown recipient, with why (`failure.rs`).

@@ -16,12 +16,17 @@ pub(in crate::batch) const NOT_SENT: u8 = b'n';
 /// The same person as another recipient of the batch (an openid and its unionid, say): the
 /// other recipient's message is theirs (counted in `duplicates`).
 pub(in crate::batch) const DUPLICATE: u8 = b'd';
+/// Held back before WeChat: the message needs a grant (`require_grant`) and wxpush knows
+/// none (counted in `no_grant`).
+pub(in crate::batch) const NO_GRANT: u8 = b'g';
+/// Held back before WeChat: the recipient reached the app's daily cap (counted in `capped`).
+pub(in crate::batch) const CAPPED: u8 = b'k';
 
-/// Whether `c` is what WeChat did (sent, refused, unknown, or did for the same person)
-/// rather than what wxpush decided about a recipient it did not send to (queued,
-/// cancelled, given up).
+/// Whether `c` is what became of the recipient for good (sent, refused, unknown, did for the
+/// same person, or held back for what wxpush knows of them) rather than a passing state
+/// (queued, cancelled, given up).
 fn is_real(c: u8) -> bool {
-    matches!(c, SENT | FAILED | UNKNOWN | DUPLICATE)
+    matches!(c, SENT | FAILED | UNKNOWN | DUPLICATE | NO_GRANT | CAPPED)
 }
 
 /// Whether a recipient in state `c` has a row in the batch's failures.
@@ -32,7 +37,13 @@ pub(in crate::batch) fn has_failure_row(c: u8) -> bool {
 /// Counts the recipients a flush settled, by outcome (`BatchRecipients` metrics): positions
 /// that were not yet a real outcome before and are one now.
 pub(in crate::batch) fn count_settled(before: &[u8], after: &[u8]) {
-    for (outcome, name) in [(SENT, "sent"), (FAILED, "failed"), (UNKNOWN, "unknown")] {
+    for (outcome, name) in [
+        (SENT, "sent"),
+        (FAILED, "failed"),
+        (UNKNOWN, "unknown"),
+        (NO_GRANT, "no_grant"),
+        (CAPPED, "capped"),
+    ] {
         let n = before
             .iter()
             .zip(after)
@@ -91,9 +102,9 @@ impl Progress {
 }
 
 /// The recipients of a batch's progress items by state: queued, sent, failed (given up
-/// included), unknown, cancelled, the same person as another recipient.
-pub(in crate::batch) fn count_progress(progress: &[(String, Attrs)]) -> [i64; 6] {
-    let mut counts = [0i64; 6];
+/// included), unknown, cancelled, the same person as another recipient, no grant, capped.
+pub(in crate::batch) fn count_progress(progress: &[(String, Attrs)]) -> [i64; 8] {
+    let mut counts = [0i64; 8];
     for (_, p) in progress {
         for c in Progress::read(p).results {
             let slot = match c {
@@ -102,6 +113,8 @@ pub(in crate::batch) fn count_progress(progress: &[(String, Attrs)]) -> [i64; 6]
                 UNKNOWN => 3,
                 CANCELLED => 4,
                 DUPLICATE => 5,
+                NO_GRANT => 6,
+                CAPPED => 7,
                 _ => 0,
             };
             counts[slot] += 1;

@@ -161,6 +161,16 @@ fn checked_message(read: Option<Message>) -> Result<Map<String, Value>, ApiError
             ));
         }
     };
+    if message
+        .get("fallback")
+        .and_then(|f| f.get("client_msg_id"))
+        .is_some()
+    {
+        return Err(invalid(
+            "message.fallback.client_msg_id",
+            "each recipient's message gets its own (from its message id); a batch cannot share one",
+        ));
+    }
     parse_send_request(&probe(&message)).map_err(|e| match e {
         ApiError::Validation { field, message } => invalid(format!("message.{field}"), message),
         other => other,

@@ -12,7 +12,7 @@ use crate::wechat::{
 use serde_json::{Map, Value};
 
 /// A custom message's own fields besides the object of each msgtype ([`CUSTOM_MSGTYPES`]).
-pub(super) const CUSTOM_FIELDS: &[&str] = &["msgtype", "customservice"];
+pub(super) const CUSTOM_FIELDS: &[&str] = &["msgtype", "customservice", "fallback"];
 
 /// Every `msgtype` a customer-service message may have (docs/wechat.md#customer-service-messages).
 pub const CUSTOM_MSGTYPES: &[&str] = &[

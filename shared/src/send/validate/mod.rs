@@ -7,6 +7,7 @@
 
 mod custom;
 mod fields;
+mod options;
 mod recipient;
 mod subscribe;
 mod template;
@@ -96,10 +97,28 @@ pub struct SendRequest {
     pub kind: MessageKind,
     pub to: Recipient,
     pub payload: Payload,
+    /// `subscribe` and `oa_subscribe`: refused before WeChat when wxpush knows no acceptance.
+    pub require_grant: bool,
+    /// Counted against the app's daily cap (`"cap": false` exempts the message).
+    pub cap: bool,
+    /// `custom`: what is sent instead when the customer-service window is closed.
+    pub fallback: Option<Box<SendRequest>>,
+}
+
+impl SendRequest {
+    /// The template the message is sent with, if it has one.
+    pub fn template_id(&self) -> Option<&str> {
+        match &self.payload {
+            Payload::Template(t) => Some(&t.template_id),
+            Payload::Subscribe(s) => Some(&s.template_id),
+            Payload::OaSubscribe(s) => Some(&s.template_id),
+            Payload::Custom { .. } => None,
+        }
+    }
 }
 
 /// The fields every message has.
-const COMMON: &[&str] = &["type", "to"];
+const COMMON: &[&str] = &["type", "to", "cap"];
 
 /// Parses and checks a send body. Malformed JSON is a 400; everything else a 422 naming the field.
 pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
@@ -132,5 +151,13 @@ pub fn parse_send_request(body: &[u8]) -> Result<SendRequest, ApiError> {
         MessageKind::OaSubscribe => Payload::OaSubscribe(subscribe::oa_subscribe_fields(&f)?),
         MessageKind::Custom => custom::custom_payload(&f)?,
     };
-    Ok(SendRequest { kind, to, payload })
+    let options = options::options(obj)?;
+    Ok(SendRequest {
+        kind,
+        to,
+        payload,
+        require_grant: options.require_grant,
+        cap: options.cap,
+        fallback: options.fallback,
+    })
 }

@@ -7,10 +7,22 @@ use crate::wechat::{DataValue, MiniProgramLink};
 use std::collections::BTreeMap;
 
 /// The fields of a mini program's subscribe message besides `type` and `to`.
-pub(super) const SUBSCRIBE_FIELDS: &[&str] =
-    &["template_id", "data", "page", "miniprogram_state", "lang"];
+pub(super) const SUBSCRIBE_FIELDS: &[&str] = &[
+    "template_id",
+    "data",
+    "page",
+    "miniprogram_state",
+    "lang",
+    "require_grant",
+];
 /// The fields of an official account's subscribe notification besides `type` and `to`.
-pub(super) const OA_SUBSCRIBE_FIELDS: &[&str] = &["template_id", "data", "page", "miniprogram"];
+pub(super) const OA_SUBSCRIBE_FIELDS: &[&str] = &[
+    "template_id",
+    "data",
+    "page",
+    "miniprogram",
+    "require_grant",
+];
 
 /// A mini program's subscribe message, without `touser`.
 #[derive(Clone, Debug, PartialEq)]

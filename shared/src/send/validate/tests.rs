@@ -217,3 +217,73 @@ fn a_mini_program_user_is_named_with_its_app_for_uniform_only() {
     assert!(check_recipient(MessageKind::Uniform, &Recipient::OpenId("o".into())).is_err());
     assert!(check_recipient(MessageKind::Uniform, &Recipient::UnionId("u".into())).is_ok());
 }
+
+#[test]
+fn options_and_the_fallback_are_checked_like_messages() {
+    let custom = |extra: Value| {
+        let mut b = json!({"type": "custom", "to": {"openid": "o"}, "msgtype": "text", "text": {"content": "在吗"}});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let template =
+        json!({"type": "template", "template_id": "T", "data": {"thing1": {"value": "到货"}}});
+    let ok = parse_send_request(
+        custom(json!({"fallback": template, "cap": false}))
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(!ok.cap);
+    let fallback = ok.fallback.unwrap();
+    assert_eq!(fallback.kind, MessageKind::Template);
+    assert_eq!(
+        fallback.to,
+        Recipient::OpenId("o".into()),
+        "the custom's recipient"
+    );
+    assert!(fallback.cap, "a fallback has no cap of its own");
+    let mut with_to = template.clone();
+    with_to["to"] = json!({"openid": "x"});
+    assert_eq!(
+        field_of(custom(json!({"fallback": with_to}))),
+        "fallback.to"
+    );
+    let mut nested = template.clone();
+    nested["cap"] = json!(false);
+    assert_eq!(
+        field_of(custom(json!({"fallback": nested}))),
+        "fallback.cap"
+    );
+    let mut text = json!({"type": "custom", "msgtype": "text", "text": {"content": "x"}});
+    assert_eq!(field_of(custom(json!({"fallback": text}))), "fallback.type");
+    text = json!({"type": "template", "template_id": "T"});
+    assert_eq!(field_of(custom(json!({"fallback": text}))), "fallback.data");
+    assert_eq!(field_of(custom(json!({"fallback": "no"}))), "fallback");
+    assert_eq!(field_of(custom(json!({"cap": "no"}))), "cap");
+    let mut t = template.clone();
+    t["to"] = json!({"openid": "o"});
+    t["fallback"] = json!({});
+    assert_eq!(
+        field_of(t.clone()),
+        "fallback",
+        "only custom messages fall back"
+    );
+    t.as_object_mut().unwrap().remove("fallback");
+    t["require_grant"] = json!(true);
+    assert_eq!(
+        field_of(t),
+        "require_grant",
+        "only subscribe messages need a grant"
+    );
+    let sub = json!({"type": "subscribe", "to": {"openid": "o"}, "template_id": "S", "data": {"thing1": {"value": "到货"}}, "require_grant": true});
+    assert!(
+        parse_send_request(sub.to_string().as_bytes())
+            .unwrap()
+            .require_grant
+    );
+    let mut bad = sub.clone();
+    bad["require_grant"] = json!(1);
+    assert_eq!(field_of(bad), "require_grant");
+}

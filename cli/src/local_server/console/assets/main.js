@@ -10,7 +10,7 @@ import { drawSendForm } from "./send.js";
 import { drawTools } from "./tools.js";
 import { PagedList } from "./lists.js";
 import { batchRow, eventRow, messageRow } from "./rows.js";
-import { drawApp } from "./wxpush.js";
+import { AppPanel } from "./wxpush.js";
 
 const KEY = "wxpush.console.key";
 const POLL_MS = 1500;
@@ -85,6 +85,7 @@ class View {
     this.api = api;
     this.state = state;
     this.appid = state.apps[0]?.appid ?? null;
+    this.panel = new AppPanel($("app-state"), api);
     this.lists = [
       new PagedList($("messages-box"), api, say, {
         what: "messages",
@@ -108,7 +109,9 @@ class View {
     this.phones = state.sandbox ? new Phones($("phones-box"), api, say) : null;
     $("sandbox").hidden = !state.sandbox;
     const refresh = () => this.refresh();
-    if (this.phones) drawTools($("sandbox-tools"), api, () => this.app(), say, refresh);
+    this.updateTools = this.phones
+      ? drawTools($("sandbox-tools"), api, () => this.app(), () => this.choices().templates, say, refresh)
+      : () => {};
     this.updateSendForm = drawSendForm($("send-form"), api, () => this.app(), () => this.choices(), refresh);
     this.drawTabs();
   }
@@ -146,11 +149,12 @@ class View {
     this.state = state.data;
     const app = this.app();
     if (!app) return;
-    drawApp($("app-state"), this.api, app);
+    this.panel.show(app);
     for (const list of this.lists) list.show(app.appid);
     this.phones?.show(app.appid);
     await Promise.all([...this.lists.map((l) => l.refresh()), this.phones?.refresh()]);
     this.updateSendForm();
+    this.updateTools();
   }
 }
 

@@ -9,6 +9,9 @@ import { button, drawPager, el, problem, replace, stamp } from "./dom.js";
 
 const PAGE = 12;
 
+/** What opened a customer-service allowance, as the chip names it. */
+const OPENED_BY = { message: "消息", click: "菜单", follow: "关注", scan: "扫码" };
+
 export class Phones {
   /** `root`: where the phones go; `say`: shows the outcome of an action. */
   constructor(root, api, say) {
@@ -100,12 +103,12 @@ export class Phones {
     if (official) {
       chips.append(el("span", { class: p.following ? "chip ok" : "chip off", text: p.following ? "已关注" : "未关注" }));
     }
-    const w = p.service_window;
-    chips.append(
-      w
-        ? el("span", { class: "chip", text: `客服窗口 剩 ${w.replies_left} 条 · 至 ${stamp(w.closes_at)}` })
-        : el("span", { class: "chip off", text: "客服窗口 已关闭" }),
-    );
+    // Each open allowance of the customer-service window, and what opened it.
+    for (const w of p.service_window) {
+      const by = OPENED_BY[w.opened_by] ?? w.opened_by;
+      chips.append(el("span", { class: "chip", text: `客服窗口(${by}) 剩 ${w.replies_left} 条 · 至 ${stamp(w.closes_at)}` }));
+    }
+    if (p.service_window.length === 0) chips.append(el("span", { class: "chip off", text: "客服窗口 已关闭" }));
     for (const s of p.subscriptions) {
       chips.append(el("span", { class: "chip", text: `订阅 ${s.title ?? s.template_id} ×${s.left}` }));
     }
@@ -129,6 +132,9 @@ export class Phones {
           : act("关注", `/users/${user}/follow`, { appid: p.appid }),
       );
     }
+    // What the user does in the chat: WeChat pushes it, and it opens the window.
+    bar.append(act("发消息", `/users/${user}/message`, { appid: p.appid, content: "你好" }));
+    if (official) bar.append(act("点菜单", `/users/${user}/click`, { appid: p.appid, key: "MENU_HELP" }));
     const subscribable = app.templates.filter((t) => t.kind !== "template");
     if (subscribable.length > 0) {
       const pick = el("select", { "aria-label": "subscribe template" });

@@ -48,12 +48,15 @@ export function messageRow(m) {
 
 /** A batch: when, id, state, a bar of what is settled, and the counts. */
 export function batchRow(b) {
-  const settled = b.sent + b.failed + b.unknown + b.cancelled;
+  const held = (b.no_grant ?? 0) + (b.capped ?? 0);
+  const settled = b.sent + b.failed + b.unknown + b.cancelled + held;
   const all = Math.max(b.total ?? 0, settled + b.queued);
   const percent = all > 0 ? Math.floor((settled * 100) / all) : b.done ? 100 : 0;
   const state = b.state === "done" ? "chip ok" : b.state === "paused" || b.state === "failed" ? "chip warn" : "chip";
   const counts = [`sent ${b.sent}`, `failed ${b.failed}`, `unknown ${b.unknown}`];
   if (b.cancelled) counts.push(`cancelled ${b.cancelled}`);
+  if (b.no_grant) counts.push(`no grant ${b.no_grant}`);
+  if (b.capped) counts.push(`capped ${b.capped}`);
   if (b.queued) counts.push(`queued ${b.queued}`);
   return el(
     "tr",

@@ -1,5 +1,6 @@
 // The emulator's tools above the phones: add a user, move the clock, inject a fault into the
-// next call to a WeChat path, invalidate the app's token. Each is one /sandbox control.
+// next call to a WeChat path, invalidate the app's token, have WeChat intercept a template.
+// Each is one /sandbox control.
 
 import { button, el, problem, replace } from "./dom.js";
 
@@ -22,10 +23,11 @@ const FAULTS = {
 };
 
 /**
- * Draws the tools into `root` for the app `app()` returns ({appid, kind}); `say` shows each
- * outcome, `after` refreshes the page.
+ * Draws the tools into `root` for the app `app()` returns ({appid, kind}) and its templates
+ * (`templates()`); `say` shows each outcome, `after` refreshes the page. Returns what
+ * refreshes the template choice.
  */
-export function drawTools(root, api, app, say, after) {
+export function drawTools(root, api, app, templates, say, after) {
   const run = async (what, path, body) => {
     const answer = await api.sandbox(path, body);
     say(answer.ok ? what : `${what}: ${problem(answer)}`);
@@ -54,6 +56,21 @@ export function drawTools(root, api, app, say, after) {
     run(`fault on the next ${path.value}: ${fault.value}`, "/faults", { path: path.value, ...FAULTS[fault.value] }),
   );
 
+  // WeChat intercepts the chosen template's next messages (errcode 0, never delivered).
+  const template = el("select", { "aria-label": "template to block" });
+  const blockable = () => (templates() ?? []).filter((t) => t.kind === "template");
+  const block = button("拦截模板", () => {
+    if (!template.value) return say("拦截模板: the app has no template-message template");
+    return run(`WeChat intercepts ${template.value} from now on`, `/templates/${encodeURIComponent(template.value)}/block`, { appid: app().appid });
+  });
+  /** Refills the template choice (the app's templates change). */
+  const update = () => {
+    const ids = blockable().map((t) => t.id);
+    if (JSON.stringify(ids) === template.dataset.ids) return;
+    template.dataset.ids = JSON.stringify(ids);
+    replace(template, blockable().map((t) => el("option", { value: t.id, text: t.title || t.id })));
+  };
+
   replace(
     root,
     el("div", { class: "tool" }, openid, addUser),
@@ -65,5 +82,8 @@ export function drawTools(root, api, app, say, after) {
       button("令牌失效", () => run("the app's token now answers 40001", "/tokens/invalidate", { appid: app().appid })),
     ),
     el("div", { class: "tool" }, path, fault, inject),
+    el("div", { class: "tool" }, template, block),
   );
+  update();
+  return update;
 }

@@ -1,12 +1,9 @@
-//! `message/custom/send`: customer-service messages, within 48 hours of the user's last
-//! interaction and at most 5 per interaction, with the body each msgtype needs.
+//! `message/custom/send`: customer-service messages, within the allowance the user's
+//! interactions opened (`windows.rs`), with the body each msgtype needs.
 
 use crate::sandbox::world::{EmulatedApp, World, WxErr, wx_err};
 use serde_json::{Value, json};
 use wxpush_shared::AppKind;
-
-pub const CUSTOM_WINDOW_SECS: i64 = 48 * 3600;
-pub const CUSTOM_PER_INTERACTION: u32 = 5;
 
 impl World {
     pub fn custom_send(
@@ -18,31 +15,12 @@ impl World {
         const PATH: &str = "/cgi-bin/message/custom/send";
         self.charge_quota(&app.appid, PATH, now)?;
         let touser = body.get("touser").and_then(Value::as_str).unwrap_or("");
-        let user = self
-            .user(&app.appid, touser)
-            .ok_or_else(|| wx_err(40003, "invalid openid"))?;
+        if self.user(&app.appid, touser).is_none() {
+            return Err(wx_err(40003, "invalid openid"));
+        }
         let msgtype = body.get("msgtype").and_then(Value::as_str).unwrap_or("");
         check_custom_body(app.kind, msgtype, body)?;
-        let last = user
-            .last_interaction
-            .filter(|t| now - t <= CUSTOM_WINDOW_SECS);
-        let Some(last) = last else {
-            return Err(wx_err(
-                45015,
-                "response out of time limit or subscription is canceled",
-            ));
-        };
-        let sent = self
-            .custom_sent
-            .entry((app.appid.clone(), touser.to_string()))
-            .or_insert((last, 0));
-        if sent.0 != last {
-            *sent = (last, 0);
-        }
-        if sent.1 >= CUSTOM_PER_INTERACTION {
-            return Err(wx_err(45047, "out of response count limit"));
-        }
-        sent.1 += 1;
+        self.use_allowance(&app.appid, touser, now)?;
         self.deliver(&app.appid, PATH, touser, body, now);
         Ok(json!({"errcode": 0, "errmsg": "ok"}))
     }
@@ -218,31 +196,4 @@ fn check_customservice(body: &Value) -> Result<(), WxErr> {
         return Err(wx_err(47001, "data format error: customservice.kf_account"));
     }
     Ok(())
-}
-
-impl World {
-    /// The user's customer-service window as `custom_send` would judge it now: when it
-    /// closes and how many messages it still takes; `None` when it is closed.
-    pub(in crate::sandbox::world) fn service_window(
-        &self,
-        appid: &str,
-        openid: &str,
-        now: i64,
-    ) -> Option<(i64, u32)> {
-        let last = self
-            .user(appid, openid)?
-            .last_interaction
-            .filter(|t| now - t <= CUSTOM_WINDOW_SECS)?;
-        let used = match self
-            .custom_sent
-            .get(&(appid.to_string(), openid.to_string()))
-        {
-            Some((since, n)) if *since == last => *n,
-            _ => 0,
-        };
-        Some((
-            last + CUSTOM_WINDOW_SECS,
-            CUSTOM_PER_INTERACTION.saturating_sub(used),
-        ))
-    }
 }

@@ -12,9 +12,14 @@ use serde_json::{Value, json};
 use subscribe_values::check_subscribe_value;
 
 impl World {
-    fn deliver(&mut self, appid: &str, path: &str, touser: &str, body: &Value, now: i64) -> i64 {
+    /// A new WeChat message id (of a delivered message, or of a user's message).
+    pub fn next_msgid(&mut self) -> i64 {
         self.next_msgid += 1;
-        let msgid = self.next_msgid;
+        self.next_msgid
+    }
+
+    fn deliver(&mut self, appid: &str, path: &str, touser: &str, body: &Value, now: i64) -> i64 {
+        let msgid = self.next_msgid();
         self.messages.push(json!({
             "appid": appid, "path": path, "touser": touser, "msgid": msgid, "body": body, "at": now,
         }));

@@ -98,8 +98,9 @@ impl World {
         Ok((touser.to_string(), template))
     }
 
-    /// Uses one of the user's grants of the template (43101 without one), delivers the
-    /// message and queues WeChat's `subscribe_msg_sent_event`.
+    /// Uses one of the user's grants of the template (43101 without one; a long-term
+    /// template keeps its grant), delivers the message and queues WeChat's
+    /// `subscribe_msg_sent_event`.
     fn use_grant_and_deliver(
         &mut self,
         app: &EmulatedApp,
@@ -110,9 +111,19 @@ impl World {
         now: i64,
     ) -> Result<Value, WxErr> {
         let key = (app.appid.clone(), touser.to_string(), template.to_string());
+        // A long-term template needs the user's acceptance once, not one per message.
+        let long_term = self
+            .templates
+            .get(&app.appid)
+            .and_then(|all| all.iter().find(|t| t.id == template))
+            .is_some_and(|t| t.kind == "subscribe_long_term");
         match self.grants.get_mut(&key) {
-            Some(n) if *n > 0 => *n -= 1,
+            Some(n) if *n > 0 && !long_term => *n -= 1,
+            Some(n) if *n > 0 => {}
             _ => return Err(wx_err(43101, "user refuse to accept the msg")),
+        }
+        if let Some(msgid) = self.intercept(&app.appid, template, touser, body, now) {
+            return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
         }
         let msgid = self.deliver(&app.appid, path, touser, body, now);
         self.pending_pushes.push(Push::subscribe_sent(

@@ -54,6 +54,12 @@ impl World {
             }
         }
         let blocked = user.blocks_templates;
+        if let Some(msgid) = self.intercept(&app.appid, &tid, touser, body, now) {
+            if let Some(key) = dedupe_key {
+                self.client_msg_ids.insert(key, (msgid, now));
+            }
+            return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+        }
         let msgid = self.deliver(&app.appid, PATH, touser, body, now);
         let status = if blocked {
             "failed:user block"

@@ -1,6 +1,9 @@
-//! Messages as the API shows them: `GET /v1/apps/{appid}/messages/{id}` (one, with the
-//! delivery status WeChat's `TEMPLATESENDJOBFINISH` reported) and `GET
-//! /v1/apps/{appid}/messages` (the app's messages newest first, paged: [`crate::listing`]).
+//! Messages as the API shows them: `GET /v1/apps/{appid}/messages/{id}` (a message as it was
+//! asked and sent, and its status) and `GET /v1/apps/{appid}/messages` (the app's messages,
+//! newest first, a page at a time: [`crate::listing`]). The status only moves forward:
+//! `sent`, then the first final state WeChat reported (`delivered`, `failed`, `user_blocked`
+//! from `TEMPLATESENDJOBFINISH`, or `blocked` found by `GET .../templates/{id}/blocked`),
+//! kept on the delivery item, which nothing overwrites.
 
 use super::service::Sender;
 use crate::error::ApiError;
@@ -9,7 +12,7 @@ use crate::store::{Attrs, ItemKey, ItemRead};
 use serde_json::{Value, json};
 
 impl Sender {
-    /// `GET /v1/apps/{appid}/messages/{id}`, with the delivery status from TEMPLATESENDJOBFINISH.
+    /// `GET /v1/apps/{appid}/messages/{id}`, with the delivery status WeChat reported.
     pub async fn message(&self, appid: &str, id: &str) -> Result<Value, ApiError> {
         self.tokens.secrets().app(appid).await?;
         self.message_view(appid, id)
@@ -35,13 +38,19 @@ impl Sender {
         let Some(rec) = self.store.get(&ItemKey::message(appid, id)).await? else {
             return Ok(None);
         };
+        let status = rec.text("status").unwrap_or_default();
+        let msgid = rec.text("wechat_msgid");
         let mut body = record_view(id, &rec);
-        if let (Some(msgid), Some(via)) = (rec.text("wechat_msgid"), rec.text("via_appid"))
-            && let Some(d) = self.store.get(&ItemKey::delivery(via, msgid)).await?
+        // The final state WeChat reported: by its msgid, or by our id for a message WeChat
+        // gave none (found intercepted).
+        if let Some(via) = rec.text("via_appid")
+            && (msgid.is_some() || status == "sent")
+            && let Some(d) = self
+                .store
+                .get(&ItemKey::delivery(via, msgid.unwrap_or(id)))
+                .await?
         {
-            if let Some(state) = d.text("state") {
-                body["status"] = json!(state);
-            }
+            body["status"] = json!(d.text("state").unwrap_or(status));
             body["delivery"] = json!({"status": d.text("status_raw"), "at": d.num("updated_at")});
         }
         Ok(Some(body))
@@ -60,6 +69,14 @@ fn record_view(id: &str, rec: &Attrs) -> Value {
         "wechat_msgid": rec.text("wechat_msgid").and_then(|m| m.parse::<i64>().ok()),
         "created_at": rec.num("created_at"),
     });
+    if let Some(t) = rec.text("template_id") {
+        body["template_id"] = json!(t);
+    }
+    if rec.text("sent_as") == Some("fallback") {
+        body["sent_as"] = json!("fallback");
+        body["fallback"] =
+            json!({"type": rec.text("sent_type"), "reason": rec.text("fallback_reason")});
+    }
     if let Some(code) = rec.num("wechat_errcode") {
         body["wechat_errcode"] = json!(code);
     }
