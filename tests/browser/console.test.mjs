@@ -209,3 +209,19 @@ test("a batch's bar fills to 100 % as its workers send", async () => {
   await page.waitForText(created.data.id.slice(-8), { selector: "#messages" });
   page.assertClean();
 });
+
+test("a batch held back before WeChat (no grant) still fills its bar", async () => {
+  const users = Array.from({ length: 3 }, (_, i) => ({ appid: OA, openid: `o_nogrant${i}` }));
+  await wxpush.sandbox("/users", users);
+  const page = await open();
+  const created = await wxpush.api("POST", `/v1/apps/${OA}/batches`, {
+    message: { type: "oa_subscribe", template_id: "SUB_NEWS", require_grant: true, page: "https://example.com/n", data: { thing1: { value: "周报" } } },
+    recipients: users.map((u) => ({ openid: u.openid })),
+  });
+  assert.equal(created.status, 202, JSON.stringify(created.data));
+  const row = `#batches tr[data-id="${created.data.id}"]`;
+  await page.waitForSelector(row);
+  await page.waitForText("100 %", { selector: row, timeout: 20_000 });
+  assert.match(await page.text(row), /no grant 3 of 3/);
+  page.assertClean();
+});
