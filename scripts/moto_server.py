@@ -12,6 +12,11 @@ costs O(table size x items): 100 items into a table of 25 000 took 5 s. Here the
 keeps copies of the touched items only and puts them back the same way; the outcome of every
 transaction, cancelled or not, is unchanged.
 
+A third fix is for truth: a `Query` whose `Limit` is reached answers with a `LastEvaluatedKey`
+in DynamoDB even when no item follows (the next page is then empty); moto gives one only when
+an item follows. A client that trusts the key alone would offer an empty page, and moto would
+hide it. Here a query that evaluated `Limit` items always answers with the key of its last.
+
 Usage: python scripts/moto_server.py HOST PORT
 """
 import copy
@@ -73,7 +78,23 @@ def _transact_write_items(self, transact_items):
         raise
 
 
+_moto_query = dynamodb_models.Table.query
+
+
+def _query(self, *args, **kwargs):
+    results, scanned_count, last_evaluated_key = _moto_query(self, *args, **kwargs)
+    limit = kwargs.get("limit") if "limit" in kwargs else (args[3] if len(args) > 3 else None)
+    if limit and scanned_count >= limit and last_evaluated_key is None and results:
+        index_name = kwargs.get("index_name") if "index_name" in kwargs else (args[7] if len(args) > 7 else None)
+        try:
+            last_evaluated_key = self._get_last_evaluated_key(results[-1], index_name)
+        except (AttributeError, KeyError):  # a projection without the key attributes
+            pass
+    return results, scanned_count, last_evaluated_key
+
+
 dynamodb_models.copy = _TablesNotCopied()
+dynamodb_models.Table.query = _query
 dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items
 
 host, port = sys.argv[1], int(sys.argv[2])

@@ -1,6 +1,6 @@
 //! `wxpush`: the operator's tool.
 //!
-//! - `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (docs/api.md#local-server).
+//! - `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (docs/local.md#local-server).
 //! - `wxpush sandbox --port N [--apps FILE]`: the WeChat emulator alone.
 //! - Against a running wxpush (`--server URL`, default the local server; `--auth bearer|sigv4`,
 //!   default bearer for loopback URLs and SigV4 otherwise; `--json` for scripts):

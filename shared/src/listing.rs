@@ -178,19 +178,31 @@ pub async fn page(
     appid: &str,
     query: &ListQuery,
 ) -> Result<IndexPage, StoreError> {
+    // One row more than the page from each shard: whether anything follows is then known from
+    // the rows themselves (DynamoDB gives a LastEvaluatedKey whenever it reaches its Limit,
+    // even when nothing follows, so that key alone would offer an empty next page).
     let reads = (0..SHARDS).map(|s| {
         let pk = partition(family, appid, s);
         async move {
             store
-                .query_page(&pk, query.cursor.as_deref(), query.limit)
+                .query_page(&pk, query.cursor.as_deref(), query.limit + 1)
                 .await
         }
     });
     let pages = try_join_all(reads).await?;
-    let more_in_a_shard = pages.iter().any(|p| p.next_after.is_some());
+    // A shard that stopped short of the rows asked for (a store's size limit) may hold rows
+    // sorting after its last one: the page must not pass that row, or they would be skipped.
+    let short_stop = pages
+        .iter()
+        .filter(|p| p.next_after.is_some() && p.rows.len() <= query.limit)
+        .filter_map(|p| p.rows.last().map(|(sk, _)| sk.clone()))
+        .min();
     let mut rows: Vec<(String, Attrs)> = pages.into_iter().flat_map(|p| p.rows).collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let more = more_in_a_shard || rows.len() > query.limit;
+    if let Some(stop) = &short_stop {
+        rows.retain(|(sk, _)| sk <= stop);
+    }
+    let more = short_stop.is_some() || rows.len() > query.limit;
     rows.truncate(query.limit);
     let next_cursor = more
         .then(|| rows.last().map(|(sk, _)| sk.clone()))
@@ -290,6 +302,10 @@ mod tests {
                 let listed: Vec<String> = pages.iter().flatten().cloned().collect();
                 assert_eq!(listed, newest_first, "limit {limit}");
                 assert!(pages.iter().all(|p| p.len() <= limit));
+                assert!(
+                    pages.iter().all(|p| !p.is_empty()),
+                    "an empty page, limit {limit}"
+                );
             }
         }
     }

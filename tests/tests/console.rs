@@ -124,6 +124,16 @@ async fn a_peer_beyond_loopback_is_refused() {
         .await
         .unwrap();
     assert_eq!(far.status(), 403);
+    // The sandbox controls the console reads (the phones: every user's chat) likewise.
+    for (base, expected) in [("127.0.0.1".to_string(), 200), (ip.to_string(), 403)] {
+        let resp = http
+            .get(format!("http://{base}:{port}/sandbox/phones"))
+            .header("host", format!("127.0.0.1:{port}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expected, "/sandbox/phones from {base}");
+    }
 }
 
 /// An address of this machine that is not loopback (the one its default route would use).

@@ -109,7 +109,7 @@ async fn each_user_is_a_phone_showing_what_wechat_shows() {
     assert_eq!(bob["service_window"], json!([]));
     assert_eq!(
         bob["subscriptions"],
-        json!([{"template_id": "SUB_PAY", "title": "支付成功通知", "left": 1}])
+        json!([{"template_id": "SUB_PAY", "title": "支付成功通知", "left": 1, "long_term": false}])
     );
     assert_eq!(bob["inbox"][0]["title"], "支付成功通知");
     assert_eq!(bob["inbox"][0]["lines"], json!(["金额：9.90元"]));
@@ -120,6 +120,75 @@ async fn each_user_is_a_phone_showing_what_wechat_shows() {
     for secret in w.server.emulator.as_ref().unwrap().secrets() {
         assert!(!text.contains(&secret), "a secret in /sandbox/phones");
     }
+}
+
+#[tokio::test]
+async fn a_phone_shows_only_what_its_user_sees_and_acceptances_left() {
+    let w = Local::start().await;
+    w.control(
+        "/templates",
+        json!({"appid": OA, "id": "TPL_A", "kind": "template",
+        "title": "通知", "content": "内容：{{thing1.DATA}}"}),
+    )
+    .await;
+    w.control(
+        "/templates",
+        json!({"appid": MP, "id": "SUB_ONCE", "kind": "subscribe_once",
+        "title": "一次", "content": "{{thing1.DATA}}"}),
+    )
+    .await;
+    w.control(
+        "/templates",
+        json!({"appid": MP, "id": "SUB_LONG", "kind": "subscribe_long_term",
+        "title": "长期", "content": "{{thing1.DATA}}"}),
+    )
+    .await;
+    // A follower who refuses template messages: WeChat answers 0 and reports
+    // `failed:user block`, and the user's WeChat shows nothing.
+    w.control(
+        "/users",
+        json!({"appid": OA, "openid": "o_refuser", "blocks_templates": true}),
+    )
+    .await;
+    w.control("/users", json!({"appid": MP, "openid": "m_sub"}))
+        .await;
+    for template in ["SUB_ONCE", "SUB_LONG"] {
+        w.control(
+            "/grants",
+            json!({"appid": MP, "openid": "m_sub", "template_id": template}),
+        )
+        .await;
+    }
+    w.send(
+        OA,
+        json!({"type": "template", "to": {"openid": "o_refuser"}, "template_id": "TPL_A",
+        "data": {"thing1": {"value": "x"}}}),
+    )
+    .await;
+    for template in ["SUB_ONCE", "SUB_LONG"] {
+        w.send(
+            MP,
+            json!({"type": "subscribe", "to": {"openid": "m_sub"}, "template_id": template,
+            "data": {"thing1": {"value": "y"}}}),
+        )
+        .await;
+    }
+    let (status, oa) = w.phones(&format!("?appid={OA}")).await;
+    assert_eq!(status, 200, "{oa}");
+    let refuser = &oa["phones"][0];
+    assert_eq!(refuser["blocks_templates"], true);
+    assert_eq!(
+        (refuser["inbox_total"].clone(), refuser["inbox"].clone()),
+        (json!(0), json!([]))
+    );
+    let (_, mp) = w.phones(&format!("?appid={MP}")).await;
+    let sub = &mp["phones"][0];
+    assert_eq!(sub["inbox_total"], 2);
+    // The one-time acceptance is used up and gone; the long-term one stays.
+    assert_eq!(
+        sub["subscriptions"],
+        json!([{"template_id": "SUB_LONG", "title": "长期", "left": 1, "long_term": true}])
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (docs/api.md#local-server). The
+//! `wxpush serve [--sandbox] [--apps FILE]`: the whole service locally (docs/local.md#local-server). The
 //! flags are checked before anything starts; the server itself is `local_server`.
 
 use super::load_apps;

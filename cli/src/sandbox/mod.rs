@@ -1,6 +1,6 @@
 //! The WeChat emulator: a stand-in for `api.weixin.qq.com` that follows docs/wechat.md, plus the
-//! `/sandbox/...` controls docs/api.md names (WeChat sandbox). A test instrument for wxpush's tests and the
-//! local server's `--sandbox` mode; never used in production.
+//! `/sandbox/...` controls docs/local.md names (WeChat sandbox). A test instrument for wxpush's
+//! tests and the local server's `--sandbox` mode; never used in production.
 //!
 //! Layout: [`Emulator::standalone_router`] serves WeChat's paths at the root and the controls
 //! under `/sandbox` (`wxpush sandbox --port N`; WeChat base `http://127.0.0.1:N`).
@@ -19,7 +19,7 @@ mod wechat;
 mod world;
 
 pub use callback_ips::DEFAULT_CALLBACK_IPS;
-pub(crate) use controls::host_is_local_or_ip;
+pub(crate) use controls::{host_is_local_or_ip, is_loopback};
 pub use push::CallbackKeys;
 pub use world::{EmulatedApp, Template, random_alnum};
 

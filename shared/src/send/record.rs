@@ -30,25 +30,30 @@ pub(super) fn new_message_id() -> String {
     )
 }
 
-/// When a message id was made (unix milliseconds), from its first 12 hex digits.
-pub(super) fn message_id_time_ms(id: &str) -> i64 {
-    id.get(4..16)
-        .and_then(|t| i64::from_str_radix(t, 16).ok())
-        .unwrap_or(0)
+/// When a message id was made (unix milliseconds), from its first 12 hex digits; an id made
+/// before ids carried their time (random digits) is placed at the record's `created_at`.
+pub(super) fn message_id_time_ms(id: &str, created_at: i64) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let created_ms = created_at.saturating_mul(1000);
+    match id.get(4..16).and_then(|t| i64::from_str_radix(t, 16).ok()) {
+        Some(ms) if (ms - created_ms).abs() <= DAY_MS => ms,
+        _ => created_ms,
+    }
 }
 
 /// The message's row in its app's newest-first list ([`crate::listing`]), written with
 /// every write of its record.
 fn list_row(record: &Attrs) -> Option<Op> {
-    let (id, appid, ttl) = (
+    let (id, appid, ttl, created_at) = (
         record.text("id")?,
         record.text("appid")?,
         record.num("ttl")?,
+        record.num("created_at")?,
     );
     Some(listing::index_op_for_id(
         listing::MESSAGES,
         appid,
-        message_id_time_ms(id),
+        message_id_time_ms(id, created_at),
         id,
         ttl,
     ))
@@ -254,5 +259,22 @@ impl Sender {
             )),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_lists_at_its_time_and_an_older_random_id_at_its_record() {
+        let now = now_unix();
+        let id = new_message_id();
+        let at = message_id_time_ms(&id, now);
+        assert!((at - now * 1000).abs() < 5_000, "{id}: {at}");
+        // An id made before ids carried their time: 12 random hex digits, far from the record.
+        let random = "msg_ffffffffffff00000000000000000000";
+        assert_eq!(message_id_time_ms(random, now), now * 1000);
+        assert_eq!(message_id_time_ms("msg_", now), now * 1000);
     }
 }

@@ -36,6 +36,20 @@ pub struct QueryPage {
     pub next_after: Option<String>,
 }
 
+impl QueryPage {
+    /// A page of at most `limit` rows from one read of `limit + 1`, whose `next_after` is set
+    /// only when rows follow. (DynamoDB answers a `LastEvaluatedKey` whenever it reaches its
+    /// `Limit`, even with nothing after, so the key alone would offer an empty next page. With
+    /// fewer rows than asked for, a key means the store stopped at its size limit: kept.)
+    pub fn at_most(mut self, limit: usize) -> QueryPage {
+        if self.rows.len() > limit {
+            self.rows.truncate(limit);
+            self.next_after = self.rows.last().map(|(sk, _)| sk.clone());
+        }
+        self
+    }
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Applies `ops` all together. If an `Insert` finds its item already there, nothing is
@@ -63,4 +77,30 @@ pub trait StateStore: Send + Sync {
         limit: i64,
         expires_at: i64,
     ) -> Result<i64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(n: usize, key: bool) -> QueryPage {
+        let rows: Vec<(String, Attrs)> = (0..n).map(|i| (format!("k{i}"), Attrs::new())).collect();
+        let next_after = key.then(|| rows.last().map(|r| r.0.clone())).flatten();
+        QueryPage { rows, next_after }
+    }
+
+    #[test]
+    fn a_page_offers_a_next_one_only_when_rows_follow() {
+        // DynamoDB reached the Limit (3 + 1): a row follows the page of 3.
+        let more = page(4, true).at_most(3);
+        assert_eq!(
+            (more.rows.len(), more.next_after.as_deref()),
+            (3, Some("k2"))
+        );
+        // Exactly the page: nothing follows, whatever key DynamoDB gave.
+        assert_eq!(page(3, false).at_most(3).next_after, None);
+        // Fewer rows and a key: the store stopped at its size limit; more may follow.
+        assert_eq!(page(2, true).at_most(3).next_after.as_deref(), Some("k1"));
+        assert_eq!(page(0, false).at_most(3).rows.len(), 0);
+    }
 }

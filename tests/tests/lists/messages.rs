@@ -136,6 +136,15 @@ async fn every_message_is_listed_once_newest_first_in_pages() {
     let one = w.page(None, "100").await;
     assert_eq!(ids(&one), listed);
     assert!(one["next_cursor"].is_null());
+    // A page of one at a time: DynamoDB stops each shard's query at its Limit with a
+    // LastEvaluatedKey whether or not more follows; the last page still says nothing follows
+    // (no empty page after it).
+    let singles = w.all_pages("1").await;
+    assert_eq!(singles.len(), 23, "one page per message, none empty");
+    assert_eq!(singles.iter().flat_map(ids).collect::<Vec<_>>(), listed);
+    let exact = w.page(None, "23").await;
+    assert_eq!(ids(&exact), listed);
+    assert!(exact["next_cursor"].is_null(), "{}", exact["next_cursor"]);
 }
 
 #[tokio::test]

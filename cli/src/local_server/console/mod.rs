@@ -13,7 +13,7 @@ mod state;
 
 pub(super) use state::ConsoleState;
 
-use crate::sandbox::host_is_local_or_ip;
+use crate::sandbox::{host_is_local_or_ip, is_loopback};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -62,7 +62,7 @@ async fn guarded(peer: ConnectInfo<SocketAddr>, req: Request, next: Next) -> Res
 /// Only this machine: a loopback peer and a local `Host` (403 `forbidden_host` otherwise).
 fn refusal(ConnectInfo(peer): ConnectInfo<SocketAddr>, req: &Request) -> Option<Response> {
     let host_ok = host_is_local_or_ip(req.headers().get(header::HOST));
-    if !peer.ip().is_loopback() || !host_ok {
+    if !is_loopback(&peer) || !host_ok {
         let err = ApiError::Missing {
             code: "forbidden_host",
             message: "the console answers only this machine (a loopback address, with a Host \

@@ -1,8 +1,10 @@
 //! Who may call the controls.
 
 use super::ControlError;
+use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 
 /// The controls change what "WeChat" does and list session keys, so only the operator's own
 /// tools may call them: a `Host` that is an IP address or `localhost` (a web page that
@@ -17,6 +19,17 @@ pub(super) async fn guard_controls(
         return ControlError(
             StatusCode::FORBIDDEN,
             "the sandbox controls answer only requests to an IP address or localhost".into(),
+        )
+        .into_response();
+    }
+    // Served with the peer's address (`wxpush serve`, `wxpush sandbox`): this machine only,
+    // whatever `--host`, as the console.
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
+        && !is_loopback(peer)
+    {
+        return ControlError(
+            StatusCode::FORBIDDEN,
+            "the sandbox controls answer only this machine (a loopback address)".into(),
         )
         .into_response();
     }
@@ -60,4 +73,10 @@ pub(crate) fn host_is_local_or_ip(host: Option<&axum::http::HeaderValue>) -> boo
     };
     let name = name.trim_start_matches('[').trim_end_matches(']');
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// A loopback peer, IPv4-mapped IPv6 (`::ffff:127.0.0.1`, a dual-stack listener's IPv4
+/// peer) included.
+pub(crate) fn is_loopback(peer: &SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
 }

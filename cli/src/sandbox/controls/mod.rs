@@ -15,7 +15,7 @@ mod templates;
 mod tokens;
 mod users;
 
-pub(crate) use guard::host_is_local_or_ip;
+pub(crate) use guard::{host_is_local_or_ip, is_loopback};
 
 use super::world::World;
 use super::{Emulator, callback_ips};

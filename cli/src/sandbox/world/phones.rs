@@ -67,14 +67,15 @@ impl World {
         let mut subscriptions: Vec<Value> = self
             .grants
             .iter()
-            .filter(|((a, o, _), _)| a == appid && o == openid)
+            .filter(|((a, o, _), left)| a == appid && o == openid && **left > 0)
             .map(|((_, _, template), left)| {
-                let title = self
+                let known = self
                     .templates
                     .get(appid)
-                    .and_then(|l| l.iter().find(|t| &t.id == template))
-                    .map(|t| t.title.clone());
-                json!({"template_id": template, "title": title, "left": left})
+                    .and_then(|l| l.iter().find(|t| &t.id == template));
+                let long_term = known.is_some_and(|t| t.kind == "subscribe_long_term");
+                json!({"template_id": template, "title": known.map(|t| t.title.clone()),
+                       "left": left, "long_term": long_term})
             })
             .collect();
         subscriptions.sort_by(|a, b| a["template_id"].as_str().cmp(&b["template_id"].as_str()));
@@ -103,6 +104,11 @@ impl World {
             let (Some(appid), Some(touser)) = (m["appid"].as_str(), m["touser"].as_str()) else {
                 continue;
             };
+            // A template message to a user who refuses them: WeChat reports it, the user
+            // never sees it.
+            if m["not_shown"] == true {
+                continue;
+            }
             if let Some((total, shown_ones)) = inboxes.get_mut(&(appid, touser)) {
                 *total += 1;
                 if shown_ones.len() < INBOX_SHOWN {

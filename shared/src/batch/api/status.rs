@@ -32,9 +32,10 @@ impl Batches {
             .query_page(
                 &format!("bfail#{appid}#{id}"),
                 cursor.as_deref(),
-                FAILURES_PER_PAGE,
+                FAILURES_PER_PAGE + 1,
             )
-            .await?;
+            .await?
+            .at_most(FAILURES_PER_PAGE);
         Ok(status_body(appid, id, &meta, counts, page))
     }
 }

@@ -41,6 +41,8 @@ export class PagedList {
   async refresh() {
     const path = `/v1/apps/${this.appid}/${this.what}${query({ limit: PAGE, cursor: this.cursor })}`;
     const answer = await this.api.get(path);
+    // Another app or page was chosen while this answer travelled: it is not this list's.
+    if (path !== `/v1/apps/${this.appid}/${this.what}${query({ limit: PAGE, cursor: this.cursor })}`) return;
     if (!answer.ok) {
       this.say(`${this.what}: ${problem(answer)}`);
       return;

@@ -40,7 +40,7 @@ function askForKey(why) {
     sessionStorage.setItem(KEY, key);
     $("key-input").value = "";
     form.hidden = true;
-    start(key);
+    start(key).catch((err) => say(`wxpush did not answer: ${err.message}; reload to try again`));
   };
 }
 
@@ -159,5 +159,5 @@ class View {
 }
 
 const key = takeKey();
-if (key) start(key);
+if (key) start(key).catch((err) => say(`wxpush did not answer: ${err.message}; reload to try again`));
 else askForKey();

@@ -43,6 +43,8 @@ export class Phones {
     if (!this.appid) return;
     const path = `/phones${query({ appid: this.appid, limit: PAGE, cursor: this.cursor })}`;
     const answer = await this.api.sandbox(path);
+    // Another app or page was chosen while this answer travelled: it is not these phones'.
+    if (path !== `/phones${query({ appid: this.appid, limit: PAGE, cursor: this.cursor })}`) return;
     if (!answer.ok) {
       this.say(`phones: ${problem(answer)}`);
       return;
@@ -110,7 +112,8 @@ export class Phones {
     }
     if (p.service_window.length === 0) chips.append(el("span", { class: "chip off", text: "客服窗口 已关闭" }));
     for (const s of p.subscriptions) {
-      chips.append(el("span", { class: "chip", text: `订阅 ${s.title ?? s.template_id} ×${s.left}` }));
+      const name = s.title ?? s.template_id;
+      chips.append(el("span", { class: "chip", text: s.long_term ? `长期订阅 ${name}` : `订阅 ${name} ×${s.left}` }));
     }
     if (p.blocks_templates) chips.append(el("span", { class: "chip warn", text: "拒收模板消息" }));
     return chips;

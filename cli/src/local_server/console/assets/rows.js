@@ -51,7 +51,10 @@ export function batchRow(b) {
   const held = (b.no_grant ?? 0) + (b.capped ?? 0);
   const settled = b.sent + b.failed + b.unknown + b.cancelled + held;
   const all = Math.max(b.total ?? 0, settled + b.queued);
-  const percent = all > 0 ? Math.floor((settled * 100) / all) : b.done ? 100 : 0;
+  // A finished batch is whole, whatever its counts leave out (a recipient that was the same
+  // person as another is counted in neither).
+  const finished = b.state === "done" || b.state === "cancelled";
+  const percent = finished ? 100 : all > 0 ? Math.floor((settled * 100) / all) : 0;
   const state = b.state === "done" ? "chip ok" : b.state === "paused" || b.state === "failed" ? "chip warn" : "chip";
   const counts = [`sent ${b.sent}`, `failed ${b.failed}`, `unknown ${b.unknown}`];
   if (b.cancelled) counts.push(`cancelled ${b.cancelled}`);

@@ -78,7 +78,8 @@ function tokenLines(app) {
   const sync = app.follower_sync;
   if (sync?.phase) {
     const of = sync.total ? ` of ${sync.total}` : "";
-    const text = `follower sync ${sync.state} (${sync.phase}): ${sync.followers} followers${of}`;
+    const failed = sync.last_error ? ` · last error: ${sync.last_error}` : "";
+    const text = `follower sync ${sync.state} (${sync.phase}): ${sync.followers} followers${of}${failed}`;
     lines.push(el("span", { class: sync.last_error ? "chip bad" : "chip", text }));
   } else if (sync?.state === "unreadable") {
     lines.push(el("span", { class: "chip bad", text: `follower sync: ${sync.message}` }));

@@ -61,6 +61,9 @@ impl World {
             return Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
         }
         let msgid = self.deliver(&app.appid, PATH, touser, body, now);
+        if blocked && let Some(last) = self.messages.last_mut() {
+            last["not_shown"] = json!(true);
+        }
         let status = if blocked {
             "failed:user block"
         } else {

@@ -1,0 +1,144 @@
+// The console's remaining buttons in a real browser, each checked on both sides: what the
+// phone shows (the emulator) and what wxpush recorded or answered. Accept a subscription,
+// advance the clock, inject a fault, invalidate the token.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { launch } from "./harness.mjs";
+import { startWxpush } from "./wxpush.mjs";
+
+const OA = "wxd0000000000000a1";
+
+let wxpush;
+let browser;
+before(async () => {
+  [wxpush, browser] = await Promise.all([startWxpush(), launch({ viewport: { width: 1400, height: 900 } })]);
+  await wxpush.sandbox("/templates", {
+    appid: OA,
+    id: "SUB_WEEKLY",
+    kind: "subscribe_once",
+    title: "每周简报",
+    content: "标题：{{thing1.DATA}}",
+  });
+  await wxpush.sandbox("/templates", {
+    appid: OA,
+    id: "TPL_NOTICE",
+    kind: "template",
+    title: "服务通知",
+    content: "内容：{{thing1.DATA}}",
+  });
+});
+after(async () => {
+  await browser?.close();
+  await wxpush?.stop();
+});
+
+const phone = (openid) => `.phone[data-openid="${openid}"]`;
+
+async function open() {
+  const page = await browser.open(wxpush.consoleUrl);
+  await page.waitForSelector("#messages");
+  return page;
+}
+
+async function send(body) {
+  return wxpush.api("POST", `/v1/apps/${OA}/messages`, body);
+}
+
+test("accept a subscription: the phone counts it, wxpush records the grant and spends it", async () => {
+  await wxpush.sandbox("/users/o_sub/follow", { appid: OA });
+  const page = await open();
+  await page.waitForSelector(`${phone("o_sub")} select[aria-label="subscribe template"]`);
+  await page.page.select(`${phone("o_sub")} select[aria-label="subscribe template"]`, "SUB_WEEKLY");
+  await page.clickButton("接受订阅", { within: phone("o_sub") });
+  await page.waitForText("订阅 每周简报 ×1", { selector: phone("o_sub") });
+  // WeChat pushed the popup event; wxpush recorded it and knows the grant.
+  await page.waitForText("subscribe_msg_popup_event", { selector: "#events" });
+  let view;
+  for (let i = 0; i < 50; i++) {
+    view = await wxpush.api("GET", `/v1/apps/${OA}/users/o_sub`);
+    if (view.status === 200 && JSON.stringify(view.data).includes("SUB_WEEKLY")) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(JSON.stringify(view.data).includes("SUB_WEEKLY"), JSON.stringify(view.data));
+  // The grant is spent by a send that requires it: the phone shows the message, not the chip.
+  const sent = await send({
+    type: "oa_subscribe",
+    to: { openid: "o_sub" },
+    template_id: "SUB_WEEKLY",
+    require_grant: true,
+    page: "https://example.com/w",
+    data: { thing1: { value: "第一期" } },
+  });
+  assert.equal(sent.status, 200, JSON.stringify(sent.data));
+  await page.waitForText("标题：第一期", { selector: phone("o_sub") });
+  await page.page.waitForFunction(
+    (sel) => !document.querySelector(sel)?.textContent.includes("订阅 每周简报 ×1"),
+    { timeout: 5_000 },
+    phone("o_sub"),
+  );
+  // A second one has no acceptance left: refused before WeChat.
+  const again = await send({
+    type: "oa_subscribe",
+    to: { openid: "o_sub" },
+    template_id: "SUB_WEEKLY",
+    require_grant: true,
+    page: "https://example.com/w",
+    data: { thing1: { value: "第二期" } },
+  });
+  assert.equal(again.status, 409, JSON.stringify(again.data));
+  assert.equal(again.data.error, "no_grant");
+  page.assertClean();
+});
+
+test("advance the clock: the customer-service window the user opened closes", async () => {
+  await wxpush.sandbox("/users/o_clock/follow", { appid: OA });
+  const page = await open();
+  await page.clickButton("发消息", { within: phone("o_clock") });
+  await page.waitForText("客服窗口(消息) 剩 5 条", { selector: phone("o_clock") });
+  await page.clickButton("时钟 +2 天", { within: "#sandbox-tools" });
+  await page.waitForText("clock +48 h", { selector: "#status" });
+  await page.waitForText("客服窗口 已关闭", { selector: phone("o_clock") });
+  page.assertClean();
+});
+
+test("inject a fault: the next send fails with WeChat's errcode, the one after is delivered", async () => {
+  await wxpush.sandbox("/users/o_fault/follow", { appid: OA });
+  const page = await open();
+  await page.page.select('#sandbox-tools select[aria-label="WeChat path"]', "/cgi-bin/message/template/send");
+  await page.page.select('#sandbox-tools select[aria-label="fault"]', "errcode 45009 (配额用尽)");
+  await page.clickButton("注入故障", { within: "#sandbox-tools" });
+  await page.waitForText("fault on the next /cgi-bin/message/template/send", { selector: "#status" });
+  const message = { type: "template", to: { openid: "o_fault" }, template_id: "TPL_NOTICE", data: { thing1: { value: "一" } } };
+  const failed = await send(message);
+  assert.notEqual(failed.status, 200, JSON.stringify(failed.data));
+  assert.equal(failed.data.error, "wechat_quota_exceeded", JSON.stringify(failed.data));
+  // The refused message is recorded: the newest of the app's messages.
+  const newest = await wxpush.api("GET", `/v1/apps/${OA}/messages?limit=1`);
+  const failedId = newest.data.messages[0].id;
+  const row = `#messages tr[data-id="${failedId}"]`;
+  await page.waitForText("failed", { selector: row });
+  await page.waitForText("45009", { selector: row });
+  const ok = await send({ ...message, data: { thing1: { value: "二" } } });
+  assert.equal(ok.status, 200, JSON.stringify(ok.data));
+  await page.waitForText("内容：二", { selector: phone("o_fault") });
+  assert.ok(!(await page.text(phone("o_fault"))).includes("内容：一"), "the failed message reached the phone");
+  page.assertClean();
+});
+
+test("invalidate the token: wxpush notices 40001, fetches a new one and the send succeeds", async () => {
+  await wxpush.sandbox("/users/o_token/follow", { appid: OA });
+  const message = { type: "template", to: { openid: "o_token" }, template_id: "TPL_NOTICE", data: { thing1: { value: "甲" } } };
+  assert.equal((await send(message)).status, 200);
+  const before = await wxpush.api("GET", `/v1/apps/${OA}/token`);
+  const page = await open();
+  await page.waitForText("token valid for", { selector: "#app-state" });
+  await page.clickButton("令牌失效", { within: "#sandbox-tools" });
+  await page.waitForText("the app's token now answers 40001", { selector: "#status" });
+  const sent = await send({ ...message, data: { thing1: { value: "乙" } } });
+  assert.equal(sent.status, 200, JSON.stringify(sent.data));
+  await page.waitForText("内容：乙", { selector: phone("o_token") });
+  const after = await wxpush.api("GET", `/v1/apps/${OA}/token`);
+  assert.notEqual(after.data.access_token, before.data.access_token);
+  page.assertClean();
+});
