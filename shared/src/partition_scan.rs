@@ -36,10 +36,13 @@ impl PartitionScan<'_> {
         // Bounded: `max_rows` rows at most; the next run goes on from `after`.
         loop {
             let limit = (self.max_rows - read.min(self.max_rows)).clamp(1, 1_000);
+            // One row more than the run takes, so a run that ends the partition says so
+            // (else the next run would start after the last row and find nothing).
             let page = self
                 .store
-                .query_page(&self.pk, after.as_deref(), limit)
-                .await?;
+                .query_page(&self.pk, after.as_deref(), limit + 1)
+                .await?
+                .at_most(limit);
             read += page.rows.len().max(1);
             for (sk, attrs) in page.rows {
                 row(sk, attrs);

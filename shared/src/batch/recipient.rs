@@ -6,13 +6,14 @@ use super::chunk::{Stop, classify};
 use super::items::{DUPLICATE, FAILED, SENT, UNKNOWN};
 use crate::app::AppConfig;
 use crate::clock::now_unix;
-use crate::send::service::{ClaimSpec, SendOutcome};
-use crate::send::validate::{Recipient, parse_send_request};
+use crate::error::ApiError;
+use crate::send::service::{ClaimSpec, ClaimedOutcome, Routed, SendOutcome};
+use crate::send::validate::{Recipient, SendRequest, parse_send_request};
 use crate::store::{Attrs, ItemKey, ItemRead};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Everything a chunk's send tasks share.
 pub(super) struct ChunkCtx {
@@ -143,17 +144,7 @@ pub(super) async fn send_one(ctx: &ChunkCtx, recipient_key: &str) -> Result<Done
         hash: ctx.message_hash.clone(),
         expires_at: ctx.claims_expire_at,
     };
-    let answer = batches
-        .sender
-        .send_claimed(
-            &req,
-            routed,
-            claim,
-            &ctx.caller,
-            &[("batch_id", &ctx.batch_id)],
-            ctx.deadline,
-        )
-        .await;
+    let answer = send_waiting_for_holder(ctx, &req, routed, claim).await;
     match answer {
         Ok(c) if c.replay_of.as_deref().is_some_and(|l| l != recipient_key) => {
             Ok(Done::duplicate(message_id_of(&c.outcome)))
@@ -167,6 +158,45 @@ pub(super) async fn send_one(ctx: &ChunkCtx, recipient_key: &str) -> Result<Done
             _ => Ok(Done::of(&c.outcome)),
         },
         Err(e) => classify(e, &batches.config),
+    }
+}
+
+/// How often, and how long apart, a recipient whose person's claim another send holds
+/// looks again before the chunk is put back.
+const HOLDER_LOOKS: u32 = 20;
+const HOLDER_PAUSE: Duration = Duration::from_millis(250);
+
+/// The send under `claim`. When the claim is held (`in_progress`), it is most often the same
+/// person listed twice in this chunk (an openid and its unionid) and that send ends within a
+/// WeChat call: so look again a few times, briefly, and replay its answer as a duplicate,
+/// rather than put the whole chunk back for the queue's retry delay. A holder that does not
+/// finish by then (a stopped worker's lease) still puts the chunk back.
+async fn send_waiting_for_holder(
+    ctx: &ChunkCtx,
+    req: &SendRequest,
+    routed: Routed,
+    claim: ClaimSpec,
+) -> Result<ClaimedOutcome, ApiError> {
+    let mut looks = 0;
+    loop {
+        let answer = ctx
+            .batches
+            .sender
+            .send_claimed(
+                req,
+                routed.clone(),
+                claim.clone(),
+                &ctx.caller,
+                &[("batch_id", &ctx.batch_id)],
+                ctx.deadline,
+            )
+            .await;
+        let held = matches!(&answer, Err(e) if e.code() == "in_progress");
+        looks += 1;
+        if !held || looks > HOLDER_LOOKS || Instant::now() + HOLDER_PAUSE >= ctx.deadline {
+            return answer;
+        }
+        tokio::time::sleep(HOLDER_PAUSE).await;
     }
 }
 

@@ -9,5 +9,6 @@
 mod crashes;
 mod lifecycle;
 mod requests;
+mod same_person;
 mod serve;
 mod storm;
