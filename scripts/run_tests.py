@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Runs the test binaries `cargo test --workspace --no-run --message-format=json` built, as
-`cargo test` would (each from its package's directory), in two groups at once: the long
-storms named on the command line (mostly waiting on timeouts and backoffs) beside everything
-else. The rest streams to stdout; the storms' output follows when they end. Exits 1 when any
+`cargo test` would (each from its package's directory), in lanes at once: each LANE argument
+is a comma-separated list of binaries run one after another beside the others (the long
+ones, mostly waiting on timeouts and backoffs), and every other binary runs in one more lane
+that streams to stdout. The named lanes' output follows when they end. Exits 1 when any
 binary failed (a failing test, a crash, a non-zero exit).
 
-usage: run_tests.py ARTIFACTS.json HEAVY_TEST_NAME...
+usage: run_tests.py ARTIFACTS.json LANE...   (LANE: NAME[,NAME...])
 """
 import json
 import os
@@ -55,36 +56,45 @@ def run(binary, out):
 
 
 def main():
-    artifacts, heavy_names = sys.argv[1], set(sys.argv[2:])
+    artifacts = sys.argv[1]
+    lanes_named = [[n for n in arg.split(",") if n] for arg in sys.argv[2:]]
     all_binaries = binaries(artifacts)
-    heavy = [b for b in all_binaries if b["kind"] == ["test"] and b["name"] in heavy_names]
-    rest = [b for b in all_binaries if b not in heavy]
-    missing = heavy_names - {b["name"] for b in heavy}
+    by_name = {b["name"]: b for b in all_binaries if b["kind"] == ["test"]}
+    missing = [n for lane in lanes_named for n in lane if n not in by_name]
     if missing:
         print(f"no test binary named {sorted(missing)}")
         return 1
+    lanes = [[by_name[n] for n in lane] for lane in lanes_named]
+    named = [b for lane in lanes for b in lane]
+    rest = [b for b in all_binaries if b not in named]
     failed = []
-    heavy_log = []
+    logs = [[] for _ in lanes]
 
     class Collect:
+        def __init__(self, log):
+            self.log = log
+
         def write(self, text):
-            heavy_log.append(text)
+            self.log.append(text)
 
         def flush(self):
             pass
 
-    def run_heavy():
-        for b in heavy:
-            if run(b, Collect()) != 0:
+    def run_lane(lane, log):
+        for b in lane:
+            if run(b, Collect(log)) != 0:
                 failed.append(b["name"])
 
-    thread = threading.Thread(target=run_heavy)
-    thread.start()
+    threads = [threading.Thread(target=run_lane, args=(lane, log)) for lane, log in zip(lanes, logs)]
+    for t in threads:
+        t.start()
     for b in rest:
         if run(b, sys.stdout) != 0:
             failed.append(b["name"])
-    thread.join()
-    sys.stdout.write("".join(heavy_log))
+    for t in threads:
+        t.join()
+    for log in logs:
+        sys.stdout.write("".join(log))
     if failed:
         print(f"test binaries that failed: {', '.join(failed)}")
         return 1

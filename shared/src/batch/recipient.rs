@@ -6,14 +6,16 @@ use super::chunk::{Stop, classify};
 use super::items::{DUPLICATE, FAILED, SENT, UNKNOWN};
 use crate::app::AppConfig;
 use crate::clock::now_unix;
-use crate::error::ApiError;
-use crate::send::service::{ClaimSpec, ClaimedOutcome, Routed, SendOutcome};
-use crate::send::validate::{Recipient, SendRequest, parse_send_request};
+use crate::send::service::{ClaimSpec, SendOutcome};
+use crate::send::validate::{Recipient, parse_send_request};
 use crate::store::{Attrs, ItemKey, ItemRead};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::Mutex as StdMutex;
+use std::time::Instant;
+use tokio::sync::Mutex;
 
 /// Everything a chunk's send tasks share.
 pub(super) struct ChunkCtx {
@@ -27,6 +29,16 @@ pub(super) struct ChunkCtx {
     pub claims_expire_at: i64,
     pub caller: String,
     pub deadline: Instant,
+    /// Per person of the chunk (the sending app's openid): held while one of its sends runs.
+    pub turns: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl ChunkCtx {
+    /// The turn of `person` in this chunk (made on first use).
+    fn turn_of(&self, person: &str) -> Arc<Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        turns.entry(person.to_string()).or_default().clone()
+    }
 }
 
 /// A recipient's outcome, as a chunk records it.
@@ -144,7 +156,23 @@ pub(super) async fn send_one(ctx: &ChunkCtx, recipient_key: &str) -> Result<Done
         hash: ctx.message_hash.clone(),
         expires_at: ctx.claims_expire_at,
     };
-    let answer = send_waiting_for_holder(ctx, &req, routed, claim).await;
+    // One send at a time per person in this chunk: the second of an openid and its unionid
+    // waits for the first (a send bounded by the deadline) and then replays its answer as a
+    // duplicate, instead of finding the claim held and putting the whole chunk back. A claim
+    // held by another worker (a stopped one's lease) still puts the chunk back.
+    let turn = ctx.turn_of(&person);
+    let _turn = turn.lock().await;
+    let answer = batches
+        .sender
+        .send_claimed(
+            &req,
+            routed,
+            claim,
+            &ctx.caller,
+            &[("batch_id", &ctx.batch_id)],
+            ctx.deadline,
+        )
+        .await;
     match answer {
         Ok(c) if c.replay_of.as_deref().is_some_and(|l| l != recipient_key) => {
             Ok(Done::duplicate(message_id_of(&c.outcome)))
@@ -158,45 +186,6 @@ pub(super) async fn send_one(ctx: &ChunkCtx, recipient_key: &str) -> Result<Done
             _ => Ok(Done::of(&c.outcome)),
         },
         Err(e) => classify(e, &batches.config),
-    }
-}
-
-/// How often, and how long apart, a recipient whose person's claim another send holds
-/// looks again before the chunk is put back.
-const HOLDER_LOOKS: u32 = 20;
-const HOLDER_PAUSE: Duration = Duration::from_millis(250);
-
-/// The send under `claim`. When the claim is held (`in_progress`), it is most often the same
-/// person listed twice in this chunk (an openid and its unionid) and that send ends within a
-/// WeChat call: so look again a few times, briefly, and replay its answer as a duplicate,
-/// rather than put the whole chunk back for the queue's retry delay. A holder that does not
-/// finish by then (a stopped worker's lease) still puts the chunk back.
-async fn send_waiting_for_holder(
-    ctx: &ChunkCtx,
-    req: &SendRequest,
-    routed: Routed,
-    claim: ClaimSpec,
-) -> Result<ClaimedOutcome, ApiError> {
-    let mut looks = 0;
-    loop {
-        let answer = ctx
-            .batches
-            .sender
-            .send_claimed(
-                req,
-                routed.clone(),
-                claim.clone(),
-                &ctx.caller,
-                &[("batch_id", &ctx.batch_id)],
-                ctx.deadline,
-            )
-            .await;
-        let held = matches!(&answer, Err(e) if e.code() == "in_progress");
-        looks += 1;
-        if !held || looks > HOLDER_LOOKS || Instant::now() + HOLDER_PAUSE >= ctx.deadline {
-            return answer;
-        }
-        tokio::time::sleep(HOLDER_PAUSE).await;
     }
 }
 

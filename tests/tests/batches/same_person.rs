@@ -1,6 +1,6 @@
-//! One person listed twice in a chunk (an openid and its unionid): the two sends race for the
-//! person's claim, and the one that finds it held waits briefly for the other's answer, so
-//! the chunk ends in one run (not put back for the queue's retry delay).
+//! One person listed twice in a chunk (an openid and its unionid): the chunk sends to one
+//! person at a time, so the second waits for the first's answer and replays it, and the
+//! chunk ends in one run (not put back, finding the claim held, for the queue's retry delay).
 
 use serde_json::json;
 use std::time::{Duration, Instant};

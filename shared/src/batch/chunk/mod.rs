@@ -155,6 +155,7 @@ impl Batches {
             deadline: deadline
                 .checked_sub(Duration::from_secs(1))
                 .unwrap_or(deadline),
+            turns: Default::default(),
         }))
     }
 }
