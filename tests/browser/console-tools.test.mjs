@@ -1,53 +1,25 @@
 // The console's remaining buttons in a real browser, each checked on both sides: what the
-// phone shows (the emulator) and what wxpush recorded or answered. Accept a subscription,
-// advance the clock, inject a fault, invalidate the token.
+// phone shows (the emulator) and what wxpush recorded or answered: accept a subscription,
+// inject a fault, invalidate the token, a batch naming one person twice, advance the clock.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { launch } from "./harness.mjs";
-import { startWxpush } from "./wxpush.mjs";
+import { test } from "node:test";
+import { consoleFixture, DEMO_OA, phone } from "./wxpush.mjs";
 
-const OA = "wxd0000000000000a1";
+const OA = DEMO_OA;
 
-let wxpush;
-let browser;
-before(async () => {
-  [wxpush, browser] = await Promise.all([startWxpush(), launch({ viewport: { width: 1400, height: 900 } })]);
-  await wxpush.sandbox("/templates", {
-    appid: OA,
-    id: "SUB_WEEKLY",
-    kind: "subscribe_once",
-    title: "每周简报",
-    content: "标题：{{thing1.DATA}}",
-  });
-  await wxpush.sandbox("/templates", {
-    appid: OA,
-    id: "TPL_NOTICE",
-    kind: "template",
-    title: "服务通知",
-    content: "内容：{{thing1.DATA}}",
-  });
-});
-after(async () => {
-  await browser?.close();
-  await wxpush?.stop();
-});
-
-const phone = (openid) => `.phone[data-openid="${openid}"]`;
-
-async function open() {
-  const page = await browser.open(wxpush.consoleUrl);
-  await page.waitForSelector("#messages");
-  return page;
-}
+const fx = consoleFixture([
+  { appid: OA, id: "SUB_WEEKLY", kind: "subscribe_once", title: "每周简报", content: "标题：{{thing1.DATA}}" },
+  { appid: OA, id: "TPL_NOTICE", kind: "template", title: "服务通知", content: "内容：{{thing1.DATA}}" },
+]);
 
 async function send(body) {
-  return wxpush.api("POST", `/v1/apps/${OA}/messages`, body);
+  return fx.wxpush.api("POST", `/v1/apps/${OA}/messages`, body);
 }
 
 test("accept a subscription: the phone counts it, wxpush records the grant and spends it", async () => {
-  await wxpush.sandbox("/users/o_sub/follow", { appid: OA });
-  const page = await open();
+  await fx.wxpush.sandbox("/users/o_sub/follow", { appid: OA });
+  const page = await fx.open();
   await page.waitForSelector(`${phone("o_sub")} select[aria-label="subscribe template"]`);
   await page.page.select(`${phone("o_sub")} select[aria-label="subscribe template"]`, "SUB_WEEKLY");
   await page.clickButton("接受订阅", { within: phone("o_sub") });
@@ -56,7 +28,7 @@ test("accept a subscription: the phone counts it, wxpush records the grant and s
   await page.waitForText("subscribe_msg_popup_event", { selector: "#events" });
   let view;
   for (let i = 0; i < 50; i++) {
-    view = await wxpush.api("GET", `/v1/apps/${OA}/users/o_sub`);
+    view = await fx.wxpush.api("GET", `/v1/apps/${OA}/users/o_sub`);
     if (view.status === 200 && JSON.stringify(view.data).includes("SUB_WEEKLY")) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -93,8 +65,8 @@ test("accept a subscription: the phone counts it, wxpush records the grant and s
 });
 
 test("inject a fault: the next send is refused with WeChat's errcode, the one after is delivered", async () => {
-  await wxpush.sandbox("/users/o_fault/follow", { appid: OA });
-  const page = await open();
+  await fx.wxpush.sandbox("/users/o_fault/follow", { appid: OA });
+  const page = await fx.open();
   await page.page.select('#sandbox-tools select[aria-label="WeChat path"]', "/cgi-bin/message/template/send");
   // 43004 (the user does not follow): a refusal wxpush records as `failed`. (45009, the
   // quota, is answered 429 and not recorded: nothing was sent, the caller sends again later.)
@@ -106,7 +78,7 @@ test("inject a fault: the next send is refused with WeChat's errcode, the one af
   assert.equal(failed.status, 403, JSON.stringify(failed.data));
   assert.equal(failed.data.error.code, "not_following", JSON.stringify(failed.data));
   // The refused message is recorded: the newest of the app's messages.
-  const newest = await wxpush.api("GET", `/v1/apps/${OA}/messages?limit=1`);
+  const newest = await fx.wxpush.api("GET", `/v1/apps/${OA}/messages?limit=1`);
   const failedId = newest.data.messages[0].id;
   const row = `#messages tr[data-id="${failedId}"]`;
   await page.waitForText("failed", { selector: row });
@@ -119,35 +91,35 @@ test("inject a fault: the next send is refused with WeChat's errcode, the one af
 });
 
 test("invalidate the token: wxpush notices 40001, fetches a new one and the send succeeds", async () => {
-  await wxpush.sandbox("/users/o_token/follow", { appid: OA });
+  await fx.wxpush.sandbox("/users/o_token/follow", { appid: OA });
   const message = { type: "template", to: { openid: "o_token" }, template_id: "TPL_NOTICE", data: { thing1: { value: "甲" } } };
   assert.equal((await send(message)).status, 200);
-  const before = await wxpush.api("GET", `/v1/apps/${OA}/token`);
-  const page = await open();
+  const before = await fx.wxpush.api("GET", `/v1/apps/${OA}/token`);
+  const page = await fx.open();
   await page.waitForText("token valid for", { selector: "#app-state" });
   await page.clickButton("令牌失效", { within: "#sandbox-tools" });
   await page.waitForText("the app's token now answers 40001", { selector: "#status" });
   const sent = await send({ ...message, data: { thing1: { value: "乙" } } });
   assert.equal(sent.status, 200, JSON.stringify(sent.data));
   await page.waitForText("内容：乙", { selector: phone("o_token") });
-  const after = await wxpush.api("GET", `/v1/apps/${OA}/token`);
+  const after = await fx.wxpush.api("GET", `/v1/apps/${OA}/token`);
   assert.notEqual(after.data.access_token, before.data.access_token);
   page.assertClean();
 });
 
 test("a batch that names one person twice (openid and unionid) fills its bar when done", async () => {
-  await wxpush.sandbox("/users", { appid: OA, openid: "o_twice", unionid: "u_twice", subscribed: false });
-  await wxpush.sandbox("/users/o_twice/follow", { appid: OA });
+  await fx.wxpush.sandbox("/users", { appid: OA, openid: "o_twice", unionid: "u_twice", subscribed: false });
+  await fx.wxpush.sandbox("/users/o_twice/follow", { appid: OA });
   // wxpush learns the unionid from the follow (its look-up of the new follower).
   let known;
   for (let i = 0; i < 50; i++) {
-    known = await wxpush.api("GET", `/v1/apps/${OA}/users?unionid=u_twice`);
+    known = await fx.wxpush.api("GET", `/v1/apps/${OA}/users?unionid=u_twice`);
     if (known.status === 200) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(known.status, 200, JSON.stringify(known.data));
-  const page = await open();
-  const created = await wxpush.api("POST", `/v1/apps/${OA}/batches`, {
+  const page = await fx.open();
+  const created = await fx.wxpush.api("POST", `/v1/apps/${OA}/batches`, {
     message: { type: "template", template_id: "TPL_NOTICE", data: { thing1: { value: "一次" } } },
     recipients: [{ openid: "o_twice" }, { unionid: "u_twice" }],
   });
@@ -166,8 +138,8 @@ test("a batch that names one person twice (openid and unionid) fills its bar whe
 // Last: the emulator's clock is then two days ahead of wxpush's, so the pushes it signs
 // afterwards are outside wxpush's timestamp window (refused, as WeChat's would be).
 test("advance the clock: the customer-service window the user opened closes", async () => {
-  await wxpush.sandbox("/users/o_clock/follow", { appid: OA });
-  const page = await open();
+  await fx.wxpush.sandbox("/users/o_clock/follow", { appid: OA });
+  const page = await fx.open();
   await page.clickButton("发消息", { within: phone("o_clock") });
   await page.waitForText("客服窗口(消息) 剩 5 条", { selector: phone("o_clock") });
   await page.clickButton("时钟 +2 天", { within: "#sandbox-tools" });

@@ -5,67 +5,50 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { launch } from "./harness.mjs";
-import { startWxpush } from "./wxpush.mjs";
+import { test } from "node:test";
+import { consoleFixture, DEMO_OA, phone } from "./wxpush.mjs";
 
-const OA = "wxd0000000000000a1";
+const OA = DEMO_OA;
 const SHOTS = join(import.meta.dirname ?? ".", "..", "..", "target", "browser");
 
-let wxpush;
-let browser;
-before(async () => {
-  [wxpush, browser] = await Promise.all([startWxpush(), launch({ viewport: { width: 1400, height: 900 } })]);
-  await wxpush.sandbox("/templates", {
+const fx = consoleFixture([
+  {
     appid: OA,
     id: "TPL_ORDER",
     kind: "template",
     title: "订单发货通知",
     content: "订单号：{{character_string1.DATA}}\n商品：{{thing2.DATA}}\n{{remark.DATA}}",
-  });
-});
-after(async () => {
-  await browser?.close();
-  await wxpush?.stop();
-});
-
-/** The console at its printed link, with the phone of `openid` (an attribute selector). */
-async function open() {
-  const page = await browser.open(wxpush.consoleUrl);
-  await page.waitForSelector("#messages");
-  return page;
-}
-
-const phone = (openid) => `.phone[data-openid="${openid}"]`;
+  },
+]);
 
 async function send(body) {
-  const answer = await wxpush.api("POST", `/v1/apps/${OA}/messages`, body);
+  const answer = await fx.wxpush.api("POST", `/v1/apps/${OA}/messages`, body);
   assert.equal(answer.status, 200, JSON.stringify(answer.data));
   return answer.data;
 }
 
 test("the printed link opens the console, and the key leaves the address bar", async () => {
-  const page = await open();
+  const page = await fx.open();
   const where = await page.page.evaluate(() => ({ hash: location.hash, href: location.href }));
   assert.equal(where.hash, "");
-  assert.ok(!where.href.includes(wxpush.key));
+  assert.ok(!where.href.includes(fx.wxpush.key));
   const kept = await page.page.evaluate(() => sessionStorage.getItem("wxpush.console.key"));
-  assert.equal(kept, wxpush.key);
+  assert.equal(kept, fx.wxpush.key);
   await page.waitForText("公众号 wxd0000000000000a1", { selector: "#apps" });
   await page.waitForText("no token yet", { selector: "#app-state" });
   page.assertClean();
 });
 
 test("follow with the button: the phone shows it and wxpush records the follower", async () => {
-  await wxpush.sandbox("/users", { appid: OA, openid: "o_bob", unionid: "u_bob", subscribed: false });
-  const page = await open();
+  await fx.wxpush.sandbox("/users", { appid: OA, openid: "o_bob", unionid: "u_bob", subscribed: false });
+  const page = await fx.open();
   await page.waitForText("未关注", { selector: phone("o_bob") });
   await page.clickButton("关注", { within: phone("o_bob") });
   await page.waitForText("已关注", { selector: phone("o_bob") });
   // WeChat's `subscribe` push reached wxpush's callback: the follower and its unionid.
   let user;
   for (let i = 0; i < 50; i++) {
-    user = await wxpush.api("GET", `/v1/apps/${OA}/users?unionid=u_bob`);
+    user = await fx.wxpush.api("GET", `/v1/apps/${OA}/users?unionid=u_bob`);
     if (user.status === 200 && user.data.accounts[0].subscribed === true) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -81,8 +64,8 @@ test("follow with the button: the phone shows it and wxpush records the follower
 });
 
 test("a template sent through the API arrives on the phone, rendered in Chinese", async () => {
-  await wxpush.sandbox("/users/o_alice/follow", { appid: OA });
-  const page = await open();
+  await fx.wxpush.sandbox("/users/o_alice/follow", { appid: OA });
+  const page = await fx.open();
   const sent = await send({
     type: "template",
     to: { openid: "o_alice" },
@@ -102,8 +85,8 @@ test("a template sent through the API arrives on the phone, rendered in Chinese"
 });
 
 test("the send form sends a first message without any JSON", async () => {
-  await wxpush.sandbox("/users/o_carol/follow", { appid: OA });
-  const page = await open();
+  await fx.wxpush.sandbox("/users/o_carol/follow", { appid: OA });
+  const page = await fx.open();
   await page.waitForSelector(phone("o_carol"));
   const form = page.page;
   await form.$eval('#send-form input[aria-label="to (openid)"]', (i) => (i.value = ""));
@@ -118,8 +101,8 @@ test("the send form sends a first message without any JSON", async () => {
 });
 
 test("hostile message data is shown as text and runs nothing", async () => {
-  await wxpush.sandbox("/users/o_mallory/follow", { appid: OA });
-  const page = await open();
+  await fx.wxpush.sandbox("/users/o_mallory/follow", { appid: OA });
+  const page = await fx.open();
   const hostile = "<img src=x onerror=alert(1)>";
   // A template field holds at most 20 characters: the shortest hostile markup fits.
   await send({
@@ -139,8 +122,8 @@ test("hostile message data is shown as text and runs nothing", async () => {
 });
 
 test("a user's message and menu click reach wxpush, and open the window", async () => {
-  await wxpush.sandbox("/users", { appid: OA, openid: "o_dave" });
-  const page = await open();
+  await fx.wxpush.sandbox("/users", { appid: OA, openid: "o_dave" });
+  const page = await fx.open();
   await page.waitForText("客服窗口 已关闭", { selector: phone("o_dave") });
   await page.clickButton("发消息", { within: phone("o_dave") });
   await page.waitForText("客服窗口(消息) 剩 5 条", { selector: phone("o_dave") });
@@ -155,9 +138,9 @@ test("a user's message and menu click reach wxpush, and open the window", async 
 });
 
 test("block a template: WeChat intercepts it, and the message is marked blocked", async () => {
-  await wxpush.sandbox("/templates", { appid: OA, id: "TPL_PROMO", kind: "template", title: "活动提醒", content: "活动：{{thing1.DATA}}" });
-  await wxpush.sandbox("/users/o_erin/follow", { appid: OA });
-  const page = await open();
+  await fx.wxpush.sandbox("/templates", { appid: OA, id: "TPL_PROMO", kind: "template", title: "活动提醒", content: "活动：{{thing1.DATA}}" });
+  await fx.wxpush.sandbox("/users/o_erin/follow", { appid: OA });
+  const page = await fx.open();
   await page.waitForSelector('select[aria-label="template to block"] option[value="TPL_PROMO"]', { visible: false });
   await page.page.select('select[aria-label="template to block"]', "TPL_PROMO");
   await page.clickButton("拦截模板", { within: "#sandbox-tools" });
@@ -174,15 +157,15 @@ test("block a template: WeChat intercepts it, and the message is marked blocked"
 });
 
 test("no response the page reads holds an access token", async () => {
-  const page = await browser.open("about:blank");
+  const page = await fx.browser.open("about:blank");
   const bodies = [];
   page.page.on("response", async (res) => {
-    if (res.url().startsWith(wxpush.url)) bodies.push(await res.text().catch(() => ""));
+    if (res.url().startsWith(fx.wxpush.url)) bodies.push(await res.text().catch(() => ""));
   });
   // A token exists: wxpush fetched one for the sends above.
-  const token = await wxpush.api("GET", `/v1/apps/${OA}/token`);
+  const token = await fx.wxpush.api("GET", `/v1/apps/${OA}/token`);
   assert.equal(token.status, 200);
-  await page.goto(wxpush.consoleUrl);
+  await page.goto(fx.wxpush.consoleUrl);
   await page.waitForText("token valid for", { selector: "#app-state" });
   await page.waitForSelector(".phone");
   assert.ok(bodies.length >= 5, `${bodies.length} responses`);
@@ -193,9 +176,9 @@ test("no response the page reads holds an access token", async () => {
 // Last: its 40 users fill the first pages of phones.
 test("a batch's bar fills to 100 % as its workers send", async () => {
   const users = Array.from({ length: 40 }, (_, i) => ({ appid: OA, openid: `o_fan${i}` }));
-  await wxpush.sandbox("/users", users);
-  const page = await open();
-  const created = await wxpush.api("POST", `/v1/apps/${OA}/batches`, {
+  await fx.wxpush.sandbox("/users", users);
+  const page = await fx.open();
+  const created = await fx.wxpush.api("POST", `/v1/apps/${OA}/batches`, {
     message: { type: "template", template_id: "TPL_ORDER", data: { character_string1: { value: "B7" }, thing2: { value: "秋季新品" } } },
     recipients: users.map((u) => ({ openid: u.openid })),
   });
@@ -212,9 +195,9 @@ test("a batch's bar fills to 100 % as its workers send", async () => {
 
 test("a batch held back before WeChat (no grant) still fills its bar", async () => {
   const users = Array.from({ length: 3 }, (_, i) => ({ appid: OA, openid: `o_nogrant${i}` }));
-  await wxpush.sandbox("/users", users);
-  const page = await open();
-  const created = await wxpush.api("POST", `/v1/apps/${OA}/batches`, {
+  await fx.wxpush.sandbox("/users", users);
+  const page = await fx.open();
+  const created = await fx.wxpush.api("POST", `/v1/apps/${OA}/batches`, {
     message: { type: "oa_subscribe", template_id: "SUB_NEWS", require_grant: true, page: "https://example.com/n", data: { thing1: { value: "周报" } } },
     recipients: users.map((u) => ({ openid: u.openid })),
   });

@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
+import { launch } from "./harness.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = process.env.WXPUSH_BIN || join(ROOT, "target", "debug", "wxpush");
@@ -100,4 +102,33 @@ export async function startWxpush(args = []) {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The demo official account of `serve --sandbox`. */
+export const DEMO_OA = "wxd0000000000000a1";
+
+/** The CSS selector of `openid`'s phone. */
+export const phone = (openid) => `.phone[data-openid="${openid}"]`;
+
+/**
+ * What a file of console tests shares: before its tests a fresh `wxpush serve --sandbox`
+ * (`fx.wxpush`) with `templates` added to the emulator, and a browser (`fx.browser`); both
+ * stopped after them. `fx.open()` opens the console at the printed link.
+ */
+export function consoleFixture(templates = []) {
+  const fx = {};
+  before(async () => {
+    [fx.wxpush, fx.browser] = await Promise.all([startWxpush(), launch({ viewport: { width: 1400, height: 900 } })]);
+    for (const t of templates) await fx.wxpush.sandbox("/templates", t);
+  });
+  after(async () => {
+    await fx.browser?.close();
+    await fx.wxpush?.stop();
+  });
+  fx.open = async () => {
+    const page = await fx.browser.open(fx.wxpush.consoleUrl);
+    await page.waitForSelector("#messages");
+    return page;
+  };
+  return fx;
 }
