@@ -178,23 +178,23 @@ pub async fn page(
     appid: &str,
     query: &ListQuery,
 ) -> Result<IndexPage, StoreError> {
-    // One row more than the page from each shard: whether anything follows is then known from
-    // the rows themselves (DynamoDB gives a LastEvaluatedKey whenever it reaches its Limit,
-    // even when nothing follows, so that key alone would offer an empty next page).
+    // Each shard's next rows, one more than the page asked for, as a page that says whether
+    // rows follow it ([`QueryPage::at_most`]).
     let reads = (0..SHARDS).map(|s| {
         let pk = partition(family, appid, s);
         async move {
-            store
+            let page = store
                 .query_page(&pk, query.cursor.as_deref(), query.limit + 1)
-                .await
+                .await?;
+            Ok::<_, StoreError>(page.at_most(query.limit))
         }
     });
     let pages = try_join_all(reads).await?;
-    // A shard that stopped short of the rows asked for (a store's size limit) may hold rows
-    // sorting after its last one: the page must not pass that row, or they would be skipped.
+    // A shard with rows after its page may hold rows sorting after its last one: the merged
+    // page must not pass that row, or they would be skipped.
     let short_stop = pages
         .iter()
-        .filter(|p| p.next_after.is_some() && p.rows.len() <= query.limit)
+        .filter(|p| p.next_after.is_some())
         .filter_map(|p| p.rows.last().map(|(sk, _)| sk.clone()))
         .min();
     let mut rows: Vec<(String, Attrs)> = pages.into_iter().flat_map(|p| p.rows).collect();

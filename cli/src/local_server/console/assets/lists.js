@@ -38,11 +38,16 @@ export class PagedList {
     this.json = "";
   }
 
+  /** The route of the page shown now. */
+  path() {
+    return `/v1/apps/${this.appid}/${this.what}${query({ limit: PAGE, cursor: this.cursor })}`;
+  }
+
   async refresh() {
-    const path = `/v1/apps/${this.appid}/${this.what}${query({ limit: PAGE, cursor: this.cursor })}`;
+    const path = this.path();
     const answer = await this.api.get(path);
     // Another app or page was chosen while this answer travelled: it is not this list's.
-    if (path !== `/v1/apps/${this.appid}/${this.what}${query({ limit: PAGE, cursor: this.cursor })}`) return;
+    if (path !== this.path()) return;
     if (!answer.ok) {
       this.say(`${this.what}: ${problem(answer)}`);
       return;

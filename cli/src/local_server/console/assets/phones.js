@@ -39,12 +39,17 @@ export class Phones {
     this.before = [];
   }
 
+  /** The control route of the page shown now. */
+  path() {
+    return `/phones${query({ appid: this.appid, limit: PAGE, cursor: this.cursor })}`;
+  }
+
   async refresh() {
     if (!this.appid) return;
-    const path = `/phones${query({ appid: this.appid, limit: PAGE, cursor: this.cursor })}`;
+    const path = this.path();
     const answer = await this.api.sandbox(path);
     // Another app or page was chosen while this answer travelled: it is not these phones'.
-    if (path !== `/phones${query({ appid: this.appid, limit: PAGE, cursor: this.cursor })}`) return;
+    if (path !== this.path()) return;
     if (!answer.ok) {
       this.say(`phones: ${problem(answer)}`);
       return;
