@@ -11,8 +11,10 @@ use wxpush_tests::faults::{Call, Fault, Faults, FaultyTokenStore};
 async fn a_stale_refresh_cannot_store_into_a_newer_lease_of_its_own_process() {
     let (world, appid) = TokenWorld::with_app("lease-secret", Some("classic")).await;
     // An old configuration: a lease shorter than the WeChat call (what for_wechat_timeout
-    // prevents); each /cgi-bin/token answer comes 1.2 s after WeChat issued the token, so the
-    // first refresh answers while the second (same process, newer lease) still waits.
+    // prevents); each /cgi-bin/token answer comes 3 s after WeChat issued the token, so the
+    // first refresh answers while the second (same process, newer lease) still waits. (The
+    // second starts once WeChat has the first call and the first lease is over: a fixed sleep
+    // instead lost the race on a loaded machine, when the first had already stored.)
     let policy = TokenPolicy {
         lease: Duration::from_millis(300),
         ..TokenPolicy::default()
@@ -22,13 +24,27 @@ async fn a_stale_refresh_cannot_store_into_a_newer_lease_of_its_own_process() {
         .emulator
         .control(
             "/faults",
-            json!({"path": "/cgi-bin/token", "delay_ms": 1200, "after_delivery": true, "times": 2}),
+            json!({"path": "/cgi-bin/token", "delay_ms": 3000, "after_delivery": true, "times": 2}),
         )
         .await;
     let m = manager.clone();
     let a = appid.clone();
     let slow = tokio::spawn(async move { m.get(&a).await });
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut asked = false;
+    for _ in 0..100 {
+        let stats = world.emulator.get("/sandbox/stats").await;
+        asked = stats["/cgi-bin/token"].as_i64().unwrap_or(0) >= 1;
+        if asked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(asked, "WeChat received the first refresh's call");
+    assert!(
+        !slow.is_finished(),
+        "the first refresh still waits for WeChat"
+    );
     // The same process's scheduled refresh takes the expired lease and fetches a newer token;
     // the first refresh's answer arrives while it waits.
     let newer = manager
